@@ -1,0 +1,135 @@
+//! The one error type of the library: every way a guest can fail to load,
+//! link or be called, typed so that callers can match on it.
+
+use std::path::PathBuf;
+
+use crate::outcome::Trap;
+
+/// Why the host could not load, link or call a guest.
+///
+/// A guest that runs and then exits or traps is not an error of [`Sandbox::run`]
+/// (that is a [`RunOutcome`]); these are the failures that stop a guest
+/// from running at all, or a call into a library-style guest that did not
+/// return.
+///
+/// [`Sandbox::run`]: crate::Sandbox::run
+/// [`RunOutcome`]: crate::RunOutcome
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The engine could not be created with the configuration given.
+    #[error("invalid runtime configuration: {reason}")]
+    Config {
+        /// Wasmtime's explanation.
+        reason: String,
+    },
+
+    /// The module file could not be read.
+    #[error("cannot read module {path}: {source}")]
+    ReadModule {
+        /// The file that was asked for.
+        path: PathBuf,
+        /// What the file system said.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The bytes are not a valid WebAssembly module (empty, truncated, wrong
+    /// magic or version, failed validation).
+    #[error("{module} is not a valid WebAssembly module: {reason}")]
+    InvalidModule {
+        /// The module's name (usually its file name).
+        module: String,
+        /// Wasmtime's explanation.
+        reason: String,
+    },
+
+    /// A WebAssembly component was given where a core module is expected.
+    #[error("{module} is a WebAssembly component; this host runs core modules (wasm32-wasip1)")]
+    ComponentNotSupported {
+        /// The module's name.
+        module: String,
+    },
+
+    /// The module imports a function the host does not provide.
+    #[error("{module} imports `{import_module}::{import_name}`, which this host does not provide")]
+    UnknownImport {
+        /// The module's name.
+        module: String,
+        /// The import's module namespace, e.g. `env`.
+        import_module: String,
+        /// The import's field name.
+        import_name: String,
+    },
+
+    /// An export the host needs is missing.
+    #[error("{module} does not export `{export}`")]
+    MissingExport {
+        /// The module's name.
+        module: String,
+        /// The export that was looked for.
+        export: String,
+    },
+
+    /// An export exists but its type is not the one asked for.
+    #[error("export `{export}` of {module} has type {found}, not {expected}")]
+    ExportSignature {
+        /// The module's name.
+        module: String,
+        /// The export's name.
+        export: String,
+        /// The type the caller asked for.
+        expected: String,
+        /// The type the module declares.
+        found: String,
+    },
+
+    /// A directory could not be granted (it does not exist, or is not a directory).
+    #[error("cannot grant directory {host_path} to the guest: {source}")]
+    Preopen {
+        /// The host directory asked for.
+        host_path: PathBuf,
+        /// What the file system said.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Instantiation failed for another reason (an imported type that does
+    /// not match, an initial memory above the limit, a start function that trapped).
+    #[error("cannot instantiate {module}: {reason}")]
+    Instantiate {
+        /// The module's name.
+        module: String,
+        /// Wasmtime's explanation.
+        reason: String,
+    },
+
+    /// A call into the guest trapped.
+    #[error("{module} trapped: {trap}")]
+    Trap {
+        /// The module's name.
+        module: String,
+        /// What kind of trap, and Wasmtime's message.
+        trap: Trap,
+    },
+
+    /// A call into the guest ended with `proc_exit` instead of returning.
+    #[error("{module} called proc_exit({code})")]
+    Exit {
+        /// The module's name.
+        module: String,
+        /// The code the guest passed to `proc_exit`.
+        code: i32,
+    },
+
+    /// A host-side read or write of guest memory fell outside it.
+    #[error("guest memory access out of bounds: {len} bytes at offset {offset}, memory is {size} bytes")]
+    MemoryOutOfBounds {
+        /// Start of the access.
+        offset: u64,
+        /// Length of the access.
+        len: u64,
+        /// Current size of the guest's memory.
+        size: u64,
+    },
+}

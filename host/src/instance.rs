@@ -1,0 +1,183 @@
+//! A live guest: call its exports with typed arguments and read or write
+//! its memory, every access bounds-checked.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::{Extern, Instance, Memory, Store, TypedFunc, WasmParams, WasmResults};
+
+use crate::outcome::{RunOutcome, Termination, classify};
+use crate::runtime::EPOCH_TICK;
+use crate::sandbox::{GuestState, Pipes, finish};
+use crate::{Error, GuestModule};
+
+/// An instantiated guest with its own store, for library-style modules that
+/// export functions and memory rather than `_start`.
+///
+/// ```
+/// let module = host::Runtime::shared().load_bytes("double", r#"
+///     (module
+///       (memory (export "memory") 1)
+///       (func (export "double") (param i32) (result i32)
+///         (i32.mul (local.get 0) (i32.const 2))))"#)?;
+/// let mut guest = host::Sandbox::new().instantiate(&module)?;
+/// assert_eq!(guest.call::<i32, i32>("double", 21)?, 42);
+/// guest.write_memory(16, b"hi")?;
+/// assert_eq!(guest.read_memory(16, 2)?, b"hi");
+/// assert!(guest.read_memory(65535, 2).is_err());
+/// # Ok::<(), host::Error>(())
+/// ```
+pub struct GuestInstance {
+    module: Arc<str>,
+    store: Store<GuestState>,
+    instance: Instance,
+    pipes: Pipes,
+    timeout: Option<Duration>,
+}
+
+impl GuestInstance {
+    pub(crate) fn new(
+        module: &GuestModule,
+        store: Store<GuestState>,
+        instance: Instance,
+        pipes: Pipes,
+        timeout: Option<Duration>,
+    ) -> Self {
+        Self {
+            module: module.name().into(),
+            store,
+            instance,
+            pipes,
+            timeout,
+        }
+    }
+
+    /// Calls the exported function `export` with `params`.
+    ///
+    /// The types are checked against the export first
+    /// ([`Error::ExportSignature`]); a trap or `proc_exit` in the guest is
+    /// [`Error::Trap`] or [`Error::Exit`], and the instance stays usable.
+    pub fn call<P: WasmParams, R: WasmResults>(&mut self, export: &str, params: P) -> Result<R, Error> {
+        let func = self.typed_func::<P, R>(export)?;
+        self.call_raw(|store| func.call(store, params))
+            .map_err(|error| classify(error).into_error(&self.module))
+    }
+
+    /// True when the guest exports something called `name`.
+    pub fn has_export(&mut self, name: &str) -> bool {
+        self.instance.get_export(&mut self.store, name).is_some()
+    }
+
+    /// Current size of the exported `memory`, in bytes.
+    pub fn memory_size(&mut self) -> Result<u64, Error> {
+        let memory = self.memory()?;
+        Ok(memory.data_size(&self.store) as u64)
+    }
+
+    /// Copies `len` bytes of guest memory starting at `offset`.
+    pub fn read_memory(&mut self, offset: u64, len: u64) -> Result<Vec<u8>, Error> {
+        let memory = self.memory()?;
+        let data = memory.data(&self.store);
+        let range = checked_range(offset, len, data.len())?;
+        Ok(data[range].to_vec())
+    }
+
+    /// Writes `bytes` into guest memory at `offset`.
+    pub fn write_memory(&mut self, offset: u64, bytes: &[u8]) -> Result<(), Error> {
+        let memory = self.memory()?;
+        let data = memory.data_mut(&mut self.store);
+        let range = checked_range(offset, bytes.len() as u64, data.len())?;
+        data[range].copy_from_slice(bytes);
+        Ok(())
+    }
+
+    /// Messages the guest has sent through `host.log` so far.
+    pub fn host_log(&self) -> &[String] {
+        self.store.data().host_log()
+    }
+
+    /// The Wasmtime store, for embedders who need what this type does not wrap.
+    pub fn store_mut(&mut self) -> &mut Store<GuestState> {
+        &mut self.store
+    }
+
+    /// The export `name` as a function of the given type.
+    pub(crate) fn typed_func<P: WasmParams, R: WasmResults>(&mut self, name: &str) -> Result<TypedFunc<P, R>, Error> {
+        let func = self
+            .instance
+            .get_func(&mut self.store, name)
+            .ok_or_else(|| self.missing(name))?;
+        func.typed::<P, R>(&self.store).map_err(|e| Error::ExportSignature {
+            module: self.module.to_string(),
+            export: name.to_owned(),
+            expected: e.root_cause().to_string(),
+            found: func.ty(&self.store).to_string(),
+        })
+    }
+
+    /// Runs `call` with the timeout re-armed, so each call gets the full budget.
+    pub(crate) fn call_raw<T>(
+        &mut self,
+        call: impl FnOnce(&mut Store<GuestState>) -> wasmtime::Result<T>,
+    ) -> wasmtime::Result<T> {
+        set_deadline(&mut self.store, self.timeout);
+        call(&mut self.store)
+    }
+
+    pub(crate) fn into_outcome(self, termination: Termination, started: Instant) -> RunOutcome {
+        finish(&self.store, &self.pipes, termination, started)
+    }
+
+    fn memory(&mut self) -> Result<Memory, Error> {
+        match self.instance.get_export(&mut self.store, "memory") {
+            Some(Extern::Memory(memory)) => Ok(memory),
+            _ => Err(self.missing("memory")),
+        }
+    }
+
+    fn missing(&self, export: &str) -> Error {
+        Error::MissingExport {
+            module: self.module.to_string(),
+            export: export.to_owned(),
+        }
+    }
+}
+
+/// Arms the store's epoch deadline: `timeout` from now, or never.
+pub(crate) fn set_deadline(store: &mut Store<GuestState>, timeout: Option<Duration>) {
+    let ticks = match timeout {
+        // One extra tick: the current epoch may be about to end.
+        Some(timeout) => (timeout.as_nanos() / EPOCH_TICK.as_nanos()) as u64 + 1,
+        None => u64::MAX,
+    };
+    store.set_epoch_deadline(ticks);
+}
+
+/// The byte range `offset..offset + len`, if it lies inside a memory of `size` bytes.
+pub(crate) fn checked_range(offset: u64, len: u64, size: usize) -> Result<Range<usize>, Error> {
+    let out_of_bounds = || Error::MemoryOutOfBounds {
+        offset,
+        len,
+        size: size as u64,
+    };
+    let end = offset.checked_add(len).ok_or_else(out_of_bounds)?;
+    if end > size as u64 {
+        return Err(out_of_bounds());
+    }
+    Ok(offset as usize..end as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::checked_range;
+
+    #[test]
+    fn ranges_inside_memory_pass_and_others_fail() {
+        assert_eq!(checked_range(0, 4, 4).unwrap(), 0..4);
+        assert_eq!(checked_range(4, 0, 4).unwrap(), 4..4);
+        assert!(checked_range(1, 4, 4).is_err());
+        assert!(checked_range(5, 0, 4).is_err());
+        assert!(checked_range(u64::MAX, 2, 4).is_err());
+    }
+}

@@ -1,0 +1,43 @@
+//! Run WebAssembly guests under Wasmtime with exactly the capabilities you
+//! grant, and find out precisely how they ended.
+//!
+//! - [`Runtime`]: one engine per process ([`Runtime::shared`]), compiling
+//!   modules into [`GuestModule`]s.
+//! - [`Sandbox`]: what a guest is granted (stdin, environment, arguments,
+//!   directories, host functions) and its [`Limits`]. Nothing by default.
+//! - [`RunOutcome`]: exit code, captured output, `host.log` messages, or a
+//!   [`Trap`] classified as a [`TrapKind`].
+//! - [`GuestInstance`]: typed calls into library-style guests, and
+//!   bounds-checked access to their memory.
+//!
+//! ```
+//! use host::{Runtime, Sandbox, Termination};
+//! let module = Runtime::shared().load_bytes("hello", r#"
+//!     (module
+//!       (import "host" "log" (func $log (param i32 i32)))
+//!       (memory (export "memory") 1)
+//!       (data (i32.const 0) "hello")
+//!       (func (export "_start") (call $log (i32.const 0) (i32.const 5))))"#)?;
+//! let outcome = Sandbox::new().run(&module)?;
+//! assert_eq!(outcome.termination, Termination::Exited(0));
+//! assert_eq!(outcome.host_log, ["hello"]);
+//! # Ok::<(), host::Error>(())
+//! ```
+
+#![warn(missing_docs)]
+
+mod error;
+mod imports;
+mod instance;
+mod limits;
+mod outcome;
+mod runtime;
+mod sandbox;
+mod stdio;
+
+pub use error::Error;
+pub use instance::GuestInstance;
+pub use limits::Limits;
+pub use outcome::{RunOutcome, Termination, Trap, TrapKind};
+pub use runtime::{GuestModule, Runtime, RuntimeConfig};
+pub use sandbox::{DirAccess, DirGrant, GuestState, Sandbox};

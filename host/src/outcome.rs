@@ -1,0 +1,183 @@
+//! What a run produced: how it ended, what it printed, what it logged.
+//!
+//! [`classify`] is the one place where a Wasmtime error becomes a typed
+//! ending; the library, the command line and the tests all go through it.
+
+use std::fmt;
+use std::time::Duration;
+
+/// The kinds of trap a guest can hit, as far as a host needs to tell them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TrapKind {
+    /// A load or store outside linear memory.
+    MemoryOutOfBounds,
+    /// A wasm `unreachable` instruction (what a Rust panic becomes).
+    Unreachable,
+    /// The wasm call stack went past the engine's `max_wasm_stack`.
+    StackOverflow,
+    /// Integer division or remainder by zero.
+    IntegerDivideByZero,
+    /// Signed integer overflow in division, or an invalid float-to-int conversion.
+    IntegerOverflow,
+    /// `call_indirect` hit a null entry, an index past the table, or a function of another type.
+    IndirectCall,
+    /// The run went past its wall-clock timeout and was interrupted.
+    Timeout,
+    /// The run used its whole fuel budget.
+    OutOfFuel,
+    /// A host function refused the call (for example `host.log` given a
+    /// pointer outside memory) or a WASI call failed fatally.
+    HostError,
+    /// Any other trap.
+    Other,
+}
+
+impl TrapKind {
+    /// A short, stable name, used by the command line and in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrapKind::MemoryOutOfBounds => "memory out of bounds",
+            TrapKind::Unreachable => "unreachable",
+            TrapKind::StackOverflow => "stack overflow",
+            TrapKind::IntegerDivideByZero => "integer divide by zero",
+            TrapKind::IntegerOverflow => "integer overflow",
+            TrapKind::IndirectCall => "indirect call mismatch",
+            TrapKind::Timeout => "timeout",
+            TrapKind::OutOfFuel => "out of fuel",
+            TrapKind::HostError => "host error",
+            TrapKind::Other => "trap",
+        }
+    }
+}
+
+impl fmt::Display for TrapKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A classified trap: its kind and Wasmtime's own message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trap {
+    /// What went wrong, for matching.
+    pub kind: TrapKind,
+    /// The root cause, as Wasmtime words it (e.g. "wasm trap: out of bounds memory access").
+    pub message: String,
+    /// The wasm backtrace at the trap, when Wasmtime captured one.
+    pub backtrace: Option<String>,
+}
+
+impl fmt::Display for Trap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Termination {
+    /// The guest returned from `_start` (code 0) or called `proc_exit(code)`.
+    Exited(i32),
+    /// The guest trapped, timed out, ran out of fuel or a host call failed.
+    Trapped(Trap),
+}
+
+/// Everything a run of a command-style guest produced.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// How the run ended.
+    pub termination: Termination,
+    /// Captured standard output (empty when stdout was inherited).
+    pub stdout: Vec<u8>,
+    /// Captured standard error (empty when stderr was inherited).
+    pub stderr: Vec<u8>,
+    /// True when the guest wrote more to stdout than the limit kept.
+    pub stdout_truncated: bool,
+    /// True when the guest wrote more to stderr than the limit kept.
+    pub stderr_truncated: bool,
+    /// Messages the guest sent through the `host.log` import, in order.
+    pub host_log: Vec<String>,
+    /// True when `host.log` messages went past [`crate::Limits::max_log_bytes`]
+    /// and were cut.
+    pub host_log_truncated: bool,
+    /// Fuel the run consumed (roughly, wasm instructions executed).
+    pub fuel_consumed: u64,
+    /// Wall-clock time from instantiation to the end of the run.
+    pub duration: Duration,
+}
+
+impl RunOutcome {
+    /// The exit code, or `None` when the guest trapped.
+    pub fn exit_code(&self) -> Option<i32> {
+        match self.termination {
+            Termination::Exited(code) => Some(code),
+            Termination::Trapped(_) => None,
+        }
+    }
+
+    /// The trap, when the guest trapped.
+    pub fn trap(&self) -> Option<&Trap> {
+        match &self.termination {
+            Termination::Trapped(trap) => Some(trap),
+            Termination::Exited(_) => None,
+        }
+    }
+
+    /// True when the guest exited with code 0.
+    pub fn success(&self) -> bool {
+        self.termination == Termination::Exited(0)
+    }
+
+    /// Captured stdout as text (invalid UTF-8 replaced).
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// Captured stderr as text (invalid UTF-8 replaced).
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+impl Termination {
+    /// The error a call into a library-style guest returns when it ended this way.
+    pub(crate) fn into_error(self, module: &str) -> crate::Error {
+        let module = module.to_owned();
+        match self {
+            Termination::Exited(code) => crate::Error::Exit { module, code },
+            Termination::Trapped(trap) => crate::Error::Trap { module, trap },
+        }
+    }
+}
+
+/// Turns the error a guest call ended with into how the guest ended.
+pub(crate) fn classify(error: wasmtime::Error) -> Termination {
+    if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return Termination::Exited(exit.0);
+    }
+    let kind = match error.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => trap_kind(*trap),
+        None => TrapKind::HostError,
+    };
+    Termination::Trapped(Trap {
+        kind,
+        message: error.root_cause().to_string(),
+        backtrace: error.downcast_ref::<wasmtime::WasmBacktrace>().map(ToString::to_string),
+    })
+}
+
+fn trap_kind(trap: wasmtime::Trap) -> TrapKind {
+    use wasmtime::Trap as T;
+    match trap {
+        T::MemoryOutOfBounds | T::HeapMisaligned => TrapKind::MemoryOutOfBounds,
+        T::UnreachableCodeReached => TrapKind::Unreachable,
+        T::StackOverflow => TrapKind::StackOverflow,
+        T::IntegerDivisionByZero => TrapKind::IntegerDivideByZero,
+        T::IntegerOverflow | T::BadConversionToInteger => TrapKind::IntegerOverflow,
+        T::BadSignature | T::IndirectCallToNull | T::TableOutOfBounds => TrapKind::IndirectCall,
+        T::Interrupt => TrapKind::Timeout,
+        T::OutOfFuel => TrapKind::OutOfFuel,
+        _ => TrapKind::Other,
+    }
+}

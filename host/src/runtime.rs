@@ -1,0 +1,213 @@
+//! The runtime: one Wasmtime engine per process, the linker every guest is
+//! instantiated against, and modules compiled for that engine.
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::thread;
+use std::time::Duration;
+
+use wasmtime::{Config, Engine, InstancePre, Linker, Module};
+
+use crate::Error;
+use crate::imports;
+use crate::sandbox::GuestState;
+
+/// How often the engine's epoch advances: the resolution of run timeouts.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Engine-wide settings. Everything per-run lives in [`crate::Limits`] instead.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Largest wasm call stack a guest may use, in bytes; deeper recursion is
+    /// a [`crate::TrapKind::StackOverflow`]. Default 512 KiB, as Wasmtime's.
+    pub max_wasm_stack: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            max_wasm_stack: 512 * 1024,
+        }
+    }
+}
+
+/// A Wasmtime engine set up for sandboxed guests, with the WASI preview 1
+/// and `host` imports linked in.
+///
+/// Creating one is expensive (it starts a compiler and a timer thread), so a
+/// process normally uses [`Runtime::shared`]; cloning is cheap.
+///
+/// ```
+/// let runtime = host::Runtime::shared();
+/// let module = runtime.load_bytes("answer", r#"(module (func (export "answer") (result i32) i32.const 42))"#)?;
+/// let mut guest = host::Sandbox::new().instantiate(&module)?;
+/// assert_eq!(guest.call::<(), i32>("answer", ())?, 42);
+/// # Ok::<(), host::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<RuntimeInner>,
+}
+
+struct RuntimeInner {
+    engine: Engine,
+    linker: Linker<GuestState>,
+}
+
+impl Runtime {
+    /// Creates a runtime with its own engine.
+    pub fn new(config: &RuntimeConfig) -> Result<Self, Error> {
+        let mut wasm = Config::new();
+        // Timeouts interrupt the guest at the next epoch check; fuel counts
+        // instructions for runs that ask for a deterministic budget.
+        wasm.epoch_interruption(true)
+            .consume_fuel(true)
+            .max_wasm_stack(config.max_wasm_stack);
+        let engine = Engine::new(&wasm).map_err(|e| Error::Config {
+            reason: format!("{e:#}"),
+        })?;
+        let mut linker = Linker::new(&engine);
+        imports::add_to_linker(&mut linker).map_err(|e| Error::Config {
+            reason: format!("{e:#}"),
+        })?;
+        start_epoch_ticker(&engine);
+        Ok(Self {
+            inner: Arc::new(RuntimeInner { engine, linker }),
+        })
+    }
+
+    /// The process-wide runtime with the default configuration: one engine
+    /// shared by every run, as Wasmtime recommends.
+    pub fn shared() -> &'static Runtime {
+        static SHARED: OnceLock<Runtime> = OnceLock::new();
+        SHARED
+            .get_or_init(|| Runtime::new(&RuntimeConfig::default()).expect("the default engine configuration is valid"))
+    }
+
+    /// The underlying engine, for embedders who need Wasmtime directly.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    pub(crate) fn linker(&self) -> &Linker<GuestState> {
+        &self.inner.linker
+    }
+
+    /// Reads and compiles a module file. Its file name names it in errors.
+    pub fn load_file(&self, path: impl AsRef<Path>) -> Result<GuestModule, Error> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| Error::ReadModule {
+            path: path.to_owned(),
+            source,
+        })?;
+        let name = path
+            .file_name()
+            .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+        self.load_bytes(&name, bytes)
+    }
+
+    /// Compiles a module from its binary or WAT text.
+    pub fn load_bytes(&self, name: &str, bytes: impl AsRef<[u8]>) -> Result<GuestModule, Error> {
+        let bytes = bytes.as_ref();
+        if is_component(bytes) {
+            return Err(Error::ComponentNotSupported {
+                module: name.to_owned(),
+            });
+        }
+        let module = Module::new(self.engine(), bytes).map_err(|e| Error::InvalidModule {
+            module: name.to_owned(),
+            reason: format!("{e:#}"),
+        })?;
+        Ok(GuestModule {
+            name: name.into(),
+            module,
+            runtime: self.clone(),
+            linked: Arc::default(),
+        })
+    }
+}
+
+/// A compiled module, ready to run in any number of sandboxes.
+///
+/// Cloning is cheap and clones share the compiled code.
+#[derive(Clone)]
+pub struct GuestModule {
+    name: Arc<str>,
+    module: Module,
+    runtime: Runtime,
+    /// The module pre-linked against the runtime's imports, done once.
+    linked: Arc<OnceLock<InstancePre<GuestState>>>,
+}
+
+impl GuestModule {
+    /// The name used in errors: the file name, or the name given to `load_bytes`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The compiled Wasmtime module.
+    pub fn module(&self) -> &Module {
+        &self.module
+    }
+
+    /// The runtime this module was compiled for.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// The module linked against the runtime's own imports, or the first
+    /// import nothing provides.
+    pub(crate) fn linked(&self) -> Result<&InstancePre<GuestState>, Error> {
+        if let Some(pre) = self.linked.get() {
+            return Ok(pre);
+        }
+        let pre = self
+            .runtime
+            .linker()
+            .instantiate_pre(&self.module)
+            .map_err(|e| self.link_error(self.runtime.linker(), e))?;
+        Ok(self.linked.get_or_init(|| pre))
+    }
+
+    /// Names the missing import when linking failed because of one.
+    pub(crate) fn link_error(&self, linker: &Linker<GuestState>, error: wasmtime::Error) -> Error {
+        let mut scratch = wasmtime::Store::new(self.runtime.engine(), GuestState::scratch());
+        let missing = self
+            .module
+            .imports()
+            .find(|import| linker.get(&mut scratch, import.module(), import.name()).is_err());
+        match missing {
+            Some(import) => Error::UnknownImport {
+                module: self.name.to_string(),
+                import_module: import.module().to_owned(),
+                import_name: import.name().to_owned(),
+            },
+            None => Error::Instantiate {
+                module: self.name.to_string(),
+                reason: format!("{error:#}"),
+            },
+        }
+    }
+}
+
+/// Components share the `\0asm` magic with core modules; their version
+/// field has layer 1 where a core module has 0.
+fn is_component(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && &bytes[..4] == b"\0asm" && bytes[6..8] == [1, 0]
+}
+
+/// Advances the engine's epoch every tick for as long as the engine lives,
+/// so every store's epoch deadline doubles as a wall-clock timeout.
+fn start_epoch_ticker(engine: &Engine) {
+    let engine = engine.weak();
+    thread::Builder::new()
+        .name("wasm-epoch-ticker".into())
+        .spawn(move || {
+            while let Some(engine) = engine.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawning the epoch ticker thread");
+}

@@ -1,0 +1,385 @@
+//! The sandbox: exactly what a guest is granted (stdio, environment,
+//! arguments, directories, host functions, limits), and running it.
+//!
+//! Nothing is granted by default: no environment, no arguments beyond the
+//! program name, no directories, empty stdin, captured stdout and stderr.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::{IntoFunc, Linker, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::pipe::MemoryInputPipe;
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+use crate::imports::HostLog;
+use crate::instance::GuestInstance;
+use crate::outcome::{RunOutcome, Termination, classify};
+use crate::stdio::CappedPipe;
+use crate::{Error, GuestModule, Limits};
+
+/// What a guest may do with a directory it is granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirAccess {
+    /// List, stat and read files; every write, create, rename or delete is refused.
+    ReadOnly,
+    /// Everything, inside the directory only.
+    ReadWrite,
+}
+
+/// A host directory made visible to the guest under another path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirGrant {
+    /// The directory on the host.
+    pub host_path: PathBuf,
+    /// Where the guest sees it, e.g. `/data` or `.`.
+    pub guest_path: String,
+    /// What the guest may do there.
+    pub access: DirAccess,
+}
+
+/// Where a guest's standard output or error goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OutputMode {
+    /// Kept in memory, up to [`Limits::max_output_bytes`], and returned in the outcome.
+    Capture,
+    /// Written straight to the host process's own stream as the guest writes.
+    Inherit,
+}
+
+type LinkHostFunc = dyn Fn(&mut Linker<GuestState>) -> wasmtime::Result<()> + Send + Sync;
+
+/// The capabilities and limits of one run, built up by chaining.
+///
+/// ```
+/// use host::{DirAccess, Runtime, Sandbox};
+/// # let dir = tempfile::tempdir()?;
+/// # std::fs::write(dir.path().join("config.txt"), "ok")?;
+/// let module = Runtime::shared().load_bytes("exit-3", r#"
+///     (module
+///       (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+///       (memory (export "memory") 1)
+///       (func (export "_start") (call $exit (i32.const 3))))"#)?;
+/// let outcome = Sandbox::new()
+///     .stdin("1,2,3\n")
+///     .env("APP_MODE", "test")
+///     .arg("config.txt")
+///     .dir(dir.path(), "/data", DirAccess::ReadOnly)
+///     .run(&module)?;
+/// assert_eq!(outcome.exit_code(), Some(3));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Sandbox {
+    stdin: Option<bytes::Bytes>,
+    stdout: OutputMode,
+    stderr: OutputMode,
+    env: Vec<(String, String)>,
+    args: Vec<String>,
+    dirs: Vec<DirGrant>,
+    limits: Limits,
+    host_funcs: Vec<Arc<LinkHostFunc>>,
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Self {
+            stdin: Some(bytes::Bytes::new()),
+            stdout: OutputMode::Capture,
+            stderr: OutputMode::Capture,
+            env: Vec::new(),
+            args: Vec::new(),
+            dirs: Vec::new(),
+            limits: Limits::default(),
+            host_funcs: Vec::new(),
+        }
+    }
+}
+
+impl Sandbox {
+    /// A sandbox that grants nothing, with default [`Limits`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The bytes the guest reads from stdin.
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(bytes.into().into());
+        self
+    }
+
+    /// Lets the guest read the host process's own stdin.
+    pub fn inherit_stdin(mut self) -> Self {
+        self.stdin = None;
+        self
+    }
+
+    /// Sends the guest's stdout straight to the host's, as it is written,
+    /// instead of capturing it.
+    pub fn inherit_stdout(mut self) -> Self {
+        self.stdout = OutputMode::Inherit;
+        self
+    }
+
+    /// Sends the guest's stderr straight to the host's instead of capturing it.
+    pub fn inherit_stderr(mut self) -> Self {
+        self.stderr = OutputMode::Inherit;
+        self
+    }
+
+    /// Grants one environment variable. Host variables are never passed through.
+    pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
+    /// Appends one argument. The guest's `argv[0]` is always the module's name.
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Appends several arguments.
+    pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Self {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Grants a host directory, seen by the guest at `guest_path`.
+    pub fn dir(mut self, host_path: impl Into<PathBuf>, guest_path: impl Into<String>, access: DirAccess) -> Self {
+        self.dirs.push(DirGrant {
+            host_path: host_path.into(),
+            guest_path: guest_path.into(),
+            access,
+        });
+        self
+    }
+
+    /// Replaces the limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The limits this sandbox applies.
+    pub fn current_limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Offers the guest one more import, `module::name`, implemented by `func`
+    /// (any closure Wasmtime's `Linker::func_wrap` accepts; it may take a
+    /// `Caller<'_, GuestState>` first). It may shadow a built-in import.
+    pub fn host_func<Params, Results>(
+        mut self,
+        module: &str,
+        name: &str,
+        func: impl IntoFunc<GuestState, Params, Results> + Clone + 'static,
+    ) -> Self {
+        let (module, name) = (module.to_owned(), name.to_owned());
+        self.host_funcs.push(Arc::new(move |linker| {
+            linker.func_wrap(&module, &name, func.clone())?;
+            Ok(())
+        }));
+        self
+    }
+
+    /// Runs a command-style guest: calls `_start` and reports how it ended.
+    ///
+    /// A guest that traps, times out or calls `proc_exit` still gives `Ok`;
+    /// `Err` means the guest could not be started at all.
+    pub fn run(&self, module: &GuestModule) -> Result<RunOutcome, Error> {
+        let started = Instant::now();
+        let (mut store, pipes) = self.store(module)?;
+        let mut guest = match self.link(module, &mut store) {
+            Ok(instance) => GuestInstance::new(module, store, instance, pipes, self.limits.timeout),
+            // A start function that traps or exits fails instantiation, but
+            // that is still the guest's own ending, not a setup error.
+            Err(LinkFailure::Guest(termination)) => return Ok(finish(&store, &pipes, termination, started)),
+            Err(LinkFailure::Setup(error)) => return Err(error),
+        };
+        let start = guest.typed_func::<(), ()>("_start")?;
+        let termination = match guest.call_raw(|store| start.call(store, ())) {
+            Ok(()) => Termination::Exited(0),
+            Err(error) => classify(error),
+        };
+        Ok(guest.into_outcome(termination, started))
+    }
+
+    /// Instantiates a library-style guest whose exports the caller will call
+    /// (see [`GuestInstance::call`]). A WASI reactor's `_initialize` is run first.
+    pub fn instantiate(&self, module: &GuestModule) -> Result<GuestInstance, Error> {
+        let (mut store, pipes) = self.store(module)?;
+        let instance = match self.link(module, &mut store) {
+            Ok(instance) => instance,
+            Err(LinkFailure::Setup(error)) => return Err(error),
+            Err(LinkFailure::Guest(termination)) => return Err(termination.into_error(module.name())),
+        };
+        let mut guest = GuestInstance::new(module, store, instance, pipes, self.limits.timeout);
+        if guest.has_export("_initialize") {
+            guest.call::<(), ()>("_initialize", ())?;
+        }
+        Ok(guest)
+    }
+
+    /// A fresh store holding this sandbox's WASI context and limits.
+    fn store(&self, module: &GuestModule) -> Result<(Store<GuestState>, Pipes), Error> {
+        let mut wasi = WasiCtxBuilder::new();
+        // Preview 1 is synchronous: file I/O on the calling thread is both
+        // faster and keeps a run's work on the thread that asked for it.
+        wasi.allow_blocking_current_thread(true);
+        wasi.arg(module.name()).args(&self.args).envs(&self.env);
+        match &self.stdin {
+            Some(bytes) => wasi.stdin(MemoryInputPipe::new(bytes.clone())),
+            None => wasi.inherit_stdin(),
+        };
+        let pipes = Pipes {
+            stdout: self.output(self.stdout),
+            stderr: self.output(self.stderr),
+        };
+        match &pipes.stdout {
+            Some(pipe) => wasi.stdout(pipe.clone()),
+            None => wasi.inherit_stdout(),
+        };
+        match &pipes.stderr {
+            Some(pipe) => wasi.stderr(pipe.clone()),
+            None => wasi.inherit_stderr(),
+        };
+        for grant in &self.dirs {
+            let perms = match grant.access {
+                DirAccess::ReadOnly => FsPerms::ReadOnly,
+                DirAccess::ReadWrite => FsPerms::ReadWrite,
+            };
+            wasi.preopened_dir(&grant.host_path, &grant.guest_path, perms)
+                .map_err(|e| Error::Preopen {
+                    host_path: grant.host_path.clone(),
+                    source: e
+                        .downcast::<std::io::Error>()
+                        .unwrap_or_else(|e| std::io::Error::other(format!("{e:#}"))),
+                })?;
+        }
+
+        let fuel_budget = self.limits.fuel.unwrap_or(u64::MAX);
+        let state = GuestState {
+            wasi: wasi.build_p1(),
+            fuel_budget,
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.limits.max_memory_bytes)
+                .table_elements(self.limits.max_table_elements)
+                .instances(1)
+                .memories(1)
+                .tables(4)
+                .build(),
+            host_log: HostLog::new(self.limits.max_log_bytes),
+        };
+        let mut store = Store::new(module.runtime().engine(), state);
+        store.limiter(|state| &mut state.limits);
+        store
+            .set_fuel(fuel_budget)
+            .expect("fuel is enabled on every engine this crate creates");
+        store.epoch_deadline_trap();
+        Ok((store, pipes))
+    }
+
+    fn output(&self, mode: OutputMode) -> Option<CappedPipe> {
+        (mode == OutputMode::Capture).then(|| CappedPipe::new(self.limits.max_output_bytes))
+    }
+
+    /// Instantiates `module` in `store`: through the module's cached
+    /// pre-linked form, or a linker with this sandbox's own host functions.
+    fn link(&self, module: &GuestModule, store: &mut Store<GuestState>) -> Result<wasmtime::Instance, LinkFailure> {
+        crate::instance::set_deadline(store, self.limits.timeout);
+        let result = if self.host_funcs.is_empty() {
+            let pre = module.linked().map_err(LinkFailure::Setup)?;
+            pre.instantiate(&mut *store)
+        } else {
+            let mut linker = module.runtime().linker().clone();
+            linker.allow_shadowing(true);
+            for add in &self.host_funcs {
+                add(&mut linker).map_err(|e| {
+                    LinkFailure::Setup(Error::Instantiate {
+                        module: module.name().to_owned(),
+                        reason: format!("registering a host function: {e:#}"),
+                    })
+                })?;
+            }
+            match linker.instantiate_pre(module.module()) {
+                Ok(pre) => pre.instantiate(&mut *store),
+                Err(e) => return Err(LinkFailure::Setup(module.link_error(&linker, e))),
+            }
+        };
+        result.map_err(|error| {
+            if error.is::<wasmtime::Trap>() || error.is::<wasmtime_wasi::I32Exit>() {
+                LinkFailure::Guest(classify(error))
+            } else {
+                LinkFailure::Setup(Error::Instantiate {
+                    module: module.name().to_owned(),
+                    reason: format!("{error:#}"),
+                })
+            }
+        })
+    }
+}
+
+/// Why instantiation failed: the host could not set the guest up, or the
+/// guest's own start function ended it.
+enum LinkFailure {
+    Setup(Error),
+    Guest(Termination),
+}
+
+/// The captured streams of one run (`None` where the stream is inherited).
+pub(crate) struct Pipes {
+    pub(crate) stdout: Option<CappedPipe>,
+    pub(crate) stderr: Option<CappedPipe>,
+}
+
+/// The state Wasmtime keeps for one guest: its WASI context, its resource
+/// limits and what it sent to `host.log`. Host functions registered with
+/// [`Sandbox::host_func`] reach it through their `Caller`.
+pub struct GuestState {
+    pub(crate) wasi: WasiP1Ctx,
+    fuel_budget: u64,
+    limits: StoreLimits,
+    pub(crate) host_log: HostLog,
+}
+
+impl GuestState {
+    /// The messages received through `host.log` so far.
+    pub fn host_log(&self) -> &[String] {
+        self.host_log.messages()
+    }
+
+    /// A state that grants nothing, for stores that never run a guest.
+    pub(crate) fn scratch() -> Self {
+        Self {
+            wasi: WasiCtxBuilder::new().build_p1(),
+            fuel_budget: 0,
+            limits: StoreLimits::default(),
+            host_log: HostLog::new(0),
+        }
+    }
+}
+
+/// Gathers what a finished run left behind into its outcome.
+pub(crate) fn finish(
+    store: &Store<GuestState>,
+    pipes: &Pipes,
+    termination: Termination,
+    started: Instant,
+) -> RunOutcome {
+    let (stdout, stdout_truncated) = pipes.stdout.as_ref().map(CappedPipe::contents).unwrap_or_default();
+    let (stderr, stderr_truncated) = pipes.stderr.as_ref().map(CappedPipe::contents).unwrap_or_default();
+    let state = store.data();
+    RunOutcome {
+        termination,
+        stdout,
+        stderr,
+        stdout_truncated,
+        stderr_truncated,
+        host_log: state.host_log.messages().to_vec(),
+        host_log_truncated: state.host_log.truncated(),
+        fuel_consumed: state.fuel_budget - store.get_fuel().unwrap_or(state.fuel_budget),
+        duration: started.elapsed(),
+    }
+}

@@ -1,0 +1,118 @@
+//! Scenario 5: files are reachable only through a granted directory, and a
+//! read-only grant refuses writes.
+
+mod support;
+
+use host::{DirAccess, Sandbox, Termination};
+
+fn data_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hello.txt"), "hello from the host\n").unwrap();
+    dir
+}
+
+#[test]
+fn without_a_granted_directory_the_failure_is_reported_gracefully() {
+    let dir = data_dir();
+    let path = dir.path().join("hello.txt");
+    let outcome = Sandbox::new()
+        .arg(path.to_str().unwrap())
+        .run(&support::guest("file_reader"))
+        .unwrap();
+    assert_eq!(outcome.termination, Termination::Exited(1), "a clean exit, not a trap");
+    let stderr = outcome.stderr_text();
+    assert!(stderr.contains("error"), "{stderr}");
+    assert!(stderr.contains("NOTCAPABLE"), "the WASI errno is named: {stderr}");
+    assert!(
+        outcome.stdout.is_empty(),
+        "nothing of the file leaked: {}",
+        outcome.stdout_text()
+    );
+
+    // The host is unharmed: the next run works.
+    let again = Sandbox::new()
+        .dir(dir.path(), "/data", DirAccess::ReadOnly)
+        .arg("/data/hello.txt")
+        .run(&support::guest("file_reader"))
+        .unwrap();
+    assert!(again.success());
+}
+
+#[test]
+fn a_read_only_grant_lets_the_guest_read() {
+    let dir = data_dir();
+    let outcome = Sandbox::new()
+        .dir(dir.path(), "/data", DirAccess::ReadOnly)
+        .arg("/data/hello.txt")
+        .run(&support::guest("file_reader"))
+        .unwrap();
+    assert!(outcome.success(), "stderr: {}", outcome.stderr_text());
+    assert_eq!(outcome.stdout_text(), "hello from the host\n");
+}
+
+#[test]
+fn a_missing_file_in_a_granted_directory_is_noent() {
+    let dir = data_dir();
+    let outcome = Sandbox::new()
+        .dir(dir.path(), "/data", DirAccess::ReadOnly)
+        .arg("/data/absent.txt")
+        .run(&support::guest("file_reader"))
+        .unwrap();
+    assert_eq!(outcome.exit_code(), Some(1));
+    assert!(outcome.stderr_text().contains("NOENT"), "{}", outcome.stderr_text());
+}
+
+#[test]
+fn writing_through_a_read_only_grant_is_refused() {
+    let dir = data_dir();
+    let outcome = Sandbox::new()
+        .dir(dir.path(), "/data", DirAccess::ReadOnly)
+        .args(["--write", "/data/hello.txt", "overwritten"])
+        .run(&support::guest("file_reader"))
+        .unwrap();
+    assert_eq!(outcome.exit_code(), Some(1));
+    assert!(
+        outcome.stderr_text().contains("error: cannot write"),
+        "{}",
+        outcome.stderr_text()
+    );
+    let on_disk = std::fs::read_to_string(dir.path().join("hello.txt")).unwrap();
+    assert_eq!(on_disk, "hello from the host\n", "the file is unchanged");
+
+    let created = Sandbox::new()
+        .dir(dir.path(), "/data", DirAccess::ReadOnly)
+        .args(["--write", "/data/new.txt", "x"])
+        .run(&support::guest("file_reader"))
+        .unwrap();
+    assert_eq!(created.exit_code(), Some(1));
+    assert!(!dir.path().join("new.txt").exists(), "no file was created");
+}
+
+#[test]
+fn a_read_write_grant_lets_the_guest_write() {
+    let dir = data_dir();
+    let outcome = Sandbox::new()
+        .dir(dir.path(), "/data", DirAccess::ReadWrite)
+        .args(["--write", "/data/new.txt", "written by the guest"])
+        .run(&support::guest("file_reader"))
+        .unwrap();
+    assert!(outcome.success(), "stderr: {}", outcome.stderr_text());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("new.txt")).unwrap(),
+        "written by the guest"
+    );
+}
+
+#[test]
+fn granting_a_directory_that_does_not_exist_is_a_typed_error() {
+    let dir = data_dir();
+    let missing = dir.path().join("no-such-dir");
+    let error = Sandbox::new()
+        .dir(&missing, "/data", DirAccess::ReadOnly)
+        .run(&support::guest("file_reader"))
+        .unwrap_err();
+    assert!(
+        matches!(&error, host::Error::Preopen { host_path, .. } if *host_path == missing),
+        "{error:?}"
+    );
+}

@@ -1,0 +1,137 @@
+//! The wasm guests: discovered from the guest workspace's metadata (never
+//! listed by hand) and built for `wasm32-wasip1` with escargot.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use anyhow::{Context, Result, bail};
+use escargot::format::Message;
+
+use crate::project_root;
+
+/// The target every guest is built for.
+pub const TARGET: &str = "wasm32-wasip1";
+
+/// One guest crate of the guest workspace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestCrate {
+    /// The package name, which is also the artifact's name.
+    pub name: String,
+    /// The crate's folder.
+    pub dir: PathBuf,
+}
+
+/// The guest workspace's manifest.
+pub fn manifest_path() -> PathBuf {
+    project_root().join("guests").join("Cargo.toml")
+}
+
+/// Where guests are built: a folder of the host workspace's target directory,
+/// so one `target/` holds everything and `cargo clean` removes it.
+pub fn target_dir() -> PathBuf {
+    crate::target_dir().join("wasm-guests")
+}
+
+/// Every guest crate, from `cargo metadata` of the guest workspace.
+pub fn discover() -> Result<Vec<GuestCrate>> {
+    let metadata = cargo_metadata::MetadataCommand::new()
+        .manifest_path(manifest_path())
+        .no_deps()
+        .exec()
+        .context("reading the guest workspace's metadata")?;
+    let mut guests: Vec<GuestCrate> = metadata
+        .workspace_packages()
+        .into_iter()
+        .map(|package| GuestCrate {
+            name: package.name.to_string(),
+            dir: package
+                .manifest_path
+                .parent()
+                .map(|dir| dir.as_std_path().to_owned())
+                .unwrap_or_default(),
+        })
+        .collect();
+    guests.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(guests)
+}
+
+/// Builds every guest (release, `wasm32-wasip1`) and returns each artifact
+/// by name. Cargo decides what is stale, so an up-to-date tree costs one
+/// quick cargo invocation.
+pub fn build() -> Result<BTreeMap<String, PathBuf>> {
+    ensure_target_installed()?;
+    let messages = escargot::CargoBuild::new()
+        .manifest_path(manifest_path())
+        .target(TARGET)
+        .release()
+        .target_dir(target_dir())
+        .arg("--workspace")
+        .exec()
+        .context("starting cargo to build the guests")?;
+
+    let mut artifacts = BTreeMap::new();
+    let mut diagnostics = String::new();
+    for message in messages {
+        let message = message
+            .map_err(|e| anyhow::anyhow!("{e}\n{diagnostics}"))
+            .context("building the guests")?;
+        match message.decode().context("reading cargo's build messages")? {
+            Message::CompilerArtifact(artifact) => {
+                let wasm = artifact
+                    .filenames
+                    .iter()
+                    .find(|f| f.extension().is_some_and(|e| e == "wasm"));
+                if let Some(wasm) = wasm {
+                    artifacts.insert(artifact.target.name.replace('-', "_"), wasm.to_path_buf());
+                }
+            }
+            Message::CompilerMessage(message) => {
+                if let Some(rendered) = message.message.rendered {
+                    eprint!("{rendered}");
+                    diagnostics.push_str(&rendered);
+                }
+            }
+            Message::BuildFinished(finished) if !finished.success => {
+                bail!("building the guests failed:\n{diagnostics}");
+            }
+            _ => {}
+        }
+    }
+    Ok(artifacts)
+}
+
+/// The path of the built guest `name`, building every guest the first time
+/// this is called in a process, so that tests always load fresh artifacts.
+pub fn artifact(name: &str) -> Result<PathBuf> {
+    static BUILT: OnceLock<Result<BTreeMap<String, PathBuf>, String>> = OnceLock::new();
+    let built = BUILT
+        .get_or_init(|| build().map_err(|e| format!("{e:#}")))
+        .as_ref()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    built.get(name).cloned().with_context(|| {
+        let known: Vec<&str> = built.keys().map(String::as_str).collect();
+        format!("no guest named `{name}`; the guests are: {}", known.join(", "))
+    })
+}
+
+/// Stops with the exact command to run when the wasm target's standard
+/// library is missing, instead of cargo's "can't find crate for `std`".
+fn ensure_target_installed() -> Result<()> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let output = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .current_dir(project_root())
+        .output()
+        .with_context(|| format!("running {} --print sysroot", Path::new(&rustc).display()))?;
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    if !sysroot.join("lib").join("rustlib").join(TARGET).exists() {
+        bail!(
+            "the {TARGET} target is not installed for the toolchain at {}.\n\
+             Install it with:\n\n    rustup target add {TARGET}\n",
+            sysroot.display()
+        );
+    }
+    Ok(())
+}

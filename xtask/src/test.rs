@@ -1,0 +1,26 @@
+//! `cargo xtask test`: build the guests, then run every test the project has.
+
+use anyhow::Result;
+
+use crate::cmd::{cargo, run};
+
+pub const SUBCOMMAND: crate::Subcommand = crate::Subcommand {
+    name: "test",
+    summary: "Build the guests and run every test (the README's test command)",
+    help: "\
+Usage: cargo xtask test [ARGS...]
+
+Builds every guest for wasm32-wasip1, then runs the tests of the host and
+xtask crates (`cargo test --workspace`). ARGS are passed to `cargo test`,
+e.g. `cargo xtask test -- --nocapture` or `cargo xtask test --test sandbox_fs`.
+Exits non-zero if any test fails.
+",
+    run: run_tests,
+};
+
+pub fn run_tests(args: &[String]) -> Result<()> {
+    for (name, path) in xtask::guests::build()? {
+        eprintln!("built {name}: {}", path.display());
+    }
+    run(cargo(["test", "--workspace"]).args(args))
+}
