@@ -2,7 +2,8 @@
 //! grant, and find out precisely how they ended.
 //!
 //! - [`Runtime`]: one engine per process ([`Runtime::shared`]), compiling
-//!   modules into [`GuestModule`]s.
+//!   modules into [`GuestModule`]s through a compiled-module cache
+//!   ([`CacheMode`]) so each module is compiled once.
 //! - [`Sandbox`]: what a guest is granted (stdin, environment, arguments,
 //!   directories, host functions) and its [`Limits`]. Nothing by default.
 //! - [`RunOutcome`]: exit code, captured output, `host.log` messages, or a
@@ -26,6 +27,7 @@
 
 #![warn(missing_docs)]
 
+mod cache;
 mod error;
 mod imports;
 mod instance;
@@ -35,6 +37,7 @@ mod runtime;
 mod sandbox;
 mod stdio;
 
+pub use cache::{CACHE_DIR_ENV, CACHE_ENV, CacheMode, CacheStats};
 pub use error::Error;
 pub use instance::GuestInstance;
 pub use limits::Limits;

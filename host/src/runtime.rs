@@ -9,6 +9,7 @@ use std::time::Duration;
 use wasmtime::{Config, Engine, InstancePre, Linker, Module};
 
 use crate::Error;
+use crate::cache::{CacheMode, CacheStats, ModuleCache};
 use crate::imports;
 use crate::sandbox::GuestState;
 
@@ -21,12 +22,15 @@ pub struct RuntimeConfig {
     /// Largest wasm call stack a guest may use, in bytes; deeper recursion is
     /// a [`crate::TrapKind::StackOverflow`]. Default 512 KiB, as Wasmtime's.
     pub max_wasm_stack: usize,
+    /// Where compiled modules are kept. Default: [`CacheMode::from_env`].
+    pub cache: CacheMode,
 }
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
         Self {
             max_wasm_stack: 512 * 1024,
+            cache: CacheMode::from_env(),
         }
     }
 }
@@ -52,6 +56,7 @@ pub struct Runtime {
 struct RuntimeInner {
     engine: Engine,
     linker: Linker<GuestState>,
+    cache: ModuleCache,
 }
 
 impl Runtime {
@@ -71,8 +76,9 @@ impl Runtime {
             reason: format!("{e:#}"),
         })?;
         start_epoch_ticker(&engine);
+        let cache = ModuleCache::new(&engine, config.cache.clone());
         Ok(Self {
-            inner: Arc::new(RuntimeInner { engine, linker }),
+            inner: Arc::new(RuntimeInner { engine, linker, cache }),
         })
     }
 
@@ -87,6 +93,11 @@ impl Runtime {
     /// The underlying engine, for embedders who need Wasmtime directly.
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
+    }
+
+    /// What the compiled-module cache has done so far.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.inner.cache.stats()
     }
 
     pub(crate) fn linker(&self) -> &Linker<GuestState> {
@@ -106,7 +117,8 @@ impl Runtime {
         self.load_bytes(&name, bytes)
     }
 
-    /// Compiles a module from its binary or WAT text.
+    /// Compiles a module from its binary or WAT text, or takes it from the
+    /// compiled-module cache.
     pub fn load_bytes(&self, name: &str, bytes: impl AsRef<[u8]>) -> Result<GuestModule, Error> {
         let bytes = bytes.as_ref();
         if is_component(bytes) {
@@ -114,7 +126,7 @@ impl Runtime {
                 module: name.to_owned(),
             });
         }
-        let module = Module::new(self.engine(), bytes).map_err(|e| Error::InvalidModule {
+        let module = self.inner.cache.load(self.engine(), bytes).map_err(|e| Error::InvalidModule {
             module: name.to_owned(),
             reason: format!("{e:#}"),
         })?;

@@ -1,0 +1,126 @@
+//! In-process timings for `cargo xtask bench`: one run of `csv_processor`
+//! through the `host` library against a minimal hand-written Wasmtime
+//! embedding doing the same work (the floor), and the compiled-module cache
+//! cold against warm for every guest.
+//!
+//! Prints one JSON object per line, `{"name": ..., "samples_ns": [...]}`;
+//! `cargo xtask bench` turns the samples into the table.
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use host::{CacheMode, Runtime, RuntimeConfig, Sandbox};
+use wasmtime::{Engine, Linker, Module, Store};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p1::{self, WasiP1Ctx};
+use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
+
+const CSV: &str = "1,2,3,4,5\n6,7,8,9,10\n";
+const RUN_SAMPLES: usize = 300;
+const COMPILE_SAMPLES: usize = 5;
+
+fn main() {
+    let guests = xtask::guests::build().expect("building the guests");
+    let csv_path = &guests["csv_processor"];
+    run_against_floor(csv_path);
+    for (name, path) in &guests {
+        compile_cache(name, path);
+    }
+}
+
+/// The library and the floor, sampled alternately so that both see the same
+/// machine conditions.
+fn run_against_floor(csv_path: &Path) {
+    let module = Runtime::shared().load_file(csv_path).unwrap();
+    let floor = Floor::new(csv_path);
+    let library_run = || {
+        let outcome = Sandbox::new().stdin(CSV).run(&module).unwrap();
+        assert_eq!(outcome.stdout, b"55\n");
+    };
+    let floor_run = || assert_eq!(floor.run(CSV.as_bytes()), b"55\n");
+    for _ in 0..RUN_SAMPLES / 10 {
+        library_run();
+        floor_run();
+    }
+    let (mut library, mut bare) = (Vec::new(), Vec::new());
+    for _ in 0..RUN_SAMPLES {
+        library.push(time(library_run));
+        bare.push(time(floor_run));
+    }
+    report("run csv_processor: host library", &library);
+    report("run csv_processor: bare wasmtime (floor)", &bare);
+}
+
+/// The least code that runs a WASI command with Wasmtime and captures its
+/// stdout: a compiled module and a linker made once, a store per run.
+struct Floor {
+    engine: Engine,
+    module: Module,
+    linker: Linker<WasiP1Ctx>,
+}
+
+impl Floor {
+    fn new(path: &Path) -> Self {
+        let engine = Engine::default();
+        let module = Module::from_file(&engine, path).unwrap();
+        let mut linker = Linker::new(&engine);
+        p1::add_to_linker_sync(&mut linker, |ctx| ctx).unwrap();
+        Self { engine, module, linker }
+    }
+
+    fn run(&self, stdin: &[u8]) -> Vec<u8> {
+        let stdout = MemoryOutputPipe::new(1 << 20);
+        let wasi = WasiCtxBuilder::new()
+            .stdin(MemoryInputPipe::new(stdin.to_vec()))
+            .stdout(stdout.clone())
+            .build_p1();
+        let mut store = Store::new(&self.engine, wasi);
+        let instance = self.linker.instantiate(&mut store, &self.module).unwrap();
+        let start = instance.get_typed_func::<(), ()>(&mut store, "_start").unwrap();
+        if let Err(error) = start.call(&mut store, ()) {
+            assert!(error.downcast_ref::<wasmtime_wasi::I32Exit>().is_some_and(|e| e.0 == 0));
+        }
+        drop(store);
+        stdout.contents().to_vec()
+    }
+}
+
+/// Loading a guest with no cache (Cranelift runs), from the disk cache in a
+/// fresh runtime (as a second process would), and from memory.
+fn compile_cache(name: &str, path: &PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = |cache| {
+        Runtime::new(&RuntimeConfig {
+            cache,
+            ..RuntimeConfig::default()
+        })
+        .unwrap()
+    };
+    runtime(CacheMode::OnDisk(dir.path().to_owned())).load_file(path).unwrap();
+    let uncached = runtime(CacheMode::Disabled);
+    let cold: Vec<u64> = (0..COMPILE_SAMPLES).map(|_| time(|| drop(uncached.load_file(path).unwrap()))).collect();
+    let disk: Vec<u64> = (0..COMPILE_SAMPLES * 4)
+        .map(|_| {
+            let fresh = runtime(CacheMode::OnDisk(dir.path().to_owned()));
+            time(|| drop(fresh.load_file(path).unwrap()))
+        })
+        .collect();
+    let warm = runtime(CacheMode::InMemory);
+    warm.load_file(path).unwrap();
+    let memory: Vec<u64> = (0..RUN_SAMPLES).map(|_| time(|| drop(warm.load_file(path).unwrap()))).collect();
+    report(&format!("load {name}: cold (compile)"), &cold);
+    report(&format!("load {name}: warm (disk cache)"), &disk);
+    report(&format!("load {name}: warm (memory cache)"), &memory);
+}
+
+fn time(f: impl FnOnce()) -> u64 {
+    let start = Instant::now();
+    black_box(f());
+    start.elapsed().as_nanos() as u64
+}
+
+fn report(name: &str, samples: &[u64]) {
+    let samples: Vec<String> = samples.iter().map(u64::to_string).collect();
+    println!("{{\"name\": {name:?}, \"samples_ns\": [{}]}}", samples.join(","));
+}

@@ -1,0 +1,141 @@
+//! Compile once: a second process loading an already-compiled guest takes it
+//! from the disk cache without running Cranelift, and a corrupt or stale
+//! cache entry is detected, discarded and rebuilt.
+//!
+//! The "second process" is this test binary run again on one test,
+//! `cache_probe`, which reports its runtime's cache statistics.
+
+use std::path::Path;
+use std::process::Command;
+
+use host::{CacheMode, CacheStats, Runtime, RuntimeConfig, Sandbox};
+
+/// Tells `cache_probe` which cache directory to use (and that it runs as a child).
+const PROBE_DIR_ENV: &str = "MODULE_CACHE_PROBE_DIR";
+
+fn runtime(cache: CacheMode) -> Runtime {
+    Runtime::new(&RuntimeConfig {
+        cache,
+        ..RuntimeConfig::default()
+    })
+    .unwrap()
+}
+
+/// Loads csv_processor twice through a fresh runtime, checks it runs, and
+/// prints the cache statistics of the first load for the parent to read.
+#[test]
+fn cache_probe() {
+    let dir = std::env::var_os(PROBE_DIR_ENV).map(std::path::PathBuf::from);
+    let temp = tempfile::tempdir().unwrap();
+    let runtime = runtime(CacheMode::OnDisk(dir.unwrap_or_else(|| temp.path().to_owned())));
+    let path = xtask::guests::artifact("csv_processor").unwrap();
+
+    let module = runtime.load_file(&path).unwrap();
+    let first = runtime.cache_stats();
+    let outcome = Sandbox::new().stdin("1,2,3,4,5\n").run(&module).unwrap();
+    assert_eq!(outcome.stdout_text().trim(), "15");
+
+    runtime.load_file(&path).unwrap();
+    assert_eq!(runtime.cache_stats().memory_hits, first.memory_hits + 1, "a second load in-process hits memory");
+    println!(
+        "CACHE_STATS compiled={} disk_hits={} discarded={}",
+        first.compiled, first.disk_hits, first.discarded
+    );
+}
+
+/// Runs `cache_probe` in a new process with its cache in `dir`.
+fn probe_in_new_process(dir: &Path) -> CacheStats {
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "cache_probe", "--nocapture", "--test-threads=1"])
+        .env(PROBE_DIR_ENV, dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "probe failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let line = stdout
+        .lines()
+        .find_map(|l| l.split_once("CACHE_STATS ").map(|(_, stats)| stats))
+        .unwrap_or_else(|| panic!("no stats in:\n{stdout}"));
+    let field = |name: &str| -> u64 {
+        line.split(' ')
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {line}"))
+    };
+    CacheStats {
+        compiled: field("compiled"),
+        disk_hits: field("disk_hits"),
+        discarded: field("discarded"),
+        memory_hits: 0,
+    }
+}
+
+fn the_only_entry(dir: &Path) -> std::path::PathBuf {
+    let entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(entries.len(), 1, "one cache file per module: {entries:?}");
+    entries.into_iter().next().unwrap()
+}
+
+fn stats(compiled: u64, disk_hits: u64, discarded: u64) -> CacheStats {
+    CacheStats {
+        compiled,
+        disk_hits,
+        discarded,
+        memory_hits: 0,
+    }
+}
+
+#[test]
+fn a_second_process_does_not_invoke_the_compiler() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(probe_in_new_process(dir.path()), stats(1, 0, 0), "cold: compiled once");
+    assert_eq!(probe_in_new_process(dir.path()), stats(0, 1, 0), "warm: loaded from disk");
+}
+
+#[test]
+fn a_corrupt_entry_is_discarded_and_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    probe_in_new_process(dir.path());
+    let entry = the_only_entry(dir.path());
+    let mut bytes = std::fs::read(&entry).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&entry, &bytes).unwrap();
+
+    assert_eq!(probe_in_new_process(dir.path()), stats(1, 0, 1), "detected, discarded, recompiled");
+    assert_eq!(probe_in_new_process(dir.path()), stats(0, 1, 0), "and the rebuilt entry is good");
+}
+
+#[test]
+fn truncated_and_foreign_entries_are_discarded() {
+    let dir = tempfile::tempdir().unwrap();
+    probe_in_new_process(dir.path());
+    let entry = the_only_entry(dir.path());
+    let original = std::fs::read(&entry).unwrap();
+
+    std::fs::write(&entry, &original[..original.len() / 3]).unwrap();
+    assert_eq!(probe_in_new_process(dir.path()), stats(1, 0, 1), "truncated");
+
+    std::fs::write(&entry, b"not a cache entry at all").unwrap();
+    assert_eq!(probe_in_new_process(dir.path()), stats(1, 0, 1), "foreign");
+}
+
+#[test]
+fn a_disabled_cache_compiles_every_time() {
+    let runtime = runtime(CacheMode::Disabled);
+    let path = xtask::guests::artifact("config_reader").unwrap();
+    runtime.load_file(&path).unwrap();
+    runtime.load_file(&path).unwrap();
+    assert_eq!(runtime.cache_stats(), stats(2, 0, 0));
+}
+
+#[test]
+fn the_cache_key_covers_the_module_bytes() {
+    let runtime = runtime(CacheMode::InMemory);
+    runtime.load_bytes("one", "(module (func (export \"f\") (result i32) i32.const 1))").unwrap();
+    let mut guest = Sandbox::new()
+        .instantiate(&runtime.load_bytes("two", "(module (func (export \"f\") (result i32) i32.const 2))").unwrap())
+        .unwrap();
+    assert_eq!(guest.call::<(), i32>("f", ()).unwrap(), 2, "a different module is never served from the cache");
+    assert_eq!(runtime.cache_stats().compiled, 2);
+}
