@@ -144,14 +144,22 @@ impl GuestInstance {
     }
 }
 
-/// Arms the store's epoch deadline: `timeout` from now, or never.
+/// Arms the store's epoch deadline, and the `poll_oneoff` guard's: `timeout`
+/// from now, or never.
 pub(crate) fn set_deadline(store: &mut Store<GuestState>, timeout: Option<Duration>) {
+    // Wasmtime adds the ticks to the current epoch without saturating, so
+    // "never" must leave room for every epoch this process will see.
+    const NEVER: u64 = u64::MAX / 2;
     let ticks = match timeout {
         // One extra tick: the current epoch may be about to end.
-        Some(timeout) => (timeout.as_nanos() / EPOCH_TICK.as_nanos()) as u64 + 1,
-        None => u64::MAX,
+        Some(timeout) => u64::try_from(timeout.as_nanos() / EPOCH_TICK.as_nanos())
+            .unwrap_or(NEVER)
+            .saturating_add(1)
+            .min(NEVER),
+        None => NEVER,
     };
     store.set_epoch_deadline(ticks);
+    store.data_mut().sleep_guard.deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
 }
 
 /// The byte range `offset..offset + len`, if it lies inside a memory of `size` bytes.

@@ -8,13 +8,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use wasmtime::{IntoFunc, Linker, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{IntoFunc, Linker, Store};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
-use crate::imports::HostLog;
+use crate::imports::{HostLog, RunClock, SleepGuard};
 use crate::instance::GuestInstance;
+use crate::limits::GuestLimiter;
 use crate::outcome::{RunOutcome, Termination, classify};
 use crate::stdio::CappedPipe;
 use crate::{Error, GuestModule, Limits};
@@ -229,6 +230,9 @@ impl Sandbox {
         // faster and keeps a run's work on the thread that asked for it.
         wasi.allow_blocking_current_thread(true);
         wasi.arg(module.name()).args(&self.args).envs(&self.env);
+        let clock = RunClock::new();
+        let sleep_guard = SleepGuard::new(&clock);
+        wasi.monotonic_clock(clock);
         match &self.stdin {
             Some(bytes) => wasi.stdin(MemoryInputPipe::new(bytes.clone())),
             None => wasi.inherit_stdin(),
@@ -263,14 +267,9 @@ impl Sandbox {
         let state = GuestState {
             wasi: wasi.build_p1(),
             fuel_budget,
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.limits.max_memory_bytes)
-                .table_elements(self.limits.max_table_elements)
-                .instances(1)
-                .memories(1)
-                .tables(4)
-                .build(),
+            limits: GuestLimiter::new(&self.limits),
             host_log: HostLog::new(self.limits.max_log_bytes),
+            sleep_guard,
         };
         let mut store = Store::new(module.runtime().engine(), state);
         store.limiter(|state| &mut state.limits);
@@ -340,8 +339,9 @@ pub(crate) struct Pipes {
 pub struct GuestState {
     pub(crate) wasi: WasiP1Ctx,
     fuel_budget: u64,
-    limits: StoreLimits,
+    limits: GuestLimiter,
     pub(crate) host_log: HostLog,
+    pub(crate) sleep_guard: SleepGuard,
 }
 
 impl GuestState {
@@ -350,13 +350,20 @@ impl GuestState {
         self.host_log.messages()
     }
 
+    /// The largest linear memory the guest has had, in bytes: never more
+    /// than [`Limits::max_memory_bytes`].
+    pub fn peak_memory_bytes(&self) -> usize {
+        self.limits.peak_memory_bytes()
+    }
+
     /// A state that grants nothing, for stores that never run a guest.
     pub(crate) fn scratch() -> Self {
         Self {
             wasi: WasiCtxBuilder::new().build_p1(),
             fuel_budget: 0,
-            limits: StoreLimits::default(),
+            limits: GuestLimiter::new(&Limits::default()),
             host_log: HostLog::new(0),
+            sleep_guard: SleepGuard::new(&RunClock::new()),
         }
     }
 }
