@@ -1,7 +1,9 @@
 //! Project automation shared by the `xtask` binary and the host's tests:
-//! where the project lives, and how the wasm guests are found and built.
+//! where the project lives, how the wasm guests are found and built, and
+//! how the conformance suite is built.
 
 pub mod guests;
+pub mod suite;
 
 use std::path::{Path, PathBuf};
 

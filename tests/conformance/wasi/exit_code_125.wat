@@ -1,0 +1,6 @@
+;; proc_exit(125): the largest exit code WASI allows a guest.
+(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (call $proc_exit (i32.const 125))))
