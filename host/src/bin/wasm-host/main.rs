@@ -1,0 +1,42 @@
+//! `wasm-host`: run a WebAssembly (WASI preview 1) module with exactly the
+//! capabilities granted on the command line, or run whole suites of them in
+//! the WASI test suite's format.
+//!
+//! This is a thin front end: the `host` library loads, sandboxes and runs
+//! every guest and classifies how it ended; this binary turns command-line
+//! flags into a `Sandbox` and the outcome into an exit status.
+
+mod conformance;
+mod limits;
+mod run;
+mod status;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Run WebAssembly (WASI preview 1) modules with exactly the capabilities you grant.
+#[derive(Parser)]
+#[command(name = "wasm-host", version, after_help = format!(
+    "{}\n\n`wasm-host conformance --help` describes the suite format and its own statuses.",
+    status::RUN_STATUS_HELP
+))]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Run(run::RunArgs),
+    Conformance(conformance::ConformanceArgs),
+}
+
+fn main() -> ExitCode {
+    // Usage errors exit with status 2 and `--help`/`--version` with 0, as clap does.
+    let status = match Cli::parse().command {
+        Command::Run(args) => run::run(args),
+        Command::Conformance(args) => conformance::run(args),
+    };
+    ExitCode::from(status)
+}

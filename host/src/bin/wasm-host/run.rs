@@ -1,0 +1,167 @@
+//! `wasm-host run`: one guest, the capabilities its flags grant, its own exit
+//! code as ours. Output is streamed as the guest writes it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use host::{DirAccess, RunOutcome, Sandbox, Termination, TrapKind};
+
+use crate::limits::{LimitArgs, describe_timeout};
+use crate::status;
+
+/// Run a WASI command module (.wasm or .wat) with exactly the capabilities granted.
+///
+/// The guest gets no environment variables, no directories and no arguments
+/// beyond its program name (argv[0], MODULE's file name) unless granted
+/// below. It reads wasm-host's stdin, and its stdout and stderr are streamed
+/// to wasm-host's own as it writes them.
+#[derive(Args, Debug)]
+#[command(
+    override_usage = "wasm-host run [OPTIONS] <MODULE> [ARGS]...",
+    after_help = status::RUN_STATUS_HELP
+)]
+pub struct RunArgs {
+    /// Grant an environment variable (repeatable); nothing of wasm-host's own environment is passed
+    #[arg(long = "env", value_name = "NAME=VAL", value_parser = parse_env)]
+    env: Vec<(String, String)>,
+
+    /// Grant a host directory read-write, seen by the guest at GUEST (default: HOST as written) (repeatable)
+    #[arg(long = "dir", value_name = "HOST[::GUEST]", value_parser = parse_dir)]
+    dirs: Vec<(PathBuf, String)>,
+
+    /// Grant a host directory read-only: list, stat and read, but never write, create, rename or delete (repeatable)
+    #[arg(long = "dir-ro", value_name = "HOST[::GUEST]", value_parser = parse_dir)]
+    read_only_dirs: Vec<(PathBuf, String)>,
+
+    /// Append an argument for the guest (repeatable); these come before the ARGS after MODULE
+    #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
+    arg: Vec<String>,
+
+    /// Collect stdout and stderr in memory, each capped by --max-output, and write them out when the guest ends, instead of streaming them
+    #[arg(long)]
+    capture: bool,
+
+    #[command(flatten)]
+    limits: LimitArgs,
+
+    /// The module to run (a WebAssembly binary or WAT text exporting `_start`), then the guest's arguments: everything after MODULE goes to the guest, options included
+    #[arg(value_name = "MODULE", required = true, num_args = 1.., trailing_var_arg = true)]
+    module_and_args: Vec<String>,
+}
+
+/// Runs the guest and returns the exit status for wasm-host.
+pub fn run(args: RunArgs) -> u8 {
+    if args.limits.caps_output() && !args.capture {
+        eprintln!(
+            "wasm-host: error: --max-output applies to captured output; add --capture (streamed output is not capped)"
+        );
+        return status::USAGE;
+    }
+    // Clap requires MODULE, so the list is never empty.
+    let [module_path, guest_args @ ..] = args.module_and_args.as_slice() else {
+        return status::USAGE;
+    };
+    let module_path = Path::new(module_path);
+    let fail = |error: host::Error| {
+        eprintln!("wasm-host: error: {}", status::describe_error(module_path, &error));
+        status::LOAD_ERROR
+    };
+    let module = match args.limits.runtime().and_then(|runtime| runtime.load_file(module_path)) {
+        Ok(module) => module,
+        Err(error) => return fail(error),
+    };
+    let limits = args.limits.limits();
+    let mut sandbox = Sandbox::new()
+        .limits(limits.clone())
+        .inherit_stdin()
+        .args(args.arg.iter().chain(guest_args).cloned());
+    if !args.capture {
+        sandbox = sandbox.inherit_stdout().inherit_stderr();
+    }
+    for (name, value) in &args.env {
+        sandbox = sandbox.env(name, value);
+    }
+    let grants = (args.dirs.iter().map(|d| (d, DirAccess::ReadWrite)))
+        .chain(args.read_only_dirs.iter().map(|d| (d, DirAccess::ReadOnly)));
+    for ((host_path, guest_path), access) in grants {
+        sandbox = sandbox.dir(host_path, guest_path, access);
+    }
+    let outcome = match sandbox.run(&module) {
+        Ok(outcome) => outcome,
+        Err(error) => return fail(error),
+    };
+    if args.capture {
+        write_captured(module.name(), &outcome);
+    }
+    match &outcome.termination {
+        Termination::Exited(code) => {
+            // WASI's proc_exit only accepts 0..=125, so the code always fits.
+            u8::try_from(*code).unwrap_or(status::TRAP)
+        }
+        Termination::Trapped(trap) => {
+            let why = match trap.kind {
+                TrapKind::Timeout => format!("timed out after {}", describe_timeout(limits.timeout)),
+                TrapKind::OutOfFuel => format!("ran out of fuel after {} units", outcome.fuel_consumed),
+                _ => format!("trapped: {trap}"),
+            };
+            eprintln!("wasm-host: {} {why}", module.name());
+            status::for_trap(trap)
+        }
+    }
+}
+
+/// Writes what a `--capture` run kept, and says which stream was cut.
+fn write_captured(module: &str, outcome: &RunOutcome) {
+    // A closed stdout or stderr is the reader's choice; nothing to report to.
+    let _ = std::io::stdout().write_all(&outcome.stdout);
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().write_all(&outcome.stderr);
+    for (stream, truncated) in [
+        ("stdout", outcome.stdout_truncated),
+        ("stderr", outcome.stderr_truncated),
+    ] {
+        if truncated {
+            eprintln!("wasm-host: {module}: {stream} was cut at the --max-output limit");
+        }
+    }
+}
+
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err(format!("`{text}` is not NAME=VALUE")),
+    }
+}
+
+fn parse_dir(text: &str) -> Result<(PathBuf, String), String> {
+    let (host, guest) = text.split_once("::").unwrap_or((text, text));
+    if host.is_empty() || guest.is_empty() {
+        return Err(format!("`{text}` is not HOST or HOST::GUEST"));
+    }
+    Ok((PathBuf::from(host), guest.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_grants_split_at_the_first_equals_sign() {
+        assert_eq!(parse_env("A=1=2"), Ok(("A".into(), "1=2".into())));
+        assert_eq!(parse_env("EMPTY="), Ok(("EMPTY".into(), String::new())));
+        assert!(parse_env("NOVALUE").is_err());
+        assert!(parse_env("=x").is_err());
+    }
+
+    #[test]
+    fn a_directory_is_seen_under_its_own_name_unless_mapped() {
+        assert_eq!(parse_dir("data"), Ok((PathBuf::from("data"), "data".into())));
+        assert_eq!(
+            parse_dir("/srv/x::/data"),
+            Ok((PathBuf::from("/srv/x"), "/data".into()))
+        );
+        assert!(parse_dir("::/data").is_err());
+        assert!(parse_dir("/srv/x::").is_err());
+    }
+}

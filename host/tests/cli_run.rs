@@ -1,0 +1,402 @@
+//! `wasm-host run` and the top-level command line, driven as a user would:
+//! grants reach the guest, the guest's exit code becomes the process's,
+//! output streams as it is written, and every way a module can fail to start
+//! gives a one-line message and the documented status.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use tempfile::TempDir;
+
+// The statuses `wasm-host run --help` documents.
+const USAGE: i32 = 2;
+const LOAD_ERROR: i32 = 126;
+const TRAP: i32 = 134;
+const TIMEOUT: i32 = 142;
+const OUT_OF_FUEL: i32 = 152;
+
+fn wasm_host() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_wasm-host"))
+}
+
+fn run(args: &[&str]) -> Output {
+    wasm_host().args(args).stdin(Stdio::null()).output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A program of the conformance suite, whose WAT source wasm-host runs directly.
+fn suite_program(name: &str) -> String {
+    let path = support::shared_test_file(&format!("conformance/wasi/{name}.wat"));
+    path.to_str().unwrap().to_owned()
+}
+
+/// Writes a WAT module into `dir` and returns its path.
+fn wat_file(dir: &TempDir, name: &str, source: &str) -> String {
+    let path = dir.path().join(name);
+    std::fs::write(&path, source).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// Asserts the documented status and a single stderr line saying `expected`.
+fn assert_fails(output: &Output, status: i32, expected: &[&str]) {
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(status), "stderr: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr:?}");
+    assert!(stderr.starts_with("wasm-host: "), "{stderr}");
+    for part in expected {
+        assert!(stderr.contains(part), "{stderr:?} does not say {part:?}");
+    }
+}
+
+#[test]
+fn version_prints_the_name_and_version_the_adapter_contract_wants() {
+    let output = run(&["--version"]);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(
+        text(&output.stdout),
+        format!("wasm-host {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn the_help_of_every_subcommand_documents_its_options_and_statuses() {
+    let cases: [(&[&str], &[&str]); 4] = [
+        (&["--help"], &["run", "conformance", "126", "134", "142", "152"]),
+        (
+            &["run", "--help"],
+            &[
+                "--env <NAME=VAL>",
+                "--dir <HOST[::GUEST]>",
+                "--dir-ro",
+                "--arg <ARG>",
+                "--capture",
+                "--timeout <DURATION>",
+                "[default: 10s]",
+                "--fuel <N>",
+                "--max-memory <BYTES>",
+                "[default: 256M]",
+                "--max-output <BYTES>",
+                "--max-stack <BYTES>",
+                "<MODULE>",
+                "0-125",
+                "126",
+                "134",
+                "142",
+                "152",
+            ],
+        ),
+        (
+            &["conformance", "--help"],
+            &[
+                "<DIR>",
+                "--jobs <N>",
+                "--filter <PATTERN>",
+                "--exclude <SKIPLIST.json>",
+                "--json-report <FILE>",
+                "--junit <FILE>",
+                "--adapter <ADAPTER.py>",
+                "--timeout",
+                "manifest.json",
+                "*.cleanup",
+                "N passed, N failed",
+                "126",
+            ],
+        ),
+        (&["help", "run"], &["--dir-ro", "142"]),
+    ];
+    for (args, expected) in cases {
+        let output = run(args);
+        assert_eq!(output.status.code(), Some(0), "{args:?}");
+        let help = text(&output.stdout);
+        for part in expected {
+            assert!(
+                help.contains(part),
+                "`wasm-host {}` does not mention {part}",
+                args.join(" ")
+            );
+        }
+    }
+}
+
+#[test]
+fn a_module_file_that_does_not_exist_is_a_load_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("absent.wasm");
+    let output = run(&["run", missing.to_str().unwrap()]);
+    assert_fails(&output, LOAD_ERROR, &["cannot read module", missing.to_str().unwrap()]);
+}
+
+#[test]
+fn a_file_that_is_not_a_wasm_module_is_a_load_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let text_file = wat_file(&dir, "notes.wasm", "just some notes\n");
+    assert_fails(
+        &run(&["run", &text_file]),
+        LOAD_ERROR,
+        &["notes.wasm is not a valid WebAssembly module"],
+    );
+    let truncated = dir.path().join("truncated.wasm");
+    std::fs::write(&truncated, b"\0asm\x01\0\0\0\x01").unwrap();
+    assert_fails(
+        &run(&["run", truncated.to_str().unwrap()]),
+        LOAD_ERROR,
+        &["truncated.wasm is not a valid WebAssembly module"],
+    );
+}
+
+#[test]
+fn a_module_without_start_is_a_load_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let library = wat_file(
+        &dir,
+        "library.wat",
+        r#"(module (func (export "add") (param i32 i32) (result i32) local.get 0))"#,
+    );
+    assert_fails(
+        &run(&["run", &library]),
+        LOAD_ERROR,
+        &["library.wat does not export `_start`"],
+    );
+}
+
+#[test]
+fn an_unknown_import_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = wat_file(
+        &dir,
+        "needs_more.wat",
+        r#"(module (import "env" "launch_missiles" (func)) (func (export "_start")))"#,
+    );
+    assert_fails(
+        &run(&["run", &module]),
+        LOAD_ERROR,
+        &["needs_more.wat imports `env::launch_missiles`"],
+    );
+}
+
+#[test]
+fn granting_a_directory_that_does_not_exist_is_a_load_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-dir");
+    let output = run(&["run", "--dir", missing.to_str().unwrap(), &suite_program("fs_read")]);
+    assert_fails(
+        &output,
+        LOAD_ERROR,
+        &["fs_read.wat", "cannot grant directory", missing.to_str().unwrap()],
+    );
+}
+
+#[test]
+fn a_bad_command_line_is_a_usage_error() {
+    let program = suite_program("exit_returns");
+    let cases: [(&[&str], &str); 5] = [
+        (&["run"], "<MODULE>"),
+        (&["run", "--timeout", "5", &program], "needs a unit"),
+        (&["run", "--env", "NOVALUE", &program], "not NAME=VALUE"),
+        (&["run", "--max-memory", "12X", &program], "suffix"),
+        (&["run", "--max-output", "1K", &program], "add --capture"),
+    ];
+    for (args, says) in cases {
+        let output = run(args);
+        assert_eq!(output.status.code(), Some(USAGE), "{args:?}");
+        assert!(
+            text(&output.stderr).contains(says),
+            "{args:?}: {}",
+            text(&output.stderr)
+        );
+    }
+}
+
+#[test]
+fn args_and_env_reach_the_guest_and_everything_after_the_module_is_an_argument() {
+    let output = run(&[
+        "run",
+        "--env",
+        "E1=env1",
+        "--env",
+        "E2=env2",
+        "--arg",
+        "a1",
+        &suite_program("args_env_echo"),
+        "a2",
+        "--env",
+        "-x",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout), "a1\na2\n--env\n-x\nE1=env1\nE2=env2\n");
+}
+
+#[test]
+fn the_hosts_own_environment_is_never_passed() {
+    let output = wasm_host()
+        .args(["run", &suite_program("no_args_or_env_by_default")])
+        .env("WASM_HOST_TEST_SECRET", "leaked")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "exit 1: extra args, 2: env present");
+    assert_eq!(text(&output.stdout), "nothing granted\n");
+}
+
+fn data_dir() -> TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hello.txt"), "hello through the command line\n").unwrap();
+    dir
+}
+
+#[test]
+fn a_granted_directory_reaches_the_guest_at_its_guest_path() {
+    let dir = data_dir();
+    let grant = format!("{}::/data", dir.path().display());
+    let output = run(&["run", "--dir-ro", &grant, &suite_program("fs_read")]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout), "hello through the command line\n");
+}
+
+#[test]
+fn a_read_only_grant_refuses_writes_and_a_read_write_grant_allows_them() {
+    let dir = data_dir();
+    let written = dir.path().join("written.cleanup");
+    let host_path = dir.path().to_str().unwrap();
+
+    let refused = run(&["run", "--dir-ro", host_path, &suite_program("fs_write_read")]);
+    // fs_write_read exits with the errno WASI returned: 63, perm.
+    assert_eq!(refused.status.code(), Some(63), "{}", text(&refused.stderr));
+    assert!(!written.exists(), "nothing was created through a read-only grant");
+
+    let allowed = run(&["run", "--dir", host_path, &suite_program("fs_write_read")]);
+    assert_eq!(allowed.status.code(), Some(0), "{}", text(&allowed.stderr));
+    assert_eq!(text(&allowed.stdout), "written by the guest\n");
+    assert_eq!(std::fs::read_to_string(&written).unwrap(), "written by the guest\n");
+}
+
+#[test]
+fn the_guests_exit_code_is_the_exit_status() {
+    let proc_exit_13 = support::shared_test_file("fixtures/proc_exit_13.wat");
+    for (program, code) in [
+        (proc_exit_13.to_str().unwrap().to_owned(), 13),
+        (suite_program("exit_code_125"), 125),
+        (suite_program("exit_returns"), 0),
+    ] {
+        let output = run(&["run", &program]);
+        assert_eq!(output.status.code(), Some(code), "{program}");
+        assert!(output.stderr.is_empty(), "a guest's own exit needs no message");
+    }
+}
+
+#[test]
+fn a_trap_gives_the_trap_status_and_names_the_trap() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = wat_file(
+        &dir,
+        "crash.wat",
+        r#"(module (memory (export "memory") 1) (func (export "_start") unreachable))"#,
+    );
+    assert_fails(&run(&["run", &module]), TRAP, &["crash.wat trapped: unreachable"]);
+}
+
+#[test]
+fn output_is_streamed_while_the_guest_runs_until_the_timeout_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = wat_file(
+        &dir,
+        "ticker.wat",
+        r#"(module
+             (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+             (memory (export "memory") 1)
+             (data (i32.const 256) "tick\n")
+             (func (export "_start")
+               (i32.store (i32.const 0) (i32.const 256))
+               (i32.store (i32.const 4) (i32.const 5))
+               (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+               (loop $forever (br $forever))))"#,
+    );
+    let mut child = wasm_host()
+        .args(["run", "--timeout", "2s", &module])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line, "tick\n");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the line arrived while the guest was still running"
+    );
+    let output = child.wait_with_output().unwrap();
+    assert_fails(&output, TIMEOUT, &["ticker.wat timed out after 2s"]);
+}
+
+#[test]
+fn fuel_stack_and_memory_limits_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let spin = wat_file(
+        &dir,
+        "spin.wat",
+        r#"(module (func (export "_start") (loop $l (br $l))))"#,
+    );
+    assert_fails(
+        &run(&["run", "--fuel", "100000", &spin]),
+        OUT_OF_FUEL,
+        &["spin.wat ran out of fuel"],
+    );
+
+    let recurse = wat_file(
+        &dir,
+        "recurse.wat",
+        r#"(module (func $f (call $f)) (func (export "_start") (call $f)))"#,
+    );
+    assert_fails(
+        &run(&["run", "--max-stack", "64K", &recurse]),
+        TRAP,
+        &["recurse.wat trapped: stack overflow"],
+    );
+
+    // Exits 1 when growing memory by 4 MiB fails, 0 when it succeeds.
+    let grow = wat_file(
+        &dir,
+        "grow.wat",
+        r#"(module
+             (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+             (memory (export "memory") 1)
+             (func (export "_start")
+               (call $exit (i32.eq (memory.grow (i32.const 64)) (i32.const -1)))))"#,
+    );
+    assert_eq!(run(&["run", "--max-memory", "1M", &grow]).status.code(), Some(1));
+    assert_eq!(run(&["run", &grow]).status.code(), Some(0));
+}
+
+#[test]
+fn captured_output_is_cut_at_max_output_and_says_so() {
+    let output = run(&["run", "--capture", "--max-output", "5", &suite_program("stdout_hello")]);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(text(&output.stdout), "hello");
+    assert!(
+        text(&output.stderr).contains("stdout_hello.wat: stdout was cut at the --max-output limit"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn the_guest_reads_wasm_hosts_stdin() {
+    let csv_processor: PathBuf = xtask::guests::artifact("csv_processor").unwrap();
+    let mut child = wasm_host()
+        .args(["run", csv_processor.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"1,2,3\n4\n").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(text(&output.stdout), "10\n");
+}

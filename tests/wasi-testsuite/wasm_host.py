@@ -1,0 +1,75 @@
+"""Module-style WASI test suite adapter for wasm-host.
+
+The current upstream runner (WebAssembly/wasi-testsuite, test-runner/) loads
+an adapter as a Python module and calls get_name(), get_version(),
+get_wasi_versions(), get_wasi_worlds() and
+compute_argv(test_path, args_env_root, proposals, wasi_world, wasi_version),
+then runs the command line compute_argv returns. It refuses an adapter that
+prints anything when run as a script, so this file only defines functions.
+
+    python3 test-runner/wasi_test_runner.py -t tests/rust/testsuite/ \\
+        -r /path/to/this/repo/tests/wasi-testsuite/wasm_host.py
+
+The binary is found as the legacy adapter (adapter.py, beside this file)
+finds it: $WASM_HOST, else the newest target/{debug,release}/wasm-host.
+"""
+
+import importlib.util
+import subprocess
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+_spec = importlib.util.spec_from_file_location("wasm_host_legacy_adapter", Path(__file__).with_name("adapter.py"))
+assert _spec is not None and _spec.loader is not None
+_legacy = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_legacy)
+
+# The runner passes either one root directory, which the guest sees as `/`,
+# or (in earlier versions) a list of (host directory, guest path) pairs.
+Dirs = Union[None, str, Path, Sequence[Tuple[Union[str, Path], str]]]
+
+
+def get_name() -> str:
+    return "wasm-host"
+
+
+def get_version() -> str:
+    output = subprocess.run(
+        [_legacy.wasm_host_binary(), "--version"], encoding="UTF-8", capture_output=True, check=True
+    ).stdout
+    # `wasm-host 0.1.0`
+    return output.split()[1]
+
+
+def get_wasi_versions() -> List[str]:
+    return ["wasm32-wasip1"]
+
+
+def get_wasi_worlds() -> List[str]:
+    return ["wasi:cli/command"]
+
+
+def compute_argv(
+    test_path: str,
+    args_env_root: Tuple[List[str], Dict[str, str], Dirs],
+    proposals: List[str],
+    wasi_world: str,
+    wasi_version: str,
+) -> List[str]:
+    """The wasm-host command line for one test.
+
+    The runner skips tests of other WASI versions and worlds itself (it even
+    asks for the command line of a skipped test, so this must not raise).
+    wasm-host offers no WASI proposals: a test that needs one fails when run.
+    """
+    del proposals, wasi_world, wasi_version  # nothing to choose between
+    args, env, root = args_env_root
+    return _legacy.run_argv(test_path, args, list(env.items()), _dir_pairs(root))
+
+
+def _dir_pairs(root: Dirs) -> List[Tuple[str, str]]:
+    if root is None:
+        return []
+    if isinstance(root, (str, Path)):
+        return [(str(root), "/")]
+    return [(str(host), guest) for host, guest in root]
