@@ -3,6 +3,7 @@
 mod build_guests;
 mod ci;
 mod cmd;
+mod conformance;
 mod test;
 
 use std::process::ExitCode;
@@ -15,7 +16,12 @@ struct Subcommand {
     run: fn(&[String]) -> anyhow::Result<()>,
 }
 
-const SUBCOMMANDS: &[Subcommand] = &[build_guests::SUBCOMMAND, test::SUBCOMMAND, ci::SUBCOMMAND];
+const SUBCOMMANDS: &[Subcommand] = &[
+    build_guests::SUBCOMMAND,
+    test::SUBCOMMAND,
+    ci::SUBCOMMAND,
+    conformance::SUBCOMMAND,
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

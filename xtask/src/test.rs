@@ -13,6 +13,8 @@ Usage: cargo xtask test [ARGS...]
 Builds every guest for wasm32-wasip1, then runs the tests of the host and
 xtask crates (`cargo test --workspace`). ARGS are passed to `cargo test`,
 e.g. `cargo xtask test -- --nocapture` or `cargo xtask test --test sandbox_fs`.
+Then runs the conformance suite through wasm-host, in process and through the
+legacy adapter, and the adapters' Python tests (see `cargo xtask conformance`).
 Exits non-zero if any test fails.
 ",
     run: run_tests,
@@ -22,5 +24,6 @@ pub fn run_tests(args: &[String]) -> Result<()> {
     for (name, path) in xtask::guests::build()? {
         eprintln!("built {name}: {}", path.display());
     }
-    run(cargo(["test", "--workspace"]).args(args))
+    run(cargo(["test", "--workspace"]).args(args))?;
+    crate::conformance::run_all()
 }

@@ -1,0 +1,87 @@
+//! `cargo xtask conformance`: the command-line runner end to end. Builds
+//! `wasm-host` and the project's conformance suite, runs the suite in
+//! process and once more through the legacy adapter (a process per test),
+//! then runs the adapters' Python tests. Part of `cargo xtask test`.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::cmd::run;
+
+pub const SUBCOMMAND: crate::Subcommand = crate::Subcommand {
+    name: "conformance",
+    summary: "Build wasm-host and the conformance suite, run it in process and through the adapters",
+    help: "\
+Usage: cargo xtask conformance
+
+1. builds the wasm-host binary (cargo build -p host --bin wasm-host)
+2. builds the suites of tests/conformance/ into target/conformance/
+3. wasm-host conformance on them, writing target/conformance/report.json
+   and target/conformance/junit.xml
+4. the same suites through tests/wasi-testsuite/adapter.py, a process per test
+5. the Python tests of both adapters (python3 -m unittest, in tests/wasi-testsuite)
+$PYTHON overrides the python3 used. Exits non-zero if any step fails.
+`cargo xtask test` runs these steps after the Rust tests.
+",
+    run: run_conformance,
+};
+
+fn run_conformance(args: &[String]) -> Result<()> {
+    if let Some(extra) = args.first() {
+        bail!("conformance takes no arguments (got `{extra}`)");
+    }
+    run_all()
+}
+
+/// Every step above, stopping at the first failure.
+pub fn run_all() -> Result<()> {
+    let wasm_host = build_wasm_host()?;
+    let build_dir = xtask::suite::build_dir();
+    let suites = xtask::suite::build_into(&build_dir)?;
+    let adapters = xtask::project_root().join("tests").join("wasi-testsuite");
+
+    run(Command::new(&wasm_host)
+        .arg("conformance")
+        .args(&suites)
+        .arg("--json-report")
+        .arg(build_dir.join("report.json"))
+        .arg("--junit")
+        .arg(build_dir.join("junit.xml")))?;
+    run(Command::new(&wasm_host)
+        .arg("conformance")
+        .arg("--adapter")
+        .arg(adapters.join("adapter.py"))
+        .args(&suites)
+        .env("WASM_HOST", &wasm_host))?;
+    run(Command::new(python())
+        .args(["-m", "unittest", "discover", "--start-directory"])
+        .arg(&adapters)
+        .args(["--pattern", "test_*.py"])
+        .current_dir(&adapters)
+        .env("WASM_HOST", &wasm_host)
+        // Keep __pycache__ out of the source tree.
+        .env("PYTHONDONTWRITEBYTECODE", "1"))
+}
+
+/// Builds `wasm-host` (debug, like the tests) and returns its path.
+fn build_wasm_host() -> Result<PathBuf> {
+    eprintln!("$ cargo build -p host --bin wasm-host");
+    let built = escargot::CargoBuild::new()
+        .manifest_path(xtask::project_root().join("Cargo.toml"))
+        .package("host")
+        .bin("wasm-host")
+        .run()
+        .context("building wasm-host")?;
+    let path = built.path();
+    if !Path::new(path).is_file() {
+        bail!("cargo reported {} but it is not there", path.display());
+    }
+    Ok(path.to_owned())
+}
+
+fn python() -> OsString {
+    std::env::var_os("PYTHON").unwrap_or_else(|| "python3".into())
+}
