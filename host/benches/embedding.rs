@@ -6,11 +6,10 @@
 //! Prints one JSON object per line, `{"name": ..., "samples_ns": [...]}`;
 //! `cargo xtask bench` turns the samples into the table.
 
-use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use host::{CacheMode, Runtime, RuntimeConfig, Sandbox};
+use host::{CacheMode, GuestModule, Pooling, Runtime, RuntimeConfig, Sandbox};
 use wasmtime::{Engine, Linker, Module, Store};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::{self, WasiP1Ctx};
@@ -32,23 +31,33 @@ fn main() {
 /// The library and the floor, sampled alternately so that both see the same
 /// machine conditions.
 fn run_against_floor(csv_path: &Path) {
-    let module = Runtime::shared().load_file(csv_path).unwrap();
+    let on_demand = Runtime::shared().load_file(csv_path).unwrap();
+    let pooled = Runtime::new(&RuntimeConfig {
+        pooling: Some(Pooling::default()),
+        ..RuntimeConfig::default()
+    })
+    .unwrap()
+    .load_file(csv_path)
+    .unwrap();
     let floor = Floor::new(csv_path);
-    let library_run = || {
-        let outcome = Sandbox::new().stdin(CSV).run(&module).unwrap();
+    let library_run = |module: &GuestModule| {
+        let outcome = Sandbox::new().stdin(CSV).run(module).unwrap();
         assert_eq!(outcome.stdout, b"55\n");
     };
     let floor_run = || assert_eq!(floor.run(CSV.as_bytes()), b"55\n");
     for _ in 0..RUN_SAMPLES / 10 {
-        library_run();
+        library_run(&on_demand);
+        library_run(&pooled);
         floor_run();
     }
-    let (mut library, mut bare) = (Vec::new(), Vec::new());
+    let (mut library, mut pooling, mut bare) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..RUN_SAMPLES {
-        library.push(time(library_run));
+        library.push(time(|| library_run(&on_demand)));
+        pooling.push(time(|| library_run(&pooled)));
         bare.push(time(floor_run));
     }
     report("run csv_processor: host library", &library);
+    report("run csv_processor: host library, pooling allocator", &pooling);
     report("run csv_processor: bare wasmtime (floor)", &bare);
 }
 
@@ -97,9 +106,13 @@ fn compile_cache(name: &str, path: &PathBuf) {
         })
         .unwrap()
     };
-    runtime(CacheMode::OnDisk(dir.path().to_owned())).load_file(path).unwrap();
+    runtime(CacheMode::OnDisk(dir.path().to_owned()))
+        .load_file(path)
+        .unwrap();
     let uncached = runtime(CacheMode::Disabled);
-    let cold: Vec<u64> = (0..COMPILE_SAMPLES).map(|_| time(|| drop(uncached.load_file(path).unwrap()))).collect();
+    let cold: Vec<u64> = (0..COMPILE_SAMPLES)
+        .map(|_| time(|| drop(uncached.load_file(path).unwrap())))
+        .collect();
     let disk: Vec<u64> = (0..COMPILE_SAMPLES * 4)
         .map(|_| {
             let fresh = runtime(CacheMode::OnDisk(dir.path().to_owned()));
@@ -108,7 +121,9 @@ fn compile_cache(name: &str, path: &PathBuf) {
         .collect();
     let warm = runtime(CacheMode::InMemory);
     warm.load_file(path).unwrap();
-    let memory: Vec<u64> = (0..RUN_SAMPLES).map(|_| time(|| drop(warm.load_file(path).unwrap()))).collect();
+    let memory: Vec<u64> = (0..RUN_SAMPLES)
+        .map(|_| time(|| drop(warm.load_file(path).unwrap())))
+        .collect();
     report(&format!("load {name}: cold (compile)"), &cold);
     report(&format!("load {name}: warm (disk cache)"), &disk);
     report(&format!("load {name}: warm (memory cache)"), &memory);
@@ -116,7 +131,7 @@ fn compile_cache(name: &str, path: &PathBuf) {
 
 fn time(f: impl FnOnce()) -> u64 {
     let start = Instant::now();
-    black_box(f());
+    f();
     start.elapsed().as_nanos() as u64
 }
 

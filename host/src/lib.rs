@@ -42,5 +42,5 @@ pub use error::Error;
 pub use instance::GuestInstance;
 pub use limits::Limits;
 pub use outcome::{RunOutcome, Termination, Trap, TrapKind};
-pub use runtime::{GuestModule, Runtime, RuntimeConfig};
+pub use runtime::{GuestModule, Pooling, Runtime, RuntimeConfig};
 pub use sandbox::{DirAccess, DirGrant, GuestState, Sandbox};

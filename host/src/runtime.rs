@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::Duration;
 
-use wasmtime::{Config, Engine, InstancePre, Linker, Module};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module, PoolingAllocationConfig};
 
 use crate::Error;
 use crate::cache::{CacheMode, CacheStats, ModuleCache};
@@ -24,6 +24,34 @@ pub struct RuntimeConfig {
     pub max_wasm_stack: usize,
     /// Where compiled modules are kept. Default: [`CacheMode::from_env`].
     pub cache: CacheMode,
+    /// Pre-reserve instance slots (Wasmtime's pooling allocator) instead of
+    /// mapping memory for each instance. Default `None`.
+    pub pooling: Option<Pooling>,
+}
+
+/// Sizes for the pooling allocator: slots are reserved once and reused, so
+/// instantiation costs no `mmap`. A guest that needs more than a slot holds
+/// fails to instantiate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pooling {
+    /// How many guests may be alive at once.
+    pub max_instances: u32,
+    /// Largest linear memory of any guest; keep it at least the
+    /// [`crate::Limits::max_memory_bytes`] of every run.
+    pub max_memory_bytes: usize,
+    /// Largest table of any guest; at least every run's [`crate::Limits::max_table_elements`].
+    pub max_table_elements: usize,
+}
+
+impl Default for Pooling {
+    fn default() -> Self {
+        let limits = crate::Limits::default();
+        Self {
+            max_instances: 256,
+            max_memory_bytes: limits.max_memory_bytes,
+            max_table_elements: limits.max_table_elements,
+        }
+    }
 }
 
 impl Default for RuntimeConfig {
@@ -31,6 +59,7 @@ impl Default for RuntimeConfig {
         Self {
             max_wasm_stack: 512 * 1024,
             cache: CacheMode::from_env(),
+            pooling: None,
         }
     }
 }
@@ -68,6 +97,18 @@ impl Runtime {
         wasm.epoch_interruption(true)
             .consume_fuel(true)
             .max_wasm_stack(config.max_wasm_stack);
+        if let Some(pooling) = config.pooling {
+            let tables_per_module = crate::limits::MAX_TABLES as u32;
+            let mut pool = PoolingAllocationConfig::new();
+            pool.total_core_instances(pooling.max_instances)
+                .total_memories(pooling.max_instances)
+                .total_tables(pooling.max_instances.saturating_mul(tables_per_module))
+                .max_memories_per_module(1)
+                .max_tables_per_module(tables_per_module)
+                .max_memory_size(pooling.max_memory_bytes)
+                .table_elements(pooling.max_table_elements);
+            wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        }
         let engine = Engine::new(&wasm).map_err(|e| Error::Config {
             reason: format!("{e:#}"),
         })?;
@@ -126,10 +167,14 @@ impl Runtime {
                 module: name.to_owned(),
             });
         }
-        let module = self.inner.cache.load(self.engine(), bytes).map_err(|e| Error::InvalidModule {
-            module: name.to_owned(),
-            reason: format!("{e:#}"),
-        })?;
+        let module = self
+            .inner
+            .cache
+            .load(self.engine(), bytes)
+            .map_err(|e| Error::InvalidModule {
+                module: name.to_owned(),
+                reason: format!("{e:#}"),
+            })?;
         Ok(GuestModule {
             name: name.into(),
             module,

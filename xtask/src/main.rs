@@ -1,5 +1,6 @@
 //! `cargo xtask`: the project's automation. Run `cargo xtask --help`.
 
+mod bench;
 mod build_guests;
 mod ci;
 mod cmd;
@@ -21,6 +22,7 @@ const SUBCOMMANDS: &[Subcommand] = &[
     test::SUBCOMMAND,
     ci::SUBCOMMAND,
     conformance::SUBCOMMAND,
+    bench::SUBCOMMAND,
 ];
 
 fn main() -> ExitCode {

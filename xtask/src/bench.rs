@@ -1,0 +1,330 @@
+//! `cargo xtask bench`: measures what the performance work promises, side by
+//! side in one run, and prints a table of medians, spreads and ratios (also
+//! written as JSON).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+
+use crate::cmd::{cargo, run};
+
+pub const SUBCOMMAND: crate::Subcommand = crate::Subcommand {
+    name: "bench",
+    summary: "Measure run cost against bare Wasmtime and the wasmtime CLI, the compile cache, suites",
+    help: "\
+Usage: cargo xtask bench [--quick]
+
+Builds in release mode, then measures, each against its baseline in the same run:
+  1. one run of csv_processor through the host library vs a minimal hand-written
+     Wasmtime embedding (the floor; target: at most 1.2x)
+  2. `wasm-host run` as a process vs `wasmtime run` (both with their compile
+     caches warm); the wasmtime binary is $WASMTIME, else `wasmtime` on PATH,
+     else the row is skipped (`cargo install wasmtime-cli --version 48.0.8 --locked`)
+  3. the project's conformance suite through the in-process runner vs one
+     process per test through the legacy adapter
+  4. loading each guest: compile (cold) vs the disk cache vs the memory cache
+  5. `cargo nextest run -p host` vs `cargo test -p host` on an unchanged tree
+Prints the table and writes target/bench/results.json.
+--quick takes fewer samples of the slow process-level rows.
+",
+    run: run_bench,
+};
+
+/// One measured row: its samples in nanoseconds, and the row it is compared to.
+struct Row {
+    group: &'static str,
+    name: String,
+    samples_ns: Vec<u64>,
+    baseline: Option<String>,
+}
+
+fn run_bench(args: &[String]) -> Result<()> {
+    let quick = match args {
+        [] => false,
+        [flag] if flag == "--quick" => true,
+        _ => bail!("usage: cargo xtask bench [--quick]"),
+    };
+    let process_samples = if quick { 5 } else { 20 };
+    let mut rows = Vec::new();
+    in_process(&mut rows)?;
+    cli_against_wasmtime(&mut rows, process_samples)?;
+    conformance_suite(&mut rows, if quick { 2 } else { 5 })?;
+    nextest_against_cargo_test(&mut rows, if quick { 1 } else { 3 })?;
+    print_table(&rows);
+    write_json(&rows)
+}
+
+/// Rows 1 and 4, from the `embedding` bench of the host crate.
+fn in_process(rows: &mut Vec<Row>) -> Result<()> {
+    let output = cargo(["bench", "-p", "host", "--bench", "embedding"])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running cargo bench")?;
+    if !output.status.success() {
+        bail!("cargo bench -p host --bench embedding failed");
+    }
+    const FLOOR: &str = "run csv_processor: bare wasmtime (floor)";
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let name = value["name"].as_str().context("bench line without a name")?.to_owned();
+        let samples_ns = value["samples_ns"]
+            .as_array()
+            .context("bench line without samples")?
+            .iter()
+            .filter_map(serde_json::Value::as_u64)
+            .collect();
+        let is_run = name.starts_with("run ");
+        let baseline = if name == FLOOR || name.ends_with(": cold (compile)") {
+            None
+        } else if is_run {
+            Some(FLOOR.to_owned())
+        } else {
+            name.split_once(": ").map(|(load, _)| format!("{load}: cold (compile)"))
+        };
+        rows.push(Row {
+            group: if is_run {
+                "library vs bare wasmtime"
+            } else {
+                "compile cache"
+            },
+            name,
+            samples_ns,
+            baseline,
+        });
+    }
+    if !rows.iter().any(|row| row.name == FLOOR) {
+        bail!("the embedding bench printed no floor row");
+    }
+    Ok(())
+}
+
+/// Row 2: whole processes, each starting, loading csv_processor from its
+/// warm cache, running it, exiting. The wasmtime CLI is the baseline: the
+/// runner should be no slower.
+fn cli_against_wasmtime(rows: &mut Vec<Row>, samples: usize) -> Result<()> {
+    run(cargo(["build", "--release", "-p", "host", "--bin", "wasm-host"]))?;
+    let guest = xtask::guests::artifact("csv_processor")?;
+    const WASMTIME_ROW: &str = "wasmtime run csv_processor (process)";
+    let baseline = match wasmtime_cli() {
+        Some(wasmtime) => {
+            let mut command = Command::new(wasmtime);
+            command.args(["run", "-C", "cache=y"]).arg(&guest);
+            rows.push(Row {
+                group: "wasm-host vs wasmtime CLI",
+                name: WASMTIME_ROW.to_owned(),
+                samples_ns: time_process(&mut command, samples)?,
+                baseline: None,
+            });
+            Some(WASMTIME_ROW.to_owned())
+        }
+        None => {
+            eprintln!(
+                "no wasmtime CLI found: set WASMTIME or put `wasmtime` on PATH \
+                 (cargo install wasmtime-cli --version 48.0.8 --locked); skipping that row"
+            );
+            None
+        }
+    };
+    let mut command = Command::new(wasm_host_release());
+    command.arg("run").arg(&guest);
+    rows.push(Row {
+        group: "wasm-host vs wasmtime CLI",
+        name: "wasm-host run csv_processor (process)".to_owned(),
+        samples_ns: time_process(&mut command, samples)?,
+        baseline,
+    });
+    Ok(())
+}
+
+fn wasm_host_release() -> PathBuf {
+    xtask::target_dir().join("release").join("wasm-host")
+}
+
+/// Row 3: the suite in one process against one adapter process per test
+/// (the way the WASI test suite's own runner drives a runtime).
+fn conformance_suite(rows: &mut Vec<Row>, samples: usize) -> Result<()> {
+    let suites = xtask::suite::build_into(&xtask::suite::build_dir())?;
+    let wasm_host = wasm_host_release();
+    let adapter = xtask::project_root()
+        .join("tests")
+        .join("wasi-testsuite")
+        .join("adapter.py");
+    const ADAPTER_ROW: &str = "conformance suite: legacy adapter, a process per test";
+    let mut per_process = Command::new(&wasm_host);
+    per_process
+        .arg("conformance")
+        .arg("--adapter")
+        .arg(adapter)
+        .args(&suites)
+        .env("WASM_HOST", &wasm_host);
+    rows.push(Row {
+        group: "conformance suite",
+        name: ADAPTER_ROW.to_owned(),
+        samples_ns: time_process(&mut per_process, samples)?,
+        baseline: None,
+    });
+    let mut in_process = Command::new(&wasm_host);
+    in_process.arg("conformance").args(&suites);
+    rows.push(Row {
+        group: "conformance suite",
+        name: "conformance suite: in-process runner".to_owned(),
+        samples_ns: time_process(&mut in_process, samples)?,
+        baseline: Some(ADAPTER_ROW.to_owned()),
+    });
+    Ok(())
+}
+
+/// Row 5: both runners on an unchanged, already-built tree.
+fn nextest_against_cargo_test(rows: &mut Vec<Row>, samples: usize) -> Result<()> {
+    run(cargo(["test", "-p", "host", "--no-run"]))?;
+    rows.push(Row {
+        group: "test runners",
+        name: "cargo test -p host".to_owned(),
+        samples_ns: time_process(&mut cargo(["test", "-p", "host", "--quiet"]), samples)?,
+        baseline: None,
+    });
+    if !cargo(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        eprintln!("cargo-nextest is not installed; skipping that row");
+        return Ok(());
+    }
+    rows.push(Row {
+        group: "test runners",
+        name: "cargo nextest run -p host".to_owned(),
+        samples_ns: time_process(&mut cargo(["nextest", "run", "-p", "host"]), samples)?,
+        baseline: Some("cargo test -p host".to_owned()),
+    });
+    Ok(())
+}
+
+/// The wasmtime CLI to compare against, if there is one.
+fn wasmtime_cli() -> Option<PathBuf> {
+    let candidate = std::env::var_os("WASMTIME").map_or_else(|| PathBuf::from("wasmtime"), PathBuf::from);
+    Command::new(&candidate)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+        .then_some(candidate)
+}
+
+/// Wall-clock time of `samples` runs of `command` (after one warm-up run),
+/// with stdin fed from the CSV sample and output discarded.
+fn time_process(command: &mut Command, samples: usize) -> Result<Vec<u64>> {
+    let input = b"1,2,3,4,5\n6,7,8,9,10\n";
+    let mut once = || -> Result<u64> {
+        let start = Instant::now();
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {command:?}"))?;
+        std::io::Write::write_all(&mut child.stdin.take().expect("piped"), input)?;
+        let status = child.wait()?;
+        let elapsed = start.elapsed().as_nanos() as u64;
+        if !status.success() {
+            bail!("{command:?} failed ({status})");
+        }
+        Ok(elapsed)
+    };
+    once()?;
+    (0..samples).map(|_| once()).collect()
+}
+
+fn median(samples: &[u64]) -> u64 {
+    percentile(samples, 50)
+}
+
+fn percentile(samples: &[u64], percent: usize) -> u64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort_unstable();
+    sorted
+        .get((sorted.len().saturating_sub(1)) * percent / 100)
+        .copied()
+        .unwrap_or(0)
+}
+
+fn human(ns: u64) -> String {
+    match ns {
+        0..1_000 => format!("{ns} ns"),
+        1_000..1_000_000 => format!("{:.1} µs", ns as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1} ms", ns as f64 / 1e6),
+        _ => format!("{:.2} s", ns as f64 / 1e9),
+    }
+}
+
+fn ratio(row: &Row, rows: &[Row]) -> Option<f64> {
+    let baseline = rows.iter().find(|r| Some(&r.name) == row.baseline.as_ref())?;
+    Some(median(&row.samples_ns) as f64 / median(&baseline.samples_ns).max(1) as f64)
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "\n| {:<58} | {:>10} | {:>21} | {:>3} | {:<34} |",
+        "benchmark", "median", "p10 .. p90", "n", "ratio"
+    );
+    println!("|{:-<60}|{:->12}|{:->23}|{:->5}|{:-<36}|", "", "", "", "", "");
+    for row in rows {
+        let spread = format!(
+            "{} .. {}",
+            human(percentile(&row.samples_ns, 10)),
+            human(percentile(&row.samples_ns, 90))
+        );
+        let ratio = match (ratio(row, rows), &row.baseline) {
+            (Some(r), Some(base)) => format!("{r:.2}x {}", short(base)),
+            _ => "baseline".to_owned(),
+        };
+        println!(
+            "| {:<58} | {:>10} | {:>21} | {:>3} | {:<34} |",
+            row.name,
+            human(median(&row.samples_ns)),
+            spread,
+            row.samples_ns.len(),
+            ratio
+        );
+    }
+}
+
+/// A baseline's name without its group prefix, for the ratio column.
+fn short(name: &str) -> &str {
+    name.split_once(": ").map_or(name, |(_, rest)| rest)
+}
+
+fn write_json(rows: &[Row]) -> Result<()> {
+    let rows: Vec<_> = rows
+        .iter()
+        .map(|row| {
+            json!({
+                "group": row.group,
+                "name": row.name,
+                "median_ns": median(&row.samples_ns),
+                "p10_ns": percentile(&row.samples_ns, 10),
+                "p90_ns": percentile(&row.samples_ns, 90),
+                "samples": row.samples_ns.len(),
+                "baseline": row.baseline,
+                "ratio": ratio(row, rows),
+                "samples_ns": row.samples_ns,
+            })
+        })
+        .collect();
+    let dir = xtask::target_dir().join("bench");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("results.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&json!({ "rows": rows }))?)?;
+    println!("\nwritten to {}", relative(&path));
+    Ok(())
+}
+
+fn relative(path: &Path) -> String {
+    path.strip_prefix(xtask::project_root())
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
