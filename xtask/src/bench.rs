@@ -59,7 +59,8 @@ fn run_bench(args: &[String]) -> Result<()> {
 
 /// Rows 1 and 4, from the `embedding` bench of the host crate.
 fn in_process(rows: &mut Vec<Row>) -> Result<()> {
-    let output = cargo(["bench", "-p", "host", "--bench", "embedding"])
+    // The release profile, not `bench`: the same artifacts as the release `wasm-host`.
+    let output = cargo(["bench", "--profile", "release", "-p", "host", "--bench", "embedding"])
         .stderr(Stdio::inherit())
         .output()
         .context("running cargo bench")?;
