@@ -57,7 +57,11 @@ impl CacheMode {
         let checkout_target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
         let dir = env_dir(CACHE_DIR_ENV)
             .or_else(|| env_dir("CARGO_TARGET_DIR").map(|t| t.join("wasm-host-cache")))
-            .or_else(|| checkout_target.is_dir().then(|| checkout_target.join("wasm-host-cache")))
+            .or_else(|| {
+                checkout_target
+                    .is_dir()
+                    .then(|| checkout_target.join("wasm-host-cache"))
+            })
             .or_else(|| env_dir("XDG_CACHE_HOME").map(|c| c.join("wasm-host")))
             .or_else(|| env_dir("HOME").map(|h| h.join(".cache").join("wasm-host")));
         dir.map_or(CacheMode::InMemory, CacheMode::OnDisk)
@@ -118,7 +122,11 @@ impl ModuleCache {
             self.compiled.fetch_add(1, Ordering::Relaxed);
             return Module::new(engine, bytes);
         }
-        let key: [u8; 32] = Sha256::new().chain_update(self.engine_key).chain_update(bytes).finalize().into();
+        let key: [u8; 32] = Sha256::new()
+            .chain_update(self.engine_key)
+            .chain_update(bytes)
+            .finalize()
+            .into();
         if let Some(module) = self.lock().get(&key) {
             self.memory_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(module.clone());

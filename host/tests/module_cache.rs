@@ -36,7 +36,11 @@ fn cache_probe() {
     assert_eq!(outcome.stdout_text().trim(), "15");
 
     runtime.load_file(&path).unwrap();
-    assert_eq!(runtime.cache_stats().memory_hits, first.memory_hits + 1, "a second load in-process hits memory");
+    assert_eq!(
+        runtime.cache_stats().memory_hits,
+        first.memory_hits + 1,
+        "a second load in-process hits memory"
+    );
     println!(
         "CACHE_STATS compiled={} disk_hits={} discarded={}",
         first.compiled, first.disk_hits, first.discarded
@@ -51,7 +55,11 @@ fn probe_in_new_process(dir: &Path) -> CacheStats {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "probe failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "probe failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let line = stdout
         .lines()
         .find_map(|l| l.split_once("CACHE_STATS ").map(|(_, stats)| stats))
@@ -89,7 +97,11 @@ fn stats(compiled: u64, disk_hits: u64, discarded: u64) -> CacheStats {
 fn a_second_process_does_not_invoke_the_compiler() {
     let dir = tempfile::tempdir().unwrap();
     assert_eq!(probe_in_new_process(dir.path()), stats(1, 0, 0), "cold: compiled once");
-    assert_eq!(probe_in_new_process(dir.path()), stats(0, 1, 0), "warm: loaded from disk");
+    assert_eq!(
+        probe_in_new_process(dir.path()),
+        stats(0, 1, 0),
+        "warm: loaded from disk"
+    );
 }
 
 #[test]
@@ -102,8 +114,16 @@ fn a_corrupt_entry_is_discarded_and_rebuilt() {
     bytes[middle] ^= 0xff;
     std::fs::write(&entry, &bytes).unwrap();
 
-    assert_eq!(probe_in_new_process(dir.path()), stats(1, 0, 1), "detected, discarded, recompiled");
-    assert_eq!(probe_in_new_process(dir.path()), stats(0, 1, 0), "and the rebuilt entry is good");
+    assert_eq!(
+        probe_in_new_process(dir.path()),
+        stats(1, 0, 1),
+        "detected, discarded, recompiled"
+    );
+    assert_eq!(
+        probe_in_new_process(dir.path()),
+        stats(0, 1, 0),
+        "and the rebuilt entry is good"
+    );
 }
 
 #[test]
@@ -132,10 +152,20 @@ fn a_disabled_cache_compiles_every_time() {
 #[test]
 fn the_cache_key_covers_the_module_bytes() {
     let runtime = runtime(CacheMode::InMemory);
-    runtime.load_bytes("one", "(module (func (export \"f\") (result i32) i32.const 1))").unwrap();
-    let mut guest = Sandbox::new()
-        .instantiate(&runtime.load_bytes("two", "(module (func (export \"f\") (result i32) i32.const 2))").unwrap())
+    runtime
+        .load_bytes("one", "(module (func (export \"f\") (result i32) i32.const 1))")
         .unwrap();
-    assert_eq!(guest.call::<(), i32>("f", ()).unwrap(), 2, "a different module is never served from the cache");
+    let mut guest = Sandbox::new()
+        .instantiate(
+            &runtime
+                .load_bytes("two", "(module (func (export \"f\") (result i32) i32.const 2))")
+                .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(
+        guest.call::<(), i32>("f", ()).unwrap(),
+        2,
+        "a different module is never served from the cache"
+    );
     assert_eq!(runtime.cache_stats().compiled, 2);
 }
