@@ -400,3 +400,31 @@ fn the_guest_reads_wasm_hosts_stdin() {
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(text(&output.stdout), "10\n");
 }
+
+#[test]
+fn the_compiled_module_cache_is_used_unless_no_cache_says_otherwise() {
+    let work = TempDir::new().unwrap();
+    let module = wat_file(
+        &work,
+        "quiet.wat",
+        r#"(module (memory (export "memory") 1) (func (export "_start")))"#,
+    );
+    let cache = work.path().join("cache");
+    let cache_entries = || std::fs::read_dir(&cache).map_or(0, |entries| entries.count());
+    let run_with_cache = |extra: &[&str]| {
+        let status = wasm_host()
+            .arg("run")
+            .args(extra)
+            .arg(&module)
+            .env("WASM_HOST_CACHE_DIR", &cache)
+            .env_remove("WASM_HOST_CACHE")
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(0));
+    };
+
+    run_with_cache(&["--no-cache"]);
+    assert_eq!(cache_entries(), 0, "--no-cache writes nothing");
+    run_with_cache(&[]);
+    assert_eq!(cache_entries(), 1, "the compiled module is kept for the next run");
+}

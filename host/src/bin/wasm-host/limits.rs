@@ -1,5 +1,6 @@
 //! The resource-limit flags shared by `run` and `conformance`, turned into
-//! the library's `Limits` and, for the stack size, a runtime of its own.
+//! the library's `Limits` and, for the stack size and the compiled-module
+//! cache, a runtime of its own.
 //!
 //! Defaults are never restated here: the help text is built from
 //! `host::Limits::default()` and `host::RuntimeConfig::default()`.
@@ -7,7 +8,7 @@
 use std::time::Duration;
 
 use clap::Args;
-use host::{Limits, Runtime, RuntimeConfig};
+use host::{CacheMode, Limits, Runtime, RuntimeConfig};
 
 /// Per-run limits; each one left out keeps the library's default.
 #[derive(Args, Debug, Clone, Default)]
@@ -36,6 +37,11 @@ pub struct LimitArgs {
         RuntimeConfig::default().max_wasm_stack,
     ))]
     max_stack: Option<usize>,
+
+    /// Compile modules afresh instead of taking them from the compiled-module
+    /// cache (the same as WASM_HOST_CACHE=off; WASM_HOST_CACHE_DIR moves the cache)
+    #[arg(long)]
+    no_cache: bool,
 }
 
 /// A `--timeout` value: a duration, or `none` for no limit.
@@ -61,15 +67,21 @@ impl LimitArgs {
     }
 
     /// The runtime to load modules with: the shared one, or one with its own
-    /// engine when `--max-stack` asks for another stack size.
+    /// engine when `--max-stack` or `--no-cache` asks for something else.
     pub fn runtime(&self) -> Result<Runtime, host::Error> {
-        match self.max_stack {
-            None => Ok(Runtime::shared().clone()),
-            Some(max_wasm_stack) => Runtime::new(&RuntimeConfig {
-                max_wasm_stack,
-                ..RuntimeConfig::default()
-            }),
+        if self.max_stack.is_none() && !self.no_cache {
+            return Ok(Runtime::shared().clone());
         }
+        let defaults = RuntimeConfig::default();
+        Runtime::new(&RuntimeConfig {
+            max_wasm_stack: self.max_stack.unwrap_or(defaults.max_wasm_stack),
+            cache: if self.no_cache {
+                CacheMode::Disabled
+            } else {
+                defaults.cache
+            },
+            ..defaults
+        })
     }
 }
 
