@@ -29,6 +29,8 @@
 
 mod cache;
 mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod imports;
 mod instance;
 mod limits;

@@ -5,6 +5,8 @@ mod build_guests;
 mod ci;
 mod cmd;
 mod conformance;
+mod fuzz;
+mod soak;
 mod test;
 
 use std::process::ExitCode;
@@ -23,6 +25,8 @@ const SUBCOMMANDS: &[Subcommand] = &[
     ci::SUBCOMMAND,
     conformance::SUBCOMMAND,
     bench::SUBCOMMAND,
+    fuzz::SUBCOMMAND,
+    soak::SUBCOMMAND,
 ];
 
 fn main() -> ExitCode {
