@@ -108,7 +108,16 @@ fn in_process(rows: &mut Vec<Row>) -> Result<()> {
 /// warm cache, running it, exiting. The wasmtime CLI is the baseline: the
 /// runner should be no slower.
 fn cli_against_wasmtime(rows: &mut Vec<Row>, samples: usize) -> Result<()> {
-    run(cargo(["build", "--release", "-p", "host", "--bin", "wasm-host"]))?;
+    // With the benches, so features resolve as for `cargo bench`: one release build of Wasmtime.
+    run(cargo([
+        "build",
+        "--release",
+        "-p",
+        "host",
+        "--bin",
+        "wasm-host",
+        "--benches",
+    ]))?;
     let guest = xtask::guests::artifact("csv_processor")?;
     const WASMTIME_ROW: &str = "wasmtime run csv_processor (process)";
     let baseline = match wasmtime_cli() {

@@ -67,12 +67,17 @@ pub fn run_all() -> Result<()> {
 }
 
 /// Builds `wasm-host` (debug, like the tests) and returns its path.
+///
+/// The host's tests are built alongside so that features resolve as they do
+/// for `cargo test` (dev-dependencies included): the binary is then the one
+/// the tests already built, not a second build of Wasmtime.
 fn build_wasm_host() -> Result<PathBuf> {
-    eprintln!("$ cargo build -p host --bin wasm-host");
+    eprintln!("$ cargo build -p host --bin wasm-host --tests");
     let built = escargot::CargoBuild::new()
         .manifest_path(xtask::project_root().join("Cargo.toml"))
         .package("host")
         .bin("wasm-host")
+        .arg("--tests")
         .run()
         .context("building wasm-host")?;
     let path = built.path();
