@@ -77,6 +77,9 @@ fn run_fuzz(args: &[String]) -> Result<()> {
         .arg("-timeout=20")
         .arg("-rss_limit_mb=4096")
         .arg("-max_len=16384")
+        // wasm-smith needs bytes to build anything interesting: start with
+        // long inputs instead of growing from a few bytes.
+        .arg("-len_control=0")
         .arg(format!("-artifact_prefix={}/", path_arg(&artifacts)?))
         .args(libfuzzer);
     run(command)
