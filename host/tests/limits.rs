@@ -93,12 +93,13 @@ fn sleeping_past_the_timeout_is_a_timeout_and_frees_the_thread() {
 
 #[test]
 fn sleeps_within_the_timeout_complete_and_each_call_gets_the_whole_timeout() {
-    let mut guest = with_timeout(Duration::from_millis(400))
+    // Three sleeps of 400 ms outlast one 1 s timeout, but not one call's.
+    let mut guest = with_timeout(Duration::from_secs(1))
         .instantiate(&support::wat("sleeper", SLEEPER))
         .unwrap();
-    for _ in 0..2 {
+    for _ in 0..3 {
         let errno = guest
-            .call::<(i32, i64, i32), i32>("sleep", (MONOTONIC, 250_000_000, 0))
+            .call::<(i32, i64, i32), i32>("sleep", (MONOTONIC, 400_000_000, 0))
             .unwrap();
         assert_eq!(errno, 0, "the sleep succeeded");
         assert_eq!(guest.call::<(), i32>("events", ()).unwrap(), 1, "one clock event");
