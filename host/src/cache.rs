@@ -120,7 +120,7 @@ impl ModuleCache {
     pub(crate) fn load(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Module> {
         if self.mode == CacheMode::Disabled {
             self.compiled.fetch_add(1, Ordering::Relaxed);
-            return Module::new(engine, bytes);
+            return compile(engine, bytes);
         }
         let key: [u8; 32] = Sha256::new()
             .chain_update(self.engine_key)
@@ -139,7 +139,7 @@ impl ModuleCache {
             Some(module) => module,
             None => {
                 self.compiled.fetch_add(1, Ordering::Relaxed);
-                let module = Module::new(engine, bytes)?;
+                let module = compile(engine, bytes)?;
                 if let Some(file) = &file {
                     // A cache that cannot be written only costs speed.
                     let _ = write(file, &module);
@@ -179,6 +179,17 @@ impl ModuleCache {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Module>> {
         self.modules.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Compiles WAT text as text and anything else as a binary, so that a binary
+/// with a wrong magic number or version is reported as such, not as bad text.
+/// (WAT never contains a NUL byte; every binary module does.)
+fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Module> {
+    if !bytes.contains(&0) && std::str::from_utf8(bytes).is_ok() {
+        Module::new(engine, bytes)
+    } else {
+        Module::from_binary(engine, bytes)
     }
 }
 

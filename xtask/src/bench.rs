@@ -288,6 +288,7 @@ fn print_table(rows: &[Row]) {
             human(percentile(&row.samples_ns, 90))
         );
         let ratio = match (ratio(row, rows), &row.baseline) {
+            (Some(r), Some(base)) if r < 0.5 => format!("{r:.3}x {} ({:.0}x faster)", short(base), 1.0 / r),
             (Some(r), Some(base)) => format!("{r:.2}x {}", short(base)),
             _ => "baseline".to_owned(),
         };
