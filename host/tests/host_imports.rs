@@ -76,26 +76,3 @@ fn embedders_register_their_own_functions() {
     assert_eq!(guest.call::<(), i32>("run", ()).unwrap(), 42);
     assert_eq!(*seen.lock().unwrap(), [(21, 0)]);
 }
-
-#[test]
-fn an_import_nobody_provides_is_named_in_the_error() {
-    let module = support::wat(
-        "needs-env",
-        r#"(module (import "env" "missing_fn" (func)) (func (export "_start")))"#,
-    );
-    let error = Sandbox::new().run(&module).unwrap_err();
-    match &error {
-        Error::UnknownImport {
-            module,
-            import_module,
-            import_name,
-        } => {
-            assert_eq!(
-                (module.as_str(), import_module.as_str(), import_name.as_str()),
-                ("needs-env", "env", "missing_fn")
-            );
-        }
-        other => panic!("expected UnknownImport, got {other:?}"),
-    }
-    assert!(error.to_string().contains("env::missing_fn"), "{error}");
-}
