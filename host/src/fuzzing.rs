@@ -1,6 +1,6 @@
 //! The sandbox's fuzzing property, in one place for both the libFuzzer
 //! target (`fuzz/`) and the bounded, seeded run in `cargo xtask test`
-//! (`host/tests/fuzz_property.rs`). Only built with the `fuzzing` feature.
+//! (`host/tests/all/fuzz_property.rs`). Only built with the `fuzzing` feature.
 //!
 //! From arbitrary bytes, [`check`] generates a valid module with
 //! `wasm-smith` (or, for some inputs, takes the bytes as a module as they

@@ -12,7 +12,7 @@ Usage: cargo xtask test [ARGS...]
 
 Builds every guest for wasm32-wasip1, then runs the tests of the host and
 xtask crates (`cargo test --workspace`). ARGS are passed to `cargo test`,
-e.g. `cargo xtask test -- --nocapture` or `cargo xtask test --test sandbox_fs`.
+e.g. `cargo xtask test -- --nocapture` or `cargo xtask test -p host --test all limits`.
 Then runs the conformance suite through wasm-host, in process and through the
 legacy adapter, and the adapters' Python tests (see `cargo xtask conformance`).
 Exits non-zero if any test fails.

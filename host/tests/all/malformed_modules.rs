@@ -1,9 +1,9 @@
 //! Malformed and mismatched modules: each is a typed `host::Error` naming
 //! what is wrong, never a panic, and the host goes on running guests.
 
-mod support;
-
 use host::{Error, Runtime, Sandbox};
+
+use crate::support;
 
 fn load(name: &str, bytes: impl AsRef<[u8]>) -> Result<host::GuestModule, Error> {
     Runtime::shared().load_bytes(name, bytes)

@@ -1,9 +1,9 @@
 //! Scenario 6: loads inside linear memory work; one past the end traps
 //! inside the guest and never touches host memory.
 
-mod support;
-
 use host::{Error, Sandbox, Termination, TrapKind};
+
+use crate::support;
 
 const LOADS: &str = r#"
     (module

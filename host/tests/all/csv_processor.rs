@@ -1,8 +1,8 @@
 //! Scenario 3: WASI stdin to stdout, and a bad field reported on stderr.
 
-mod support;
-
 use host::{Sandbox, Termination};
+
+use crate::support;
 
 #[test]
 fn one_line_sums_to_15() {

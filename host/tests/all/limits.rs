@@ -2,11 +2,11 @@
 //! while the guest sleeps), fuel, linear memory, tables, the wasm stack,
 //! captured output and the `host.log` budget.
 
-mod support;
-
 use std::time::Duration;
 
 use host::{Error, Limits, Runtime, RuntimeConfig, Sandbox, TrapKind};
+
+use crate::support;
 
 /// How long past its timeout a stopped guest may take to be reported: an
 /// interrupted guest stops within one epoch tick, so this only absorbs a

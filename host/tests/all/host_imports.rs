@@ -1,11 +1,11 @@
 //! Scenario 7: host functions imported by the guest, from WAT and from Rust.
 
-mod support;
-
 use std::sync::{Arc, Mutex};
 
 use host::{Error, GuestState, Sandbox, TrapKind};
 use wasmtime::Caller;
+
+use crate::support;
 
 const LOG_HELLO: &str = r#"
     (module

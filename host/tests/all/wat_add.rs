@@ -1,8 +1,8 @@
 //! Scenario 1: an inline WAT function called with typed arguments.
 
-mod support;
-
 use host::{Error, Sandbox};
+
+use crate::support;
 
 const ADD: &str = r#"
     (module

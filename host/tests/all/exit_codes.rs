@@ -1,9 +1,9 @@
 //! Scenario 8: the exit code is the one the guest passed to `proc_exit`, or
 //! 0 when `_start` returns.
 
-mod support;
-
 use host::{Error, Sandbox, Termination};
+
+use crate::support;
 
 #[test]
 fn proc_exit_13_gives_exit_code_13() {

@@ -2,12 +2,12 @@
 //! module per guest: each run sees only its own stdin, environment and
 //! output, even while a neighbour is being timed out.
 
-mod support;
-
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use host::{Limits, Sandbox, Termination, TrapKind};
+
+use crate::support;
 
 const THREADS: usize = 8;
 const RUNS_PER_THREAD: usize = 30;

@@ -1,9 +1,9 @@
 //! Scenario 5: files are reachable only through a granted directory, and a
 //! read-only grant refuses writes.
 
-mod support;
-
 use host::{DirAccess, Sandbox, Termination};
+
+use crate::support;
 
 fn data_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();

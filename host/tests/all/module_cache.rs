@@ -6,9 +6,10 @@
 //! `cache_probe`, which reports its runtime's cache statistics.
 
 use std::path::Path;
-use std::process::Command;
 
 use host::{CacheMode, CacheStats, Runtime, RuntimeConfig, Sandbox};
+
+use crate::support;
 
 /// Tells `cache_probe` which cache directory to use (and that it runs as a child).
 const PROBE_DIR_ENV: &str = "MODULE_CACHE_PROBE_DIR";
@@ -49,17 +50,7 @@ fn cache_probe() {
 
 /// Runs `cache_probe` in a new process with its cache in `dir`.
 fn probe_in_new_process(dir: &Path) -> CacheStats {
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "cache_probe", "--nocapture", "--test-threads=1"])
-        .env(PROBE_DIR_ENV, dir)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "probe failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = support::run_test_in_child_process("module_cache::cache_probe", &[(PROBE_DIR_ENV, dir)]);
     let line = stdout
         .lines()
         .find_map(|l| l.split_once("CACHE_STATS ").map(|(_, stats)| stats))

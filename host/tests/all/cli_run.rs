@@ -3,13 +3,13 @@
 //! output streams as it is written, and every way a module can fail to start
 //! gives a one-line message and the documented status.
 
-mod support;
-
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use tempfile::TempDir;
+
+use crate::support;
 
 // The statuses `wasm-host run --help` documents.
 const USAGE: i32 = 2;

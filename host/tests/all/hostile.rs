@@ -2,13 +2,13 @@
 //! test asserts how the run ended and that nothing on disk changed, inside
 //! or outside the grant, and the host process survives them all.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use host::{DirAccess, Limits, RunOutcome, Sandbox, Termination, TrapKind};
+
+use crate::support;
 
 /// A temporary tree: `grant/` is what a test grants the guest, at
 /// `/sandbox`; `secret.txt` beside it must stay out of reach.

@@ -1,9 +1,9 @@
 //! Scenario 2: a library-style Rust guest that upper-cases a buffer the
 //! host asked it to allocate.
 
-mod support;
-
 use host::{Error, GuestInstance, Sandbox, TrapKind};
+
+use crate::support;
 
 fn processor() -> GuestInstance {
     Sandbox::new().instantiate(&support::guest("string_processor")).unwrap()

@@ -2,8 +2,6 @@
 //! module that does not fit a slot, or a guest that finds every slot taken,
 //! gets a typed error instead of a crash.
 
-mod support;
-
 use host::{Error, Limits, Pooling, Runtime, RuntimeConfig, Sandbox};
 
 fn pooled(pooling: Pooling) -> Runtime {

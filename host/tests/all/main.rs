@@ -1,0 +1,25 @@
+//! The host's integration tests: one module per scenario, all linked into one
+//! test binary. Each binary links all of Wasmtime and Cranelift; eighteen of
+//! them took a gigabyte of `target/` and most of the link time.
+//!
+//! Run one scenario with `cargo test -p host --test all csv_processor`.
+
+mod cli_conformance;
+mod cli_run;
+mod concurrency;
+mod config_reader;
+mod csv_processor;
+mod every_guest_is_tested;
+mod exit_codes;
+mod file_access;
+mod fuzz_property;
+mod host_imports;
+mod hostile;
+mod limits;
+mod malformed_modules;
+mod memory_bounds;
+mod module_cache;
+mod pooling;
+mod string_processor;
+mod support;
+mod wat_add;

@@ -1,0 +1,60 @@
+//! Set-up shared by the integration tests: loading guests and fixtures, and
+//! re-running one test in a child process.
+
+use std::ffi::OsStr;
+use std::path::PathBuf;
+use std::process::Command;
+
+use host::{GuestModule, Runtime};
+
+/// The guest crate `name` from `guests/`, built (once per test process) and compiled.
+pub fn guest(name: &str) -> GuestModule {
+    let path = xtask::guests::artifact(name).unwrap_or_else(|e| panic!("building guest {name}: {e:#}"));
+    Runtime::shared()
+        .load_file(&path)
+        .unwrap_or_else(|e| panic!("loading {}: {e}", path.display()))
+}
+
+/// A module written inline as WAT.
+pub fn wat(name: &str, source: &str) -> GuestModule {
+    Runtime::shared()
+        .load_bytes(name, source)
+        .unwrap_or_else(|e| panic!("compiling {name}: {e}"))
+}
+
+/// A file under the shared `tests/` folder at the project root.
+pub fn shared_test_file(relative: &str) -> PathBuf {
+    xtask::project_root().join("tests").join(relative)
+}
+
+/// A WAT fixture from `tests/fixtures/`, compiled.
+pub fn fixture(file_name: &str) -> GuestModule {
+    Runtime::shared()
+        .load_file(shared_test_file(&format!("fixtures/{file_name}")))
+        .unwrap_or_else(|e| panic!("loading fixture {file_name}: {e}"))
+}
+
+/// Runs the test `path` (such as `module_cache::cache_probe`) alone in a new
+/// process of this test binary, with `envs` added to its environment, and
+/// returns what it printed. Panics with its output if it fails.
+///
+/// For what one process cannot show: a second process's cache, or a host
+/// variable that must not leak (setting it here would race other tests).
+pub fn run_test_in_child_process<V: AsRef<OsStr>>(path: &str, envs: &[(&str, V)]) -> String {
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", path, "--nocapture", "--test-threads=1"])
+        .envs(envs.iter().map(|(name, value)| (name, value)))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{path} failed in a child process:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("1 passed"),
+        "{path} did not run in the child:\n{stdout}"
+    );
+    stdout
+}
