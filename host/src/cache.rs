@@ -115,12 +115,12 @@ impl ModuleCache {
         }
     }
 
-    /// The compiled form of `bytes` (binary or WAT): from memory, from
+    /// The compiled form of the binary module `bytes`: from memory, from
     /// disk, or compiled now and remembered.
     pub(crate) fn load(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Module> {
         if self.mode == CacheMode::Disabled {
             self.compiled.fetch_add(1, Ordering::Relaxed);
-            return compile(engine, bytes);
+            return Module::from_binary(engine, bytes);
         }
         let key: [u8; 32] = Sha256::new()
             .chain_update(self.engine_key)
@@ -139,7 +139,7 @@ impl ModuleCache {
             Some(module) => module,
             None => {
                 self.compiled.fetch_add(1, Ordering::Relaxed);
-                let module = compile(engine, bytes)?;
+                let module = Module::from_binary(engine, bytes)?;
                 if let Some(file) = &file {
                     // A cache that cannot be written only costs speed.
                     let _ = write(file, &module);
@@ -185,14 +185,6 @@ impl ModuleCache {
 /// Compiles WAT text as text and anything else as a binary, so that a binary
 /// with a wrong magic number or version is reported as such, not as bad text.
 /// (WAT never contains a NUL byte; every binary module does.)
-fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Module> {
-    if !bytes.contains(&0) && std::str::from_utf8(bytes).is_ok() {
-        Module::new(engine, bytes)
-    } else {
-        Module::from_binary(engine, bytes)
-    }
-}
-
 /// Writes the entry under a temporary name and renames it into place, so a
 /// concurrent reader in another process sees a whole file or none.
 fn write(file: &Path, module: &Module) -> wasmtime::Result<()> {

@@ -1,6 +1,7 @@
 //! The runtime: one Wasmtime engine per process, the linker every guest is
 //! instantiated against, and modules compiled for that engine.
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::thread;
@@ -161,8 +162,18 @@ impl Runtime {
     /// Compiles a module from its binary or WAT text, or takes it from the
     /// compiled-module cache.
     pub fn load_bytes(&self, name: &str, bytes: impl AsRef<[u8]>) -> Result<GuestModule, Error> {
+        let invalid = |reason: String| Error::InvalidModule {
+            module: name.to_owned(),
+            reason,
+        };
         let bytes = bytes.as_ref();
-        if is_component(bytes) {
+        // Text becomes a binary first, so a component written as WAT is
+        // recognised as one and the cache only ever sees binaries.
+        let bytes = match as_text(bytes) {
+            Some(text) => Cow::Owned(wat::parse_str(text).map_err(|e| invalid(e.to_string()))?),
+            None => Cow::Borrowed(bytes),
+        };
+        if is_component(&bytes) {
             return Err(Error::ComponentNotSupported {
                 module: name.to_owned(),
             });
@@ -170,11 +181,8 @@ impl Runtime {
         let module = self
             .inner
             .cache
-            .load(self.engine(), bytes)
-            .map_err(|e| Error::InvalidModule {
-                module: name.to_owned(),
-                reason: format!("{e:#}"),
-            })?;
+            .load(self.engine(), &bytes)
+            .map_err(|e| invalid(format!("{e:#}")))?;
         Ok(GuestModule {
             name: name.into(),
             module,
@@ -245,6 +253,16 @@ impl GuestModule {
             },
         }
     }
+}
+
+/// WAT text, told from a binary by having no NUL byte (every binary starts
+/// with `\0asm`) and being UTF-8; anything else is compiled as a binary, so
+/// a file with a wrong magic number is reported as such, not as bad WAT.
+fn as_text(bytes: &[u8]) -> Option<&str> {
+    if bytes.contains(&0) {
+        return None;
+    }
+    std::str::from_utf8(bytes).ok()
 }
 
 /// Components share the `\0asm` magic with core modules; their version
