@@ -9,14 +9,20 @@
 //! compilation settings and the module's bytes, and each file carries a
 //! SHA-256 of its own payload: a corrupt, truncated or stale entry is
 //! detected, discarded and rebuilt, never handed to Wasmtime unchecked.
+//!
+//! Both levels are bounded ([`CacheLimits`]): a long-running embedder that
+//! loads ever new modules keeps the most recently used ones, in memory by
+//! count and on disk by total size (a file's modification time is its last
+//! use, so every process sharing the directory agrees on the order).
 
 use std::collections::HashMap;
 use std::fs;
 use std::hash::{Hash, Hasher};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 use wasmtime::{Engine, Module};
@@ -29,6 +35,11 @@ const HEADER_LEN: usize = MAGIC.len() + 32;
 pub const CACHE_ENV: &str = "WASM_HOST_CACHE";
 /// Overrides the directory of the on-disk cache.
 pub const CACHE_DIR_ENV: &str = "WASM_HOST_CACHE_DIR";
+/// Overrides [`CacheLimits::disk_bytes`], in MiB.
+pub const CACHE_MAX_MIB_ENV: &str = "WASM_HOST_CACHE_MAX_MIB";
+
+/// The name every cache entry's file ends with.
+const ENTRY_EXTENSION: &str = "cwasm";
 
 /// Where compiled modules are kept between loads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +79,32 @@ impl CacheMode {
     }
 }
 
+/// How much the compiled-module cache keeps; past a limit, the least
+/// recently used entries are dropped (and compiled again if asked for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheLimits {
+    /// Compiled modules kept in memory. Default 256. A module a
+    /// [`crate::GuestModule`] still holds stays alive either way.
+    pub memory_modules: usize,
+    /// Total size of the entries in the on-disk cache's directory, shared by
+    /// every process using it. Default 1 GiB, or `WASM_HOST_CACHE_MAX_MIB`.
+    /// The entry just written is always kept, even when larger.
+    pub disk_bytes: u64,
+}
+
+impl Default for CacheLimits {
+    fn default() -> Self {
+        let disk_mib = std::env::var(CACHE_MAX_MIB_ENV)
+            .ok()
+            .and_then(|mib| mib.trim().parse::<u64>().ok())
+            .unwrap_or(1024);
+        Self {
+            memory_modules: 256,
+            disk_bytes: disk_mib.saturating_mul(1024 * 1024),
+        }
+    }
+}
+
 /// What the cache did since the runtime was created.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheStats {
@@ -79,30 +116,44 @@ pub struct CacheStats {
     pub compiled: u64,
     /// Disk entries found corrupt or stale, deleted and rebuilt.
     pub discarded: u64,
+    /// Entries dropped to stay within the [`CacheLimits`], from memory or disk.
+    pub evicted: u64,
 }
 
 pub(crate) struct ModuleCache {
     mode: CacheMode,
+    limits: CacheLimits,
     engine_key: [u8; 32],
-    modules: Mutex<HashMap<[u8; 32], Module>>,
+    modules: Mutex<HashMap<[u8; 32], InMemory>>,
+    /// Orders uses of in-memory entries, for eviction.
+    clock: AtomicU64,
     memory_hits: AtomicU64,
     disk_hits: AtomicU64,
     compiled: AtomicU64,
     discarded: AtomicU64,
+    evicted: AtomicU64,
+}
+
+struct InMemory {
+    module: Module,
+    last_used: u64,
 }
 
 impl ModuleCache {
-    pub(crate) fn new(engine: &Engine, mode: CacheMode) -> Self {
+    pub(crate) fn new(engine: &Engine, mode: CacheMode, limits: CacheLimits) -> Self {
         let mut hasher = Sha256Hasher(Sha256::new());
         engine.precompile_compatibility_hash().hash(&mut hasher);
         Self {
             mode,
+            limits,
             engine_key: hasher.0.finalize().into(),
             modules: Mutex::default(),
+            clock: AtomicU64::new(0),
             memory_hits: AtomicU64::new(0),
             disk_hits: AtomicU64::new(0),
             compiled: AtomicU64::new(0),
             discarded: AtomicU64::new(0),
+            evicted: AtomicU64::new(0),
         }
     }
 
@@ -112,6 +163,7 @@ impl ModuleCache {
             disk_hits: self.disk_hits.load(Ordering::Relaxed),
             compiled: self.compiled.load(Ordering::Relaxed),
             discarded: self.discarded.load(Ordering::Relaxed),
+            evicted: self.evicted.load(Ordering::Relaxed),
         }
     }
 
@@ -127,12 +179,13 @@ impl ModuleCache {
             .chain_update(bytes)
             .finalize()
             .into();
-        if let Some(module) = self.lock().get(&key) {
+        if let Some(entry) = self.lock().get_mut(&key) {
+            entry.last_used = self.tick();
             self.memory_hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(module.clone());
+            return Ok(entry.module.clone());
         }
         let file = match &self.mode {
-            CacheMode::OnDisk(dir) => Some(dir.join(format!("{}.cwasm", hex(&key)))),
+            CacheMode::OnDisk(dir) => Some(dir.join(format!("{}.{ENTRY_EXTENSION}", hex(&key)))),
             _ => None,
         };
         let module = match file.as_deref().and_then(|file| self.read(engine, file)) {
@@ -140,21 +193,74 @@ impl ModuleCache {
             None => {
                 self.compiled.fetch_add(1, Ordering::Relaxed);
                 let module = Module::from_binary(engine, bytes)?;
-                if let Some(file) = &file {
-                    // A cache that cannot be written only costs speed.
-                    let _ = write(file, &module);
+                // A cache that cannot be written only costs speed.
+                if let Some(file) = &file
+                    && write(file, &module).is_ok()
+                {
+                    self.trim_disk(file);
                 }
                 module
             }
         };
-        self.lock().insert(key, module.clone());
+        self.remember(key, module.clone());
         Ok(module)
+    }
+
+    fn tick(&self) -> u64 {
+        self.clock.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Keeps `module` in memory, dropping the least recently used entries
+    /// past [`CacheLimits::memory_modules`].
+    fn remember(&self, key: [u8; 32], module: Module) {
+        let mut modules = self.lock();
+        let last_used = self.tick();
+        modules.insert(key, InMemory { module, last_used });
+        while modules.len() > self.limits.memory_modules {
+            let oldest = *modules
+                .iter()
+                .min_by_key(|(_, entry)| entry.last_used)
+                .map(|(key, _)| key)
+                .expect("the map is not empty");
+            modules.remove(&oldest);
+            self.evicted.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Deletes the least recently used entries of `written`'s directory
+    /// until they fit in [`CacheLimits::disk_bytes`], never `written` itself.
+    /// Another process may be trimming too: a file already gone is skipped.
+    fn trim_disk(&self, written: &Path) {
+        let Some(Ok(dir)) = written.parent().map(fs::read_dir) else {
+            return;
+        };
+        let mut entries: Vec<(SystemTime, u64, PathBuf)> = dir
+            .flatten()
+            .filter(|entry| entry.path().extension().is_some_and(|e| e == ENTRY_EXTENSION))
+            .filter_map(|entry| {
+                let meta = entry.metadata().ok()?;
+                Some((meta.modified().ok()?, meta.len(), entry.path()))
+            })
+            .collect();
+        let mut total: u64 = entries.iter().map(|(_, len, _)| len).sum();
+        entries.sort();
+        for (_, len, path) in entries {
+            if total <= self.limits.disk_bytes {
+                break;
+            }
+            if path != written && fs::remove_file(&path).is_ok() {
+                total -= len;
+                self.evicted.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     /// A verified entry from disk, or `None` (deleting the file) when it is
     /// missing, corrupt or was compiled for another engine.
-    fn read(&self, engine: &Engine, file: &Path) -> Option<Module> {
-        let data = fs::read(file).ok()?;
+    fn read(&self, engine: &Engine, path: &Path) -> Option<Module> {
+        let mut file = fs::File::open(path).ok()?;
+        let mut data = Vec::new();
+        file.read_to_end(&mut data).ok()?;
         let verified = data.len() >= HEADER_LEN
             && &data[..MAGIC.len()] == MAGIC
             && data[MAGIC.len()..HEADER_LEN] == Sha256::digest(&data[HEADER_LEN..])[..];
@@ -167,24 +273,23 @@ impl ModuleCache {
         match module {
             Some(module) => {
                 self.disk_hits.fetch_add(1, Ordering::Relaxed);
+                // The modification time records the last use, for `trim_disk`.
+                let _ = file.set_modified(SystemTime::now());
                 Some(module)
             }
             None => {
                 self.discarded.fetch_add(1, Ordering::Relaxed);
-                let _ = fs::remove_file(file);
+                let _ = fs::remove_file(path);
                 None
             }
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Module>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], InMemory>> {
         self.modules.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-/// Compiles WAT text as text and anything else as a binary, so that a binary
-/// with a wrong magic number or version is reported as such, not as bad text.
-/// (WAT never contains a NUL byte; every binary module does.)
 /// Writes the entry under a temporary name and renames it into place, so a
 /// concurrent reader in another process sees a whole file or none.
 fn write(file: &Path, module: &Module) -> wasmtime::Result<()> {

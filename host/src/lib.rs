@@ -39,7 +39,7 @@ mod runtime;
 mod sandbox;
 mod stdio;
 
-pub use cache::{CACHE_DIR_ENV, CACHE_ENV, CacheMode, CacheStats};
+pub use cache::{CACHE_DIR_ENV, CACHE_ENV, CACHE_MAX_MIB_ENV, CacheLimits, CacheMode, CacheStats};
 pub use error::Error;
 pub use instance::GuestInstance;
 pub use limits::Limits;

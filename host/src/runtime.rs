@@ -10,7 +10,7 @@ use std::time::Duration;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module, PoolingAllocationConfig};
 
 use crate::Error;
-use crate::cache::{CacheMode, CacheStats, ModuleCache};
+use crate::cache::{CacheLimits, CacheMode, CacheStats, ModuleCache};
 use crate::imports;
 use crate::sandbox::GuestState;
 
@@ -25,6 +25,8 @@ pub struct RuntimeConfig {
     pub max_wasm_stack: usize,
     /// Where compiled modules are kept. Default: [`CacheMode::from_env`].
     pub cache: CacheMode,
+    /// How many compiled modules the cache keeps. Default: [`CacheLimits::default`].
+    pub cache_limits: CacheLimits,
     /// Pre-reserve instance slots (Wasmtime's pooling allocator) instead of
     /// mapping memory for each instance. Default `None`.
     pub pooling: Option<Pooling>,
@@ -60,6 +62,7 @@ impl Default for RuntimeConfig {
         Self {
             max_wasm_stack: 512 * 1024,
             cache: CacheMode::from_env(),
+            cache_limits: CacheLimits::default(),
             pooling: None,
         }
     }
@@ -118,7 +121,7 @@ impl Runtime {
             reason: format!("{e:#}"),
         })?;
         start_epoch_ticker(&engine);
-        let cache = ModuleCache::new(&engine, config.cache.clone());
+        let cache = ModuleCache::new(&engine, config.cache.clone(), config.cache_limits);
         Ok(Self {
             inner: Arc::new(RuntimeInner { engine, linker, cache }),
         })

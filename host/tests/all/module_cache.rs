@@ -5,9 +5,11 @@
 //! The "second process" is this test binary run again on one test,
 //! `cache_probe`, which reports its runtime's cache statistics.
 
-use std::path::Path;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
-use host::{CacheMode, CacheStats, Runtime, RuntimeConfig, Sandbox};
+use host::{CACHE_MAX_MIB_ENV, CacheLimits, CacheMode, CacheStats, Runtime, RuntimeConfig, Sandbox};
 
 use crate::support;
 
@@ -65,11 +67,11 @@ fn probe_in_new_process(dir: &Path) -> CacheStats {
         compiled: field("compiled"),
         disk_hits: field("disk_hits"),
         discarded: field("discarded"),
-        memory_hits: 0,
+        ..CacheStats::default()
     }
 }
 
-fn the_only_entry(dir: &Path) -> std::path::PathBuf {
+fn the_only_entry(dir: &Path) -> PathBuf {
     let entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(entries.len(), 1, "one cache file per module: {entries:?}");
     entries.into_iter().next().unwrap()
@@ -80,7 +82,7 @@ fn stats(compiled: u64, disk_hits: u64, discarded: u64) -> CacheStats {
         compiled,
         disk_hits,
         discarded,
-        memory_hits: 0,
+        ..CacheStats::default()
     }
 }
 
@@ -159,4 +161,104 @@ fn the_cache_key_covers_the_module_bytes() {
         "a different module is never served from the cache"
     );
     assert_eq!(runtime.cache_stats().compiled, 2);
+}
+
+/// A distinct small module for each `n`, so each is its own cache entry.
+fn numbered_module(n: u32) -> Vec<u8> {
+    wat::parse_str(format!(r#"(module (func (export "n") (result i32) i32.const {n}))"#)).unwrap()
+}
+
+fn bounded_runtime(cache: CacheMode, limits: CacheLimits) -> Runtime {
+    Runtime::new(&RuntimeConfig {
+        cache,
+        cache_limits: limits,
+        ..RuntimeConfig::default()
+    })
+    .unwrap()
+}
+
+fn cache_files(dir: &Path) -> BTreeSet<PathBuf> {
+    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect()
+}
+
+fn set_last_use(entry: &Path, ago: Duration) {
+    let file = std::fs::File::options().write(true).open(entry).unwrap();
+    file.set_modified(SystemTime::now() - ago).unwrap();
+}
+
+#[test]
+fn memory_keeps_the_most_recently_used_modules() {
+    let limits = CacheLimits {
+        memory_modules: 2,
+        ..CacheLimits::default()
+    };
+    let runtime = bounded_runtime(CacheMode::InMemory, limits);
+    let [a, b, c] = [1, 2, 3].map(numbered_module);
+    for bytes in [&a, &b, &a, &c] {
+        runtime.load_bytes("numbered", bytes).unwrap();
+    }
+    let after_c = runtime.cache_stats();
+    assert_eq!((after_c.compiled, after_c.memory_hits, after_c.evicted), (3, 1, 1));
+
+    runtime.load_bytes("a", &a).unwrap();
+    runtime.load_bytes("c", &c).unwrap();
+    assert_eq!(runtime.cache_stats().memory_hits, 3, "a (used after b) and c stayed");
+    runtime.load_bytes("b", &b).unwrap();
+    assert_eq!(
+        runtime.cache_stats().compiled,
+        4,
+        "b, the least recently used, was dropped"
+    );
+}
+
+#[test]
+fn disk_keeps_the_most_recently_used_entries_within_its_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let unbounded = CacheLimits {
+        disk_bytes: u64::MAX,
+        ..CacheLimits::default()
+    };
+    let [a, b, c] = [1, 2, 3].map(numbered_module);
+    let first = bounded_runtime(CacheMode::OnDisk(dir.path().to_owned()), unbounded);
+    first.load_bytes("a", &a).unwrap();
+    let a_file = the_only_entry(dir.path());
+    first.load_bytes("b", &b).unwrap();
+    let b_file = cache_files(dir.path()).into_iter().find(|f| *f != a_file).unwrap();
+    set_last_use(&a_file, Duration::from_secs(7200));
+    set_last_use(&b_file, Duration::from_secs(3600));
+
+    // Room for about two entries; a second process uses a, then compiles c.
+    let len = |f: &Path| std::fs::metadata(f).unwrap().len();
+    let limits = CacheLimits {
+        disk_bytes: len(&a_file) + len(&b_file) + len(&a_file) / 2,
+        ..CacheLimits::default()
+    };
+    let second = bounded_runtime(CacheMode::OnDisk(dir.path().to_owned()), limits);
+    second.load_bytes("a", &a).unwrap();
+    second.load_bytes("c", &c).unwrap();
+    let stats = second.cache_stats();
+    assert_eq!((stats.disk_hits, stats.compiled, stats.evicted), (1, 1, 1));
+    let files = cache_files(dir.path());
+    assert!(
+        files.contains(&a_file) && !files.contains(&b_file) && files.len() == 2,
+        "b, the least recently used, was deleted: {files:?}"
+    );
+    assert!(files.iter().map(|f| len(f)).sum::<u64>() <= limits.disk_bytes);
+
+    let third = bounded_runtime(CacheMode::OnDisk(dir.path().to_owned()), limits);
+    third.load_bytes("b", &b).unwrap();
+    assert_eq!(third.cache_stats().compiled, 1, "b is compiled again");
+}
+
+#[test]
+fn the_disk_limit_can_be_set_from_the_environment() {
+    // Set in a child process, so no other test sees the variable.
+    if std::env::var(CACHE_MAX_MIB_ENV).as_deref() != Ok("3") {
+        support::run_test_in_child_process(
+            "module_cache::the_disk_limit_can_be_set_from_the_environment",
+            &[(CACHE_MAX_MIB_ENV, "3")],
+        );
+        return;
+    }
+    assert_eq!(CacheLimits::default().disk_bytes, 3 * 1024 * 1024);
 }

@@ -39,7 +39,8 @@ pub struct LimitArgs {
     max_stack: Option<usize>,
 
     /// Compile modules afresh instead of taking them from the compiled-module
-    /// cache (the same as WASM_HOST_CACHE=off; WASM_HOST_CACHE_DIR moves the cache)
+    /// cache (the same as WASM_HOST_CACHE=off; WASM_HOST_CACHE_DIR moves the cache,
+    /// WASM_HOST_CACHE_MAX_MIB bounds its size on disk, default 1024)
     #[arg(long)]
     no_cache: bool,
 }
