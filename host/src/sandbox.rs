@@ -17,7 +17,7 @@ use crate::imports::{HostLog, RunClock, SleepGuard};
 use crate::instance::GuestInstance;
 use crate::limits::GuestLimiter;
 use crate::outcome::{RunOutcome, Termination, classify};
-use crate::stdio::CappedPipe;
+use crate::stdio::{CappedPipe, HostStream};
 use crate::{Error, GuestModule, Limits};
 
 /// What a guest may do with a directory it is granted.
@@ -40,12 +40,13 @@ pub struct DirGrant {
     pub access: DirAccess,
 }
 
-/// Where a guest's standard output or error goes.
+/// Where a guest's standard output or error goes; either way at most
+/// [`Limits::max_output_bytes`] of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum OutputMode {
-    /// Kept in memory, up to [`Limits::max_output_bytes`], and returned in the outcome.
+    /// Kept in memory and returned in the outcome.
     Capture,
-    /// Written straight to the host process's own stream as the guest writes.
+    /// Written to the host process's own stream as the guest writes.
     Inherit,
 }
 
@@ -117,13 +118,15 @@ impl Sandbox {
     }
 
     /// Sends the guest's stdout straight to the host's, as it is written,
-    /// instead of capturing it.
+    /// instead of capturing it; still cut at [`Limits::max_output_bytes`]
+    /// (the outcome says so).
     pub fn inherit_stdout(mut self) -> Self {
         self.stdout = OutputMode::Inherit;
         self
     }
 
-    /// Sends the guest's stderr straight to the host's instead of capturing it.
+    /// Sends the guest's stderr straight to the host's instead of capturing
+    /// it; still cut at [`Limits::max_output_bytes`].
     pub fn inherit_stderr(mut self) -> Self {
         self.stderr = OutputMode::Inherit;
         self
@@ -238,17 +241,10 @@ impl Sandbox {
             None => wasi.inherit_stdin(),
         };
         let pipes = Pipes {
-            stdout: self.output(self.stdout),
-            stderr: self.output(self.stderr),
+            stdout: self.output(self.stdout, HostStream::Stdout),
+            stderr: self.output(self.stderr, HostStream::Stderr),
         };
-        match &pipes.stdout {
-            Some(pipe) => wasi.stdout(pipe.clone()),
-            None => wasi.inherit_stdout(),
-        };
-        match &pipes.stderr {
-            Some(pipe) => wasi.stderr(pipe.clone()),
-            None => wasi.inherit_stderr(),
-        };
+        wasi.stdout(pipes.stdout.clone()).stderr(pipes.stderr.clone());
         for grant in &self.dirs {
             let perms = match grant.access {
                 DirAccess::ReadOnly => FsPerms::ReadOnly,
@@ -280,8 +276,12 @@ impl Sandbox {
         Ok((store, pipes))
     }
 
-    fn output(&self, mode: OutputMode) -> Option<CappedPipe> {
-        (mode == OutputMode::Capture).then(|| CappedPipe::new(self.limits.max_output_bytes))
+    fn output(&self, mode: OutputMode, host: HostStream) -> CappedPipe {
+        let cap = self.limits.max_output_bytes;
+        match mode {
+            OutputMode::Capture => CappedPipe::captured(cap),
+            OutputMode::Inherit => CappedPipe::streamed(cap, host),
+        }
     }
 
     /// Instantiates `module` in `store`: through the module's cached
@@ -327,10 +327,10 @@ enum LinkFailure {
     Guest(Termination),
 }
 
-/// The captured streams of one run (`None` where the stream is inherited).
+/// The output streams of one run.
 pub(crate) struct Pipes {
-    pub(crate) stdout: Option<CappedPipe>,
-    pub(crate) stderr: Option<CappedPipe>,
+    pub(crate) stdout: CappedPipe,
+    pub(crate) stderr: CappedPipe,
 }
 
 /// The state Wasmtime keeps for one guest: its WASI context, its resource
@@ -375,8 +375,8 @@ pub(crate) fn finish(
     termination: Termination,
     started: Instant,
 ) -> RunOutcome {
-    let (stdout, stdout_truncated) = pipes.stdout.as_ref().map(CappedPipe::contents).unwrap_or_default();
-    let (stderr, stderr_truncated) = pipes.stderr.as_ref().map(CappedPipe::contents).unwrap_or_default();
+    let (stdout, stdout_truncated) = pipes.stdout.contents();
+    let (stderr, stderr_truncated) = pipes.stderr.contents();
     let state = store.data();
     RunOutcome {
         termination,

@@ -1,66 +1,111 @@
-//! Captured standard output and error with a byte cap.
+//! Standard output and error with a byte cap, captured or streamed.
 //!
 //! Wasmtime's `MemoryOutputPipe` fails the guest's write once full, which
 //! turns a chatty guest into a crashed one. A host that runs untrusted code
 //! wants the opposite: keep the first bytes, drop the rest, say so, and let
-//! the guest finish. Memory use stays bounded by the cap either way.
+//! the guest finish. Memory use, or what reaches the host's own stream,
+//! stays bounded by the cap either way.
 
-use std::io;
+use std::io::{self, Write};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
-use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 
 /// Largest write the guest is told it may make at once.
 const WRITE_PERMIT: usize = 64 * 1024;
 
-/// An in-memory stdout or stderr that keeps at most `cap` bytes.
+/// One of the host process's own output streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HostStream {
+    Stdout,
+    Stderr,
+}
+
+/// A guest's stdout or stderr that lets at most `cap` bytes through, into
+/// memory or on to the host's own stream.
 #[derive(Clone)]
 pub(crate) struct CappedPipe {
     cap: usize,
-    captured: Arc<Mutex<Captured>>,
+    /// Where the kept bytes go: `None` keeps them in memory.
+    stream: Option<HostStream>,
+    state: Arc<Mutex<State>>,
 }
 
 #[derive(Default)]
-struct Captured {
-    bytes: Vec<u8>,
+struct State {
+    /// The kept bytes, when captured.
+    captured: Vec<u8>,
+    /// How many bytes were let through, captured or streamed.
+    kept: usize,
     truncated: bool,
 }
 
 impl CappedPipe {
-    pub(crate) fn new(cap: usize) -> Self {
+    /// Keeps the first `cap` bytes in memory.
+    pub(crate) fn captured(cap: usize) -> Self {
+        Self::new(cap, None)
+    }
+
+    /// Writes the first `cap` bytes to the host's `stream` as they come.
+    pub(crate) fn streamed(cap: usize, stream: HostStream) -> Self {
+        Self::new(cap, Some(stream))
+    }
+
+    fn new(cap: usize, stream: Option<HostStream>) -> Self {
         Self {
             cap,
-            captured: Arc::default(),
+            stream,
+            state: Arc::default(),
         }
     }
 
-    /// The bytes kept so far, and whether any were dropped.
+    /// The bytes kept in memory (none when streamed), and whether any were dropped.
     pub(crate) fn contents(&self) -> (Vec<u8>, bool) {
-        let captured = self.lock();
-        (captured.bytes.clone(), captured.truncated)
+        let state = self.lock();
+        (state.captured.clone(), state.truncated)
     }
 
-    fn append(&self, bytes: &[u8]) {
-        let mut captured = self.lock();
-        let room = self.cap.saturating_sub(captured.bytes.len());
-        let kept = bytes.len().min(room);
-        captured.bytes.extend_from_slice(&bytes[..kept]);
-        captured.truncated |= kept < bytes.len();
+    fn append(&self, bytes: &[u8]) -> io::Result<()> {
+        let mut state = self.lock();
+        let room = self.cap.saturating_sub(state.kept);
+        let kept = &bytes[..bytes.len().min(room)];
+        state.truncated |= kept.len() < bytes.len();
+        state.kept += kept.len();
+        match self.stream {
+            None => state.captured.extend_from_slice(kept),
+            // Flushed at once: a guest that prints and then hangs must be seen
+            // to have printed.
+            Some(HostStream::Stdout) => write_through(io::stdout().lock(), kept)?,
+            Some(HostStream::Stderr) => write_through(io::stderr().lock(), kept)?,
+        }
+        Ok(())
     }
 
-    fn lock(&self) -> MutexGuard<'_, Captured> {
+    fn lock(&self) -> MutexGuard<'_, State> {
         // A poisoned lock only means another writer panicked mid-append; the
         // bytes are still a valid prefix of the output.
-        self.captured.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+fn write_through(mut out: impl Write, bytes: &[u8]) -> io::Result<()> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    out.write_all(bytes)?;
+    out.flush()
 }
 
 impl IsTerminal for CappedPipe {
     fn is_terminal(&self) -> bool {
-        false
+        match self.stream {
+            None => false,
+            Some(HostStream::Stdout) => io::IsTerminal::is_terminal(&io::stdout()),
+            Some(HostStream::Stderr) => io::IsTerminal::is_terminal(&io::stderr()),
+        }
     }
 }
 
@@ -77,8 +122,8 @@ impl StdoutStream for CappedPipe {
 #[wasmtime_wasi::async_trait]
 impl OutputStream for CappedPipe {
     fn write(&mut self, bytes: bytes::Bytes) -> StreamResult<()> {
-        self.append(&bytes);
-        Ok(())
+        self.append(&bytes)
+            .map_err(|e| StreamError::LastOperationFailed(e.into()))
     }
 
     fn flush(&mut self) -> StreamResult<()> {
@@ -97,8 +142,7 @@ impl Pollable for CappedPipe {
 
 impl tokio::io::AsyncWrite for CappedPipe {
     fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.append(buf);
-        Poll::Ready(Ok(buf.len()))
+        Poll::Ready(self.append(buf).map(|()| buf.len()))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -116,12 +160,12 @@ mod tests {
 
     #[test]
     fn keeps_a_prefix_and_records_truncation() {
-        let pipe = CappedPipe::new(5);
-        pipe.append(b"hel");
+        let pipe = CappedPipe::captured(5);
+        pipe.append(b"hel").unwrap();
         assert_eq!(pipe.contents(), (b"hel".to_vec(), false));
-        pipe.append(b"lo world");
+        pipe.append(b"lo world").unwrap();
         assert_eq!(pipe.contents(), (b"hello".to_vec(), true));
-        pipe.append(b"!");
+        pipe.append(b"!").unwrap();
         assert_eq!(pipe.contents(), (b"hello".to_vec(), true));
     }
 }

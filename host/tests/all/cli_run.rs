@@ -195,12 +195,11 @@ fn granting_a_directory_that_does_not_exist_is_a_load_error() {
 #[test]
 fn a_bad_command_line_is_a_usage_error() {
     let program = suite_program("exit_returns");
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 4] = [
         (&["run"], "<MODULE>"),
         (&["run", "--timeout", "5", &program], "needs a unit"),
         (&["run", "--env", "NOVALUE", &program], "not NAME=VALUE"),
         (&["run", "--max-memory", "12X", &program], "suffix"),
-        (&["run", "--max-output", "1K", &program], "add --capture"),
     ];
     for (args, says) in cases {
         let output = run(args);
@@ -384,6 +383,38 @@ fn captured_output_is_cut_at_max_output_and_says_so() {
         "{}",
         text(&output.stderr)
     );
+}
+
+#[test]
+fn streamed_output_is_cut_at_max_output_only_when_asked() {
+    let hostile = xtask::guests::artifact("hostile").unwrap();
+    let flood = |extra: &[&str]| {
+        let mut args = vec!["run"];
+        args.extend_from_slice(extra);
+        args.extend([hostile.to_str().unwrap(), "flood", "4194304"]);
+        run(&args)
+    };
+    let cut = flood(&["--max-output", "1K"]);
+    assert_eq!(cut.status.code(), Some(0), "the guest is not failed");
+    assert_eq!(
+        cut.stdout.len(),
+        1024,
+        "a 4 MiB flood reaches the terminal cut at 1 KiB"
+    );
+    assert!(
+        text(&cut.stderr).contains("hostile.wasm: stdout was cut at the --max-output limit"),
+        "{}",
+        text(&cut.stderr)
+    );
+
+    let whole = flood(&[]);
+    assert_eq!(whole.status.code(), Some(0));
+    assert_eq!(
+        whole.stdout.len(),
+        4 << 20,
+        "without --max-output, streamed output is whole"
+    );
+    assert!(!text(&whole.stderr).contains("cut"), "{}", text(&whole.stderr));
 }
 
 #[test]

@@ -27,7 +27,7 @@ pub struct LimitArgs {
     max_memory: Option<usize>,
 
     #[arg(long, value_name = "BYTES", value_parser = parse_bytes, help = bytes_help(
-        "Bytes of captured stdout, and separately of stderr, kept; the rest is dropped",
+        "Bytes of stdout, and separately of stderr, let through; the rest is dropped and wasm-host says so. The default applies to --capture; streamed output is cut only when this is given",
         Limits::default().max_output_bytes,
     ))]
     max_output: Option<usize>,
@@ -62,7 +62,7 @@ impl LimitArgs {
         }
     }
 
-    /// True when `--max-output` was given.
+    /// True when `--max-output` was given: streamed output is then cut too.
     pub fn caps_output(&self) -> bool {
         self.max_output.is_some()
     }

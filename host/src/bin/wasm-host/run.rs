@@ -52,12 +52,6 @@ pub struct RunArgs {
 
 /// Runs the guest and returns the exit status for wasm-host.
 pub fn run(args: RunArgs) -> u8 {
-    if args.limits.caps_output() && !args.capture {
-        eprintln!(
-            "wasm-host: error: --max-output applies to captured output; add --capture (streamed output is not capped)"
-        );
-        return status::USAGE;
-    }
     // Clap requires MODULE, so the list is never empty.
     let [module_path, guest_args @ ..] = args.module_and_args.as_slice() else {
         return status::USAGE;
@@ -71,7 +65,12 @@ pub fn run(args: RunArgs) -> u8 {
         Ok(module) => module,
         Err(error) => return fail(error),
     };
-    let limits = args.limits.limits();
+    let mut limits = args.limits.limits();
+    if !args.capture && !args.limits.caps_output() {
+        // Streamed output goes to the user's own terminal or pipe, not into
+        // wasm-host's memory: all of it, unless --max-output says otherwise.
+        limits.max_output_bytes = usize::MAX;
+    }
     let mut sandbox = Sandbox::new()
         .limits(limits.clone())
         .inherit_stdin()
@@ -92,8 +91,9 @@ pub fn run(args: RunArgs) -> u8 {
         Err(error) => return fail(error),
     };
     if args.capture {
-        write_captured(module.name(), &outcome);
+        write_captured(&outcome);
     }
+    report_truncation(module.name(), &outcome);
     match &outcome.termination {
         Termination::Exited(code) => {
             // WASI's proc_exit only accepts 0..=125, so the code always fits.
@@ -111,12 +111,16 @@ pub fn run(args: RunArgs) -> u8 {
     }
 }
 
-/// Writes what a `--capture` run kept, and says which stream was cut.
-fn write_captured(module: &str, outcome: &RunOutcome) {
+/// Writes what a `--capture` run kept.
+fn write_captured(outcome: &RunOutcome) {
     // A closed stdout or stderr is the reader's choice; nothing to report to.
     let _ = std::io::stdout().write_all(&outcome.stdout);
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().write_all(&outcome.stderr);
+}
+
+/// Says which stream, captured or streamed, was cut at --max-output.
+fn report_truncation(module: &str, outcome: &RunOutcome) {
     for (stream, truncated) in [
         ("stdout", outcome.stdout_truncated),
         ("stderr", outcome.stderr_truncated),
