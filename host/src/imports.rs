@@ -10,6 +10,7 @@
 //! Wasmtime's implementation blocks the host thread for as long as the guest
 //! asks, where no epoch check can interrupt it.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use wasmtime::{AsContextMut, Caller, Extern, Linker};
@@ -67,10 +68,25 @@ fn guarded_poll_oneoff(
     ))
 }
 
+/// When the current call into a guest times out (`None` for never), shared
+/// by the host calls that could otherwise block past it: `poll_oneoff` and
+/// an inherited stdin.
+#[derive(Clone, Default)]
+pub(crate) struct Deadline(Arc<Mutex<Option<Instant>>>);
+
+impl Deadline {
+    pub(crate) fn get(&self) -> Option<Instant> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn set(&self, deadline: Option<Instant>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = deadline;
+    }
+}
+
 /// What the `poll_oneoff` guard knows about one store.
 pub(crate) struct SleepGuard {
-    /// When the current call into the guest times out; `None` for never.
-    pub(crate) deadline: Option<Instant>,
+    pub(crate) deadline: Deadline,
     /// The zero of the guest's monotonic clock (see [`RunClock`]).
     origin: Instant,
 }
@@ -79,7 +95,7 @@ impl SleepGuard {
     /// A guard for a store whose monotonic clock is `clock`.
     pub(crate) fn new(clock: &RunClock) -> Self {
         Self {
-            deadline: None,
+            deadline: Deadline::default(),
             origin: clock.origin,
         }
     }
@@ -126,7 +142,7 @@ const ABSOLUTE_TIME: u16 = 1;
 /// Wasmtime rejects with an errno.
 fn sleeps_past_deadline(caller: &mut Caller<'_, GuestState>, subs: i32, count: i32) -> Option<Instant> {
     let guard = &caller.data().sleep_guard;
-    let (deadline, origin) = (guard.deadline?, guard.origin);
+    let (deadline, origin) = (guard.deadline.get()?, guard.origin);
     let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
         return None;
     };

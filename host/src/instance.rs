@@ -144,7 +144,8 @@ impl GuestInstance {
     }
 }
 
-/// Arms the store's epoch deadline, and the `poll_oneoff` guard's: `timeout`
+/// Arms the store's epoch deadline, and that of the host calls that block
+/// (`poll_oneoff`, an inherited stdin): `timeout`
 /// from now, or never.
 pub(crate) fn set_deadline(store: &mut Store<GuestState>, timeout: Option<Duration>) {
     // Wasmtime adds the ticks to the current epoch without saturating, so
@@ -159,7 +160,7 @@ pub(crate) fn set_deadline(store: &mut Store<GuestState>, timeout: Option<Durati
         None => NEVER,
     };
     store.set_epoch_deadline(ticks);
-    store.data_mut().sleep_guard.deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
+    (store.data().sleep_guard.deadline).set(timeout.and_then(|timeout| Instant::now().checked_add(timeout)));
 }
 
 /// The byte range `offset..offset + len`, if it lies inside a memory of `size` bytes.

@@ -17,7 +17,7 @@ use crate::imports::{HostLog, RunClock, SleepGuard};
 use crate::instance::GuestInstance;
 use crate::limits::GuestLimiter;
 use crate::outcome::{RunOutcome, Termination, classify};
-use crate::stdio::{CappedPipe, HostStream};
+use crate::stdio::{CappedPipe, GuardedStdin, HostStream};
 use crate::{Error, GuestModule, Limits};
 
 /// What a guest may do with a directory it is granted.
@@ -238,7 +238,7 @@ impl Sandbox {
         wasi.monotonic_clock(clock);
         match &self.stdin {
             Some(bytes) => wasi.stdin(MemoryInputPipe::new(bytes.clone())),
-            None => wasi.inherit_stdin(),
+            None => wasi.stdin(GuardedStdin::new(sleep_guard.deadline.clone())),
         };
         let pipes = Pipes {
             stdout: self.output(self.stdout, HostStream::Stdout),

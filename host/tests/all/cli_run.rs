@@ -433,6 +433,32 @@ fn the_guest_reads_wasm_hosts_stdin() {
 }
 
 #[test]
+fn a_guest_waiting_for_stdin_that_never_comes_is_timed_out() {
+    let csv_processor: PathBuf = xtask::guests::artifact("csv_processor").unwrap();
+    let mut child = wasm_host()
+        .args(["run", "--timeout", "1s", csv_processor.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Keep stdin open and silent; if the guard failed, wasm-host would wait
+    // forever, so give up (and fail) after far longer than the timeout.
+    let open_stdin = child.stdin.take().unwrap();
+    let gave_up = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > gave_up {
+            child.kill().unwrap();
+            panic!("wasm-host kept waiting for stdin past its timeout");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
+    drop(open_stdin);
+    assert_fails(&output, TIMEOUT, &["csv_processor.wasm timed out after 1s"]);
+}
+
+#[test]
 fn the_compiled_module_cache_is_used_unless_no_cache_says_otherwise() {
     let work = TempDir::new().unwrap();
     let module = wat_file(
