@@ -174,6 +174,13 @@ impl GuardedStdin {
     pub(crate) fn new(deadline: Deadline) -> Self {
         Self { deadline }
     }
+
+    fn stream(&self) -> GuardedStdinStream {
+        GuardedStdinStream {
+            deadline: self.deadline.clone(),
+            timed_out: false,
+        }
+    }
 }
 
 impl IsTerminal for GuardedStdin {
@@ -184,17 +191,11 @@ impl IsTerminal for GuardedStdin {
 
 impl StdinStream for GuardedStdin {
     fn p2_stream(&self) -> Box<dyn InputStream> {
-        Box::new(GuardedStdinStream {
-            deadline: self.deadline.clone(),
-            timed_out: false,
-        })
+        Box::new(self.stream())
     }
 
     fn async_stream(&self) -> Box<dyn tokio::io::AsyncRead + Send + Sync> {
-        Box::new(GuardedStdinStream {
-            deadline: self.deadline.clone(),
-            timed_out: false,
-        })
+        Box::new(self.stream())
     }
 }
 
