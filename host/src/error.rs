@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::outcome::Trap;
+use crate::outcome::{Termination, Trap};
 
 /// Why the host could not load, link or call a guest.
 ///
@@ -132,4 +132,16 @@ pub enum Error {
         /// Current size of the guest's memory.
         size: u64,
     },
+}
+
+impl Error {
+    /// The error a call into a library-style guest returns when the guest
+    /// ended there instead of returning.
+    pub(crate) fn ended(module: &str, termination: Termination) -> Self {
+        let module = module.to_owned();
+        match termination {
+            Termination::Exited(code) => Error::Exit { module, code },
+            Termination::Trapped(trap) => Error::Trap { module, trap },
+        }
+    }
 }

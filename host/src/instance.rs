@@ -1,15 +1,14 @@
 //! A live guest: call its exports with typed arguments and read or write
 //! its memory, every access bounds-checked.
 
-use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::{Extern, Instance, Memory, Store, TypedFunc, WasmParams, WasmResults};
 
+use crate::memory::checked_range;
 use crate::outcome::{RunOutcome, Termination, classify};
-use crate::runtime::EPOCH_TICK;
-use crate::sandbox::{GuestState, Pipes, finish};
+use crate::state::{GuestState, Pipes, finish};
 use crate::{Error, GuestModule};
 
 /// An instantiated guest with its own store, for library-style modules that
@@ -61,7 +60,7 @@ impl GuestInstance {
     pub fn call<P: WasmParams, R: WasmResults>(&mut self, export: &str, params: P) -> Result<R, Error> {
         let func = self.typed_func::<P, R>(export)?;
         self.call_raw(|store| func.call(store, params))
-            .map_err(|error| classify(error).into_error(&self.module))
+            .map_err(|error| Error::ended(&self.module, classify(error)))
     }
 
     /// True when the guest exports something called `name`.
@@ -121,7 +120,7 @@ impl GuestInstance {
         &mut self,
         call: impl FnOnce(&mut Store<GuestState>) -> wasmtime::Result<T>,
     ) -> wasmtime::Result<T> {
-        set_deadline(&mut self.store, self.timeout);
+        crate::deadline::arm(&mut self.store, self.timeout);
         call(&mut self.store)
     }
 
@@ -141,52 +140,5 @@ impl GuestInstance {
             module: self.module.to_string(),
             export: export.to_owned(),
         }
-    }
-}
-
-/// Arms the store's epoch deadline, and that of the host calls that block
-/// (`poll_oneoff`, an inherited stdin): `timeout`
-/// from now, or never.
-pub(crate) fn set_deadline(store: &mut Store<GuestState>, timeout: Option<Duration>) {
-    // Wasmtime adds the ticks to the current epoch without saturating, so
-    // "never" must leave room for every epoch this process will see.
-    const NEVER: u64 = u64::MAX / 2;
-    let ticks = match timeout {
-        // One extra tick: the current epoch may be about to end.
-        Some(timeout) => u64::try_from(timeout.as_nanos() / EPOCH_TICK.as_nanos())
-            .unwrap_or(NEVER)
-            .saturating_add(1)
-            .min(NEVER),
-        None => NEVER,
-    };
-    store.set_epoch_deadline(ticks);
-    (store.data().sleep_guard.deadline).set(timeout.and_then(|timeout| Instant::now().checked_add(timeout)));
-}
-
-/// The byte range `offset..offset + len`, if it lies inside a memory of `size` bytes.
-pub(crate) fn checked_range(offset: u64, len: u64, size: usize) -> Result<Range<usize>, Error> {
-    let out_of_bounds = || Error::MemoryOutOfBounds {
-        offset,
-        len,
-        size: size as u64,
-    };
-    let end = offset.checked_add(len).ok_or_else(out_of_bounds)?;
-    if end > size as u64 {
-        return Err(out_of_bounds());
-    }
-    Ok(offset as usize..end as usize)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::checked_range;
-
-    #[test]
-    fn ranges_inside_memory_pass_and_others_fail() {
-        assert_eq!(checked_range(0, 4, 4).unwrap(), 0..4);
-        assert_eq!(checked_range(4, 0, 4).unwrap(), 4..4);
-        assert!(checked_range(1, 4, 4).is_err());
-        assert!(checked_range(5, 0, 4).is_err());
-        assert!(checked_range(u64::MAX, 2, 4).is_err());
     }
 }

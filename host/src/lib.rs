@@ -27,17 +27,24 @@
 
 #![warn(missing_docs)]
 
+// The modules form layers, each using only those below it (checked by
+// xtask/tests/tidy.rs): outcome, limits; error; memory; deadline, output,
+// stdin; state; imports, cache; runtime; instance; sandbox; fuzzing.
 mod cache;
+mod deadline;
 mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod imports;
 mod instance;
 mod limits;
+mod memory;
 mod outcome;
+mod output;
 mod runtime;
 mod sandbox;
-mod stdio;
+mod state;
+mod stdin;
 
 pub use cache::{CACHE_DIR_ENV, CACHE_ENV, CACHE_MAX_MIB_ENV, CacheLimits, CacheMode, CacheStats};
 pub use error::Error;
@@ -45,4 +52,5 @@ pub use instance::GuestInstance;
 pub use limits::Limits;
 pub use outcome::{RunOutcome, Termination, Trap, TrapKind};
 pub use runtime::{GuestModule, Pooling, Runtime, RuntimeConfig};
-pub use sandbox::{DirAccess, DirGrant, GuestState, Sandbox};
+pub use sandbox::{DirAccess, DirGrant, Sandbox};
+pub use state::GuestState;

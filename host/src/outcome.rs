@@ -140,17 +140,6 @@ impl RunOutcome {
     }
 }
 
-impl Termination {
-    /// The error a call into a library-style guest returns when it ended this way.
-    pub(crate) fn into_error(self, module: &str) -> crate::Error {
-        let module = module.to_owned();
-        match self {
-            Termination::Exited(code) => crate::Error::Exit { module, code },
-            Termination::Trapped(trap) => crate::Error::Trap { module, trap },
-        }
-    }
-}
-
 /// Turns the error a guest call ended with into how the guest ended.
 pub(crate) fn classify(error: wasmtime::Error) -> Termination {
     if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {

@@ -5,17 +5,14 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::thread;
-use std::time::Duration;
 
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module, PoolingAllocationConfig};
 
 use crate::Error;
 use crate::cache::{CacheLimits, CacheMode, CacheStats, ModuleCache};
+use crate::deadline::EPOCH_TICK;
 use crate::imports;
-use crate::sandbox::GuestState;
-
-/// How often the engine's epoch advances: the resolution of run timeouts.
-pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+use crate::state::GuestState;
 
 /// Engine-wide settings. Everything per-run lives in [`crate::Limits`] instead.
 #[derive(Debug, Clone)]

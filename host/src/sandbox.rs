@@ -9,15 +9,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use wasmtime::{IntoFunc, Linker, Store};
-use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
-use crate::imports::{HostLog, RunClock, SleepGuard};
+use crate::deadline::{RunClock, SleepGuard};
 use crate::instance::GuestInstance;
-use crate::limits::GuestLimiter;
 use crate::outcome::{RunOutcome, Termination, classify};
-use crate::stdio::{CappedPipe, GuardedStdin, HostStream};
+use crate::output::{CappedPipe, HostStream};
+use crate::state::{GuestState, Pipes, finish};
+use crate::stdin::GuardedStdin;
 use crate::{Error, GuestModule, Limits};
 
 /// What a guest may do with a directory it is granted.
@@ -217,7 +217,7 @@ impl Sandbox {
         let instance = match self.link(module, &mut store) {
             Ok(instance) => instance,
             Err(LinkFailure::Setup(error)) => return Err(error),
-            Err(LinkFailure::Guest(termination)) => return Err(termination.into_error(module.name())),
+            Err(LinkFailure::Guest(termination)) => return Err(Error::ended(module.name(), termination)),
         };
         let mut guest = GuestInstance::new(module, store, instance, pipes, self.limits.timeout);
         if guest.has_export("_initialize") {
@@ -259,14 +259,8 @@ impl Sandbox {
                 })?;
         }
 
-        let fuel_budget = self.limits.fuel.unwrap_or(u64::MAX);
-        let state = GuestState {
-            wasi: wasi.build_p1(),
-            fuel_budget,
-            limits: GuestLimiter::new(&self.limits),
-            host_log: HostLog::new(self.limits.max_log_bytes),
-            sleep_guard,
-        };
+        let state = GuestState::new(wasi.build_p1(), &self.limits, sleep_guard);
+        let fuel_budget = state.fuel_budget;
         let mut store = Store::new(module.runtime().engine(), state);
         store.limiter(|state| &mut state.limits);
         store
@@ -287,7 +281,7 @@ impl Sandbox {
     /// Instantiates `module` in `store`: through the module's cached
     /// pre-linked form, or a linker with this sandbox's own host functions.
     fn link(&self, module: &GuestModule, store: &mut Store<GuestState>) -> Result<wasmtime::Instance, LinkFailure> {
-        crate::instance::set_deadline(store, self.limits.timeout);
+        crate::deadline::arm(store, self.limits.timeout);
         let result = if self.host_funcs.is_empty() {
             let pre = module.linked().map_err(LinkFailure::Setup)?;
             pre.instantiate(&mut *store)
@@ -325,68 +319,4 @@ impl Sandbox {
 enum LinkFailure {
     Setup(Error),
     Guest(Termination),
-}
-
-/// The output streams of one run.
-pub(crate) struct Pipes {
-    pub(crate) stdout: CappedPipe,
-    pub(crate) stderr: CappedPipe,
-}
-
-/// The state Wasmtime keeps for one guest: its WASI context, its resource
-/// limits and what it sent to `host.log`. Host functions registered with
-/// [`Sandbox::host_func`] reach it through their `Caller`.
-pub struct GuestState {
-    pub(crate) wasi: WasiP1Ctx,
-    fuel_budget: u64,
-    limits: GuestLimiter,
-    pub(crate) host_log: HostLog,
-    pub(crate) sleep_guard: SleepGuard,
-}
-
-impl GuestState {
-    /// The messages received through `host.log` so far.
-    pub fn host_log(&self) -> &[String] {
-        self.host_log.messages()
-    }
-
-    /// The largest linear memory the guest has had, in bytes: never more
-    /// than [`Limits::max_memory_bytes`].
-    pub fn peak_memory_bytes(&self) -> usize {
-        self.limits.peak_memory_bytes()
-    }
-
-    /// A state that grants nothing, for stores that never run a guest.
-    pub(crate) fn scratch() -> Self {
-        Self {
-            wasi: WasiCtxBuilder::new().build_p1(),
-            fuel_budget: 0,
-            limits: GuestLimiter::new(&Limits::default()),
-            host_log: HostLog::new(0),
-            sleep_guard: SleepGuard::new(&RunClock::new()),
-        }
-    }
-}
-
-/// Gathers what a finished run left behind into its outcome.
-pub(crate) fn finish(
-    store: &Store<GuestState>,
-    pipes: &Pipes,
-    termination: Termination,
-    started: Instant,
-) -> RunOutcome {
-    let (stdout, stdout_truncated) = pipes.stdout.contents();
-    let (stderr, stderr_truncated) = pipes.stderr.contents();
-    let state = store.data();
-    RunOutcome {
-        termination,
-        stdout,
-        stderr,
-        stdout_truncated,
-        stderr_truncated,
-        host_log: state.host_log.messages().to_vec(),
-        host_log_truncated: state.host_log.truncated(),
-        fuel_consumed: state.fuel_budget - store.get_fuel().unwrap_or(state.fuel_budget),
-        duration: started.elapsed(),
-    }
 }

@@ -114,7 +114,7 @@ fn cli_against_wasmtime(rows: &mut Vec<Row>, samples: usize) -> Result<()> {
         "--release",
         "-p",
         "host",
-        "--bin",
+        "-p",
         "wasm-host",
         "--benches",
     ]))?;

@@ -17,7 +17,7 @@ pub const SUBCOMMAND: crate::Subcommand = crate::Subcommand {
     help: "\
 Usage: cargo xtask conformance
 
-1. builds the wasm-host binary (cargo build -p host --bin wasm-host)
+1. builds the wasm-host binary (cargo build -p wasm-host)
 2. builds the suites of tests/conformance/ into target/conformance/
 3. wasm-host conformance on them, writing target/conformance/report.json
    and target/conformance/junit.xml
@@ -67,17 +67,12 @@ pub fn run_all() -> Result<()> {
 }
 
 /// Builds `wasm-host` (debug, like the tests) and returns its path.
-///
-/// The host's tests are built alongside so that features resolve as they do
-/// for `cargo test` (dev-dependencies included): the binary is then the one
-/// the tests already built, not a second build of Wasmtime.
 fn build_wasm_host() -> Result<PathBuf> {
-    eprintln!("$ cargo build -p host --bin wasm-host --tests");
+    eprintln!("$ cargo build -p wasm-host --bin wasm-host");
     let built = escargot::CargoBuild::new()
         .manifest_path(xtask::project_root().join("Cargo.toml"))
-        .package("host")
+        .package("wasm-host")
         .bin("wasm-host")
-        .arg("--tests")
         .run()
         .context("building wasm-host")?;
     let path = built.path();

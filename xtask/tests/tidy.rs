@@ -1,6 +1,7 @@
 //! Keeps the repository honest: no unfinished markers, no ignored tests,
 //! every source file says what it is for, the README's commands exist.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -9,7 +10,7 @@ use xtask::project_root;
 /// Every file under the project's source folders with one of `extensions`.
 fn source_files(extensions: &[&str]) -> Vec<PathBuf> {
     let mut files = Vec::new();
-    let mut pending: Vec<PathBuf> = ["host", "xtask", "guests", "tests"]
+    let mut pending: Vec<PathBuf> = ["host", "wasm-host", "xtask", "guests", "tests"]
         .iter()
         .map(|dir| project_root().join(dir))
         .collect();
@@ -85,4 +86,99 @@ fn the_readme_shows_the_commands_it_promises() {
         ci.contains("cargo xtask test"),
         ".ci/run must run the README's test command"
     );
+}
+
+/// The first path segment of each item a `crate::` path names in `code`
+/// (`crate::a::B` gives `a`, `crate::{A, b::C}` gives `A` and `b`).
+fn crate_paths(code: &str) -> Vec<String> {
+    let segment = |text: &str| -> String {
+        let text = text.trim_start();
+        text.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect()
+    };
+    code.split("crate::")
+        .skip(1)
+        .flat_map(|rest| match rest.strip_prefix('{') {
+            Some(group) => group
+                .split('}')
+                .next()
+                .unwrap_or_default()
+                .split(',')
+                .map(segment)
+                .collect(),
+            None => vec![segment(rest)],
+        })
+        .filter(|name| !name.is_empty())
+        .collect()
+}
+
+#[test]
+fn the_library_modules_form_no_cycle() {
+    let src = project_root().join("host/src");
+    let without_comments = |text: &str| -> String {
+        text.lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    // `pub use module::{Name, ...}` in lib.rs: which module a root name comes from.
+    let lib = without_comments(&fs::read_to_string(src.join("lib.rs")).unwrap());
+    let mut home: BTreeMap<String, String> = BTreeMap::new();
+    for statement in lib.split(';') {
+        if let Some(rest) = statement.trim().strip_prefix("pub use ") {
+            let (module, names) = rest.split_once("::").unwrap_or((rest, ""));
+            for name in names.trim_matches(|c| c == '{' || c == '}').split(',') {
+                home.insert(name.trim().to_owned(), module.to_owned());
+            }
+        }
+    }
+    // Module -> the modules it uses.
+    let mut uses: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for entry in fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        let module = path.file_stem().unwrap().to_string_lossy().into_owned();
+        if path.extension().is_none_or(|e| e != "rs") || module == "lib" {
+            continue;
+        }
+        let code = without_comments(&fs::read_to_string(&path).unwrap());
+        let used = crate_paths(&code)
+            .into_iter()
+            .filter_map(|name| match name.chars().next() {
+                Some(c) if c.is_uppercase() => home.get(&name).cloned(),
+                _ => Some(name),
+            })
+            .filter(|used| *used != module);
+        uses.entry(module.clone()).or_default().extend(used);
+    }
+    assert!(
+        uses.len() >= 10 && home.len() >= 10,
+        "read the library: {uses:?} {home:?}"
+    );
+    // Depth-first search for a module that reaches itself.
+    fn cycle<'a>(
+        module: &'a str,
+        uses: &'a BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<&'a str>,
+        done: &mut BTreeSet<&'a str>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|m| *m == module) {
+            return Some(path[at..].iter().chain([&module]).map(|m| m.to_string()).collect());
+        }
+        if !done.insert(module) {
+            return None;
+        }
+        path.push(module);
+        let found = uses
+            .get(module)
+            .into_iter()
+            .flatten()
+            .find_map(|next| cycle(next, uses, path, done));
+        path.pop();
+        found
+    }
+    let mut done = BTreeSet::new();
+    for module in uses.keys() {
+        if let Some(found) = cycle(module, &uses, &mut Vec::new(), &mut done) {
+            panic!("host/src modules form a cycle: {}", found.join(" -> "));
+        }
+    }
 }

@@ -4,8 +4,6 @@
 //!
 //! Run one scenario with `cargo test -p host --test all csv_processor`.
 
-mod cli_conformance;
-mod cli_run;
 mod concurrency;
 mod config_reader;
 mod csv_processor;

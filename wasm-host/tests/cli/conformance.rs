@@ -5,17 +5,11 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use tempfile::TempDir;
 
-fn wasm_host() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_wasm-host"))
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use crate::support::{text, wasm_host};
 
 /// The project's suites, freshly built into a temporary folder of their own.
 struct BuiltSuites {

@@ -5,11 +5,11 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use tempfile::TempDir;
 
-use crate::support;
+use crate::support::{self, text, wasm_host};
 
 // The statuses `wasm-host run --help` documents.
 const USAGE: i32 = 2;
@@ -18,16 +18,8 @@ const TRAP: i32 = 134;
 const TIMEOUT: i32 = 142;
 const OUT_OF_FUEL: i32 = 152;
 
-fn wasm_host() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_wasm-host"))
-}
-
 fn run(args: &[&str]) -> Output {
     wasm_host().args(args).stdin(Stdio::null()).output().unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// A program of the conformance suite, whose WAT source wasm-host runs directly.

@@ -1,0 +1,156 @@
+//! The state Wasmtime keeps for one guest (its WASI context, limits,
+//! `host.log` messages and deadline), and gathering what a finished run
+//! left behind into its outcome. Everything that runs a guest builds on it.
+
+use std::time::Instant;
+
+use wasmtime::Store;
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p1::WasiP1Ctx;
+
+use crate::deadline::{Guarded, RunClock, SleepGuard};
+use crate::limits::{GuestLimiter, Limits};
+use crate::outcome::{RunOutcome, Termination};
+use crate::output::CappedPipe;
+
+/// The output streams of one run.
+pub(crate) struct Pipes {
+    pub(crate) stdout: CappedPipe,
+    pub(crate) stderr: CappedPipe,
+}
+
+/// The state Wasmtime keeps for one guest: its WASI context, its resource
+/// limits and what it sent to `host.log`. Host functions registered with
+/// [`Sandbox::host_func`] reach it through their `Caller`.
+pub struct GuestState {
+    pub(crate) wasi: WasiP1Ctx,
+    pub(crate) fuel_budget: u64,
+    pub(crate) limits: GuestLimiter,
+    pub(crate) host_log: HostLog,
+    pub(crate) sleep_guard: SleepGuard,
+}
+
+impl GuestState {
+    /// The messages received through `host.log` so far.
+    pub fn host_log(&self) -> &[String] {
+        self.host_log.messages()
+    }
+
+    /// The largest linear memory the guest has had, in bytes: never more
+    /// than [`Limits::max_memory_bytes`].
+    pub fn peak_memory_bytes(&self) -> usize {
+        self.limits.peak_memory_bytes()
+    }
+
+    /// The state of a run granted `wasi`, within `limits`.
+    pub(crate) fn new(wasi: WasiP1Ctx, limits: &Limits, sleep_guard: SleepGuard) -> Self {
+        Self {
+            wasi,
+            fuel_budget: limits.fuel.unwrap_or(u64::MAX),
+            limits: GuestLimiter::new(limits),
+            host_log: HostLog::new(limits.max_log_bytes),
+            sleep_guard,
+        }
+    }
+
+    /// A state that grants nothing, for stores that never run a guest.
+    pub(crate) fn scratch() -> Self {
+        let wasi = WasiCtxBuilder::new().build_p1();
+        Self::new(wasi, &Limits::default(), SleepGuard::new(&RunClock::new()))
+    }
+}
+
+/// Gathers what a finished run left behind into its outcome.
+pub(crate) fn finish(
+    store: &Store<GuestState>,
+    pipes: &Pipes,
+    termination: Termination,
+    started: Instant,
+) -> RunOutcome {
+    let (stdout, stdout_truncated) = pipes.stdout.contents();
+    let (stderr, stderr_truncated) = pipes.stderr.contents();
+    let state = store.data();
+    RunOutcome {
+        termination,
+        stdout,
+        stderr,
+        stdout_truncated,
+        stderr_truncated,
+        host_log: state.host_log.messages().to_vec(),
+        host_log_truncated: state.host_log.truncated(),
+        fuel_consumed: state.fuel_budget - store.get_fuel().unwrap_or(state.fuel_budget),
+        duration: started.elapsed(),
+    }
+}
+
+impl Guarded for GuestState {
+    fn sleep_guard(&self) -> &SleepGuard {
+        &self.sleep_guard
+    }
+
+    fn wasi(&mut self) -> &mut WasiP1Ctx {
+        &mut self.wasi
+    }
+}
+
+/// The messages a guest sent through `host.log`, within a byte budget.
+pub(crate) struct HostLog {
+    messages: Vec<String>,
+    room: usize,
+    truncated: bool,
+}
+
+impl HostLog {
+    pub(crate) fn new(budget: usize) -> Self {
+        Self {
+            messages: Vec::new(),
+            room: budget,
+            truncated: false,
+        }
+    }
+
+    /// Bytes that may still be recorded.
+    pub(crate) fn room(&self) -> usize {
+        self.room
+    }
+
+    /// Records `message`, which was `cut` short to fit the budget. Each
+    /// message costs at least one byte, so that empty ones cannot grow the
+    /// list without bound; once the budget is spent, messages are dropped.
+    pub(crate) fn push(&mut self, message: String, cut: bool) {
+        self.truncated |= cut;
+        if self.room == 0 {
+            self.truncated = true;
+            return;
+        }
+        self.room = self.room.saturating_sub(message.len().max(1));
+        self.messages.push(message);
+    }
+
+    pub(crate) fn messages(&self) -> &[String] {
+        &self.messages
+    }
+
+    pub(crate) fn truncated(&self) -> bool {
+        self.truncated
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HostLog;
+
+    #[test]
+    fn the_log_budget_bounds_bytes_and_messages() {
+        let mut log = HostLog::new(3);
+        log.push("ab".into(), false);
+        log.push(String::new(), false);
+        assert_eq!(
+            (log.messages(), log.truncated()),
+            (&["ab".to_owned(), String::new()][..], false)
+        );
+        log.push(String::new(), false);
+        assert_eq!(log.messages().len(), 2, "an empty message past the budget is dropped");
+        assert!(log.truncated());
+    }
+}

@@ -1,0 +1,8 @@
+//! The `wasm-host` command line, driven as a user would: one test binary
+//! with a module per subcommand.
+//!
+//! Run one with `cargo test -p wasm-host --test cli run::`.
+
+mod conformance;
+mod run;
+mod support;
