@@ -40,7 +40,7 @@ def wasm_host_binary() -> str:
     built = [path for path in built if path.is_file()]
     if not built:
         raise SystemExit(
-            f"wasm-host is not built under {target}: run `cargo build -p host --bin wasm-host` "
+            f"wasm-host is not built under {target}: run `cargo build -p wasm-host` "
             "or set WASM_HOST to its path"
         )
     return str(max(built, key=lambda path: path.stat().st_mtime))
