@@ -6,30 +6,30 @@
 //! for a 100 KB Rust guest, against microseconds to instantiate it), and a
 //! test suite that runs each test in its own process would otherwise pay it
 //! in every process. Entries are keyed by a SHA-256 of the engine's
-//! compilation settings and the module's bytes, and each file carries a
-//! SHA-256 of its own payload: a corrupt, truncated or stale entry is
-//! detected, discarded and rebuilt, never handed to Wasmtime unchecked.
+//! compilation settings and the module's bytes. A disk entry is native code
+//! that runs outside the sandbox, so the disk level ([`disk`]) trusts only a
+//! directory the running user alone can write and entries authenticated
+//! with that user's secret key; anything else is discarded and rebuilt,
+//! never handed to Wasmtime.
 //!
 //! Both levels are bounded ([`CacheLimits`]): a long-running embedder that
 //! loads ever new modules keeps the most recently used ones, in memory by
 //! count and on disk by total size (a file's modification time is its last
 //! use, so every process sharing the directory agrees on the order).
 
+mod disk;
+
 use std::collections::HashMap;
-use std::fs;
 use std::hash::{Hash, Hasher};
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 use wasmtime::{Engine, Module};
 
-/// Marks a cache file as ours, in this layout: magic, SHA-256 of the payload, payload.
-const MAGIC: &[u8; 8] = b"WHCACHE1";
-const HEADER_LEN: usize = MAGIC.len() + 32;
+pub(crate) use disk::overlaps;
+use disk::{DiskCache, Entry};
 
 /// Set to `off` to disable the cache, or `memory` to keep it in memory only.
 pub const CACHE_ENV: &str = "WASM_HOST_CACHE";
@@ -38,9 +38,6 @@ pub const CACHE_DIR_ENV: &str = "WASM_HOST_CACHE_DIR";
 /// Overrides [`CacheLimits::disk_bytes`], in MiB.
 pub const CACHE_MAX_MIB_ENV: &str = "WASM_HOST_CACHE_MAX_MIB";
 
-/// The name every cache entry's file ends with.
-const ENTRY_EXTENSION: &str = "cwasm";
-
 /// Where compiled modules are kept between loads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CacheMode {
@@ -48,31 +45,30 @@ pub enum CacheMode {
     Disabled,
     /// Reuse compiled modules within this process only.
     InMemory,
-    /// Reuse them within the process and across processes, through files in this directory.
+    /// Reuse them within the process and across processes, through files in
+    /// this directory. It must be owned by the running user and not writable
+    /// by group or others (it is created so if missing); otherwise the cache
+    /// stays in memory, with a warning on stderr.
     OnDisk(PathBuf),
 }
 
 impl CacheMode {
     /// The mode the environment asks for: `WASM_HOST_CACHE=off` or
     /// `=memory`, else on disk in `WASM_HOST_CACHE_DIR`, else in
-    /// `$CARGO_TARGET_DIR/wasm-host-cache`, else in this project's
-    /// `target/wasm-host-cache` when built from a checkout that still
-    /// exists, else in `$XDG_CACHE_HOME/wasm-host` or `~/.cache/wasm-host`.
+    /// `$XDG_CACHE_HOME/wasm-host`, else in `~/.cache/wasm-host`, else in memory.
     pub fn from_env() -> Self {
         match std::env::var(CACHE_ENV).as_deref() {
             Ok("off" | "0" | "false") => return CacheMode::Disabled,
             Ok("memory") => return CacheMode::InMemory,
             _ => {}
         }
-        let env_dir = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
-        let checkout_target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
+        // Relative base directories are ignored, as the XDG specification asks.
+        let env_dir = |name: &str| {
+            std::env::var_os(name)
+                .map(PathBuf::from)
+                .filter(|dir| dir.is_absolute())
+        };
         let dir = env_dir(CACHE_DIR_ENV)
-            .or_else(|| env_dir("CARGO_TARGET_DIR").map(|t| t.join("wasm-host-cache")))
-            .or_else(|| {
-                checkout_target
-                    .is_dir()
-                    .then(|| checkout_target.join("wasm-host-cache"))
-            })
             .or_else(|| env_dir("XDG_CACHE_HOME").map(|c| c.join("wasm-host")))
             .or_else(|| env_dir("HOME").map(|h| h.join(".cache").join("wasm-host")));
         dir.map_or(CacheMode::InMemory, CacheMode::OnDisk)
@@ -88,7 +84,10 @@ pub struct CacheLimits {
     pub memory_modules: usize,
     /// Total size of the entries in the on-disk cache's directory, shared by
     /// every process using it. Default 1 GiB, or `WASM_HOST_CACHE_MAX_MIB`.
-    /// The entry just written is always kept, even when larger.
+    /// A process counts what it writes; when its count passes the bound, the
+    /// least recently used entries are deleted down to 90% of it (so one
+    /// directory scan pays for many writes). The entry just written is
+    /// always kept, even when larger.
     pub disk_bytes: u64,
 }
 
@@ -121,7 +120,10 @@ pub struct CacheStats {
 }
 
 pub(crate) struct ModuleCache {
+    /// The mode in force: `OnDisk` (with the canonical directory) only when
+    /// the directory was trusted.
     mode: CacheMode,
+    disk: Option<DiskCache>,
     limits: CacheLimits,
     engine_key: [u8; 32],
     modules: Mutex<HashMap<[u8; 32], InMemory>>,
@@ -140,11 +142,24 @@ struct InMemory {
 }
 
 impl ModuleCache {
+    /// A cache in `mode`; a directory that cannot be trusted leaves it in
+    /// memory, saying why on stderr.
     pub(crate) fn new(engine: &Engine, mode: CacheMode, limits: CacheLimits) -> Self {
         let mut hasher = Sha256Hasher(Sha256::new());
         engine.precompile_compatibility_hash().hash(&mut hasher);
+        let (mode, disk) = match mode {
+            CacheMode::OnDisk(dir) => match DiskCache::open(&dir, limits.disk_bytes) {
+                Ok(disk) => (CacheMode::OnDisk(disk.dir().to_owned()), Some(disk)),
+                Err(reason) => {
+                    eprintln!("warning: compiled-module cache kept in memory only: {reason}");
+                    (CacheMode::InMemory, None)
+                }
+            },
+            mode => (mode, None),
+        };
         Self {
             mode,
+            disk,
             limits,
             engine_key: hasher.0.finalize().into(),
             modules: Mutex::default(),
@@ -155,6 +170,11 @@ impl ModuleCache {
             discarded: AtomicU64::new(0),
             evicted: AtomicU64::new(0),
         }
+    }
+
+    /// The mode in force (see [`crate::Runtime::cache_mode`]).
+    pub(crate) fn mode(&self) -> &CacheMode {
+        &self.mode
     }
 
     pub(crate) fn stats(&self) -> CacheStats {
@@ -168,7 +188,7 @@ impl ModuleCache {
     }
 
     /// The compiled form of the binary module `bytes`: from memory, from
-    /// disk, or compiled now and remembered.
+    /// disk, or compiled now and remembered. The bytes are hashed once.
     pub(crate) fn load(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Module> {
         if self.mode == CacheMode::Disabled {
             self.compiled.fetch_add(1, Ordering::Relaxed);
@@ -184,26 +204,51 @@ impl ModuleCache {
             self.memory_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(entry.module.clone());
         }
-        let file = match &self.mode {
-            CacheMode::OnDisk(dir) => Some(dir.join(format!("{}.{ENTRY_EXTENSION}", hex(&key)))),
-            _ => None,
-        };
-        let module = match file.as_deref().and_then(|file| self.read(engine, file)) {
+        let module = match self.disk.as_ref().and_then(|disk| self.read(engine, disk, &key)) {
             Some(module) => module,
             None => {
                 self.compiled.fetch_add(1, Ordering::Relaxed);
                 let module = Module::from_binary(engine, bytes)?;
-                // A cache that cannot be written only costs speed.
-                if let Some(file) = &file
-                    && write(file, &module).is_ok()
-                {
-                    self.trim_disk(file);
+                if let Some(disk) = &self.disk {
+                    // A cache that cannot be written only costs speed.
+                    let evicted = module.serialize().map(|payload| disk.write(&key, &payload));
+                    if let Ok(Ok(evicted)) = evicted {
+                        self.evicted.fetch_add(evicted, Ordering::Relaxed);
+                    }
                 }
                 module
             }
         };
         self.remember(key, module.clone());
         Ok(module)
+    }
+
+    /// The entry for `key` from disk, or `None` when there is none or it was
+    /// rejected (deleted and counted as discarded).
+    fn read(&self, engine: &Engine, disk: &DiskCache, key: &[u8; 32]) -> Option<Module> {
+        let payload = match disk.read(key) {
+            Entry::Missing => return None,
+            Entry::Rejected => {
+                self.discarded.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+            Entry::Verified(payload) => payload,
+        };
+        // SAFETY: the payload is what `Module::serialize` wrote under this
+        // key: its MAC is keyed with a secret only this user can read, in a
+        // directory only this user can write. Wasmtime itself rejects
+        // artifacts from another version or configuration.
+        match unsafe { Module::deserialize(engine, &payload) } {
+            Ok(module) => {
+                self.disk_hits.fetch_add(1, Ordering::Relaxed);
+                Some(module)
+            }
+            Err(_) => {
+                self.discarded.fetch_add(1, Ordering::Relaxed);
+                disk.remove(key);
+                None
+            }
+        }
     }
 
     fn tick(&self) -> u64 {
@@ -227,94 +272,9 @@ impl ModuleCache {
         }
     }
 
-    /// Deletes the least recently used entries of `written`'s directory
-    /// until they fit in [`CacheLimits::disk_bytes`], never `written` itself.
-    /// Another process may be trimming too: a file already gone is skipped.
-    fn trim_disk(&self, written: &Path) {
-        let Some(Ok(dir)) = written.parent().map(fs::read_dir) else {
-            return;
-        };
-        let mut entries: Vec<(SystemTime, u64, PathBuf)> = dir
-            .flatten()
-            .filter(|entry| entry.path().extension().is_some_and(|e| e == ENTRY_EXTENSION))
-            .filter_map(|entry| {
-                let meta = entry.metadata().ok()?;
-                Some((meta.modified().ok()?, meta.len(), entry.path()))
-            })
-            .collect();
-        let mut total: u64 = entries.iter().map(|(_, len, _)| len).sum();
-        entries.sort();
-        for (_, len, path) in entries {
-            if total <= self.limits.disk_bytes {
-                break;
-            }
-            if path != written && fs::remove_file(&path).is_ok() {
-                total -= len;
-                self.evicted.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    }
-
-    /// A verified entry from disk, or `None` (deleting the file) when it is
-    /// missing, corrupt or was compiled for another engine.
-    fn read(&self, engine: &Engine, path: &Path) -> Option<Module> {
-        let mut file = fs::File::open(path).ok()?;
-        let mut data = Vec::new();
-        file.read_to_end(&mut data).ok()?;
-        let verified = data.len() >= HEADER_LEN
-            && &data[..MAGIC.len()] == MAGIC
-            && data[MAGIC.len()..HEADER_LEN] == Sha256::digest(&data[HEADER_LEN..])[..];
-        // SAFETY: the payload is byte for byte what `Module::serialize` wrote
-        // into this file (its checksum matches), and Wasmtime itself rejects
-        // artifacts from another version or configuration.
-        let module = verified
-            .then(|| unsafe { Module::deserialize(engine, &data[HEADER_LEN..]) }.ok())
-            .flatten();
-        match module {
-            Some(module) => {
-                self.disk_hits.fetch_add(1, Ordering::Relaxed);
-                // The modification time records the last use, for `trim_disk`.
-                let _ = file.set_modified(SystemTime::now());
-                Some(module)
-            }
-            None => {
-                self.discarded.fetch_add(1, Ordering::Relaxed);
-                let _ = fs::remove_file(path);
-                None
-            }
-        }
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], InMemory>> {
         self.modules.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
-
-/// Writes the entry under a temporary name and renames it into place, so a
-/// concurrent reader in another process sees a whole file or none.
-fn write(file: &Path, module: &Module) -> wasmtime::Result<()> {
-    let payload = module.serialize()?;
-    let dir = file.parent().expect("cache files live in a directory");
-    fs::create_dir_all(dir)?;
-    let temp = dir.join(format!(".{}.{}.tmp", std::process::id(), unique()));
-    let mut out = fs::File::create(&temp)?;
-    out.write_all(MAGIC)?;
-    out.write_all(&Sha256::digest(&payload))?;
-    out.write_all(&payload)?;
-    drop(out);
-    fs::rename(&temp, file).inspect_err(|_| {
-        let _ = fs::remove_file(&temp);
-    })?;
-    Ok(())
-}
-
-fn unique() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Feeds `Hash` implementations into SHA-256, for a key that is stable
@@ -329,5 +289,43 @@ impl Hasher for Sha256Hasher {
     fn finish(&self) -> u64 {
         let digest = self.0.clone().finalize();
         u64::from_le_bytes(digest[..8].try_into().expect("a SHA-256 digest has 32 bytes"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wasmtime::Config;
+
+    use super::*;
+
+    /// No public setting of this crate changes the compiled code yet, so two
+    /// engines are built here: one with fuel instrumentation, one without.
+    #[test]
+    fn an_entry_compiled_under_one_configuration_is_never_served_to_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = |fuel: bool| Engine::new(Config::new().consume_fuel(fuel)).unwrap();
+        let cache = |engine: &Engine| {
+            ModuleCache::new(engine, CacheMode::OnDisk(dir.path().to_owned()), CacheLimits::default())
+        };
+        let module = wat::parse_str("(module (func (export \"f\") (result i32) i32.const 7))").unwrap();
+        let (fuelled, plain) = (engine(true), engine(false));
+        cache(&fuelled).load(&fuelled, &module).unwrap();
+
+        let second = cache(&plain);
+        second.load(&plain, &module).unwrap();
+        let compiled_fresh = CacheStats {
+            compiled: 1,
+            ..CacheStats::default()
+        };
+        assert_eq!(
+            second.stats(),
+            compiled_fresh,
+            "compiled for its own settings: neither a disk hit nor a discarded entry of the other's"
+        );
+        for engine in [&fuelled, &plain] {
+            let fresh = cache(engine);
+            fresh.load(engine, &module).unwrap();
+            assert_eq!(fresh.stats().disk_hits, 1, "each configuration keeps its own entry");
+        }
     }
 }

@@ -94,6 +94,20 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A directory grant overlaps the on-disk compiled-module cache: a guest
+    /// that could write there could plant native code for later runs.
+    #[error(
+        "refusing to grant {host_path} to the guest: it contains or lies inside the compiled-module cache \
+         {cache_dir}, whose entries run as native code outside the sandbox (grant a narrower directory, \
+         or set WASM_HOST_CACHE_DIR elsewhere or WASM_HOST_CACHE=memory)"
+    )]
+    GrantCoversCache {
+        /// The host directory asked for.
+        host_path: PathBuf,
+        /// The cache directory it overlaps.
+        cache_dir: PathBuf,
+    },
+
     /// Instantiation failed for another reason (an imported type that does
     /// not match, an initial memory above the limit, a start function that trapped).
     #[error("cannot instantiate {module}: {reason}")]

@@ -137,6 +137,13 @@ impl Runtime {
         &self.inner.engine
     }
 
+    /// Where compiled modules are kept: the configured [`CacheMode`], except
+    /// that a directory that could not be trusted leaves the cache
+    /// [`CacheMode::InMemory`], and `OnDisk` carries the canonical directory.
+    pub fn cache_mode(&self) -> &CacheMode {
+        self.inner.cache.mode()
+    }
+
     /// What the compiled-module cache has done so far.
     pub fn cache_stats(&self) -> CacheStats {
         self.inner.cache.stats()

@@ -18,7 +18,7 @@ use crate::outcome::{RunOutcome, Termination, classify};
 use crate::output::{CappedPipe, HostStream};
 use crate::state::{GuestState, Pipes, finish};
 use crate::stdin::GuardedStdin;
-use crate::{Error, GuestModule, Limits};
+use crate::{CacheMode, Error, GuestModule, Limits};
 
 /// What a guest may do with a directory it is granted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +151,10 @@ impl Sandbox {
     }
 
     /// Grants a host directory, seen by the guest at `guest_path`.
+    ///
+    /// A run refuses ([`Error::GrantCoversCache`]) a directory that contains
+    /// the runtime's on-disk compiled-module cache or lies inside it: a guest
+    /// able to write there could plant native code for later runs.
     pub fn dir(mut self, host_path: impl Into<PathBuf>, guest_path: impl Into<String>, access: DirAccess) -> Self {
         self.dirs.push(DirGrant {
             host_path: host_path.into(),
@@ -246,6 +250,14 @@ impl Sandbox {
         };
         wasi.stdout(pipes.stdout.clone()).stderr(pipes.stderr.clone());
         for grant in &self.dirs {
+            if let CacheMode::OnDisk(cache_dir) = module.runtime().cache_mode()
+                && crate::cache::overlaps(cache_dir, &grant.host_path)
+            {
+                return Err(Error::GrantCoversCache {
+                    host_path: grant.host_path.clone(),
+                    cache_dir: cache_dir.clone(),
+                });
+            }
             let perms = match grant.access {
                 DirAccess::ReadOnly => FsPerms::ReadOnly,
                 DirAccess::ReadWrite => FsPerms::ReadWrite,

@@ -4,6 +4,8 @@
 //!
 //! Run one scenario with `cargo test -p host --test all csv_processor`.
 
+#[cfg(unix)]
+mod cache_trust;
 mod concurrency;
 mod config_reader;
 mod csv_processor;

@@ -9,14 +9,16 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use host::{CACHE_MAX_MIB_ENV, CacheLimits, CacheMode, CacheStats, Runtime, RuntimeConfig, Sandbox};
+use host::{
+    CACHE_DIR_ENV, CACHE_ENV, CACHE_MAX_MIB_ENV, CacheLimits, CacheMode, CacheStats, Runtime, RuntimeConfig, Sandbox,
+};
 
 use crate::support;
 
 /// Tells `cache_probe` which cache directory to use (and that it runs as a child).
 const PROBE_DIR_ENV: &str = "MODULE_CACHE_PROBE_DIR";
 
-fn runtime(cache: CacheMode) -> Runtime {
+pub(crate) fn runtime(cache: CacheMode) -> Runtime {
     Runtime::new(&RuntimeConfig {
         cache,
         ..RuntimeConfig::default()
@@ -71,8 +73,8 @@ fn probe_in_new_process(dir: &Path) -> CacheStats {
     }
 }
 
-fn the_only_entry(dir: &Path) -> PathBuf {
-    let entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+pub(crate) fn the_only_entry(dir: &Path) -> PathBuf {
+    let entries = cache_files(dir);
     assert_eq!(entries.len(), 1, "one cache file per module: {entries:?}");
     entries.into_iter().next().unwrap()
 }
@@ -164,7 +166,7 @@ fn the_cache_key_covers_the_module_bytes() {
 }
 
 /// A distinct small module for each `n`, so each is its own cache entry.
-fn numbered_module(n: u32) -> Vec<u8> {
+pub(crate) fn numbered_module(n: u32) -> Vec<u8> {
     wat::parse_str(format!(r#"(module (func (export "n") (result i32) i32.const {n}))"#)).unwrap()
 }
 
@@ -177,8 +179,13 @@ fn bounded_runtime(cache: CacheMode, limits: CacheLimits) -> Runtime {
     .unwrap()
 }
 
-fn cache_files(dir: &Path) -> BTreeSet<PathBuf> {
-    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect()
+/// The cache's entries in `dir` (not its key, nor temporary files).
+pub(crate) fn cache_files(dir: &Path) -> BTreeSet<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "cwasm"))
+        .collect()
 }
 
 fn set_last_use(entry: &Path, ago: Duration) {
@@ -261,4 +268,147 @@ fn the_disk_limit_can_be_set_from_the_environment() {
         return;
     }
     assert_eq!(CacheLimits::default().disk_bytes, 3 * 1024 * 1024);
+}
+
+/// Calls the export `n` of a module made by [`numbered_module`].
+pub(crate) fn call_n(runtime: &Runtime, bytes: &[u8]) -> i32 {
+    let module = runtime.load_bytes("numbered", bytes).unwrap();
+    Sandbox::new()
+        .instantiate(&module)
+        .unwrap()
+        .call::<(), i32>("n", ())
+        .unwrap()
+}
+
+#[test]
+fn concurrent_writers_each_leave_a_whole_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = runtime(CacheMode::OnDisk(dir.path().to_owned()));
+    std::thread::scope(|scope| {
+        for thread in 0..4 {
+            let writer = &writer;
+            scope.spawn(move || {
+                for n in 0..25 {
+                    call_n(writer, &numbered_module(thread * 100 + n));
+                }
+            });
+        }
+    });
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        !names.iter().any(|name| name.to_string_lossy().ends_with(".tmp")),
+        "no temporary file left: {names:?}"
+    );
+    let reader = runtime(CacheMode::OnDisk(dir.path().to_owned()));
+    for thread in 0..4 {
+        for n in 0..25 {
+            assert_eq!(
+                call_n(&reader, &numbered_module(thread * 100 + n)),
+                (thread * 100 + n) as i32
+            );
+        }
+    }
+    assert_eq!(reader.cache_stats(), stats(0, 100, 0), "every entry was written whole");
+}
+
+/// What `CacheMode::from_env` should say in a child process, as `{:?}`.
+const EXPECTED_MODE_ENV: &str = "MODULE_CACHE_EXPECTED_MODE";
+
+#[test]
+fn the_environment_chooses_the_cache_mode() {
+    // Each case in a child process, so no other test sees the variables.
+    if let Ok(expected) = std::env::var(EXPECTED_MODE_ENV) {
+        assert_eq!(format!("{:?}", CacheMode::from_env()), expected);
+        return;
+    }
+    let on_disk = |dir: &str| format!("{:?}", CacheMode::OnDisk(dir.into()));
+    let cases: [(&[(&str, &str)], String); 6] = [
+        (&[(CACHE_ENV, "off")], format!("{:?}", CacheMode::Disabled)),
+        (&[(CACHE_ENV, "memory")], format!("{:?}", CacheMode::InMemory)),
+        (&[(CACHE_DIR_ENV, "/cache/here")], on_disk("/cache/here")),
+        (
+            &[(CACHE_DIR_ENV, ""), ("XDG_CACHE_HOME", "/xdg")],
+            on_disk("/xdg/wasm-host"),
+        ),
+        (
+            &[(CACHE_DIR_ENV, ""), ("XDG_CACHE_HOME", "relative"), ("HOME", "/home/u")],
+            on_disk("/home/u/.cache/wasm-host"),
+        ),
+        (
+            &[(CACHE_DIR_ENV, ""), ("XDG_CACHE_HOME", ""), ("HOME", "")],
+            format!("{:?}", CacheMode::InMemory),
+        ),
+    ];
+    for (envs, expected) in cases {
+        let mut envs = envs.to_vec();
+        envs.push((EXPECTED_MODE_ENV, &expected));
+        support::run_test_in_child_process("module_cache::the_environment_chooses_the_cache_mode", &envs);
+    }
+}
+
+#[test]
+fn tests_keep_the_cache_inside_target() {
+    let CacheMode::OnDisk(dir) = Runtime::shared().cache_mode() else {
+        panic!("the tests' shared runtime caches on disk");
+    };
+    let target = xtask::project_root().join("target").canonicalize().unwrap();
+    assert!(
+        dir.starts_with(&target),
+        "{} is outside {}",
+        dir.display(),
+        target.display()
+    );
+}
+
+#[test]
+fn the_disk_bound_is_kept_by_counting_and_evicting_in_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let unbounded = CacheLimits {
+        disk_bytes: u64::MAX,
+        ..CacheLimits::default()
+    };
+    let first = bounded_runtime(CacheMode::OnDisk(dir.path().to_owned()), unbounded);
+    for n in 0..10 {
+        first.load_bytes("numbered", numbered_module(n)).unwrap();
+    }
+    let sizes: BTreeSet<u64> = cache_files(dir.path())
+        .iter()
+        .map(|f| std::fs::metadata(f).unwrap().len())
+        .collect();
+    let [entry] = sizes.into_iter().collect::<Vec<_>>()[..] else {
+        panic!("numbered modules should make entries of one size");
+    };
+    for (age, file) in cache_files(dir.path()).iter().enumerate() {
+        set_last_use(file, Duration::from_secs(1000 - age as u64));
+    }
+    let oldest: Vec<PathBuf> = cache_files(dir.path()).into_iter().take(2).collect();
+
+    // Room for 11.5 entries: this process's first write finds 10 on disk
+    // (one scan), its second passes the bound and evicts down to 90%
+    // (10.35 entries), so the two oldest go at once.
+    let limits = CacheLimits {
+        disk_bytes: entry * 23 / 2,
+        ..CacheLimits::default()
+    };
+    let second = bounded_runtime(CacheMode::OnDisk(dir.path().to_owned()), limits);
+    second.load_bytes("numbered", numbered_module(10)).unwrap();
+    assert_eq!(second.cache_stats().evicted, 0, "11 entries fit");
+    second.load_bytes("numbered", numbered_module(11)).unwrap();
+    assert_eq!(second.cache_stats().evicted, 2, "12 do not: down to 10");
+    let files = cache_files(dir.path());
+    assert_eq!(files.len(), 10);
+    assert!(
+        oldest.iter().all(|f| !files.contains(f)),
+        "the least recently used went"
+    );
+    second.load_bytes("numbered", numbered_module(12)).unwrap();
+    assert_eq!(
+        second.cache_stats().evicted,
+        2,
+        "the count after eviction is what is left: 11 entries fit again"
+    );
+    assert_eq!(cache_files(dir.path()).len(), 11);
 }

@@ -459,21 +459,32 @@ fn the_compiled_module_cache_is_used_unless_no_cache_says_otherwise() {
         r#"(module (memory (export "memory") 1) (func (export "_start")))"#,
     );
     let cache = work.path().join("cache");
-    let cache_entries = || std::fs::read_dir(&cache).map_or(0, |entries| entries.count());
+    let cache_entries = || {
+        std::fs::read_dir(&cache).map_or(0, |entries| {
+            entries
+                .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "cwasm"))
+                .count()
+        })
+    };
     let run_with_cache = |extra: &[&str]| {
-        let status = wasm_host()
+        wasm_host()
             .arg("run")
             .args(extra)
             .arg(&module)
             .env("WASM_HOST_CACHE_DIR", &cache)
             .env_remove("WASM_HOST_CACHE")
-            .status()
-            .unwrap();
-        assert_eq!(status.code(), Some(0));
+            .output()
+            .unwrap()
     };
 
-    run_with_cache(&["--no-cache"]);
+    assert_eq!(run_with_cache(&["--no-cache"]).status.code(), Some(0));
     assert_eq!(cache_entries(), 0, "--no-cache writes nothing");
-    run_with_cache(&[]);
+    assert_eq!(run_with_cache(&[]).status.code(), Some(0));
     assert_eq!(cache_entries(), 1, "the compiled module is kept for the next run");
+    let work_dir = work.path().display().to_string();
+    assert_fails(
+        &run_with_cache(&["--dir-ro", &work_dir]),
+        LOAD_ERROR,
+        &[&format!("refusing to grant {work_dir}"), "compiled-module cache"],
+    );
 }

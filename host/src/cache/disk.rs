@@ -1,0 +1,396 @@
+//! The on-disk level of the compiled-module cache, and why it can be trusted.
+//!
+//! An entry is native code that runs outside the sandbox, so the directory
+//! must be one only the running user can write (owned by them, not writable
+//! by group or others), and every entry carries an HMAC-SHA256 under a
+//! per-user secret key kept in that directory: a file this cache did not
+//! write, or one renamed to stand for another module, is deleted unread.
+//! No file operation here follows a symbolic link or waits on a FIFO, and
+//! nothing is read past a size cap.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+/// Marks a cache file as ours, in this layout: magic, HMAC-SHA256 of
+/// (magic, entry key, payload), payload.
+const MAGIC: &[u8; 8] = b"WHCACHE2";
+const TAG_LEN: usize = 32;
+const HEADER_LEN: usize = MAGIC.len() + TAG_LEN;
+/// No entry is read (or written) past this size: a planted huge file, or a
+/// link to `/dev/zero`, is refused before it is read.
+const MAX_ENTRY_BYTES: u64 = 1 << 30;
+/// The name every cache entry's file ends with.
+const ENTRY_EXTENSION: &str = "cwasm";
+/// The per-user secret the entries are authenticated with.
+const KEY_FILE: &str = "mac.key";
+const KEY_LEN: usize = 32;
+
+/// Why a cache directory, the key file or an entry is not trusted.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Untrusted {
+    #[error("cannot use {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{} is not a {expected}", path.display())]
+    WrongType { path: PathBuf, expected: &'static str },
+    #[error("{} is owned by user {owner}, not by the running user ({uid})", path.display())]
+    Owner { path: PathBuf, owner: u32, uid: u32 },
+    #[error("{} is open to group or others (mode {mode:o})", path.display())]
+    Mode { path: PathBuf, mode: u32 },
+    #[error("{} is {len} bytes, more than {max}", path.display())]
+    TooLarge { path: PathBuf, len: u64, max: u64 },
+}
+
+/// What reading an entry found.
+pub(super) enum Entry {
+    Missing,
+    /// Not a file this cache wrote for this key: already deleted.
+    Rejected,
+    /// The payload `Module::serialize` wrote, authenticated.
+    Verified(Vec<u8>),
+}
+
+/// A trusted cache directory and its key.
+pub(super) struct DiskCache {
+    /// Canonical, so grants can be compared with it.
+    dir: PathBuf,
+    key: [u8; KEY_LEN],
+    /// Bytes of entries in the directory as this process knows it: seeded by
+    /// one scan at the first write, then kept by adding what it writes, so a
+    /// write costs no directory scan until the bound is passed.
+    usage: Mutex<Option<u64>>,
+    max_bytes: u64,
+}
+
+impl DiskCache {
+    /// Opens `dir` (created, private, if missing) and its key (created on
+    /// first use), or says why the directory cannot be trusted.
+    pub(super) fn open(dir: &Path, max_bytes: u64) -> Result<Self, Untrusted> {
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| Untrusted::Io { path, source }
+        };
+        os::create_private_dir(dir).map_err(io(dir))?;
+        let dir = fs::canonicalize(dir).map_err(io(dir))?;
+        let meta = fs::metadata(&dir).map_err(io(&dir))?;
+        if !meta.is_dir() {
+            return Err(Untrusted::WrongType {
+                path: dir,
+                expected: "directory",
+            });
+        }
+        os::check_owner(&dir, &meta, os::WRITABLE_BY_OTHERS)?;
+        let key = load_or_create_key(&dir)?;
+        Ok(Self {
+            dir,
+            key,
+            usage: Mutex::new(None),
+            max_bytes,
+        })
+    }
+
+    /// The directory, canonical.
+    pub(super) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn entry_path(&self, key: &[u8; 32]) -> PathBuf {
+        self.dir.join(format!("{}.{ENTRY_EXTENSION}", hex(key)))
+    }
+
+    fn mac(&self, key: &[u8; 32]) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes a key of any length");
+        mac.update(MAGIC);
+        mac.update(key);
+        mac
+    }
+
+    /// The entry for `key`, authenticated, or why there is none; a rejected
+    /// file is deleted. A hit refreshes the file's modification time, which
+    /// eviction reads as its last use.
+    pub(super) fn read(&self, key: &[u8; 32]) -> Entry {
+        let path = self.entry_path(key);
+        let (file, mut data) = match read_owned(&path, MAX_ENTRY_BYTES, os::WRITABLE_BY_OTHERS) {
+            Ok(Some(found)) => found,
+            Ok(None) => return Entry::Missing,
+            Err(_) => {
+                self.remove(key);
+                return Entry::Rejected;
+            }
+        };
+        let authentic = data.len() >= HEADER_LEN && &data[..MAGIC.len()] == MAGIC && {
+            let mut mac = self.mac(key);
+            mac.update(&data[HEADER_LEN..]);
+            mac.verify_slice(&data[MAGIC.len()..HEADER_LEN]).is_ok()
+        };
+        if !authentic {
+            self.remove(key);
+            return Entry::Rejected;
+        }
+        let _ = file.set_modified(SystemTime::now());
+        data.drain(..HEADER_LEN);
+        Entry::Verified(data)
+    }
+
+    /// Deletes the entry for `key` (a link is removed, never followed).
+    pub(super) fn remove(&self, key: &[u8; 32]) {
+        let _ = fs::remove_file(self.entry_path(key));
+    }
+
+    /// Writes the entry under a fresh, unguessable temporary name created
+    /// exclusively, then renames it into place, so a concurrent reader sees
+    /// a whole file or none and a planted link is replaced, not written
+    /// through. Returns how many entries were evicted to stay in bounds.
+    pub(super) fn write(&self, key: &[u8; 32], payload: &[u8]) -> io::Result<u64> {
+        let len = (HEADER_LEN + payload.len()) as u64;
+        if len > MAX_ENTRY_BYTES {
+            return Err(io::Error::other("compiled module too large to cache"));
+        }
+        let mut mac = self.mac(key);
+        mac.update(payload);
+        let (temp, mut out) = create_temp(&self.dir)?;
+        let path = self.entry_path(key);
+        let written = out
+            .write_all(MAGIC)
+            .and_then(|()| out.write_all(&mac.finalize().into_bytes()))
+            .and_then(|()| out.write_all(payload))
+            .and_then(|()| fs::rename(&temp, &path));
+        if let Err(e) = written {
+            let _ = fs::remove_file(&temp);
+            return Err(e);
+        }
+        Ok(self.account(&path, len))
+    }
+
+    /// Adds a written entry to the running total; past the bound, deletes
+    /// the least recently used entries (never `written`) down to 90% of it,
+    /// so one scan pays for many writes. Returns how many were deleted.
+    fn account(&self, written: &Path, len: u64) -> u64 {
+        let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        let total = match *usage {
+            Some(total) => total + len,
+            // The first write of this process: the scan already sees it.
+            None => self.scan().iter().map(|entry| entry.1).sum(),
+        };
+        let (total, evicted) = if total > self.max_bytes {
+            self.evict(written)
+        } else {
+            (total, 0)
+        };
+        *usage = Some(total);
+        evicted
+    }
+
+    /// Deletes the oldest entries until the rest fit in 90% of the bound.
+    /// Another process may be evicting too: a file already gone is skipped.
+    fn evict(&self, written: &Path) -> (u64, u64) {
+        let mut entries = self.scan();
+        let mut total: u64 = entries.iter().map(|entry| entry.1).sum();
+        let target = self.max_bytes - self.max_bytes / 10;
+        entries.sort();
+        let mut evicted = 0;
+        for (_, len, path) in entries {
+            if total <= target {
+                break;
+            }
+            if path != written && fs::remove_file(&path).is_ok() {
+                total -= len;
+                evicted += 1;
+            }
+        }
+        (total, evicted)
+    }
+
+    /// Every entry file: last use, size, path.
+    fn scan(&self) -> Vec<(SystemTime, u64, PathBuf)> {
+        let Ok(dir) = fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        dir.flatten()
+            .filter(|entry| entry.path().extension().is_some_and(|e| e == ENTRY_EXTENSION))
+            .filter_map(|entry| {
+                // Not followed: a link is not an entry's size.
+                let meta = entry.metadata().ok().filter(fs::Metadata::is_file)?;
+                Some((meta.modified().ok()?, meta.len(), entry.path()))
+            })
+            .collect()
+    }
+}
+
+/// Whether `host_path` contains `cache_dir` or lies inside it (both
+/// canonicalized; a path that cannot be resolved is left to the grant's own
+/// error).
+pub(crate) fn overlaps(cache_dir: &Path, host_path: &Path) -> bool {
+    fs::canonicalize(host_path).is_ok_and(|grant| cache_dir.starts_with(&grant) || grant.starts_with(cache_dir))
+}
+
+/// The key in `dir`, created (32 random bytes, mode 0600) by whichever
+/// process gets there first: it is written under a temporary name and
+/// linked into place, which fails rather than replace another's key.
+fn load_or_create_key(dir: &Path) -> Result<[u8; KEY_LEN], Untrusted> {
+    let path = dir.join(KEY_FILE);
+    let io = |source| Untrusted::Io {
+        path: path.clone(),
+        source,
+    };
+    for _ in 0..2 {
+        if let Some((_, bytes)) = read_owned(&path, KEY_LEN as u64, os::READABLE_BY_OTHERS)? {
+            return bytes.try_into().map_err(|_| Untrusted::WrongType {
+                path: path.clone(),
+                expected: "key of 32 bytes",
+            });
+        }
+        let mut key = [0; KEY_LEN];
+        getrandom::fill(&mut key).map_err(|e| io(io::Error::other(e)))?;
+        let (temp, mut out) = create_temp(dir).map_err(io)?;
+        let linked = out.write_all(&key).and_then(|()| fs::hard_link(&temp, &path));
+        let _ = fs::remove_file(&temp);
+        match linked {
+            Ok(()) => return Ok(key),
+            // Another process created it first: read theirs.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io(e)),
+        }
+    }
+    Err(io(io::Error::other("the key file keeps changing")))
+}
+
+/// Opens `path` without following a link or blocking on a FIFO, requires a
+/// regular file owned by the running user with none of the `forbidden` mode
+/// bits and at most `max_len` bytes, and reads it. `None` if there is no file.
+fn read_owned(path: &Path, max_len: u64, forbidden: u32) -> Result<Option<(File, Vec<u8>)>, Untrusted> {
+    let io = |source| Untrusted::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut options = OpenOptions::new();
+    options.read(true);
+    os::no_follow(&mut options);
+    let mut file = match options.open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(e)),
+    };
+    let meta = file.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(Untrusted::WrongType {
+            path: path.to_owned(),
+            expected: "regular file",
+        });
+    }
+    os::check_owner(path, &meta, forbidden)?;
+    if meta.len() > max_len {
+        return Err(Untrusted::TooLarge {
+            path: path.to_owned(),
+            len: meta.len(),
+            max: max_len,
+        });
+    }
+    let mut data = Vec::with_capacity(meta.len() as usize);
+    // Capped again: the file may grow after the check.
+    Read::by_ref(&mut file)
+        .take(max_len)
+        .read_to_end(&mut data)
+        .map_err(io)?;
+    Ok(Some((file, data)))
+}
+
+/// A new file in `dir` with an unguessable name, created exclusively
+/// (never through an existing file or link), readable by its owner only.
+fn create_temp(dir: &Path) -> io::Result<(PathBuf, File)> {
+    let mut name = [0; 16];
+    getrandom::fill(&mut name).map_err(io::Error::other)?;
+    let path = dir.join(format!(".{}.tmp", hex(&name)));
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    os::no_follow(&mut options);
+    os::private_file(&mut options);
+    let file = options.open(&path)?;
+    Ok((path, file))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(unix)]
+mod os {
+    use std::fs::{DirBuilder, Metadata, OpenOptions};
+    use std::io;
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+    use std::path::Path;
+
+    use super::Untrusted;
+
+    /// Mode bits a directory or entry must not have: anyone else could write it.
+    pub(super) const WRITABLE_BY_OTHERS: u32 = 0o022;
+    /// Mode bits the key must not have: anyone else could read it and forge entries.
+    pub(super) const READABLE_BY_OTHERS: u32 = 0o077;
+
+    pub(super) fn create_private_dir(dir: &Path) -> io::Result<()> {
+        DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    }
+
+    /// No following a final symbolic link; no waiting for a FIFO's writer.
+    pub(super) fn no_follow(options: &mut OpenOptions) {
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+
+    pub(super) fn private_file(options: &mut OpenOptions) {
+        options.mode(0o600);
+    }
+
+    pub(super) fn check_owner(path: &Path, meta: &Metadata, forbidden: u32) -> Result<(), Untrusted> {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let uid = unsafe { libc::geteuid() };
+        if meta.uid() != uid {
+            return Err(Untrusted::Owner {
+                path: path.to_owned(),
+                owner: meta.uid(),
+                uid,
+            });
+        }
+        if meta.mode() & forbidden != 0 {
+            return Err(Untrusted::Mode {
+                path: path.to_owned(),
+                mode: meta.mode() & 0o7777,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Without unix ownership and modes, the directory is trusted as the
+/// platform's own permissions leave it, and entries still carry the MAC.
+#[cfg(not(unix))]
+mod os {
+    use std::fs::{Metadata, OpenOptions};
+    use std::io;
+    use std::path::Path;
+
+    use super::Untrusted;
+
+    pub(super) const WRITABLE_BY_OTHERS: u32 = 0;
+    pub(super) const READABLE_BY_OTHERS: u32 = 0;
+
+    pub(super) fn create_private_dir(dir: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(dir)
+    }
+
+    pub(super) fn no_follow(_: &mut OpenOptions) {}
+
+    pub(super) fn private_file(_: &mut OpenOptions) {}
+
+    pub(super) fn check_owner(_: &Path, _: &Metadata, _: u32) -> Result<(), Untrusted> {
+        Ok(())
+    }
+}

@@ -1,0 +1,253 @@
+//! The compiled-module cache against someone who can write files it reads:
+//! its entries are native code run outside the sandbox, so a file it did not
+//! write, a directory others can write, a planted link or FIFO, or a grant
+//! that hands the cache to a guest must never become code that runs.
+
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use host::{CacheMode, DirAccess, Error, Runtime, Sandbox};
+use sha2::{Digest, Sha256};
+
+use crate::module_cache::{cache_files, call_n, numbered_module, runtime, the_only_entry};
+
+fn on_disk(dir: &Path) -> Runtime {
+    runtime(CacheMode::OnDisk(dir.to_owned()))
+}
+
+/// The entry file module `n` gets in `dir`, left in place.
+fn entry_of(dir: &Path, n: u32) -> PathBuf {
+    let before = cache_files(dir);
+    call_n(&on_disk(dir), &numbered_module(n));
+    let mut new = cache_files(dir).into_iter().filter(|f| !before.contains(f));
+    let entry = new.next().expect("module n was written to the cache");
+    assert!(new.next().is_none());
+    entry
+}
+
+/// Loads module `n` in a fresh runtime on `dir`: it must answer `n`, after
+/// compiling it (the planted file was refused and deleted).
+fn assert_rejected_and_rebuilt(dir: &Path, n: u32) {
+    let fresh = on_disk(dir);
+    assert_eq!(
+        call_n(&fresh, &numbered_module(n)),
+        n as i32,
+        "module {n} runs its own code"
+    );
+    let stats = fresh.cache_stats();
+    assert_eq!(
+        (stats.compiled, stats.disk_hits, stats.discarded),
+        (1, 0, 1),
+        "the planted entry was discarded, not loaded: {stats:?}"
+    );
+}
+
+/// Fails instead of hanging if `f` does not return within a minute.
+fn within_a_minute<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (send, receive) = mpsc::channel();
+    std::thread::spawn(move || send.send(f()));
+    receive
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the cache blocked on or kept reading a planted file")
+}
+
+#[test]
+fn an_entry_renamed_to_stand_for_another_module_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = entry_of(dir.path(), 1);
+    let two = entry_of(dir.path(), 2);
+    std::fs::rename(&two, &one).unwrap();
+    assert_rejected_and_rebuilt(dir.path(), 1);
+}
+
+#[test]
+fn a_forged_entry_without_the_right_mac_is_never_deserialized() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = entry_of(dir.path(), 1);
+    // Real machine code for another module, which Wasmtime would accept.
+    let forged = runtime(CacheMode::Disabled)
+        .load_bytes("two", numbered_module(2))
+        .unwrap()
+        .module()
+        .serialize()
+        .unwrap();
+    let genuine = std::fs::read(&target).unwrap();
+    let magic = &genuine[..8];
+    let forgeries: [Vec<u8>; 3] = [
+        // The previous layout: magic, SHA-256 of the payload recomputed, payload.
+        [magic, &Sha256::digest(&forged)[..], &forged].concat(),
+        // The right layout with a wrong MAC.
+        [magic, &[0x5a; 32], &forged].concat(),
+        // No header at all.
+        forged.clone(),
+    ];
+    for forgery in forgeries {
+        std::fs::write(&target, forgery).unwrap();
+        assert_rejected_and_rebuilt(dir.path(), 1);
+    }
+}
+
+#[test]
+fn entries_open_to_others_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let entry = entry_of(dir.path(), 1);
+    std::fs::set_permissions(&entry, PermissionsExt::from_mode(0o666)).unwrap();
+    assert_rejected_and_rebuilt(dir.path(), 1);
+}
+
+#[test]
+fn a_cache_directory_others_can_write_is_not_used() {
+    for mode in [0o777, 0o770, 0o702] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), PermissionsExt::from_mode(mode)).unwrap();
+        let runtime = on_disk(dir.path());
+        assert_eq!(*runtime.cache_mode(), CacheMode::InMemory, "mode {mode:o}");
+        call_n(&runtime, &numbered_module(1));
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "nothing written into a {mode:o} directory"
+        );
+    }
+}
+
+#[test]
+fn a_cache_directory_owned_by_someone_else_is_not_used() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let foreign = if std::fs::metadata(dir.path()).unwrap().uid() == 0 {
+        // As root: give the private directory to nobody.
+        std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).unwrap();
+        dir.path().to_owned()
+    } else {
+        PathBuf::from("/")
+    };
+    assert_eq!(*on_disk(&foreign).cache_mode(), CacheMode::InMemory);
+}
+
+#[test]
+fn a_trusted_directory_is_used_and_new_ones_are_private() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("new").join("cache");
+    let runtime = on_disk(&dir);
+    assert_eq!(*runtime.cache_mode(), CacheMode::OnDisk(dir.canonicalize().unwrap()));
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    call_n(&runtime, &numbered_module(1));
+    assert_eq!(mode(&dir.join("mac.key")), 0o600);
+    assert_eq!(mode(&the_only_entry(&dir)), 0o600);
+}
+
+#[test]
+fn a_key_file_others_could_read_or_replace_disables_the_disk_cache() {
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("secret");
+    std::fs::write(&secret, [7; 32]).unwrap();
+    // Private, so only the link itself is wrong.
+    std::fs::set_permissions(&secret, PermissionsExt::from_mode(0o600)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    on_disk(dir.path());
+    let key = dir.path().join("mac.key");
+
+    std::fs::set_permissions(&key, PermissionsExt::from_mode(0o644)).unwrap();
+    assert_eq!(
+        *on_disk(dir.path()).cache_mode(),
+        CacheMode::InMemory,
+        "readable by others"
+    );
+
+    std::fs::remove_file(&key).unwrap();
+    symlink(&secret, &key).unwrap();
+    assert_eq!(*on_disk(dir.path()).cache_mode(), CacheMode::InMemory, "a link");
+    assert_eq!(std::fs::read(&secret).unwrap(), [7; 32]);
+}
+
+#[test]
+fn a_link_planted_at_an_entry_is_never_followed() {
+    let outside = tempfile::tempdir().unwrap();
+    let precious = outside.path().join("precious");
+    std::fs::write(&precious, "keep me").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let entry = entry_of(dir.path(), 1);
+    std::fs::remove_file(&entry).unwrap();
+    symlink(&precious, &entry).unwrap();
+
+    assert_rejected_and_rebuilt(dir.path(), 1);
+    assert_eq!(
+        std::fs::read_to_string(&precious).unwrap(),
+        "keep me",
+        "not written through"
+    );
+    assert!(
+        std::fs::symlink_metadata(&entry).unwrap().is_file(),
+        "the link was replaced by a real entry"
+    );
+
+    // Not even to a genuine entry moved out of the directory.
+    let moved = outside.path().join("genuine");
+    std::fs::rename(&entry, &moved).unwrap();
+    symlink(&moved, &entry).unwrap();
+    assert_rejected_and_rebuilt(dir.path(), 1);
+}
+
+#[test]
+fn a_fifo_or_a_link_to_an_endless_device_neither_blocks_nor_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let entry = entry_of(dir.path(), 1);
+    std::fs::remove_file(&entry).unwrap();
+    let status = std::process::Command::new("mkfifo").arg(&entry).status().unwrap();
+    assert!(status.success());
+    let path = dir.path().to_owned();
+    within_a_minute(move || assert_rejected_and_rebuilt(&path, 1));
+
+    std::fs::remove_file(&entry).unwrap();
+    symlink("/dev/zero", &entry).unwrap();
+    let path = dir.path().to_owned();
+    within_a_minute(move || assert_rejected_and_rebuilt(&path, 1));
+}
+
+#[test]
+fn a_grant_overlapping_the_cache_directory_is_refused() {
+    let parent = tempfile::tempdir().unwrap();
+    let cache_dir = parent.path().join("cache");
+    let sibling = parent.path().join("data");
+    std::fs::create_dir_all(cache_dir.join("inside")).unwrap();
+    std::fs::create_dir(&sibling).unwrap();
+    let alias = parent.path().join("alias");
+    symlink(parent.path(), &alias).unwrap();
+    let module = on_disk(&cache_dir)
+        .load_bytes("noop", r#"(module (func (export "_start")))"#)
+        .unwrap();
+    let grant = |host: &Path| Sandbox::new().dir(host, "/data", DirAccess::ReadOnly).run(&module);
+
+    for refused in [
+        parent.path().to_owned(),
+        cache_dir.clone(),
+        cache_dir.join("inside"),
+        alias,
+    ] {
+        match grant(&refused) {
+            Err(error @ Error::GrantCoversCache { .. }) => {
+                let message = error.to_string();
+                assert!(
+                    message.contains(&refused.display().to_string())
+                        && message.contains(&cache_dir.canonicalize().unwrap().display().to_string())
+                        && message.contains("native code"),
+                    "names both paths and why: {message}"
+                );
+            }
+            other => panic!("granting {} gave {other:?}", refused.display()),
+        }
+    }
+    grant(&sibling).expect("a directory beside the cache is granted");
+    let memory = runtime(CacheMode::InMemory);
+    let module = memory
+        .load_bytes("noop", r#"(module (func (export "_start")))"#)
+        .unwrap();
+    Sandbox::new()
+        .dir(parent.path(), "/data", DirAccess::ReadOnly)
+        .run(&module)
+        .expect("no disk cache, nothing to protect");
+}
