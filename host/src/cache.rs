@@ -226,19 +226,19 @@ impl ModuleCache {
     /// The entry for `key` from disk, or `None` when there is none or it was
     /// rejected (deleted and counted as discarded).
     fn read(&self, engine: &Engine, disk: &DiskCache, key: &[u8; 32]) -> Option<Module> {
-        let payload = match disk.read(key) {
+        let file = match disk.read(key) {
             Entry::Missing => return None,
             Entry::Rejected => {
                 self.discarded.fetch_add(1, Ordering::Relaxed);
                 return None;
             }
-            Entry::Verified(payload) => payload,
+            Entry::Verified(file) => file,
         };
         // SAFETY: the payload is what `Module::serialize` wrote under this
         // key: its MAC is keyed with a secret only this user can read, in a
         // directory only this user can write. Wasmtime itself rejects
         // artifacts from another version or configuration.
-        match unsafe { Module::deserialize(engine, &payload) } {
+        match unsafe { Module::deserialize(engine, Entry::payload(&file)) } {
             Ok(module) => {
                 self.disk_hits.fetch_add(1, Ordering::Relaxed);
                 Some(module)

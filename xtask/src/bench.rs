@@ -25,7 +25,9 @@ Builds in release mode, then measures, each against its baseline in the same run
      else the row is skipped (`cargo install wasmtime-cli --version 48.0.8 --locked`)
   3. the project's conformance suite through the in-process runner vs one
      process per test through the legacy adapter
-  4. loading each guest: compile (cold) vs the disk cache vs the memory cache
+  4. loading each guest: compile (cold) vs the disk cache vs the memory cache;
+     the disk cache's time per module for 100, 1,000 and 10,000 distinct
+     modules, cold and warm, with peak memory (flat is the target)
   5. `cargo nextest run -p host` vs `cargo test -p host` on an unchanged tree
 Prints the table and writes target/bench/results.json.
 --quick takes fewer samples of the slow process-level rows.
@@ -39,6 +41,8 @@ struct Row {
     name: String,
     samples_ns: Vec<u64>,
     baseline: Option<String>,
+    /// Shown beside the ratio (e.g. peak memory).
+    note: Option<String>,
 }
 
 fn run_bench(args: &[String]) -> Result<()> {
@@ -80,7 +84,9 @@ fn in_process(rows: &mut Vec<Row>) -> Result<()> {
             .filter_map(serde_json::Value::as_u64)
             .collect();
         let is_run = name.starts_with("run ");
-        let baseline = if name == FLOOR || name.ends_with(": cold (compile)") {
+        let baseline = if let Some(baseline) = value["baseline"].as_str() {
+            Some(baseline.to_owned())
+        } else if name == FLOOR || name.ends_with(": cold (compile)") {
             None
         } else if is_run {
             Some(FLOOR.to_owned())
@@ -90,12 +96,15 @@ fn in_process(rows: &mut Vec<Row>) -> Result<()> {
         rows.push(Row {
             group: if is_run {
                 "library vs bare wasmtime"
+            } else if name.starts_with("cache scaling") {
+                "compile cache scaling"
             } else {
                 "compile cache"
             },
             name,
             samples_ns,
             baseline,
+            note: value["note"].as_str().map(str::to_owned),
         });
     }
     if !rows.iter().any(|row| row.name == FLOOR) {
@@ -129,6 +138,7 @@ fn cli_against_wasmtime(rows: &mut Vec<Row>, samples: usize) -> Result<()> {
                 name: WASMTIME_ROW.to_owned(),
                 samples_ns: time_process(&mut command, samples)?,
                 baseline: None,
+                note: None,
             });
             Some(WASMTIME_ROW.to_owned())
         }
@@ -147,6 +157,7 @@ fn cli_against_wasmtime(rows: &mut Vec<Row>, samples: usize) -> Result<()> {
         name: "wasm-host run csv_processor (process)".to_owned(),
         samples_ns: time_process(&mut command, samples)?,
         baseline,
+        note: None,
     });
     Ok(())
 }
@@ -177,6 +188,7 @@ fn conformance_suite(rows: &mut Vec<Row>, samples: usize) -> Result<()> {
         name: ADAPTER_ROW.to_owned(),
         samples_ns: time_process(&mut per_process, samples)?,
         baseline: None,
+        note: None,
     });
     let mut in_process = Command::new(&wasm_host);
     in_process.arg("conformance").args(&suites);
@@ -185,6 +197,7 @@ fn conformance_suite(rows: &mut Vec<Row>, samples: usize) -> Result<()> {
         name: "conformance suite: in-process runner".to_owned(),
         samples_ns: time_process(&mut in_process, samples)?,
         baseline: Some(ADAPTER_ROW.to_owned()),
+        note: None,
     });
     Ok(())
 }
@@ -197,6 +210,7 @@ fn nextest_against_cargo_test(rows: &mut Vec<Row>, samples: usize) -> Result<()>
         name: "cargo test -p host".to_owned(),
         samples_ns: time_process(&mut cargo(["test", "-p", "host", "--quiet"]), samples)?,
         baseline: None,
+        note: None,
     });
     if !cargo(["nextest", "--version"])
         .output()
@@ -210,6 +224,7 @@ fn nextest_against_cargo_test(rows: &mut Vec<Row>, samples: usize) -> Result<()>
         name: "cargo nextest run -p host".to_owned(),
         samples_ns: time_process(&mut cargo(["nextest", "run", "-p", "host"]), samples)?,
         baseline: Some("cargo test -p host".to_owned()),
+        note: None,
     });
     Ok(())
 }
@@ -292,6 +307,10 @@ fn print_table(rows: &[Row]) {
             (Some(r), Some(base)) => format!("{r:.2}x {}", short(base)),
             _ => "baseline".to_owned(),
         };
+        let ratio = match &row.note {
+            Some(note) => format!("{ratio}; {note}"),
+            None => ratio,
+        };
         println!(
             "| {:<58} | {:>10} | {:>21} | {:>3} | {:<34} |",
             row.name,
@@ -320,6 +339,7 @@ fn write_json(rows: &[Row]) -> Result<()> {
                 "p90_ns": percentile(&row.samples_ns, 90),
                 "samples": row.samples_ns.len(),
                 "baseline": row.baseline,
+                "note": row.note,
                 "ratio": ratio(row, rows),
                 "samples_ns": row.samples_ns,
             })

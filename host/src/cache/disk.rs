@@ -55,8 +55,15 @@ pub(super) enum Entry {
     Missing,
     /// Not a file this cache wrote for this key: already deleted.
     Rejected,
-    /// The payload `Module::serialize` wrote, authenticated.
+    /// The file, authenticated: [`Entry::payload`] is what `Module::serialize` wrote.
     Verified(Vec<u8>),
+}
+
+impl Entry {
+    /// The serialized module of a verified entry (not copied out of the file's bytes).
+    pub(super) fn payload(file: &[u8]) -> &[u8] {
+        &file[HEADER_LEN..]
+    }
 }
 
 /// A trusted cache directory and its key.
@@ -119,7 +126,7 @@ impl DiskCache {
     /// eviction reads as its last use.
     pub(super) fn read(&self, key: &[u8; 32]) -> Entry {
         let path = self.entry_path(key);
-        let (file, mut data) = match read_owned(&path, MAX_ENTRY_BYTES, os::WRITABLE_BY_OTHERS) {
+        let (file, data) = match read_owned(&path, MAX_ENTRY_BYTES, os::WRITABLE_BY_OTHERS) {
             Ok(Some(found)) => found,
             Ok(None) => return Entry::Missing,
             Err(_) => {
@@ -137,7 +144,6 @@ impl DiskCache {
             return Entry::Rejected;
         }
         let _ = file.set_modified(SystemTime::now());
-        data.drain(..HEADER_LEN);
         Entry::Verified(data)
     }
 
