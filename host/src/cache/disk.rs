@@ -12,7 +12,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -27,6 +27,10 @@ const HEADER_LEN: usize = MAGIC.len() + TAG_LEN;
 const MAX_ENTRY_BYTES: u64 = 1 << 30;
 /// The name every cache entry's file ends with.
 const ENTRY_EXTENSION: &str = "cwasm";
+/// Temporary files, while an entry or the key is being written.
+const TEMP_EXTENSION: &str = "tmp";
+/// A temporary file this old belongs to a writer that died.
+const STALE_TEMP: Duration = Duration::from_secs(3600);
 /// The per-user secret the entries are authenticated with.
 const KEY_FILE: &str = "mac.key";
 const KEY_LEN: usize = 32;
@@ -216,17 +220,26 @@ impl DiskCache {
         (total, evicted)
     }
 
-    /// Every entry file: last use, size, path.
+    /// Every entry file: last use, size, path. Temporary files older than
+    /// [`STALE_TEMP`], left by a process that died mid-write, are deleted.
     fn scan(&self) -> Vec<(SystemTime, u64, PathBuf)> {
         let Ok(dir) = fs::read_dir(&self.dir) else {
             return Vec::new();
         };
+        let stale = SystemTime::now() - STALE_TEMP;
         dir.flatten()
-            .filter(|entry| entry.path().extension().is_some_and(|e| e == ENTRY_EXTENSION))
             .filter_map(|entry| {
                 // Not followed: a link is not an entry's size.
                 let meta = entry.metadata().ok().filter(fs::Metadata::is_file)?;
-                Some((meta.modified().ok()?, meta.len(), entry.path()))
+                let (path, modified) = (entry.path(), meta.modified().ok()?);
+                match path.extension() {
+                    Some(e) if e == ENTRY_EXTENSION => Some((modified, meta.len(), path)),
+                    Some(e) if e == TEMP_EXTENSION && modified < stale => {
+                        let _ = fs::remove_file(&path);
+                        None
+                    }
+                    _ => None,
+                }
             })
             .collect()
     }
@@ -315,7 +328,7 @@ fn read_owned(path: &Path, max_len: u64, forbidden: u32) -> Result<Option<(File,
 fn create_temp(dir: &Path) -> io::Result<(PathBuf, File)> {
     let mut name = [0; 16];
     getrandom::fill(&mut name).map_err(io::Error::other)?;
-    let path = dir.join(format!(".{}.tmp", hex(&name)));
+    let path = dir.join(format!(".{}.{TEMP_EXTENSION}", hex(&name)));
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     os::no_follow(&mut options);

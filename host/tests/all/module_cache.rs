@@ -412,3 +412,18 @@ fn the_disk_bound_is_kept_by_counting_and_evicting_in_batches() {
     );
     assert_eq!(cache_files(dir.path()).len(), 11);
 }
+
+#[test]
+fn temporary_files_left_by_a_dead_writer_are_cleaned_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let dead = dir.path().join(".dead.tmp");
+    let live = dir.path().join(".live.tmp");
+    std::fs::write(&dead, "half an entry").unwrap();
+    std::fs::write(&live, "being written").unwrap();
+    set_last_use(&dead, Duration::from_secs(7200));
+    runtime(CacheMode::OnDisk(dir.path().to_owned()))
+        .load_bytes("numbered", numbered_module(1))
+        .unwrap();
+    assert!(!dead.exists(), "an hour-old temporary file is a dead writer's");
+    assert!(live.exists(), "a recent one may still be written");
+}
