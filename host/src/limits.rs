@@ -1,5 +1,5 @@
 //! What a single run may consume. Every run has limits; these defaults are
-//! meant for untrusted guests and are documented in the README.
+//! meant for untrusted guests and are documented in docs/limits.md.
 //!
 //! [`Limits`] is the embedder's view; [`GuestLimiter`] is how a store
 //! enforces the memory and table parts of it, and remembers the largest
