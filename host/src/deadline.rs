@@ -117,15 +117,12 @@ pub(crate) fn guarded_poll_oneoff<T: Guarded>(
         return Err(wasmtime::Trap::Interrupt.into());
     }
     let fuel = caller.as_context_mut().hostcall_fuel();
-    let export = caller.get_export("memory");
-    let (mut memory, state) = match &export {
-        Some(Extern::Memory(memory)) => {
-            let (bytes, state) = memory.data_and_store_mut(&mut caller);
-            (GuestMemory::Unshared(bytes), state)
-        }
-        Some(Extern::SharedMemory(memory)) => (GuestMemory::Shared(memory.data()), caller.data_mut()),
-        _ => wasmtime::bail!("missing required memory export"),
+    // The engine has threads off, so no guest has a shared memory.
+    let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
+        wasmtime::bail!("missing required memory export");
     };
+    let (bytes, state) = memory.data_and_store_mut(&mut caller);
+    let mut memory = GuestMemory::Unshared(bytes);
     let wasi = state.wasi();
     wasi.set_hostcall_fuel(fuel);
     wasmtime_wasi::runtime::in_tokio(p1::poll_oneoff(wasi, &mut memory, subs, events, count, written))

@@ -238,6 +238,24 @@ fn a_memory_larger_than_the_limit_cannot_be_instantiated() {
 }
 
 #[test]
+fn a_guest_may_have_up_to_four_tables() {
+    let tables = |count: usize| {
+        let name = format!("{count}-tables");
+        let source = format!(
+            "(module {} (func (export \"_start\")))",
+            "(table 1 funcref) ".repeat(count)
+        );
+        Sandbox::new().run(&support::wat(&name, &source))
+    };
+    for count in 1..=4 {
+        let outcome = tables(count).unwrap_or_else(|e| panic!("{count} tables: {e}"));
+        assert!(outcome.success(), "{count} tables: {:?}", outcome.trap());
+    }
+    let error = tables(5).unwrap_err();
+    assert!(matches!(error, Error::Instantiate { .. }), "{error:?}");
+}
+
+#[test]
 fn table_grow_past_the_limit_returns_minus_one() {
     let limits = Limits {
         max_table_elements: 10,
@@ -364,4 +382,29 @@ fn the_host_log_budget_cuts_long_messages_and_floods_of_empty_ones() {
     assert!(outcome.success(), "{:?}", outcome.trap());
     assert_eq!(outcome.host_log, ["hello", "", "hello", "", "he"]);
     assert!(outcome.host_log_truncated);
+}
+
+#[test]
+fn a_log_that_fits_the_budget_exactly_is_whole_and_one_byte_over_is_cut() {
+    let module = support::wat(
+        "log-twice",
+        r#"(module
+             (import "host" "log" (func $log (param i32 i32)))
+             (memory (export "memory") 1)
+             (data (i32.const 0) "hello")
+             (func (export "_start") (call $log (i32.const 0) (i32.const 5)) (call $log (i32.const 0) (i32.const 5))))"#,
+    );
+    let run = |max_log_bytes| {
+        let limits = Limits {
+            max_log_bytes,
+            ..Limits::default()
+        };
+        let outcome = Sandbox::new().limits(limits).run(&module).unwrap();
+        assert!(outcome.success(), "{:?}", outcome.trap());
+        (outcome.host_log, outcome.host_log_truncated)
+    };
+    assert_eq!(run(10), (vec!["hello".to_owned(), "hello".to_owned()], false));
+    assert_eq!(run(9), (vec!["hello".to_owned(), "hell".to_owned()], true));
+    // The only cut is the last message's: nothing is dropped after it.
+    assert_eq!(run(8), (vec!["hello".to_owned(), "hel".to_owned()], true));
 }

@@ -67,6 +67,8 @@ fn other_traps_are_classified() {
              (func (export "unreachable") unreachable)
              (func (export "divide") (param i32) (result i32) (i32.div_s (i32.const 1) (local.get 0)))
              (func (export "recurse") (call 2))
+             (func (export "overflow") (result i32) (i32.div_s (i32.const 0x80000000) (i32.const -1)))
+             (func (export "convert") (param f32) (result i32) (i32.trunc_f32_s (local.get 0)))
              (func (export "indirect") (result i32) (call_indirect (type $unary) (i32.const 0) (i32.const 0))))"#,
     );
     let mut guest = Sandbox::new().instantiate(&module).unwrap();
@@ -79,6 +81,17 @@ fn other_traps_are_classified() {
         kind(guest.call::<i32, i32>("divide", 0).map(drop)),
         TrapKind::IntegerDivideByZero
     );
+    assert_eq!(
+        kind(guest.call::<(), i32>("overflow", ()).map(drop)),
+        TrapKind::IntegerOverflow
+    );
+    for (input, what) in [(f32::NAN, "NaN"), (3e9, "out of range")] {
+        assert_eq!(
+            kind(guest.call::<f32, i32>("convert", input).map(drop)),
+            TrapKind::IntegerOverflow,
+            "{what}"
+        );
+    }
     assert_eq!(kind(guest.call("recurse", ())), TrapKind::StackOverflow);
     assert_eq!(
         kind(guest.call::<(), i32>("indirect", ()).map(drop)),

@@ -59,3 +59,18 @@ fn invalid_wat_is_a_typed_error_not_a_panic() {
         "{error:?}"
     );
 }
+
+#[test]
+fn a_reactor_is_initialized_before_its_first_call() {
+    let module = support::wat(
+        "reactor",
+        r#"(module
+             (global $ready (mut i32) (i32.const 0))
+             (func (export "_initialize") (global.set $ready (i32.const 1)))
+             (func (export "ready") (result i32) (global.get $ready)))"#,
+    );
+    let mut guest = Sandbox::new().instantiate(&module).unwrap();
+    assert!(guest.has_export("ready"));
+    assert!(!guest.has_export("absent"));
+    assert_eq!(guest.call::<(), i32>("ready", ()).unwrap(), 1);
+}
