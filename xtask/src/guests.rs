@@ -2,6 +2,7 @@
 //! listed by hand) and built for `wasm32-wasip1` with escargot.
 
 use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -119,19 +120,71 @@ pub fn artifact(name: &str) -> Result<PathBuf> {
 /// Stops with the exact command to run when the wasm target's standard
 /// library is missing, instead of cargo's "can't find crate for `std`".
 fn ensure_target_installed() -> Result<()> {
-    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let output = Command::new(&rustc)
-        .args(["--print", "sysroot"])
-        .current_dir(project_root())
-        .output()
-        .with_context(|| format!("running {} --print sysroot", Path::new(&rustc).display()))?;
-    let sysroot = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
-    if !sysroot.join("lib").join("rustlib").join(TARGET).exists() {
+    let sysroot = sysroot(&rustc())?;
+    if !has_target(&sysroot) {
         bail!(
             "the {TARGET} target is not installed for the toolchain at {}.\n\
-             Install it with:\n\n    rustup target add {TARGET}\n",
+             Install it with:\n\n    rustup target add {TARGET}\n\
+             (`cargo xtask test` and `cargo xtask build-guests` do it for you)\n",
             sysroot.display()
         );
     }
     Ok(())
+}
+
+/// Adds the wasm target to the project's toolchain with `rustup` when it is
+/// missing (rustup adds a pinned toolchain's targets only when it installs
+/// the toolchain itself). Without rustup, [`build`] says what to install.
+pub fn install_target_if_missing() -> Result<()> {
+    install_target_with(&rustc(), OsStr::new("rustup"))
+}
+
+/// [`install_target_if_missing`] with the `rustc` and `rustup` to run named.
+pub fn install_target_with(rustc: &OsStr, rustup: &OsStr) -> Result<()> {
+    if has_target(&sysroot(rustc)?) {
+        return Ok(());
+    }
+    let has_rustup = Command::new(rustup)
+        .arg("--version")
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !has_rustup {
+        return Ok(());
+    }
+    eprintln!("the {TARGET} target is missing; installing it: rustup target add {TARGET}");
+    // From the project root, so rustup picks the toolchain rust-toolchain.toml pins.
+    let status = Command::new(rustup)
+        .args(["target", "add", TARGET])
+        .current_dir(project_root())
+        .status()
+        .context("running rustup target add")?;
+    if !status.success() {
+        bail!("rustup target add {TARGET} failed ({status})");
+    }
+    Ok(())
+}
+
+fn rustc() -> OsString {
+    std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into())
+}
+
+/// The sysroot of the toolchain `rustc` runs from the project root.
+fn sysroot(rustc: &OsStr) -> Result<PathBuf> {
+    let output = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .current_dir(project_root())
+        .output()
+        .with_context(|| format!("running {} --print sysroot", Path::new(rustc).display()))?;
+    if !output.status.success() {
+        bail!(
+            "{} --print sysroot failed ({})",
+            Path::new(rustc).display(),
+            output.status
+        );
+    }
+    Ok(PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()))
+}
+
+fn has_target(sysroot: &Path) -> bool {
+    sysroot.join("lib").join("rustlib").join(TARGET).exists()
 }

@@ -10,8 +10,9 @@ pub const SUBCOMMAND: crate::Subcommand = crate::Subcommand {
     help: "\
 Usage: cargo xtask test [ARGS...]
 
-Builds every guest for wasm32-wasip1, then runs the tests of the host and
-xtask crates (`cargo test --workspace`). ARGS are passed to `cargo test`,
+Builds every guest for wasm32-wasip1 (adding that target with rustup if it is
+missing), then runs the tests of the host and xtask crates
+(`cargo test --workspace`). ARGS are passed to `cargo test`,
 e.g. `cargo xtask test -- --nocapture` or `cargo xtask test -p host --test all limits`.
 Then runs the conformance suite through wasm-host, in process and through the
 legacy adapter, and the adapters' Python tests (see `cargo xtask conformance`).
@@ -21,6 +22,7 @@ Exits non-zero if any test fails.
 };
 
 pub fn run_tests(args: &[String]) -> Result<()> {
+    xtask::guests::install_target_if_missing()?;
     for (name, path) in xtask::guests::build()? {
         eprintln!("built {name}: {}", path.display());
     }
