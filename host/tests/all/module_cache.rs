@@ -195,27 +195,39 @@ fn set_last_use(entry: &Path, ago: Duration) {
 
 #[test]
 fn memory_keeps_the_most_recently_used_modules() {
+    const KEPT: u32 = 8;
     let limits = CacheLimits {
-        memory_modules: 2,
+        memory_modules: KEPT as usize,
         ..CacheLimits::default()
     };
-    let runtime = bounded_runtime(CacheMode::InMemory, limits);
-    let [a, b, c] = [1, 2, 3].map(numbered_module);
-    for bytes in [&a, &b, &a, &c] {
-        runtime.load_bytes("numbered", bytes).unwrap();
+    // Three rounds, each with its own modules: an eviction that ignored the
+    // order of use would pick the right one by chance one time in nine.
+    for round in 0..3 {
+        let runtime = bounded_runtime(CacheMode::InMemory, limits);
+        let module = |n: u32| numbered_module(round * 100 + n);
+        let load = |n: u32| drop(runtime.load_bytes("numbered", module(n)).unwrap());
+        (0..KEPT).for_each(load);
+        // Every module but the last is used again: the last is now the oldest.
+        (0..KEPT - 1).for_each(load);
+        load(KEPT);
+        let stats = runtime.cache_stats();
+        assert_eq!(
+            (stats.compiled, stats.memory_hits, stats.evicted),
+            (KEPT as u64 + 1, KEPT as u64 - 1, 1)
+        );
+        (0..KEPT - 1).chain([KEPT]).for_each(load);
+        assert_eq!(
+            runtime.cache_stats().memory_hits,
+            2 * KEPT as u64 - 1,
+            "the recently used stayed"
+        );
+        load(KEPT - 1);
+        assert_eq!(
+            runtime.cache_stats().compiled,
+            KEPT as u64 + 2,
+            "the least recently used was dropped"
+        );
     }
-    let after_c = runtime.cache_stats();
-    assert_eq!((after_c.compiled, after_c.memory_hits, after_c.evicted), (3, 1, 1));
-
-    runtime.load_bytes("a", &a).unwrap();
-    runtime.load_bytes("c", &c).unwrap();
-    assert_eq!(runtime.cache_stats().memory_hits, 3, "a (used after b) and c stayed");
-    runtime.load_bytes("b", &b).unwrap();
-    assert_eq!(
-        runtime.cache_stats().compiled,
-        4,
-        "b, the least recently used, was dropped"
-    );
 }
 
 #[test]
