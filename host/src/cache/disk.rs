@@ -413,3 +413,36 @@ mod os {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Barrier;
+
+    use super::*;
+
+    /// Processes starting together on a new directory race to create the
+    /// key; every one must end up with the one key that won.
+    #[test]
+    fn racing_openers_agree_on_one_key() {
+        const OPENERS: usize = 8;
+        for _ in 0..100 {
+            let dir = tempfile::tempdir().unwrap();
+            let start = Barrier::new(OPENERS);
+            let keys: Vec<[u8; KEY_LEN]> = std::thread::scope(|scope| {
+                let openers: Vec<_> = (0..OPENERS)
+                    .map(|_| {
+                        scope.spawn(|| {
+                            start.wait();
+                            DiskCache::open(dir.path(), u64::MAX)
+                                .expect("a private new directory")
+                                .key
+                        })
+                    })
+                    .collect();
+                openers.into_iter().map(|opener| opener.join().unwrap()).collect()
+            });
+            assert!(keys.iter().all(|key| *key == keys[0]), "one key for all");
+            assert_eq!(fs::read(dir.path().join(KEY_FILE)).unwrap(), keys[0]);
+        }
+    }
+}
