@@ -44,11 +44,14 @@ pub enum Error {
         reason: String,
     },
 
-    /// A WebAssembly component was given where a core module is expected.
-    #[error("{module} is a WebAssembly component; this host runs core modules (wasm32-wasip1)")]
-    ComponentNotSupported {
+    /// A core module was given where only a component will do, or the
+    /// other way round (such as [`crate::Sandbox::instantiate`] of a component).
+    #[error("{module} is not {expected}")]
+    WrongKind {
         /// The module's name.
         module: String,
+        /// What was needed: "a core module" or "a component".
+        expected: &'static str,
     },
 
     /// The module imports a function the host does not provide.

@@ -7,13 +7,23 @@
 //! one message (see [`crate::RunOutcome::host_log`]). Embedders add their own
 //! functions with [`crate::Sandbox::host_func`].
 
-use wasmtime::{Caller, Extern, Linker};
+use wasmtime::component;
+use wasmtime::{Caller, Engine, Extern, Linker};
 
 use crate::deadline::guarded_poll_oneoff;
 use crate::memory::checked_range;
 use crate::state::GuestState;
 
 const WASI: &str = "wasi_snapshot_preview1";
+
+/// A linker for components: WASI 0.2 (the `wasi:cli/command` world), its
+/// blocking calls awaited so that the run's deadline can cut them (see
+/// `crate::component`).
+pub(crate) fn component_linker(engine: &Engine) -> wasmtime::Result<component::Linker<GuestState>> {
+    let mut linker = component::Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    Ok(linker)
+}
 
 /// Links WASI preview 1, the guarded `poll_oneoff`, and the `host` module into `linker`.
 pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {

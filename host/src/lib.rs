@@ -29,8 +29,10 @@
 
 // The modules form layers, each using only those below it (checked by
 // xtask/tests/tidy.rs): outcome, limits; error; memory; deadline, output,
-// stdin; state; imports, cache; runtime; instance; sandbox; fuzzing.
+// stdin; state; imports, cache; runtime; instance, component; sandbox;
+// fuzzing.
 mod cache;
+mod component;
 mod deadline;
 mod error;
 #[cfg(feature = "fuzzing")]

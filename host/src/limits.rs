@@ -32,9 +32,10 @@ pub struct Limits {
     /// Instruction budget: past it the guest stops with
     /// [`crate::TrapKind::OutOfFuel`]. `None` is unlimited. Default `None`.
     pub fuel: Option<u64>,
-    /// Largest linear memory, in bytes; `memory.grow` past it returns -1 in
-    /// the guest, and a module whose initial memory is larger cannot be
-    /// instantiated. Default 256 MiB.
+    /// Largest linear memory, in bytes (for a component, all its memories
+    /// together); `memory.grow` past it returns -1 in the guest, and a
+    /// module whose initial memory is larger cannot be instantiated.
+    /// Default 256 MiB.
     pub max_memory_bytes: usize,
     /// Largest table, in elements; `table.grow` past it returns -1. Default 100,000.
     pub max_table_elements: usize,
@@ -59,30 +60,55 @@ impl Default for Limits {
     }
 }
 
-/// A guest may have this many memories: the one a WASI program exports.
-const MAX_MEMORIES: usize = 1;
-/// A guest may have this many tables (a Rust guest uses one).
-pub(crate) const MAX_TABLES: usize = 4;
+/// How many core instances, memories and tables a guest may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Shape {
+    instances: usize,
+    memories: usize,
+    pub(crate) tables: usize,
+}
 
-/// Enforces [`Limits::max_memory_bytes`] and [`Limits::max_table_elements`]
-/// for one store, refusing growth (so `memory.grow` returns -1, as the spec
-/// says) rather than trapping.
+impl Shape {
+    /// A core module: one instance, the one memory a WASI program exports,
+    /// and a few tables (a Rust guest uses one).
+    pub(crate) const CORE: Shape = Shape {
+        instances: 1,
+        memories: 1,
+        tables: 4,
+    };
+    /// A component: its core modules, and the adapters `wit-component` adds
+    /// between them, each an instance with a memory or a table of its own.
+    pub(crate) const COMPONENT: Shape = Shape {
+        instances: 32,
+        memories: 8,
+        tables: 32,
+    };
+}
+
+/// Enforces [`Limits::max_memory_bytes`] (over all of a guest's memories
+/// together) and [`Limits::max_table_elements`] for one store, refusing
+/// growth (so `memory.grow` returns -1, as the spec says) rather than trapping.
 pub(crate) struct GuestLimiter {
+    shape: Shape,
     max_memory_bytes: usize,
     max_table_elements: usize,
+    /// All linear memories together, now and at their largest.
+    memory_bytes: usize,
     peak_memory_bytes: usize,
 }
 
 impl GuestLimiter {
-    pub(crate) fn new(limits: &Limits) -> Self {
+    pub(crate) fn new(limits: &Limits, shape: Shape) -> Self {
         Self {
+            shape,
             max_memory_bytes: limits.max_memory_bytes,
             max_table_elements: limits.max_table_elements,
+            memory_bytes: 0,
             peak_memory_bytes: 0,
         }
     }
 
-    /// The largest linear memory this store has had or been allowed to grow to.
+    /// The most linear memory this store has had, or been allowed to grow to.
     pub(crate) fn peak_memory_bytes(&self) -> usize {
         self.peak_memory_bytes
     }
@@ -90,9 +116,12 @@ impl GuestLimiter {
 
 impl ResourceLimiter for GuestLimiter {
     fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
-        let allow = desired <= self.max_memory_bytes && maximum.is_none_or(|max| desired <= max);
-        let reached = if allow { desired } else { current };
-        self.peak_memory_bytes = self.peak_memory_bytes.max(reached);
+        let total = (self.memory_bytes - current.min(self.memory_bytes)).saturating_add(desired);
+        let allow = total <= self.max_memory_bytes && maximum.is_none_or(|max| desired <= max);
+        if allow {
+            self.memory_bytes = total;
+        }
+        self.peak_memory_bytes = self.peak_memory_bytes.max(self.memory_bytes);
         Ok(allow)
     }
 
@@ -101,15 +130,15 @@ impl ResourceLimiter for GuestLimiter {
     }
 
     fn instances(&self) -> usize {
-        1
+        self.shape.instances
     }
 
     fn tables(&self) -> usize {
-        MAX_TABLES
+        self.shape.tables
     }
 
     fn memories(&self) -> usize {
-        MAX_MEMORIES
+        self.shape.memories
     }
 }
 
@@ -119,11 +148,14 @@ mod tests {
 
     #[test]
     fn growth_past_the_limit_or_the_declared_maximum_is_refused_and_the_peak_kept() {
-        let mut limiter = GuestLimiter::new(&Limits {
-            max_memory_bytes: 1 << 20,
-            max_table_elements: 10,
-            ..Limits::default()
-        });
+        let mut limiter = GuestLimiter::new(
+            &Limits {
+                max_memory_bytes: 1 << 20,
+                max_table_elements: 10,
+                ..Limits::default()
+            },
+            Shape::CORE,
+        );
         assert!(limiter.memory_growing(0, 1 << 20, None).unwrap());
         assert!(!limiter.memory_growing(1 << 20, (1 << 20) + 65536, None).unwrap());
         assert!(!limiter.memory_growing(0, 131072, Some(65536)).unwrap());
@@ -131,5 +163,29 @@ mod tests {
         assert!(limiter.table_growing(0, 10, None).unwrap());
         assert!(!limiter.table_growing(10, 11, None).unwrap());
         assert!(!limiter.table_growing(0, 5, Some(4)).unwrap());
+    }
+}
+
+#[cfg(test)]
+mod component_tests {
+    use super::*;
+
+    #[test]
+    fn a_components_memories_share_one_budget() {
+        let limits = Limits {
+            max_memory_bytes: 3 << 16,
+            ..Limits::default()
+        };
+        let mut limiter = GuestLimiter::new(&limits, Shape::COMPONENT);
+        assert!(limiter.memory_growing(0, 2 << 16, None).unwrap(), "first memory");
+        assert!(
+            limiter.memory_growing(0, 1 << 16, None).unwrap(),
+            "second memory, at the budget"
+        );
+        assert!(
+            !limiter.memory_growing(1 << 16, 2 << 16, None).unwrap(),
+            "past it together"
+        );
+        assert_eq!(limiter.peak_memory_bytes(), 3 << 16);
     }
 }

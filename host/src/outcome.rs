@@ -140,6 +140,12 @@ impl RunOutcome {
     }
 }
 
+/// True when `error` is the guest's own ending (a trap or an exit), not a
+/// failure of the host to set it up.
+pub(crate) fn ended_by_guest(error: &wasmtime::Error) -> bool {
+    error.is::<wasmtime::Trap>() || error.is::<wasmtime_wasi::I32Exit>()
+}
+
 /// Turns the error a guest call ended with into how the guest ended.
 pub(crate) fn classify(error: wasmtime::Error) -> Termination {
     if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::thread;
 
+use wasmtime::component::{self, Component};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module, PoolingAllocationConfig};
 
 use crate::Error;
@@ -86,6 +87,8 @@ pub struct Runtime {
 struct RuntimeInner {
     engine: Engine,
     linker: Linker<GuestState>,
+    /// WASI 0.2 for components, made when the first component is linked.
+    component_linker: OnceLock<component::Linker<GuestState>>,
     cache: ModuleCache,
 }
 
@@ -97,9 +100,12 @@ impl Runtime {
         // instructions for runs that ask for a deterministic budget.
         wasm.epoch_interruption(true)
             .consume_fuel(true)
-            .max_wasm_stack(config.max_wasm_stack);
+            .max_wasm_stack(config.max_wasm_stack)
+            // Components run on a fiber of this size (see `crate::component`),
+            // which must hold the whole wasm stack and the host calls beyond it.
+            .async_stack_size(config.max_wasm_stack + ASYNC_STACK_MARGIN);
         if let Some(pooling) = config.pooling {
-            let tables_per_module = crate::limits::MAX_TABLES as u32;
+            let tables_per_module = crate::limits::Shape::CORE.tables as u32;
             let mut pool = PoolingAllocationConfig::new();
             pool.total_core_instances(pooling.max_instances)
                 .total_memories(pooling.max_instances)
@@ -120,7 +126,12 @@ impl Runtime {
         start_epoch_ticker(&engine);
         let cache = ModuleCache::new(&engine, config.cache.clone(), config.cache_limits);
         Ok(Self {
-            inner: Arc::new(RuntimeInner { engine, linker, cache }),
+            inner: Arc::new(RuntimeInner {
+                engine,
+                linker,
+                component_linker: OnceLock::new(),
+                cache,
+            }),
         })
     }
 
@@ -153,6 +164,16 @@ impl Runtime {
         &self.inner.linker
     }
 
+    pub(crate) fn component_linker(&self) -> Result<&component::Linker<GuestState>, Error> {
+        if let Some(linker) = self.inner.component_linker.get() {
+            return Ok(linker);
+        }
+        let linker = imports::component_linker(self.engine()).map_err(|e| Error::Config {
+            reason: format!("{e:#}"),
+        })?;
+        Ok(self.inner.component_linker.get_or_init(|| linker))
+    }
+
     /// Reads and compiles a module file. Its file name names it in errors.
     pub fn load_file(&self, path: impl AsRef<Path>) -> Result<GuestModule, Error> {
         let path = path.as_ref();
@@ -166,8 +187,8 @@ impl Runtime {
         self.load_bytes(&name, bytes)
     }
 
-    /// Compiles a module from its binary or WAT text, or takes it from the
-    /// compiled-module cache.
+    /// Compiles a core module or a component from its binary or WAT text, or
+    /// takes it from the compiled-module cache.
     pub fn load_bytes(&self, name: &str, bytes: impl AsRef<[u8]>) -> Result<GuestModule, Error> {
         let invalid = |reason: String| Error::InvalidModule {
             module: name.to_owned(),
@@ -180,35 +201,48 @@ impl Runtime {
             Some(text) => Cow::Owned(wat::parse_str(text).map_err(|e| invalid(e.to_string()))?),
             None => Cow::Borrowed(bytes),
         };
-        if is_component(&bytes) {
-            return Err(Error::ComponentNotSupported {
-                module: name.to_owned(),
-            });
-        }
-        let module = self
-            .inner
-            .cache
-            .load(self.engine(), &bytes)
-            .map_err(|e| invalid(format!("{e:#}")))?;
+        let code = if is_component(&bytes) {
+            Component::from_binary(self.engine(), &bytes).map(|component| Code::Component {
+                component,
+                linked: Arc::default(),
+            })
+        } else {
+            let cache = &self.inner.cache;
+            cache.load(self.engine(), &bytes).map(|module| Code::Core {
+                module,
+                linked: Arc::default(),
+            })
+        };
         Ok(GuestModule {
             name: name.into(),
-            module,
+            code: code.map_err(|e| invalid(format!("{e:#}")))?,
             runtime: self.clone(),
-            linked: Arc::default(),
         })
     }
 }
 
-/// A compiled module, ready to run in any number of sandboxes.
+/// A compiled guest, a core module or a component, ready to run in any
+/// number of sandboxes.
 ///
 /// Cloning is cheap and clones share the compiled code.
 #[derive(Clone)]
 pub struct GuestModule {
     name: Arc<str>,
-    module: Module,
+    code: Code,
     runtime: Runtime,
-    /// The module pre-linked against the runtime's imports, done once.
-    linked: Arc<OnceLock<InstancePre<GuestState>>>,
+}
+
+/// The compiled code, and its pre-linked form once made.
+#[derive(Clone)]
+enum Code {
+    Core {
+        module: Module,
+        linked: Arc<OnceLock<InstancePre<GuestState>>>,
+    },
+    Component {
+        component: Component,
+        linked: Arc<OnceLock<component::InstancePre<GuestState>>>,
+    },
 }
 
 impl GuestModule {
@@ -217,9 +251,9 @@ impl GuestModule {
         &self.name
     }
 
-    /// The compiled Wasmtime module.
-    pub fn module(&self) -> &Module {
-        &self.module
+    /// True for a component (a `wasm32-wasip2` program), false for a core module.
+    pub fn is_component(&self) -> bool {
+        matches!(self.code, Code::Component { .. })
     }
 
     /// The runtime this module was compiled for.
@@ -227,25 +261,60 @@ impl GuestModule {
         &self.runtime
     }
 
-    /// The module linked against the runtime's own imports, or the first
-    /// import nothing provides.
-    pub(crate) fn linked(&self) -> Result<&InstancePre<GuestState>, Error> {
-        if let Some(pre) = self.linked.get() {
+    /// The core module linked against the runtime's own imports (done
+    /// once), or the first import nothing provides.
+    pub(crate) fn linked_core(&self) -> Result<&InstancePre<GuestState>, Error> {
+        let (module, linked) = match &self.code {
+            Code::Core { module, linked } => (module, linked),
+            Code::Component { .. } => return Err(self.wrong_kind("a core module")),
+        };
+        if let Some(pre) = linked.get() {
+            return Ok(pre);
+        }
+        let linker = self.runtime.linker();
+        let pre = linker
+            .instantiate_pre(module)
+            .map_err(|e| self.link_error(module, linker, e))?;
+        Ok(linked.get_or_init(|| pre))
+    }
+
+    /// The component linked against WASI 0.2 (done once), or the import
+    /// nothing provides.
+    pub(crate) fn linked_component(&self) -> Result<&component::InstancePre<GuestState>, Error> {
+        let (component, linked) = match &self.code {
+            Code::Component { component, linked } => (component, linked),
+            Code::Core { .. } => return Err(self.wrong_kind("a component")),
+        };
+        if let Some(pre) = linked.get() {
             return Ok(pre);
         }
         let pre = self
             .runtime
-            .linker()
-            .instantiate_pre(&self.module)
-            .map_err(|e| self.link_error(self.runtime.linker(), e))?;
-        Ok(self.linked.get_or_init(|| pre))
+            .component_linker()?
+            .instantiate_pre(component)
+            .map_err(|e| self.component_link_error(&e))?;
+        Ok(linked.get_or_init(|| pre))
+    }
+
+    /// The core module, for linking with a sandbox's own host functions.
+    pub(crate) fn core_module(&self) -> Result<&Module, Error> {
+        match &self.code {
+            Code::Core { module, .. } => Ok(module),
+            Code::Component { .. } => Err(self.wrong_kind("a core module")),
+        }
+    }
+
+    fn wrong_kind(&self, expected: &'static str) -> Error {
+        Error::WrongKind {
+            module: self.name.to_string(),
+            expected,
+        }
     }
 
     /// Names the missing import when linking failed because of one.
-    pub(crate) fn link_error(&self, linker: &Linker<GuestState>, error: wasmtime::Error) -> Error {
+    pub(crate) fn link_error(&self, module: &Module, linker: &Linker<GuestState>, error: wasmtime::Error) -> Error {
         let mut scratch = wasmtime::Store::new(self.runtime.engine(), GuestState::scratch());
-        let missing = self
-            .module
+        let missing = module
             .imports()
             .find(|import| linker.get(&mut scratch, import.module(), import.name()).is_err());
         match missing {
@@ -257,6 +326,27 @@ impl GuestModule {
             None => Error::Instantiate {
                 module: self.name.to_string(),
                 reason: format!("{error:#}"),
+            },
+        }
+    }
+
+    /// A component's link error: Wasmtime names the unmatched import
+    /// (an interface, or a function of one) in backquotes.
+    fn component_link_error(&self, error: &wasmtime::Error) -> Error {
+        let reason = format!("{error:#}");
+        let import = reason
+            .contains("matching implementation was not found")
+            .then(|| reason.split('`').nth(1))
+            .flatten();
+        match import {
+            Some(import) => Error::UnknownImport {
+                module: self.name.to_string(),
+                import_module: import.to_owned(),
+                import_name: String::new(),
+            },
+            None => Error::Instantiate {
+                module: self.name.to_string(),
+                reason,
             },
         }
     }
@@ -277,6 +367,9 @@ fn as_text(bytes: &[u8]) -> Option<&str> {
 fn is_component(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && &bytes[..4] == b"\0asm" && bytes[6..8] == [1, 0]
 }
+
+/// Stack beyond the wasm stack on a component's fiber, for the host calls it makes.
+const ASYNC_STACK_MARGIN: usize = 1 << 20;
 
 /// Advances the engine's epoch every tick for as long as the engine lives,
 /// so every store's epoch deadline doubles as a wall-clock timeout.

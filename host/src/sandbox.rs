@@ -14,7 +14,8 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::deadline::{RunClock, SleepGuard};
 use crate::instance::GuestInstance;
-use crate::outcome::{RunOutcome, Termination, classify};
+use crate::limits::Shape;
+use crate::outcome::{RunOutcome, Termination, classify, ended_by_guest};
 use crate::output::{CappedPipe, HostStream};
 use crate::state::{GuestState, Pipes, finish};
 use crate::stdin::GuardedStdin;
@@ -198,6 +199,9 @@ impl Sandbox {
     /// `Err` means the guest could not be started at all.
     pub fn run(&self, module: &GuestModule) -> Result<RunOutcome, Error> {
         let started = Instant::now();
+        if module.is_component() {
+            return self.run_component(module, started);
+        }
         let (mut store, pipes) = self.store(module)?;
         let mut guest = match self.link(module, &mut store) {
             Ok(instance) => GuestInstance::new(module, store, instance, pipes, self.limits.timeout),
@@ -212,6 +216,22 @@ impl Sandbox {
             Err(error) => classify(error),
         };
         Ok(guest.into_outcome(termination, started))
+    }
+
+    /// Runs a component's `wasi:cli/run`: the same grants and limits, the
+    /// same kind of outcome. Host functions are core-module imports, which
+    /// a component cannot name, so a sandbox with some refuses to run one.
+    fn run_component(&self, module: &GuestModule, started: Instant) -> Result<RunOutcome, Error> {
+        if !self.host_funcs.is_empty() {
+            return Err(Error::WrongKind {
+                module: module.name().to_owned(),
+                expected: "a core module (host functions are core-module imports)",
+            });
+        }
+        let pre = module.linked_component()?;
+        let (mut store, pipes) = self.store(module)?;
+        let termination = crate::component::run_command(module.name(), pre, &mut store, self.limits.timeout)?;
+        Ok(finish(&store, &pipes, termination, started))
     }
 
     /// Instantiates a library-style guest whose exports the caller will call
@@ -234,8 +254,10 @@ impl Sandbox {
     fn store(&self, module: &GuestModule) -> Result<(Store<GuestState>, Pipes), Error> {
         let mut wasi = WasiCtxBuilder::new();
         // Preview 1 is synchronous: file I/O on the calling thread is both
-        // faster and keeps a run's work on the thread that asked for it.
-        wasi.allow_blocking_current_thread(true);
+        // faster and keeps a run's work on the thread that asked for it. A
+        // component's runs on blocking threads, so its deadline can end the
+        // run while such a call still waits (see `crate::component`).
+        wasi.allow_blocking_current_thread(!module.is_component());
         wasi.arg(module.name()).args(&self.args).envs(&self.env);
         let clock = RunClock::new();
         let sleep_guard = SleepGuard::new(&clock);
@@ -271,7 +293,12 @@ impl Sandbox {
                 })?;
         }
 
-        let state = GuestState::new(wasi.build_p1(), &self.limits, sleep_guard);
+        let shape = if module.is_component() {
+            Shape::COMPONENT
+        } else {
+            Shape::CORE
+        };
+        let state = GuestState::new(wasi.build_p1(), &self.limits, shape, sleep_guard);
         let fuel_budget = state.fuel_budget;
         let mut store = Store::new(module.runtime().engine(), state);
         store.limiter(|state| &mut state.limits);
@@ -295,7 +322,7 @@ impl Sandbox {
     fn link(&self, module: &GuestModule, store: &mut Store<GuestState>) -> Result<wasmtime::Instance, LinkFailure> {
         crate::deadline::arm(store, self.limits.timeout);
         let result = if self.host_funcs.is_empty() {
-            let pre = module.linked().map_err(LinkFailure::Setup)?;
+            let pre = module.linked_core().map_err(LinkFailure::Setup)?;
             pre.instantiate(&mut *store)
         } else {
             let mut linker = module.runtime().linker().clone();
@@ -308,13 +335,14 @@ impl Sandbox {
                     })
                 })?;
             }
-            match linker.instantiate_pre(module.module()) {
+            let core = module.core_module().map_err(LinkFailure::Setup)?;
+            match linker.instantiate_pre(core) {
                 Ok(pre) => pre.instantiate(&mut *store),
-                Err(e) => return Err(LinkFailure::Setup(module.link_error(&linker, e))),
+                Err(e) => return Err(LinkFailure::Setup(module.link_error(core, &linker, e))),
             }
         };
         result.map_err(|error| {
-            if error.is::<wasmtime::Trap>() || error.is::<wasmtime_wasi::I32Exit>() {
+            if ended_by_guest(&error) {
                 LinkFailure::Guest(classify(error))
             } else {
                 LinkFailure::Setup(Error::Instantiate {

@@ -5,11 +5,11 @@
 use std::time::Instant;
 
 use wasmtime::Store;
-use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::{WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::deadline::{Guarded, RunClock, SleepGuard};
-use crate::limits::{GuestLimiter, Limits};
+use crate::limits::{GuestLimiter, Limits, Shape};
 use crate::outcome::{RunOutcome, Termination};
 use crate::output::CappedPipe;
 
@@ -36,18 +36,18 @@ impl GuestState {
         self.host_log.messages()
     }
 
-    /// The largest linear memory the guest has had, in bytes: never more
-    /// than [`Limits::max_memory_bytes`].
+    /// The most linear memory the guest has had (a component's memories
+    /// together), in bytes: never more than [`Limits::max_memory_bytes`].
     pub fn peak_memory_bytes(&self) -> usize {
         self.limits.peak_memory_bytes()
     }
 
     /// The state of a run granted `wasi`, within `limits`.
-    pub(crate) fn new(wasi: WasiP1Ctx, limits: &Limits, sleep_guard: SleepGuard) -> Self {
+    pub(crate) fn new(wasi: WasiP1Ctx, limits: &Limits, shape: Shape, sleep_guard: SleepGuard) -> Self {
         Self {
             wasi,
             fuel_budget: limits.fuel.unwrap_or(u64::MAX),
-            limits: GuestLimiter::new(limits),
+            limits: GuestLimiter::new(limits, shape),
             host_log: HostLog::new(limits.max_log_bytes),
             sleep_guard,
         }
@@ -56,7 +56,7 @@ impl GuestState {
     /// A state that grants nothing, for stores that never run a guest.
     pub(crate) fn scratch() -> Self {
         let wasi = WasiCtxBuilder::new().build_p1();
-        Self::new(wasi, &Limits::default(), SleepGuard::new(&RunClock::new()))
+        Self::new(wasi, &Limits::default(), Shape::CORE, SleepGuard::new(&RunClock::new()))
     }
 }
 
@@ -80,6 +80,12 @@ pub(crate) fn finish(
         host_log_truncated: state.host_log.truncated(),
         fuel_consumed: state.fuel_budget - store.get_fuel().unwrap_or(state.fuel_budget),
         duration: started.elapsed(),
+    }
+}
+
+impl WasiView for GuestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        self.wasi.ctx()
     }
 }
 

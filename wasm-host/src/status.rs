@@ -49,7 +49,7 @@ pub fn describe_error(module: &Path, error: &Error) -> String {
         // These messages name the module (or its file) themselves.
         Error::ReadModule { .. }
         | Error::InvalidModule { .. }
-        | Error::ComponentNotSupported { .. }
+        | Error::WrongKind { .. }
         | Error::UnknownImport { .. }
         | Error::MissingExport { .. }
         | Error::ExportSignature { .. }

@@ -1,5 +1,14 @@
 //! The wasm guests: discovered from the guest workspace's metadata (never
-//! listed by hand) and built for `wasm32-wasip1` with escargot.
+//! listed by hand) and built with escargot for `wasm32-wasip1` (core
+//! modules) and, where a crate asks for it, `wasm32-wasip2` (components).
+//!
+//! A crate chooses its targets in its manifest; without this it is built
+//! for `wasm32-wasip1` only:
+//!
+//! ```toml
+//! [package.metadata.guest]
+//! targets = ["wasm32-wasip1", "wasm32-wasip2"]
+//! ```
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
@@ -12,8 +21,10 @@ use escargot::format::Message;
 
 use crate::project_root;
 
-/// The target every guest is built for.
+/// The core-module target: every guest's unless its manifest says otherwise.
 pub const TARGET: &str = "wasm32-wasip1";
+/// The component target.
+pub const COMPONENT_TARGET: &str = "wasm32-wasip2";
 
 /// One guest crate of the guest workspace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +33,8 @@ pub struct GuestCrate {
     pub name: String,
     /// The crate's folder.
     pub dir: PathBuf,
+    /// What it is built for: [`TARGET`], [`COMPONENT_TARGET`] or both.
+    pub targets: Vec<&'static str>,
 }
 
 /// The guest workspace's manifest.
@@ -42,35 +55,72 @@ pub fn discover() -> Result<Vec<GuestCrate>> {
         .no_deps()
         .exec()
         .context("reading the guest workspace's metadata")?;
-    let mut guests: Vec<GuestCrate> = metadata
+    let mut guests = metadata
         .workspace_packages()
         .into_iter()
-        .map(|package| GuestCrate {
-            name: package.name.to_string(),
-            dir: package
-                .manifest_path
-                .parent()
-                .map(|dir| dir.as_std_path().to_owned())
-                .unwrap_or_default(),
+        .map(|package| {
+            Ok(GuestCrate {
+                name: package.name.to_string(),
+                dir: package
+                    .manifest_path
+                    .parent()
+                    .map(|dir| dir.as_std_path().to_owned())
+                    .unwrap_or_default(),
+                targets: targets(&package.metadata)
+                    .with_context(|| format!("reading [package.metadata.guest] of {}", package.manifest_path))?,
+            })
         })
-        .collect();
+        .collect::<Result<Vec<GuestCrate>>>()?;
     guests.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(guests)
 }
 
-/// Builds every guest (release, `wasm32-wasip1`) and returns each artifact
-/// by name. Cargo decides what is stale, so an up-to-date tree costs one
-/// quick cargo invocation.
+/// `targets` of a crate's `[package.metadata.guest]`, [`TARGET`] by default.
+fn targets(metadata: &serde_json::Value) -> Result<Vec<&'static str>> {
+    let Some(listed) = metadata.pointer("/guest/targets") else {
+        return Ok(vec![TARGET]);
+    };
+    let listed = listed.as_array().context("`targets` must be a list")?;
+    listed
+        .iter()
+        .map(|target| match target.as_str() {
+            Some(TARGET) => Ok(TARGET),
+            Some(COMPONENT_TARGET) => Ok(COMPONENT_TARGET),
+            _ => bail!("unknown target {target}: guests build for {TARGET} or {COMPONENT_TARGET}"),
+        })
+        .collect()
+}
+
+/// Builds every core-module guest (release, `wasm32-wasip1`) and returns
+/// each artifact by name. Cargo decides what is stale, so an up-to-date tree
+/// costs one quick cargo invocation.
 pub fn build() -> Result<BTreeMap<String, PathBuf>> {
-    ensure_target_installed()?;
-    let messages = escargot::CargoBuild::new()
+    build_for(TARGET)
+}
+
+/// Builds every guest that asks for `wasm32-wasip2` and returns each
+/// component by name.
+pub fn build_components() -> Result<BTreeMap<String, PathBuf>> {
+    build_for(COMPONENT_TARGET)
+}
+
+fn build_for(target: &'static str) -> Result<BTreeMap<String, PathBuf>> {
+    let guests = discover()?;
+    let (built, not_built): (Vec<_>, Vec<_>) = guests.iter().partition(|g| g.targets.contains(&target));
+    if built.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    ensure_target_installed(target)?;
+    let mut build = escargot::CargoBuild::new()
         .manifest_path(manifest_path())
-        .target(TARGET)
+        .target(target)
         .release()
         .target_dir(target_dir())
-        .arg("--workspace")
-        .exec()
-        .context("starting cargo to build the guests")?;
+        .arg("--workspace");
+    for guest in not_built {
+        build = build.arg("--exclude").arg(&guest.name);
+    }
+    let messages = build.exec().context("starting cargo to build the guests")?;
 
     let mut artifacts = BTreeMap::new();
     let mut diagnostics = String::new();
@@ -103,11 +153,27 @@ pub fn build() -> Result<BTreeMap<String, PathBuf>> {
     Ok(artifacts)
 }
 
-/// The path of the built guest `name`, building every guest the first time
-/// this is called in a process, so that tests always load fresh artifacts.
+/// The path of the core-module guest `name`, building every guest the
+/// first time this is called in a process, so that tests always load fresh
+/// artifacts.
 pub fn artifact(name: &str) -> Result<PathBuf> {
     static BUILT: OnceLock<Result<BTreeMap<String, PathBuf>, String>> = OnceLock::new();
-    let built = BUILT
+    find(&BUILT, build, name)
+}
+
+/// The path of the component guest `name` (built for `wasm32-wasip2`), as
+/// [`artifact`] finds a core module.
+pub fn component(name: &str) -> Result<PathBuf> {
+    static BUILT: OnceLock<Result<BTreeMap<String, PathBuf>, String>> = OnceLock::new();
+    find(&BUILT, build_components, name)
+}
+
+fn find(
+    built: &OnceLock<Result<BTreeMap<String, PathBuf>, String>>,
+    build: fn() -> Result<BTreeMap<String, PathBuf>>,
+    name: &str,
+) -> Result<PathBuf> {
+    let built = built
         .get_or_init(|| build().map_err(|e| format!("{e:#}")))
         .as_ref()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -119,12 +185,12 @@ pub fn artifact(name: &str) -> Result<PathBuf> {
 
 /// Stops with the exact command to run when the wasm target's standard
 /// library is missing, instead of cargo's "can't find crate for `std`".
-fn ensure_target_installed() -> Result<()> {
+fn ensure_target_installed(target: &str) -> Result<()> {
     let sysroot = sysroot(&rustc())?;
-    if !has_target(&sysroot) {
+    if !has_target(&sysroot, target) {
         bail!(
-            "the {TARGET} target is not installed for the toolchain at {}.\n\
-             Install it with:\n\n    rustup target add {TARGET}\n\
+            "the {target} target is not installed for the toolchain at {}.\n\
+             Install it with:\n\n    rustup target add {target}\n\
              (`cargo xtask test` and `cargo xtask build-guests` do it for you)\n",
             sysroot.display()
         );
@@ -132,16 +198,20 @@ fn ensure_target_installed() -> Result<()> {
     Ok(())
 }
 
-/// Adds the wasm target to the project's toolchain with `rustup` when it is
-/// missing (rustup adds a pinned toolchain's targets only when it installs
-/// the toolchain itself). Without rustup, [`build`] says what to install.
-pub fn install_target_if_missing() -> Result<()> {
-    install_target_with(&rustc(), OsStr::new("rustup"))
+/// Adds the wasm targets to the project's toolchain with `rustup` when they
+/// are missing (rustup adds a pinned toolchain's targets only when it
+/// installs the toolchain itself). Without rustup, [`build`] says what to install.
+pub fn install_targets_if_missing() -> Result<()> {
+    for target in [TARGET, COMPONENT_TARGET] {
+        install_target_with(&rustc(), OsStr::new("rustup"), target)?;
+    }
+    Ok(())
 }
 
-/// [`install_target_if_missing`] with the `rustc` and `rustup` to run named.
-pub fn install_target_with(rustc: &OsStr, rustup: &OsStr) -> Result<()> {
-    if has_target(&sysroot(rustc)?) {
+/// Adds `target` as [`install_targets_if_missing`] does, with the `rustc`
+/// and `rustup` to run named.
+pub fn install_target_with(rustc: &OsStr, rustup: &OsStr, target: &str) -> Result<()> {
+    if has_target(&sysroot(rustc)?, target) {
         return Ok(());
     }
     let has_rustup = Command::new(rustup)
@@ -151,15 +221,15 @@ pub fn install_target_with(rustc: &OsStr, rustup: &OsStr) -> Result<()> {
     if !has_rustup {
         return Ok(());
     }
-    eprintln!("the {TARGET} target is missing; installing it: rustup target add {TARGET}");
+    eprintln!("the {target} target is missing; installing it: rustup target add {target}");
     // From the project root, so rustup picks the toolchain rust-toolchain.toml pins.
     let status = Command::new(rustup)
-        .args(["target", "add", TARGET])
+        .args(["target", "add", target])
         .current_dir(project_root())
         .status()
         .context("running rustup target add")?;
     if !status.success() {
-        bail!("rustup target add {TARGET} failed ({status})");
+        bail!("rustup target add {target} failed ({status})");
     }
     Ok(())
 }
@@ -185,6 +255,6 @@ fn sysroot(rustc: &OsStr) -> Result<PathBuf> {
     Ok(PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()))
 }
 
-fn has_target(sysroot: &Path) -> bool {
-    sysroot.join("lib").join("rustlib").join(TARGET).exists()
+fn has_target(sysroot: &Path, target: &str) -> bool {
+    sysroot.join("lib").join("rustlib").join(target).exists()
 }

@@ -22,8 +22,9 @@ Exits non-zero if any test fails.
 };
 
 pub fn run_tests(args: &[String]) -> Result<()> {
-    xtask::guests::install_target_if_missing()?;
-    for (name, path) in xtask::guests::build()? {
+    xtask::guests::install_targets_if_missing()?;
+    let components = xtask::guests::build_components()?;
+    for (name, path) in xtask::guests::build()?.into_iter().chain(components) {
         eprintln!("built {name}: {}", path.display());
     }
     run(cargo(["test", "--workspace"]).args(args))?;

@@ -48,7 +48,7 @@ fn a_missing_target_is_added_with_rustup() {
         ),
     );
 
-    install_target_with(rustc.as_os_str(), rustup.as_os_str()).unwrap();
+    install_target_with(rustc.as_os_str(), rustup.as_os_str(), TARGET).unwrap();
 
     assert!(target_lib.is_dir());
     let calls = fs::read_to_string(&log).unwrap();
@@ -64,7 +64,7 @@ fn an_installed_target_runs_no_rustup() {
     let log = dir.path().join("rustup.log");
     let rustup = script(dir.path(), "rustup", &format!("echo \"$@\" >> '{}'", log.display()));
 
-    install_target_with(rustc.as_os_str(), rustup.as_os_str()).unwrap();
+    install_target_with(rustc.as_os_str(), rustup.as_os_str(), TARGET).unwrap();
 
     assert!(!log.exists(), "rustup ran although the target was there");
 }
@@ -75,7 +75,7 @@ fn without_rustup_nothing_is_installed_and_nothing_fails() {
     let dir = tempfile::tempdir().unwrap();
     let (rustc, target_lib) = fake_rustc(dir.path());
 
-    install_target_with(rustc.as_os_str(), dir.path().join("no-rustup").as_os_str()).unwrap();
+    install_target_with(rustc.as_os_str(), dir.path().join("no-rustup").as_os_str(), TARGET).unwrap();
 
     assert!(!target_lib.exists());
 }
@@ -87,7 +87,7 @@ fn a_failing_rustup_is_an_error_naming_the_command() {
     let (rustc, _) = fake_rustc(dir.path());
     let rustup = script(dir.path(), "rustup", "[ \"$1\" = --version ] && exit 0\nexit 1");
 
-    let error = install_target_with(rustc.as_os_str(), rustup.as_os_str()).unwrap_err();
+    let error = install_target_with(rustc.as_os_str(), rustup.as_os_str(), TARGET).unwrap_err();
 
     assert!(
         format!("{error:#}").contains(&format!("rustup target add {TARGET}")),

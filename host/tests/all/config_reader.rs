@@ -1,4 +1,5 @@
-//! Scenario 4: environment variables reach the guest only when granted.
+//! Scenario 4: environment variables reach the guest only when granted, a
+//! core module or a component alike.
 
 use host::Sandbox;
 
@@ -6,20 +7,24 @@ use crate::support;
 
 #[test]
 fn granted_variables_are_read() {
-    let outcome = Sandbox::new()
-        .env("APP_MODE", "test")
-        .env("LOG_LEVEL", "debug")
-        .run(&support::guest("config_reader"))
-        .unwrap();
-    assert!(outcome.success());
-    assert_eq!(outcome.stdout_text(), "mode=test\nlog_level=debug\n");
+    for guest in support::both_kinds("config_reader") {
+        let outcome = Sandbox::new()
+            .env("APP_MODE", "test")
+            .env("LOG_LEVEL", "debug")
+            .run(&guest)
+            .unwrap();
+        assert!(outcome.success());
+        assert_eq!(outcome.stdout_text(), "mode=test\nlog_level=debug\n");
+    }
 }
 
 #[test]
 fn unset_variables_get_the_documented_defaults() {
-    let outcome = Sandbox::new().run(&support::guest("config_reader")).unwrap();
-    assert!(outcome.success());
-    assert_eq!(outcome.stdout_text(), "mode=production\nlog_level=info\n");
+    for guest in support::both_kinds("config_reader") {
+        let outcome = Sandbox::new().run(&guest).unwrap();
+        assert!(outcome.success());
+        assert_eq!(outcome.stdout_text(), "mode=production\nlog_level=info\n");
+    }
 }
 
 #[test]
@@ -34,6 +39,13 @@ fn host_environment_is_not_passed_through() {
         );
         return;
     }
-    let outcome = Sandbox::new().run(&support::guest("config_reader")).unwrap();
-    assert_eq!(outcome.stdout_text(), "mode=production\nlog_level=info\n");
+    for guest in support::both_kinds("config_reader") {
+        let outcome = Sandbox::new().run(&guest).unwrap();
+        assert_eq!(
+            outcome.stdout_text(),
+            "mode=production\nlog_level=info\n",
+            "component: {}",
+            guest.is_component()
+        );
+    }
 }

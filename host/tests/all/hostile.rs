@@ -6,20 +6,20 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use host::{DirAccess, Limits, RunOutcome, Sandbox, Termination, TrapKind};
+use host::{DirAccess, GuestModule, Limits, RunOutcome, Sandbox, Termination, TrapKind};
 
 use crate::support;
 
 /// A temporary tree: `grant/` is what a test grants the guest, at
 /// `/sandbox`; `secret.txt` beside it must stay out of reach.
-struct Fence {
+pub(crate) struct Fence {
     root: tempfile::TempDir,
 }
 
 const SECRET: &str = "host secret, not for guests";
 
 impl Fence {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir(root.path().join("grant")).unwrap();
         std::fs::write(root.path().join("grant/inner.txt"), "inside the grant\n").unwrap();
@@ -31,7 +31,7 @@ impl Fence {
         self.root.path()
     }
 
-    fn grant(&self) -> PathBuf {
+    pub(crate) fn grant(&self) -> PathBuf {
         self.root().join("grant")
     }
 
@@ -59,11 +59,22 @@ impl Fence {
     /// Runs the hostile guest with `args` in `sandbox` plus the grant (with
     /// `access`), and checks that the tree on disk is exactly as before.
     fn attack(&self, sandbox: Sandbox, access: DirAccess, args: &[&str]) -> RunOutcome {
+        self.attack_with(&support::guest("hostile"), sandbox, access, args)
+    }
+
+    /// [`Fence::attack`] by another guest: a module or a component.
+    pub(crate) fn attack_with(
+        &self,
+        guest: &GuestModule,
+        sandbox: Sandbox,
+        access: DirAccess,
+        args: &[&str],
+    ) -> RunOutcome {
         let before = self.snapshot();
         let outcome = sandbox
             .dir(self.grant(), "/sandbox", access)
             .args(args.iter().copied())
-            .run(&support::guest("hostile"))
+            .run(guest)
             .unwrap();
         assert_eq!(self.snapshot(), before, "the attack {args:?} changed the disk");
         outcome
@@ -74,7 +85,7 @@ fn limited(limits: Limits) -> Sandbox {
     Sandbox::new().limits(limits)
 }
 
-fn trap_kind(outcome: &RunOutcome) -> TrapKind {
+pub(crate) fn trap_kind(outcome: &RunOutcome) -> TrapKind {
     outcome
         .trap()
         .unwrap_or_else(|| {
@@ -88,7 +99,7 @@ fn trap_kind(outcome: &RunOutcome) -> TrapKind {
 }
 
 /// How long past its timeout a stopped guest may take to be reported (see limits.rs).
-const SLACK: Duration = Duration::from_secs(5);
+pub(crate) const SLACK: Duration = Duration::from_secs(5);
 
 #[test]
 fn an_infinite_loop_and_an_endless_sleep_time_out() {

@@ -15,6 +15,20 @@ pub fn guest(name: &str) -> GuestModule {
         .unwrap_or_else(|e| panic!("loading {}: {e}", path.display()))
 }
 
+/// The guest crate `name` built as a component (`wasm32-wasip2`), compiled.
+pub fn component(name: &str) -> GuestModule {
+    let path = xtask::guests::component(name).unwrap_or_else(|e| panic!("building component {name}: {e:#}"));
+    Runtime::shared()
+        .load_file(&path)
+        .unwrap_or_else(|e| panic!("loading {}: {e}", path.display()))
+}
+
+/// The guest crate `name` as a core module and as a component: a scenario
+/// that holds for both runs against each.
+pub fn both_kinds(name: &str) -> [GuestModule; 2] {
+    [guest(name), component(name)]
+}
+
 /// A module written inline as WAT.
 pub fn wat(name: &str, source: &str) -> GuestModule {
     Runtime::shared()

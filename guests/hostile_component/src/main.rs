@@ -1,0 +1,100 @@
+//! A component that tries to get out of its sandbox or past its limits,
+//! one attack per argument, using nothing but the standard library (WASI 0.2):
+//!
+//! - `loop`: computes forever.
+//! - `sleep`: sleeps for an hour.
+//! - `stdin`: waits for its standard input to end.
+//! - `memory-bomb`: allocates until the allocator gives up; prints how much it got.
+//! - `recurse`: recurses until the stack overflows.
+//! - `flood BYTES`: writes BYTES bytes to stdout.
+//! - `open PATH...`: tries to read each path, and to create a file beside it;
+//!   prints `PATH: read OK|ERROR, create OK|ERROR` for each.
+//! - `panic`: panics (a trap).
+//! - `exit CODE`: exits with CODE.
+//! - `env`: prints every environment variable it can see.
+
+use std::io::{Read, Write};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["loop"] => spin(),
+        ["sleep"] => {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+            println!("woke up");
+        }
+        ["stdin"] => {
+            let mut input = Vec::new();
+            let read = std::io::stdin().read_to_end(&mut input);
+            println!("stdin: {} bytes ({read:?})", input.len());
+        }
+        ["memory-bomb"] => memory_bomb(),
+        ["recurse"] => println!("depth {}", recurse(0)),
+        ["flood", bytes] => flood(bytes.parse().expect("flood BYTES")),
+        ["open", paths @ ..] => {
+            for path in paths {
+                let read = std::fs::read(path).map(|_| ());
+                let create = std::fs::write(format!("{path}.created"), b"escaped").map(|_| ());
+                println!("{path}: read {}, create {}", outcome(read), outcome(create));
+            }
+        }
+        ["panic"] => panic!("the guest panicked on purpose"),
+        ["exit", code] => return ExitCode::from(code.parse::<u8>().expect("exit CODE")),
+        ["env"] => {
+            for (name, value) in std::env::vars() {
+                println!("{name}={value}");
+            }
+        }
+        _ => {
+            eprintln!("usage: hostile_component loop|sleep|stdin|memory-bomb|recurse|flood N|open PATH...|panic|exit N|env");
+            return ExitCode::from(2);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn outcome(result: std::io::Result<()>) -> &'static str {
+    if result.is_ok() { "OK" } else { "ERROR" }
+}
+
+fn spin() {
+    let mut n: u64 = 0;
+    loop {
+        n = std::hint::black_box(n.wrapping_add(1));
+    }
+}
+
+/// Grows a list of 1 MiB blocks until an allocation fails.
+fn memory_bomb() {
+    let mut blocks: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let mut block = Vec::new();
+        if block.try_reserve_exact(1 << 20).is_err() {
+            break;
+        }
+        block.resize(1 << 20, 1);
+        blocks.push(block);
+    }
+    println!("allocated {} MiB", blocks.len());
+}
+
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    let frame = std::hint::black_box([depth; 16]);
+    recurse(depth + 1) + frame[0]
+}
+
+fn flood(bytes: usize) {
+    let chunk = [b'x'; 4096];
+    let mut out = std::io::stdout().lock();
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(chunk.len());
+        if out.write_all(&chunk[..n]).is_err() {
+            return;
+        }
+        left -= n;
+    }
+}

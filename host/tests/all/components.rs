@@ -1,0 +1,219 @@
+//! Components (`wasm32-wasip2`) under the same sandbox as core modules: the
+//! same grants, the same limits, the same kind of outcome, and the hostile
+//! component's attacks end within their limits with the disk unchanged.
+
+use std::time::Duration;
+
+use host::{DirAccess, Error, Limits, RunOutcome, Sandbox, Termination, TrapKind};
+
+use crate::hostile::{Fence, SLACK, trap_kind};
+use crate::support;
+
+fn hostile() -> host::GuestModule {
+    support::component("hostile_component")
+}
+
+fn within(timeout: Duration) -> Sandbox {
+    Sandbox::new().limits(Limits {
+        timeout: Some(timeout),
+        ..Limits::default()
+    })
+}
+
+/// Runs `args` of the hostile component with `timeout`, on a thread the test
+/// stops waiting for past `timeout + SLACK`: a broken defense fails the test
+/// instead of hanging it.
+fn attack_with_timeout(sandbox: Sandbox, timeout: Duration, args: &[&str]) -> RunOutcome {
+    let (done, outcome) = std::sync::mpsc::channel();
+    let sandbox = sandbox.limits(Limits {
+        timeout: Some(timeout),
+        ..Limits::default()
+    });
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    std::thread::spawn(move || done.send(sandbox.args(args).run(&hostile()).unwrap()));
+    let outcome = outcome
+        .recv_timeout(timeout + SLACK)
+        .unwrap_or_else(|_| panic!("the run did not end within {:?}", timeout + SLACK));
+    assert_eq!(trap_kind(&outcome), TrapKind::Timeout);
+    outcome
+}
+
+#[test]
+fn a_component_is_recognised_as_one() {
+    assert!(hostile().is_component());
+    assert!(!support::guest("csv_processor").is_component());
+}
+
+#[test]
+fn computing_or_sleeping_past_the_timeout_is_a_timeout() {
+    let timeout = Duration::from_millis(300);
+    for attack in ["loop", "sleep"] {
+        let outcome = attack_with_timeout(Sandbox::new(), timeout, &[attack]);
+        assert!(outcome.duration >= timeout, "{attack}: {:?}", outcome.duration);
+        assert!(!outcome.stdout_text().contains("woke up"));
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn opening_a_fifo_in_a_grant_ends_at_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(dir.path().join("fifo"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let grant = Sandbox::new().dir(dir.path(), "/sandbox", DirAccess::ReadWrite);
+    attack_with_timeout(grant, Duration::from_millis(300), &["open", "/sandbox/fifo"]);
+}
+
+#[test]
+fn files_outside_the_grant_cannot_be_read_or_written() {
+    let fence = Fence::new();
+    let paths = [
+        "/sandbox/inner.txt",
+        "/sandbox/../secret.txt",
+        "../secret.txt",
+        "/etc/passwd",
+    ];
+    let outcome = fence.attack_with(
+        &hostile(),
+        Sandbox::new(),
+        DirAccess::ReadOnly,
+        &[&["open"][..], &paths].concat(),
+    );
+    assert!(outcome.success(), "{}", outcome.stderr_text());
+    assert_eq!(
+        outcome.stdout_text(),
+        "/sandbox/inner.txt: read OK, create ERROR\n\
+         /sandbox/../secret.txt: read ERROR, create ERROR\n\
+         ../secret.txt: read ERROR, create ERROR\n\
+         /etc/passwd: read ERROR, create ERROR\n"
+    );
+    // Without a grant, nothing at all.
+    let ungranted = Sandbox::new()
+        .args(["open", "/sandbox/inner.txt"])
+        .run(&hostile())
+        .unwrap();
+    assert_eq!(
+        ungranted.stdout_text(),
+        "/sandbox/inner.txt: read ERROR, create ERROR\n"
+    );
+}
+
+#[test]
+fn a_read_write_grant_lets_the_component_create_files_inside_it_only() {
+    let fence = Fence::new();
+    let outcome = Sandbox::new()
+        .dir(fence.grant(), "/sandbox", DirAccess::ReadWrite)
+        .args(["open", "/sandbox/inner.txt"])
+        .run(&hostile())
+        .unwrap();
+    assert_eq!(outcome.stdout_text(), "/sandbox/inner.txt: read OK, create OK\n");
+    assert_eq!(
+        std::fs::read_to_string(fence.grant().join("inner.txt.created")).unwrap(),
+        "escaped"
+    );
+}
+
+#[test]
+fn memory_is_bounded_across_all_of_a_components_memories() {
+    let limits = Limits {
+        max_memory_bytes: 16 << 20,
+        ..Limits::default()
+    };
+    let outcome = Sandbox::new()
+        .limits(limits)
+        .arg("memory-bomb")
+        .run(&hostile())
+        .unwrap();
+    assert!(outcome.success(), "{}", outcome.stderr_text());
+    let mib: usize = outcome
+        .stdout_text()
+        .trim()
+        .trim_start_matches("allocated ")
+        .trim_end_matches(" MiB")
+        .parse()
+        .unwrap();
+    assert!((1..16).contains(&mib), "{mib} MiB");
+}
+
+#[test]
+fn output_past_the_cap_is_cut_and_the_component_finishes() {
+    let limits = Limits {
+        max_output_bytes: 1000,
+        ..Limits::default()
+    };
+    let outcome = Sandbox::new()
+        .limits(limits)
+        .args(["flood", "100000"])
+        .run(&hostile())
+        .unwrap();
+    assert!(outcome.success(), "{}", outcome.stderr_text());
+    assert_eq!(outcome.stdout.len(), 1000);
+    assert!(outcome.stdout_truncated);
+}
+
+#[test]
+fn fuel_stops_a_computing_component() {
+    let limits = Limits {
+        fuel: Some(5_000_000),
+        ..Limits::default()
+    };
+    let outcome = Sandbox::new().limits(limits).arg("loop").run(&hostile()).unwrap();
+    assert_eq!(trap_kind(&outcome), TrapKind::OutOfFuel);
+    assert_eq!(outcome.fuel_consumed, 5_000_000);
+}
+
+#[test]
+fn panics_trap_and_exit_statuses_reach_the_outcome() {
+    let panicked = Sandbox::new().arg("panic").run(&hostile()).unwrap();
+    assert_eq!(trap_kind(&panicked), TrapKind::Unreachable);
+    assert!(panicked.stderr_text().contains("panicked on purpose"));
+    // WASI 0.2's `exit` says only success or failure.
+    let cases = [("0", 0), ("7", 1)];
+    for (code, status) in cases {
+        let outcome = Sandbox::new().args(["exit", code]).run(&hostile()).unwrap();
+        assert_eq!(outcome.termination, Termination::Exited(status), "exit {code}");
+    }
+}
+
+#[test]
+fn only_granted_variables_are_seen() {
+    let outcome = Sandbox::new().env("A", "1").arg("env").run(&hostile()).unwrap();
+    assert_eq!(outcome.stdout_text(), "A=1\n");
+}
+
+#[test]
+fn a_component_cannot_be_instantiated_as_a_library_or_given_core_host_functions() {
+    match Sandbox::new().instantiate(&hostile()) {
+        Err(Error::WrongKind { module, expected }) => {
+            assert_eq!((module.as_str(), expected), ("hostile_component.wasm", "a core module"))
+        }
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    let with_import = Sandbox::new().host_func("env", "f", || {});
+    assert!(matches!(with_import.run(&hostile()), Err(Error::WrongKind { .. })));
+}
+
+#[test]
+fn a_component_without_a_run_export_or_with_an_unknown_import_is_an_error() {
+    let no_run = support::wat(
+        "no-run",
+        r#"(component (core module $m (func (export "f"))) (core instance (instantiate $m)))"#,
+    );
+    match Sandbox::new().run(&no_run) {
+        Err(Error::MissingExport { module, export }) => {
+            assert_eq!((module.as_str(), export.as_str()), ("no-run", "wasi:cli/run"))
+        }
+        other => panic!("{other:?}"),
+    }
+    let unknown = support::wat(
+        "unknown",
+        r#"(component (import "example:nothing/here" (instance (export "f" (func)))))"#,
+    );
+    match Sandbox::new().run(&unknown) {
+        Err(Error::UnknownImport { import_module, .. }) => assert_eq!(import_module, "example:nothing/here"),
+        other => panic!("{other:?}"),
+    }
+}
