@@ -26,6 +26,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
 
 pub(crate) use disk::overlaps;
@@ -137,8 +138,53 @@ pub(crate) struct ModuleCache {
 }
 
 struct InMemory {
-    module: Module,
+    module: Compiled,
     last_used: u64,
+}
+
+/// Compiled code of either kind: a core module or a component.
+#[derive(Clone)]
+pub(crate) enum Compiled {
+    Module(Module),
+    Component(Component),
+}
+
+impl Compiled {
+    /// Compiles `bytes`, a core module or a component as its header says.
+    fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
+        Ok(if is_component(bytes) {
+            Compiled::Component(Component::from_binary(engine, bytes)?)
+        } else {
+            Compiled::Module(Module::from_binary(engine, bytes)?)
+        })
+    }
+
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+        match self {
+            Compiled::Module(module) => module.serialize(),
+            Compiled::Component(component) => component.serialize(),
+        }
+    }
+
+    /// # Safety
+    /// `payload` must be what [`Compiled::serialize`] wrote for code of the
+    /// kind `bytes` (the source it was compiled from) is.
+    unsafe fn deserialize(engine: &Engine, bytes: &[u8], payload: &[u8]) -> wasmtime::Result<Self> {
+        // SAFETY: as the caller promises.
+        unsafe {
+            Ok(if is_component(bytes) {
+                Compiled::Component(Component::deserialize(engine, payload)?)
+            } else {
+                Compiled::Module(Module::deserialize(engine, payload)?)
+            })
+        }
+    }
+}
+
+/// Components share the `\0asm` magic with core modules; their version
+/// field has layer 1 where a core module has 0.
+fn is_component(bytes: &[u8]) -> bool {
+    bytes.len() >= 8 && &bytes[..4] == b"\0asm" && bytes[6..8] == [1, 0]
 }
 
 impl ModuleCache {
@@ -187,12 +233,13 @@ impl ModuleCache {
         }
     }
 
-    /// The compiled form of the binary module `bytes`: from memory, from
-    /// disk, or compiled now and remembered. The bytes are hashed once.
-    pub(crate) fn load(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Module> {
+    /// The compiled form of the binary module or component `bytes`: from
+    /// memory, from disk, or compiled now and remembered. The bytes are
+    /// hashed once.
+    pub(crate) fn load(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Compiled> {
         if self.mode == CacheMode::Disabled {
             self.compiled.fetch_add(1, Ordering::Relaxed);
-            return Module::from_binary(engine, bytes);
+            return Compiled::compile(engine, bytes);
         }
         let key: [u8; 32] = Sha256::new()
             .chain_update(self.engine_key)
@@ -204,11 +251,11 @@ impl ModuleCache {
             self.memory_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(entry.module.clone());
         }
-        let module = match self.disk.as_ref().and_then(|disk| self.read(engine, disk, &key)) {
+        let module = match self.disk.as_ref().and_then(|disk| self.read(engine, disk, &key, bytes)) {
             Some(module) => module,
             None => {
                 self.compiled.fetch_add(1, Ordering::Relaxed);
-                let module = Module::from_binary(engine, bytes)?;
+                let module = Compiled::compile(engine, bytes)?;
                 if let Some(disk) = &self.disk {
                     // A cache that cannot be written only costs speed.
                     let evicted = module.serialize().map(|payload| disk.write(&key, &payload));
@@ -225,7 +272,7 @@ impl ModuleCache {
 
     /// The entry for `key` from disk, or `None` when there is none or it was
     /// rejected (deleted and counted as discarded).
-    fn read(&self, engine: &Engine, disk: &DiskCache, key: &[u8; 32]) -> Option<Module> {
+    fn read(&self, engine: &Engine, disk: &DiskCache, key: &[u8; 32], bytes: &[u8]) -> Option<Compiled> {
         let file = match disk.read(key) {
             Entry::Missing => return None,
             Entry::Rejected => {
@@ -234,11 +281,12 @@ impl ModuleCache {
             }
             Entry::Verified(file) => file,
         };
-        // SAFETY: the payload is what `Module::serialize` wrote under this
-        // key: its MAC is keyed with a secret only this user can read, in a
-        // directory only this user can write. Wasmtime itself rejects
-        // artifacts from another version or configuration.
-        match unsafe { Module::deserialize(engine, Entry::payload(&file)) } {
+        // SAFETY: the payload is what `Compiled::serialize` wrote under this
+        // key (a hash of `bytes`, so of their kind too): its MAC is keyed
+        // with a secret only this user can read, in a directory only this
+        // user can write. Wasmtime itself rejects artifacts from another
+        // version or configuration.
+        match unsafe { Compiled::deserialize(engine, bytes, Entry::payload(&file)) } {
             Ok(module) => {
                 self.disk_hits.fetch_add(1, Ordering::Relaxed);
                 Some(module)
@@ -257,7 +305,7 @@ impl ModuleCache {
 
     /// Keeps `module` in memory, dropping the least recently used entries
     /// past [`CacheLimits::memory_modules`].
-    fn remember(&self, key: [u8; 32], module: Module) {
+    fn remember(&self, key: [u8; 32], module: Compiled) {
         let mut modules = self.lock();
         let last_used = self.tick();
         modules.insert(key, InMemory { module, last_used });

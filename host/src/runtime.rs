@@ -10,7 +10,7 @@ use wasmtime::component::{self, Component};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module, PoolingAllocationConfig};
 
 use crate::Error;
-use crate::cache::{CacheLimits, CacheMode, CacheStats, ModuleCache};
+use crate::cache::{CacheLimits, CacheMode, CacheStats, Compiled, ModuleCache};
 use crate::deadline::EPOCH_TICK;
 use crate::imports;
 use crate::state::GuestState;
@@ -201,21 +201,20 @@ impl Runtime {
             Some(text) => Cow::Owned(wat::parse_str(text).map_err(|e| invalid(e.to_string()))?),
             None => Cow::Borrowed(bytes),
         };
-        let code = if is_component(&bytes) {
-            Component::from_binary(self.engine(), &bytes).map(|component| Code::Component {
-                component,
-                linked: Arc::default(),
-            })
-        } else {
-            let cache = &self.inner.cache;
-            cache.load(self.engine(), &bytes).map(|module| Code::Core {
+        let code = match self.inner.cache.load(self.engine(), &bytes) {
+            Ok(Compiled::Module(module)) => Code::Core {
                 module,
                 linked: Arc::default(),
-            })
+            },
+            Ok(Compiled::Component(component)) => Code::Component {
+                component,
+                linked: Arc::default(),
+            },
+            Err(e) => return Err(invalid(format!("{e:#}"))),
         };
         Ok(GuestModule {
             name: name.into(),
-            code: code.map_err(|e| invalid(format!("{e:#}")))?,
+            code,
             runtime: self.clone(),
         })
     }
@@ -360,12 +359,6 @@ fn as_text(bytes: &[u8]) -> Option<&str> {
         return None;
     }
     std::str::from_utf8(bytes).ok()
-}
-
-/// Components share the `\0asm` magic with core modules; their version
-/// field has layer 1 where a core module has 0.
-fn is_component(bytes: &[u8]) -> bool {
-    bytes.len() >= 8 && &bytes[..4] == b"\0asm" && bytes[6..8] == [1, 0]
 }
 
 /// Stack beyond the wasm stack on a component's fiber, for the host calls it makes.

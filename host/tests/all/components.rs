@@ -13,13 +13,6 @@ fn hostile() -> host::GuestModule {
     support::component("hostile_component")
 }
 
-fn within(timeout: Duration) -> Sandbox {
-    Sandbox::new().limits(Limits {
-        timeout: Some(timeout),
-        ..Limits::default()
-    })
-}
-
 /// Runs `args` of the hostile component with `timeout`, on a thread the test
 /// stops waiting for past `timeout + SLACK`: a broken defense fails the test
 /// instead of hanging it.
@@ -30,7 +23,10 @@ fn attack_with_timeout(sandbox: Sandbox, timeout: Duration, args: &[&str]) -> Ru
         ..Limits::default()
     });
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    std::thread::spawn(move || done.send(sandbox.args(args).run(&hostile()).unwrap()));
+    std::thread::spawn(move || {
+        // The test may have stopped waiting: nobody to tell then.
+        let _ = done.send(sandbox.args(args).run(&hostile()).unwrap());
+    });
     let outcome = outcome
         .recv_timeout(timeout + SLACK)
         .unwrap_or_else(|_| panic!("the run did not end within {:?}", timeout + SLACK));
@@ -216,4 +212,20 @@ fn a_component_without_a_run_export_or_with_an_unknown_import_is_an_error() {
         Err(Error::UnknownImport { import_module, .. }) => assert_eq!(import_module, "example:nothing/here"),
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn a_component_is_compiled_once_and_then_taken_from_the_disk_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = xtask::guests::component("config_reader").unwrap();
+    let bytes = std::fs::read(path).unwrap();
+    let cached = || crate::module_cache::runtime(host::CacheMode::OnDisk(dir.path().to_owned()));
+    let first = cached();
+    assert!(first.load_bytes("config_reader", &bytes).unwrap().is_component());
+    assert_eq!((first.cache_stats().compiled, first.cache_stats().disk_hits), (1, 0));
+    let second = cached();
+    let loaded = second.load_bytes("config_reader", &bytes).unwrap();
+    assert_eq!((second.cache_stats().compiled, second.cache_stats().disk_hits), (0, 1));
+    let outcome = Sandbox::new().run(&loaded).unwrap();
+    assert_eq!(outcome.stdout_text(), "mode=production\nlog_level=info\n");
 }

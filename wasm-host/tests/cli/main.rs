@@ -3,6 +3,7 @@
 //!
 //! Run one with `cargo test -p wasm-host --test cli run::`.
 
+mod components;
 mod conformance;
 mod run;
 mod support;

@@ -1,0 +1,65 @@
+//! `wasm-host run` on components: the same flags, output and exit statuses
+//! as for core modules.
+
+use std::io::Write;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::support::{text, wasm_host};
+
+const TIMEOUT: i32 = 142;
+
+fn component(name: &str) -> std::path::PathBuf {
+    xtask::guests::component(name).unwrap()
+}
+
+#[test]
+fn a_component_reads_stdin_and_sees_only_granted_variables() {
+    let mut child = wasm_host()
+        .arg("run")
+        .arg(component("csv_processor"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"1,2,3\n4,5\n").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(text(&output.stdout), "15\n");
+
+    let output = wasm_host()
+        .args(["run", "--env", "APP_MODE=cli"])
+        .arg(component("config_reader"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(text(&output.stdout), "mode=cli\nlog_level=info\n");
+}
+
+#[test]
+fn a_component_that_fails_exits_1_and_one_that_waits_on_stdin_times_out() {
+    let output = wasm_host()
+        .arg("run")
+        .arg(component("hostile_component"))
+        .args(["exit", "9"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "WASI 0.2 exits with success or failure");
+
+    // A pipe that stays open and silent: the guest waits until --timeout.
+    let started = Instant::now();
+    let mut child = wasm_host()
+        .args(["run", "--timeout", "500ms"])
+        .arg(component("hostile_component"))
+        .arg("stdin")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _open_stdin = child.stdin.take();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(TIMEOUT));
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+}
