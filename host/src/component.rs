@@ -32,7 +32,7 @@ pub(crate) fn run_command(
         export: "wasi:cli/run".to_owned(),
     })?;
     deadline::arm(store, timeout);
-    let deadline = store.data().sleep_guard().deadline.get();
+    let deadline = store.data().deadline().get();
     let run = async {
         let instance = match command.instantiate_async(&mut *store).await {
             Ok(instance) => instance,

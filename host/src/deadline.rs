@@ -5,10 +5,13 @@
 //! call that can block shares the store's [`Deadline`] and gives up when it
 //! passes, ending the run as a timeout. Here: the epoch deadline itself and
 //! the guarded `poll_oneoff` (Wasmtime's own implementation sleeps for as
-//! long as the guest asks); `crate::stdin` waits on the same deadline.
+//! long as the guest asks); `crate::stdin` waits on the same deadline, and
+//! `crate::open` keeps `path_open` from blocking at all. ARCHITECTURE.md
+//! lists every call that can block and what bounds it.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use wasmtime::{AsContextMut, Caller, Extern, Store};
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -35,27 +38,10 @@ impl Deadline {
     }
 }
 
-/// What the `poll_oneoff` guard knows about one store.
-pub(crate) struct SleepGuard {
-    pub(crate) deadline: Deadline,
-    /// The zero of the guest's monotonic clock (see [`RunClock`]).
-    origin: Instant,
-}
-
-impl SleepGuard {
-    /// A guard for a store whose monotonic clock is `clock`.
-    pub(crate) fn new(clock: &RunClock) -> Self {
-        Self {
-            deadline: Deadline::default(),
-            origin: clock.origin,
-        }
-    }
-}
-
 /// What the guards need from a store's data: its deadline, and the WASI
 /// context the guarded calls pass on to.
 pub(crate) trait Guarded: 'static {
-    fn sleep_guard(&self) -> &SleepGuard;
+    fn deadline(&self) -> &Deadline;
     fn wasi(&mut self) -> &mut WasiP1Ctx;
 }
 
@@ -75,12 +61,11 @@ pub(crate) fn arm<T: Guarded>(store: &mut Store<T>, timeout: Option<Duration>) {
     };
     store.set_epoch_deadline(ticks);
     let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
-    store.data().sleep_guard().deadline.set(deadline);
+    store.data().deadline().set(deadline);
 }
 
-/// The guest's monotonic clock: nanoseconds since the store was created.
-/// Its zero is known to the [`SleepGuard`], which must turn absolute
-/// monotonic wake-up times into instants.
+/// The guest's monotonic clock: nanoseconds since the store was created,
+/// so that a guest learns nothing of the host's uptime.
 pub(crate) struct RunClock {
     origin: Instant,
 }
@@ -101,10 +86,10 @@ impl wasmtime_wasi::HostMonotonicClock for RunClock {
     }
 }
 
-/// WASI's `poll_oneoff`, except that a guest asking to sleep past its
-/// deadline sleeps until the deadline and is then interrupted, as if the
-/// epoch had caught it in a loop. Every other poll goes to Wasmtime's own
-/// implementation, called the way its generated binding calls it.
+/// WASI's `poll_oneoff`, bounded by the deadline whatever it waits on:
+/// every clock, relative or absolute, and any mix of clocks and
+/// descriptors. Past the deadline the guest is interrupted, as if the epoch
+/// had caught it in a loop.
 pub(crate) fn guarded_poll_oneoff<T: Guarded>(
     mut caller: Caller<'_, T>,
     subs: i32,
@@ -112,20 +97,52 @@ pub(crate) fn guarded_poll_oneoff<T: Guarded>(
     count: i32,
     written: i32,
 ) -> wasmtime::Result<i32> {
-    if let Some(deadline) = sleeps_past_deadline(&mut caller, subs, count) {
+    let deadline = caller.data().deadline().get();
+    if let Some(deadline) = deadline
+        && lone_relative_sleep(&mut caller, subs, count)
+            .is_some_and(|wait| Instant::now().checked_add(wait).is_none_or(|end| end > deadline))
+    {
         std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
         return Err(wasmtime::Trap::Interrupt.into());
     }
+    with_wasi(&mut caller, |wasi, memory| {
+        wasmtime_wasi::runtime::in_tokio(until(
+            deadline,
+            p1::poll_oneoff(wasi, memory, subs, events, count, written),
+        ))
+    })
+}
+
+/// Runs a WASI call's future until `deadline`: past it the call is dropped
+/// and the guest interrupted as a timeout. Only what the call awaits is cut
+/// short; a system call it makes on this thread is not.
+pub(crate) async fn until<R>(
+    deadline: Option<Instant>,
+    call: impl Future<Output = wasmtime::Result<R>>,
+) -> wasmtime::Result<R> {
+    let Some(deadline) = deadline else {
+        return call.await;
+    };
+    tokio::time::timeout_at(deadline.into(), call)
+        .await
+        .unwrap_or_else(|_| Err(wasmtime::Trap::Interrupt.into()))
+}
+
+/// Calls `call` with the guest's WASI context and memory, the way
+/// Wasmtime's generated bindings call its preview 1 implementation.
+pub(crate) fn with_wasi<T: Guarded, R>(
+    caller: &mut Caller<'_, T>,
+    call: impl FnOnce(&mut WasiP1Ctx, &mut GuestMemory<'_>) -> wasmtime::Result<R>,
+) -> wasmtime::Result<R> {
     let fuel = caller.as_context_mut().hostcall_fuel();
     // The engine has threads off, so no guest has a shared memory.
     let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
         wasmtime::bail!("missing required memory export");
     };
-    let (bytes, state) = memory.data_and_store_mut(&mut caller);
-    let mut memory = GuestMemory::Unshared(bytes);
+    let (bytes, state) = memory.data_and_store_mut(caller);
     let wasi = state.wasi();
     wasi.set_hostcall_fuel(fuel);
-    wasmtime_wasi::runtime::in_tokio(p1::poll_oneoff(wasi, &mut memory, subs, events, count, written))
+    call(wasi, &mut GuestMemory::Unshared(bytes))
 }
 
 /// Size of a WASI preview 1 `subscription`, and offsets of its fields.
@@ -135,50 +152,25 @@ const CLOCK_ID: usize = 16;
 const CLOCK_TIMEOUT: usize = 24;
 const CLOCK_FLAGS: usize = 40;
 const TAG_CLOCK: u8 = 0;
-const CLOCK_REALTIME: u32 = 0;
-const CLOCK_MONOTONIC: u32 = 1;
+/// The last clock id preview 1 knows (realtime, monotonic, process and
+/// thread CPU time); Wasmtime rejects the others.
+const LAST_CLOCK_ID: u32 = 3;
 const ABSOLUTE_TIME: u16 = 1;
 
-/// The deadline, when every subscription of this poll is a clock that
-/// fires after it: the guest asked to sleep past its timeout. Polls that
-/// include a file descriptor return at once (captured streams and files are
-/// always ready) and are not guarded; neither are malformed ones, which
-/// Wasmtime rejects with an errno.
-fn sleeps_past_deadline<T: Guarded>(caller: &mut Caller<'_, T>, subs: i32, count: i32) -> Option<Instant> {
-    let guard = caller.data().sleep_guard();
-    let (deadline, origin) = (guard.deadline.get()?, guard.origin);
+/// How long the guest asks to wait, when its poll is one relative clock
+/// subscription. Wasmtime serves that poll, on any clock, with a plain
+/// sleep of the thread that no timer can cut short; every other poll
+/// awaits timers and descriptors, and [`until`] bounds it.
+fn lone_relative_sleep<T: Guarded>(caller: &mut Caller<'_, T>, subs: i32, count: i32) -> Option<Duration> {
     let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
         return None;
     };
-    let (subs, count) = (u64::from(subs as u32), u64::from(count as u32));
-    if count == 0 || subs % 8 != 0 {
-        return None;
-    }
     let data = memory.data(&caller);
-    let range = checked_range(subs, count.checked_mul(SUBSCRIPTION_SIZE)?, data.len()).ok()?;
-    let now = Instant::now();
-    let remaining = deadline.saturating_duration_since(now);
-    let fires_after_deadline = |sub: &[u8]| -> Option<bool> {
-        if sub[TAG] != TAG_CLOCK {
-            return None;
-        }
-        let id = u32::from_le_bytes(sub[CLOCK_ID..CLOCK_ID + 4].try_into().ok()?);
-        let timeout = Duration::from_nanos(u64::from_le_bytes(
-            sub[CLOCK_TIMEOUT..CLOCK_TIMEOUT + 8].try_into().ok()?,
-        ));
-        let absolute = u16::from_le_bytes(sub[CLOCK_FLAGS..CLOCK_FLAGS + 2].try_into().ok()?) & ABSOLUTE_TIME != 0;
-        let wait = match (id, absolute) {
-            (CLOCK_REALTIME | CLOCK_MONOTONIC, false) => timeout,
-            (CLOCK_MONOTONIC, true) => timeout.saturating_sub(now.saturating_duration_since(origin)),
-            (CLOCK_REALTIME, true) => {
-                timeout.saturating_sub(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).ok()?)
-            }
-            _ => return None,
-        };
-        Some(wait > remaining)
-    };
-    let all_late = data[range]
-        .chunks_exact(SUBSCRIPTION_SIZE as usize)
-        .all(|sub| fires_after_deadline(sub) == Some(true));
-    all_late.then_some(deadline)
+    let range = checked_range(u64::from(subs as u32), SUBSCRIPTION_SIZE, data.len()).ok()?;
+    let sub = &data[range];
+    let id = u32::from_le_bytes(sub[CLOCK_ID..CLOCK_ID + 4].try_into().ok()?);
+    let flags = u16::from_le_bytes(sub[CLOCK_FLAGS..CLOCK_FLAGS + 2].try_into().ok()?);
+    let timeout = u64::from_le_bytes(sub[CLOCK_TIMEOUT..CLOCK_TIMEOUT + 8].try_into().ok()?);
+    let lone_clock = count == 1 && subs % 8 == 0 && sub[TAG] == TAG_CLOCK && id <= LAST_CLOCK_ID;
+    (lone_clock && flags & ABSOLUTE_TIME == 0).then(|| Duration::from_nanos(timeout))
 }

@@ -56,6 +56,7 @@ pub fn limits(fuel: Option<u64>) -> Limits {
         max_table_elements: 1000,
         max_output_bytes: 4096,
         max_log_bytes: 4096,
+        max_descriptors: 64,
     }
 }
 

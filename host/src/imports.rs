@@ -1,5 +1,6 @@
 //! What every guest is linked against: WASI preview 1 (with the calls that
-//! could block past the deadline guarded, see [`crate::deadline`]) and the
+//! could block past the deadline guarded, see [`crate::deadline`] and
+//! [`crate::open`]) and the
 //! functions the host offers beyond WASI.
 //!
 //! Every guest may import `host.log(ptr: i32, len: i32)`: the host reads
@@ -12,6 +13,7 @@ use wasmtime::{Caller, Engine, Extern, Linker};
 
 use crate::deadline::guarded_poll_oneoff;
 use crate::memory::checked_range;
+use crate::open::guarded_path_open;
 use crate::state::GuestState;
 
 const WASI: &str = "wasi_snapshot_preview1";
@@ -25,11 +27,12 @@ pub(crate) fn component_linker(engine: &Engine) -> wasmtime::Result<component::L
     Ok(linker)
 }
 
-/// Links WASI preview 1, the guarded `poll_oneoff`, and the `host` module into `linker`.
+/// Links WASI preview 1, the guarded `poll_oneoff` and `path_open`, and the `host` module into `linker`.
 pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
     wasmtime_wasi::p1::add_to_linker_sync(linker, |state: &mut GuestState| &mut state.wasi)?;
     linker.allow_shadowing(true);
     linker.func_wrap(WASI, "poll_oneoff", guarded_poll_oneoff::<GuestState>)?;
+    linker.func_wrap(WASI, "path_open", guarded_path_open)?;
     linker.allow_shadowing(false);
     linker.func_wrap("host", "log", host_log)?;
     Ok(())

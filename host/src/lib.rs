@@ -29,7 +29,7 @@
 
 // The modules form layers, each using only those below it (checked by
 // xtask/tests/tidy.rs): outcome, limits; error; memory; deadline, output,
-// stdin; state; imports, cache; runtime; instance, component; sandbox;
+// stdin; state; open; imports, cache; runtime; instance, component; sandbox;
 // fuzzing.
 mod cache;
 mod component;
@@ -41,6 +41,7 @@ mod imports;
 mod instance;
 mod limits;
 mod memory;
+mod open;
 mod outcome;
 mod output;
 mod runtime;

@@ -45,6 +45,11 @@ pub struct Limits {
     /// Bytes of `host.log` messages kept in all; each message counts at
     /// least one byte, so a flood of empty messages is cut too. Default 64 KiB.
     pub max_log_bytes: usize,
+    /// Descriptors the guest may hold open at once, its three standard
+    /// streams and granted directories included; a `path_open` past it
+    /// fails with `EMFILE`, so a guest cannot use up the descriptors of the
+    /// process other runs share. Default 256.
+    pub max_descriptors: usize,
 }
 
 impl Default for Limits {
@@ -56,6 +61,7 @@ impl Default for Limits {
             max_table_elements: 100_000,
             max_output_bytes: 1 << 20,
             max_log_bytes: 64 << 10,
+            max_descriptors: 256,
         }
     }
 }
@@ -87,13 +93,15 @@ impl Shape {
 
 /// Enforces [`Limits::max_memory_bytes`] (over all of a guest's memories
 /// together) and [`Limits::max_table_elements`] for one store, refusing
-/// growth (so `memory.grow` returns -1, as the spec says) rather than trapping.
+/// growth (so `memory.grow` returns -1, as the spec says) rather than
+/// trapping; holds [`Limits::max_descriptors`] for the guarded `path_open`.
 pub(crate) struct GuestLimiter {
     shape: Shape,
     max_memory_bytes: usize,
     max_table_elements: usize,
     /// All linear memories together, now and at their largest.
     memory_bytes: usize,
+    max_descriptors: usize,
     peak_memory_bytes: usize,
 }
 
@@ -104,8 +112,14 @@ impl GuestLimiter {
             max_memory_bytes: limits.max_memory_bytes,
             max_table_elements: limits.max_table_elements,
             memory_bytes: 0,
+            max_descriptors: limits.max_descriptors,
             peak_memory_bytes: 0,
         }
+    }
+
+    /// How many descriptors the guest may hold open at once.
+    pub(crate) fn max_descriptors(&self) -> usize {
+        self.max_descriptors
     }
 
     /// The most linear memory this store has had, or been allowed to grow to.

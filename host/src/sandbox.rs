@@ -12,7 +12,7 @@ use wasmtime::{IntoFunc, Linker, Store};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
-use crate::deadline::{RunClock, SleepGuard};
+use crate::deadline::{Deadline, RunClock};
 use crate::instance::GuestInstance;
 use crate::limits::Shape;
 use crate::outcome::{RunOutcome, Termination, classify, ended_by_guest};
@@ -259,12 +259,11 @@ impl Sandbox {
         // run while such a call still waits (see `crate::component`).
         wasi.allow_blocking_current_thread(!module.is_component());
         wasi.arg(module.name()).args(&self.args).envs(&self.env);
-        let clock = RunClock::new();
-        let sleep_guard = SleepGuard::new(&clock);
-        wasi.monotonic_clock(clock);
+        wasi.monotonic_clock(RunClock::new());
+        let deadline = Deadline::default();
         match &self.stdin {
             Some(bytes) => wasi.stdin(MemoryInputPipe::new(bytes.clone())),
-            None => wasi.stdin(GuardedStdin::new(sleep_guard.deadline.clone())),
+            None => wasi.stdin(GuardedStdin::new(deadline.clone())),
         };
         let pipes = Pipes {
             stdout: self.output(self.stdout, HostStream::Stdout),
@@ -298,7 +297,7 @@ impl Sandbox {
         } else {
             Shape::CORE
         };
-        let state = GuestState::new(wasi.build_p1(), &self.limits, shape, sleep_guard);
+        let state = GuestState::new(wasi.build_p1(), &self.limits, shape, deadline);
         let fuel_budget = state.fuel_budget;
         let mut store = Store::new(module.runtime().engine(), state);
         store.limiter(|state| &mut state.limits);

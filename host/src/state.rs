@@ -8,7 +8,7 @@ use wasmtime::Store;
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{WasiCtxBuilder, WasiCtxView, WasiView};
 
-use crate::deadline::{Guarded, RunClock, SleepGuard};
+use crate::deadline::{Deadline, Guarded};
 use crate::limits::{GuestLimiter, Limits, Shape};
 use crate::outcome::{RunOutcome, Termination};
 use crate::output::CappedPipe;
@@ -27,7 +27,7 @@ pub struct GuestState {
     pub(crate) fuel_budget: u64,
     pub(crate) limits: GuestLimiter,
     pub(crate) host_log: HostLog,
-    pub(crate) sleep_guard: SleepGuard,
+    pub(crate) deadline: Deadline,
 }
 
 impl GuestState {
@@ -43,20 +43,20 @@ impl GuestState {
     }
 
     /// The state of a run granted `wasi`, within `limits`.
-    pub(crate) fn new(wasi: WasiP1Ctx, limits: &Limits, shape: Shape, sleep_guard: SleepGuard) -> Self {
+    pub(crate) fn new(wasi: WasiP1Ctx, limits: &Limits, shape: Shape, deadline: Deadline) -> Self {
         Self {
             wasi,
             fuel_budget: limits.fuel.unwrap_or(u64::MAX),
             limits: GuestLimiter::new(limits, shape),
             host_log: HostLog::new(limits.max_log_bytes),
-            sleep_guard,
+            deadline,
         }
     }
 
     /// A state that grants nothing, for stores that never run a guest.
     pub(crate) fn scratch() -> Self {
         let wasi = WasiCtxBuilder::new().build_p1();
-        Self::new(wasi, &Limits::default(), Shape::CORE, SleepGuard::new(&RunClock::new()))
+        Self::new(wasi, &Limits::default(), Shape::CORE, Deadline::default())
     }
 }
 
@@ -90,8 +90,8 @@ impl WasiView for GuestState {
 }
 
 impl Guarded for GuestState {
-    fn sleep_guard(&self) -> &SleepGuard {
-        &self.sleep_guard
+    fn deadline(&self) -> &Deadline {
+        &self.deadline
     }
 
     fn wasi(&mut self) -> &mut WasiP1Ctx {

@@ -32,6 +32,12 @@ pub struct LimitArgs {
     ))]
     max_output: Option<usize>,
 
+    #[arg(long, value_name = "N", help = format!(
+        "Descriptors a guest may hold open at once, its standard streams and granted directories included; past it path_open fails with EMFILE [default: {}]",
+        Limits::default().max_descriptors,
+    ))]
+    max_descriptors: Option<usize>,
+
     #[arg(long, value_name = "BYTES", value_parser = parse_bytes, help = bytes_help(
         "Largest wasm call stack; deeper recursion traps as a stack overflow",
         RuntimeConfig::default().max_wasm_stack,
@@ -58,6 +64,7 @@ impl LimitArgs {
             fuel: self.fuel.or(defaults.fuel),
             max_memory_bytes: self.max_memory.unwrap_or(defaults.max_memory_bytes),
             max_output_bytes: self.max_output.unwrap_or(defaults.max_output_bytes),
+            max_descriptors: self.max_descriptors.unwrap_or(defaults.max_descriptors),
             ..defaults
         }
     }
@@ -208,9 +215,11 @@ mod tests {
             timeout: Some(Timeout(None)),
             fuel: Some(7),
             max_memory: Some(1 << 20),
+            max_descriptors: Some(8),
             ..LimitArgs::default()
         };
         let limits = args.limits();
+        assert_eq!(limits.max_descriptors, 8);
         assert_eq!(limits.timeout, None);
         assert_eq!(limits.fuel, Some(7));
         assert_eq!(limits.max_memory_bytes, 1 << 20);

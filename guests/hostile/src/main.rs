@@ -13,6 +13,10 @@
 //! hostile readonly FILE       modify FILE and its directory (granted read-only) every way WASI allows
 //! hostile env                 print every environment variable it can see
 //! hostile log PTR LEN         call host.log(PTR, LEN); PTR `end` means the end of memory
+//! hostile sleep-on CLOCK relative|absolute
+//!                             one poll_oneoff on CLOCK (realtime, monotonic, process, thread) a minute ahead
+//! hostile open-fifo PATH      open PATH (a FIFO, in the first grant) for reading, then for writing
+//! hostile hoard-fds FILE      open FILE (in the first grant) until the host refuses, and keep them all
 //! ```
 
 use std::io::Write;
@@ -57,6 +61,9 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        ["sleep-on", clock, mode] => sleep_on(clock, mode),
+        ["open-fifo", path] => report("opened", open_fifo(path)),
+        ["hoard-fds", file] => hoard_fds(file),
         ["log", ptr, len] => {
             let ptr = match *ptr {
                 "end" => (core::arch::wasm32::memory_size(0) * 65536) as i32,
@@ -323,4 +330,89 @@ fn preopens() -> Vec<(wasi::Fd, String)> {
         }
     }
     found
+}
+
+/// One `poll_oneoff` subscription a minute ahead on `clock`; prints the
+/// errno when the host answers instead of cutting the run.
+fn sleep_on(clock: &str, mode: &str) -> ExitCode {
+    let id = match clock {
+        "realtime" => wasi::CLOCKID_REALTIME,
+        "monotonic" => wasi::CLOCKID_MONOTONIC,
+        "process" => wasi::CLOCKID_PROCESS_CPUTIME_ID,
+        "thread" => wasi::CLOCKID_THREAD_CPUTIME_ID,
+        _ => return ExitCode::from(2),
+    };
+    let minute = 60_000_000_000;
+    let (timeout, flags) = match mode {
+        "relative" => (minute, 0),
+        // SAFETY: a plain WASI call.
+        "absolute" => (
+            unsafe { wasi::clock_time_get(id, 1) }.unwrap_or(0) + minute,
+            wasi::SUBCLOCKFLAGS_SUBSCRIPTION_CLOCK_ABSTIME,
+        ),
+        _ => return ExitCode::from(2),
+    };
+    let subscription = wasi::Subscription {
+        userdata: 0,
+        u: wasi::SubscriptionU {
+            tag: wasi::EVENTTYPE_CLOCK.raw(),
+            u: wasi::SubscriptionUU {
+                clock: wasi::SubscriptionClock {
+                    id,
+                    timeout,
+                    precision: 0,
+                    flags,
+                },
+            },
+        },
+    };
+    // SAFETY: an all-zero event is a valid value for the host to overwrite.
+    let mut event: wasi::Event = unsafe { std::mem::zeroed() };
+    // SAFETY: one subscription and room for one event, both outliving the call.
+    let result = unsafe { wasi::poll_oneoff(&subscription, &mut event, 1) };
+    println!("woke up: {}", describe(result.map(drop)));
+    ExitCode::SUCCESS
+}
+
+/// Opens `path` for reading and for writing: on a FIFO with no other end,
+/// `open(2)` itself waits for one.
+fn open_fifo(path: &str) -> usize {
+    let Some((dir, _)) = preopens().into_iter().next() else {
+        println!("no granted directory");
+        return 1;
+    };
+    let mut opened = 0;
+    for (mode, rights) in [("read", wasi::RIGHTS_FD_READ), ("write", wasi::RIGHTS_FD_WRITE)] {
+        // SAFETY: a plain WASI call on the granted descriptor.
+        let result = unsafe { wasi::path_open(dir, wasi::LOOKUPFLAGS_SYMLINK_FOLLOW, path, 0, rights, 0, 0) };
+        if let Ok(fd) = result {
+            opened += 1;
+            // SAFETY: `fd` was just opened and is closed once.
+            let _ = unsafe { wasi::fd_close(fd) };
+        }
+        println!("{path} {mode}: {}", describe(result.map(drop)));
+    }
+    opened
+}
+
+/// Opens `file` again and again, never closing, until the host refuses.
+fn hoard_fds(file: &str) -> ExitCode {
+    let Some((dir, _)) = preopens().into_iter().next() else {
+        println!("no granted directory");
+        return ExitCode::FAILURE;
+    };
+    let mut held = 0usize;
+    let refusal = loop {
+        // SAFETY: a plain WASI call on the granted descriptor.
+        match unsafe { wasi::path_open(dir, 0, file, 0, wasi::RIGHTS_FD_READ, 0, 0) } {
+            Ok(_) => held += 1,
+            Err(errno) => break errno,
+        }
+        if held == 1 << 20 {
+            println!("held {held}, never refused");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("held {held}, then {}", refusal.name());
+    ExitCode::SUCCESS
 }

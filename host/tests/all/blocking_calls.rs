@@ -3,9 +3,9 @@
 //! and every mix of subscriptions, and the guest's monotonic clock those
 //! sleeps are measured on.
 
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
-use host::Sandbox;
+use host::{Error, Limits, Sandbox, TrapKind};
 
 use crate::support;
 
@@ -30,4 +30,134 @@ fn the_guest_monotonic_clock_starts_with_its_store_and_advances_in_nanoseconds()
     assert!(first < 60_000_000_000, "counted from the store's creation: {first}");
     assert!(second - first >= 20_000_000, "{first} then {second}");
     assert_eq!(guest.call::<(), i64>("resolution", ()).unwrap(), 1);
+}
+
+/// Calls `poll_oneoff` on the subscriptions the test writes at 0:
+/// `poll(count) -> errno`, events at 4096, their number at 8192.
+const POLLER: &str = r#"
+    (module
+      (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (func (export "poll") (param $count i32) (result i32)
+        (call $poll (i32.const 0) (i32.const 4096) (local.get $count) (i32.const 8192)))
+      (func (export "events") (result i32) (i32.load (i32.const 8192))))"#;
+
+/// One preview 1 `subscription`, as the guest would lay it out.
+#[derive(Debug)]
+enum Sub {
+    /// Clock id, timeout in nanoseconds, absolute or not.
+    Clock(u32, u64, bool),
+    /// Readiness of a descriptor for reading.
+    FdRead(u32),
+    /// Readiness of a descriptor for writing.
+    FdWrite(u32),
+}
+
+fn encode(subs: &[Sub]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for sub in subs {
+        let mut one = [0u8; 48];
+        let (tag, fd_or_clock) = match *sub {
+            Sub::Clock(id, timeout, absolute) => {
+                one[24..32].copy_from_slice(&timeout.to_le_bytes());
+                one[40] = u8::from(absolute);
+                (0, id)
+            }
+            Sub::FdRead(fd) => (1, fd),
+            Sub::FdWrite(fd) => (2, fd),
+        };
+        one[8] = tag;
+        one[16..20].copy_from_slice(&fd_or_clock.to_le_bytes());
+        bytes.extend_from_slice(&one);
+    }
+    bytes
+}
+
+const REALTIME: u32 = 0;
+const MONOTONIC: u32 = 1;
+const PROCESS: u32 = 2;
+const THREAD: u32 = 3;
+const MINUTE: u64 = 60_000_000_000;
+/// How long past its timeout a stopped guest may take to be reported (see limits.rs).
+const SLACK: Duration = Duration::from_secs(5);
+
+/// Polls `subs` under a 300 ms timeout: the errno or the trap, and how long it took.
+fn poll(subs: &[Sub]) -> (Result<i32, TrapKind>, Duration) {
+    let limits = Limits {
+        timeout: Some(Duration::from_millis(300)),
+        ..Limits::default()
+    };
+    let mut guest = Sandbox::new()
+        .limits(limits)
+        .instantiate(&support::wat("poller", POLLER))
+        .unwrap();
+    guest.write_memory(0, &encode(subs)).unwrap();
+    let started = Instant::now();
+    let result = match guest.call::<i32, i32>("poll", subs.len() as i32) {
+        Ok(errno) => Ok(errno),
+        Err(Error::Trap { trap, .. }) => Err(trap.kind),
+        Err(other) => panic!("{other}"),
+    };
+    (result, started.elapsed())
+}
+
+fn wall_clock_in(delay: u64) -> u64 {
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap();
+    u64::try_from(now.as_nanos()).unwrap() + delay
+}
+
+#[test]
+fn a_poll_past_the_deadline_on_any_clock_or_mix_is_a_timeout() {
+    let cases = [
+        vec![Sub::Clock(PROCESS, MINUTE, false)],
+        vec![Sub::Clock(THREAD, MINUTE, false)],
+        vec![Sub::Clock(REALTIME, MINUTE, false)],
+        vec![Sub::Clock(MONOTONIC, u64::MAX, false)],
+        vec![Sub::Clock(REALTIME, wall_clock_in(MINUTE), true)],
+        vec![Sub::Clock(MONOTONIC, u64::MAX, true)],
+        vec![
+            Sub::Clock(MONOTONIC, MINUTE, false),
+            Sub::Clock(REALTIME, wall_clock_in(MINUTE), true),
+        ],
+        vec![
+            Sub::Clock(MONOTONIC, MINUTE, true),
+            Sub::Clock(MONOTONIC, MINUTE, false),
+        ],
+    ];
+    for subs in cases {
+        let (result, took) = poll(&subs);
+        assert_eq!(result, Err(TrapKind::Timeout), "{subs:?}");
+        assert!(took < Duration::from_millis(300) + SLACK, "{subs:?}: {took:?}");
+    }
+}
+
+#[test]
+fn polls_that_end_in_time_are_answered_whatever_they_mix() {
+    let cases = [
+        // A ready descriptor answers at once beside a clock a minute away.
+        (vec![Sub::Clock(MONOTONIC, MINUTE, false), Sub::FdRead(0)], 0),
+        (vec![Sub::FdWrite(1), Sub::Clock(REALTIME, MINUTE, false)], 0),
+        // The earlier clock fires before the deadline.
+        (
+            vec![
+                Sub::Clock(MONOTONIC, 10_000_000, false),
+                Sub::Clock(REALTIME, MINUTE, false),
+            ],
+            0,
+        ),
+        (vec![Sub::Clock(THREAD, 10_000_000, false)], 0),
+        // Preview 1 has no absolute wait on a CPU-time clock, and none on several.
+        (vec![Sub::Clock(PROCESS, MINUTE, true)], 28),
+        (
+            vec![Sub::Clock(MONOTONIC, MINUTE, false), Sub::Clock(THREAD, MINUTE, false)],
+            28,
+        ),
+        // A descriptor that is not open.
+        (vec![Sub::Clock(MONOTONIC, MINUTE, false), Sub::FdRead(99)], 8),
+    ];
+    for (subs, errno) in cases {
+        let (result, took) = poll(&subs);
+        assert_eq!(result, Ok(errno), "{subs:?}");
+        assert!(took < Duration::from_millis(300), "{subs:?}: {took:?}");
+    }
 }

@@ -3,6 +3,7 @@
 //! or outside the grant, and the host process survives them all.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -47,6 +48,9 @@ impl Fence {
             } else if meta.is_dir() {
                 pending.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
                 "dir".to_owned()
+            } else if meta.file_type().is_fifo() {
+                // Reading one would wait for a writer.
+                "fifo".to_owned()
             } else {
                 format!("file {:?}", std::fs::read_to_string(&path).unwrap())
             };
@@ -343,4 +347,112 @@ fn host_log_with_a_range_outside_memory_traps_without_reading_it() {
         "an empty range at the end is inside"
     );
     assert_eq!(edge.host_log, [""]);
+}
+
+#[test]
+fn a_poll_on_any_clock_relative_or_absolute_ends_at_the_timeout() {
+    let fence = Fence::new();
+    let timeout = Duration::from_millis(300);
+    let limits = Limits {
+        timeout: Some(timeout),
+        ..Limits::default()
+    };
+    for clock in ["realtime", "monotonic", "process", "thread"] {
+        for mode in ["relative", "absolute"] {
+            let outcome = fence.attack(
+                limited(limits.clone()),
+                DirAccess::ReadWrite,
+                &["sleep-on", clock, mode],
+            );
+            assert!(
+                outcome.duration < timeout + SLACK,
+                "{clock} {mode}: {:?}",
+                outcome.duration
+            );
+            let stdout = outcome.stdout_text();
+            match (clock, mode) {
+                // Preview 1 has no absolute wait on a CPU-time clock.
+                ("process" | "thread", "absolute") => assert_eq!(stdout, "woke up: INVAL\n"),
+                _ => {
+                    assert_eq!(trap_kind(&outcome), TrapKind::Timeout, "{clock} {mode}");
+                    assert_eq!(stdout, "", "{clock} {mode}");
+                }
+            }
+        }
+    }
+}
+
+/// Makes a FIFO at `path`, with nothing at either end.
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+#[test]
+fn a_fifo_in_a_grant_is_refused_at_once_not_waited_on() {
+    let fence = Fence::new();
+    mkfifo(&fence.grant().join("fifo"));
+    std::fs::create_dir(fence.grant().join("sub")).unwrap();
+    mkfifo(&fence.grant().join("sub/fifo"));
+    std::os::unix::fs::symlink("fifo", fence.grant().join("link-to-fifo")).unwrap();
+    let timeout = Duration::from_secs(2);
+    let limits = Limits {
+        timeout: Some(timeout),
+        ..Limits::default()
+    };
+    // Should an open wait after all, this opens the other ends so the test
+    // fails instead of hanging (on Linux, opening a FIFO read-write never waits).
+    let fifos = [fence.grant().join("fifo"), fence.grant().join("sub/fifo")];
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let rescuer = std::thread::spawn(move || {
+        if finished.recv_timeout(timeout * 2).is_err() {
+            let ends: Vec<_> = fifos
+                .iter()
+                .map(|fifo| std::fs::OpenOptions::new().read(true).write(true).open(fifo).unwrap())
+                .collect();
+            let _ = finished.recv();
+            drop(ends);
+        }
+    });
+    for path in ["fifo", "sub/fifo", "link-to-fifo"] {
+        for access in [DirAccess::ReadWrite, DirAccess::ReadOnly] {
+            let outcome = fence.attack(limited(limits.clone()), access, &["open-fifo", path]);
+            assert_eq!(
+                outcome.termination,
+                Termination::Exited(0),
+                "{path}: {}",
+                outcome.stdout_text()
+            );
+            assert!(outcome.duration < timeout, "{path}: {:?}", outcome.duration);
+            let stdout = outcome.stdout_text();
+            assert!(stdout.contains(&format!("{path} read: ACCES")), "{stdout}");
+            assert!(stdout.ends_with("opened 0\n"), "{stdout}");
+        }
+    }
+    drop(done);
+    rescuer.join().unwrap();
+    let file = fence.attack(limited(limits), DirAccess::ReadOnly, &["open-fifo", "inner.txt"]);
+    assert!(
+        file.stdout_text().contains("inner.txt read: OK"),
+        "a file still opens: {}",
+        file.stdout_text()
+    );
+}
+
+#[test]
+fn a_guest_hoarding_descriptors_is_refused_at_its_limit_and_others_run_on() {
+    let fence = Fence::new();
+    let limits = Limits {
+        max_descriptors: 16,
+        ..Limits::default()
+    };
+    let outcome = fence.attack(limited(limits), DirAccess::ReadOnly, &["hoard-fds", "inner.txt"]);
+    assert_eq!(outcome.termination, Termination::Exited(0), "{}", outcome.stdout_text());
+    // Three standard streams and the grant count too.
+    assert_eq!(outcome.stdout_text(), "held 12, then MFILE\n");
+    let default = fence.attack(Sandbox::new(), DirAccess::ReadOnly, &["hoard-fds", "inner.txt"]);
+    assert_eq!(default.stdout_text(), "held 252, then MFILE\n", "256 by default");
+
+    let beside = fence.attack(Sandbox::new(), DirAccess::ReadOnly, &["escape", "inner.txt"]);
+    assert!(beside.stdout_text().contains("OPENED"), "{}", beside.stdout_text());
 }

@@ -74,6 +74,8 @@ fn the_help_of_every_subcommand_documents_its_options_and_statuses() {
                 "--max-memory <BYTES>",
                 "[default: 256M]",
                 "--max-output <BYTES>",
+                "--max-descriptors <N>",
+                "[default: 256]",
                 "--max-stack <BYTES>",
                 "<MODULE>",
                 "0-125",
@@ -327,7 +329,7 @@ fn output_is_streamed_while_the_guest_runs_until_the_timeout_stops_it() {
 }
 
 #[test]
-fn fuel_stack_and_memory_limits_apply() {
+fn fuel_stack_memory_and_descriptor_limits_apply() {
     let dir = tempfile::tempdir().unwrap();
     let spin = wat_file(
         &dir,
@@ -363,6 +365,31 @@ fn fuel_stack_and_memory_limits_apply() {
     );
     assert_eq!(run(&["run", "--max-memory", "1M", &grow]).status.code(), Some(1));
     assert_eq!(run(&["run", &grow]).status.code(), Some(0));
+
+    // Exits with the errno of opening the granted directory once more.
+    let reopen = wat_file(
+        &dir,
+        "reopen.wat",
+        r#"(module
+             (import "wasi_snapshot_preview1" "path_open"
+               (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+             (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+             (memory (export "memory") 1)
+             (data (i32.const 0) ".")
+             (func (export "_start")
+               (call $exit (call $open (i32.const 3) (i32.const 0) (i32.const 0) (i32.const 1)
+                 (i32.const 0) (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 16)))))"#,
+    );
+    let grant = dir.path().to_str().unwrap();
+    // Three standard streams and the grant fill four; WASI's EMFILE is 33.
+    let limited = run(&["run", "--max-descriptors", "4", "--dir", grant, &reopen]);
+    assert_eq!(limited.status.code(), Some(33), "{}", text(&limited.stderr));
+    assert_eq!(
+        run(&["run", "--max-descriptors", "5", "--dir", grant, &reopen])
+            .status
+            .code(),
+        Some(0)
+    );
 }
 
 #[test]

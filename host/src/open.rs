@@ -1,0 +1,74 @@
+//! The guarded `path_open`: a guest opens only regular files and
+//! directories, and no more of them than [`crate::Limits::max_descriptors`].
+//!
+//! Opening a FIFO blocks in `open(2)` until another process opens its other
+//! end, and a device may block there too; no deadline reaches a thread
+//! inside a system call. So the target is looked up first, through
+//! Wasmtime's own sandboxed path resolution and with the guest's own lookup
+//! flags, and anything but a file or directory is refused with `EACCES`.
+//! A path that does not exist yet is passed on: `O_CREAT` makes a regular
+//! file. Wasmtime pushes every opened descriptor into the store's resource
+//! table, the only table entry a guest can keep, so the table's size is the
+//! count of what the guest holds.
+
+use wasmtime::Caller;
+use wasmtime_wasi::WasiView;
+use wasmtime_wasi::p1::types::{Errno, Fd, Filetype, Lookupflags};
+use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as p1, WasiSnapshotPreview1};
+use wiggle::GuestPtr;
+
+use crate::deadline::with_wasi;
+use crate::state::GuestState;
+
+/// WASI's `path_open`, refusing what would block and descriptors past the limit.
+#[allow(clippy::too_many_arguments)] // WASI's own signature
+pub(crate) fn guarded_path_open(
+    mut caller: Caller<'_, GuestState>,
+    dirfd: i32,
+    dirflags: i32,
+    path: i32,
+    path_len: i32,
+    oflags: i32,
+    rights_base: i64,
+    rights_inheriting: i64,
+    fdflags: i32,
+    opened: i32,
+) -> wasmtime::Result<i32> {
+    let max_descriptors = caller.data().limits.max_descriptors();
+    with_wasi(&mut caller, |wasi, memory| {
+        let lookup = Lookupflags::from_bits_truncate(dirflags as u32);
+        let target = GuestPtr::new((path as u32, path_len as u32));
+        let found =
+            wasmtime_wasi::runtime::in_tokio(wasi.path_filestat_get(memory, Fd::from(dirfd as u32), lookup, target));
+        let may_block = match found {
+            Ok(stat) => !matches!(
+                stat.filetype,
+                Filetype::RegularFile | Filetype::Directory | Filetype::SymbolicLink
+            ),
+            // Only an errno (missing, not a directory, ...) is Wasmtime's to
+            // report; a failure it cannot express as one is a socket.
+            Err(error) => error.downcast_ref().is_none(),
+        };
+        if may_block {
+            return Ok(Errno::Acces as i32);
+        }
+        // Counted after the lookup, which makes Wasmtime fill the table
+        // with the standard streams and grants if this is the first call.
+        if wasi.ctx().table.iter_mut().count() >= max_descriptors {
+            return Ok(Errno::Mfile as i32);
+        }
+        wasmtime_wasi::runtime::in_tokio(p1::path_open(
+            wasi,
+            memory,
+            dirfd,
+            dirflags,
+            path,
+            path_len,
+            oflags,
+            rights_base,
+            rights_inheriting,
+            fdflags,
+            opened,
+        ))
+    })
+}
