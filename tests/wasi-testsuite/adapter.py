@@ -7,11 +7,16 @@ Implements the command-line contract of the WASI test suite's doc/adapters.md:
         prints `wasm-host <VERSION>`
     adapter.py [--env NAME=VAL]... [--arg ARG]... [--dir DIR]... --test-file PATH
         runs PATH with those environment variables, arguments and directories
-        (each DIR is seen by the guest under the same name), and exits with
-        the code the module passed to proc_exit.
+        (each DIR is seen by the guest under the same name; as an extension,
+        `--dir HOST::GUEST` grants HOST at GUEST, e.g. `fs-tests.dir::/`),
+        with this process's stdin, and exits with the code the module passed
+        to proc_exit.
 
 The wasm-host binary is $WASM_HOST, else the newest of target/debug/wasm-host
 and target/release/wasm-host in $CARGO_TARGET_DIR or this repository.
+$WASM_HOST may carry flags for `wasm-host run` after the binary, split as a
+shell would (as the reference adapter splits $WASMTIME):
+WASM_HOST="target/release/wasm-host --timeout 30s".
 Statuses wasm-host itself chooses (126 and up) pass through unchanged.
 
 The module-style adapter beside this file (wasm_host.py) imports it for
@@ -19,6 +24,7 @@ The module-style adapter beside this file (wasm_host.py) imports it for
 """
 
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -28,11 +34,19 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 BINARY_NAME = "wasm-host.exe" if os.name == "nt" else "wasm-host"
 
 
+def wasm_host_command() -> List[str]:
+    """The wasm-host executable, then the flags $WASM_HOST gives for `run`."""
+    override = shlex.split(os.environ.get("WASM_HOST", ""), posix=os.name != "nt")
+    return override or [built_wasm_host()]
+
+
 def wasm_host_binary() -> str:
     """The wasm-host executable to run, or SystemExit naming what to build."""
-    override = os.environ.get("WASM_HOST")
-    if override:
-        return override
+    return wasm_host_command()[0]
+
+
+def built_wasm_host() -> str:
+    """The newest wasm-host this repository built."""
     target = Path(os.environ.get("CARGO_TARGET_DIR") or REPO_ROOT / "target")
     if not target.is_absolute():
         target = REPO_ROOT / target
@@ -56,7 +70,8 @@ def run_argv(
 
     `dirs` pairs a host directory with the path the guest sees it at.
     """
-    argv = [wasm_host_binary(), "run"]
+    command = wasm_host_command()
+    argv = [command[0], "run", *command[1:]]
     for name, value in env:
         argv.append(f"--env={name}={value}")
     for host, guest in dirs:
@@ -73,7 +88,7 @@ def exit_status(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-USAGE = "usage: adapter.py --version | [--env NAME=VAL]... [--arg ARG]... [--dir DIR]... --test-file PATH"
+USAGE = "usage: adapter.py --version | [--env NAME=VAL]... [--arg ARG]... [--dir DIR[::GUEST]]... --test-file PATH"
 
 
 def usage_error(message: str) -> NoReturn:
@@ -104,6 +119,12 @@ def parse(argv: Sequence[str]) -> Dict[str, List[str]]:
     return options
 
 
+def _dir_pair(spec: str) -> Tuple[str, str]:
+    """`DIR` (granted under its own name) or `HOST::GUEST`."""
+    host, separator, guest = spec.partition("::")
+    return (host, guest) if separator else (spec, spec)
+
+
 def main(argv: Sequence[str]) -> int:
     options = parse(argv)
     if options["--version"]:
@@ -116,7 +137,7 @@ def main(argv: Sequence[str]) -> int:
         if not name or not equals:
             usage_error(f"--env {pair}: expected NAME=VAL")
         env[name] = value
-    dirs = [(d, d) for d in options["--dir"]]
+    dirs = [_dir_pair(d) for d in options["--dir"]]
     command = run_argv(options["--test-file"][0], options["--arg"], list(env.items()), dirs)
     return exit_status(subprocess.run(command, check=False).returncode)
 

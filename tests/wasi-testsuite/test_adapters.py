@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import unittest
+import unittest.mock
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -107,6 +108,13 @@ class LegacyAdapterTest(unittest.TestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertEqual(result.stdout, "fake-host 9.9.9\n")
 
+    def test_a_directory_can_be_granted_at_another_guest_path(self):
+        with tempfile.TemporaryDirectory() as parent:
+            directory = granted_dir(parent)
+            result = legacy("--dir", f"{directory}::/", "--test-file", str(FS_READ))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(result.stdout, "hello from the adapter test\n")
+
     def test_usage_errors_exit_2_with_a_message(self):
         for args in [(), ("--bogus",), ("--arg",), ("--env", "NOVALUE", "--test-file", str(PROC_EXIT_13))]:
             with self.subTest(args=args):
@@ -159,6 +167,17 @@ class ModuleAdapterTest(unittest.TestCase):
             result = run(self.argv(FS_READ, root=[(directory, "fs-tests.dir")]))
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertEqual(result.stdout, "hello from the adapter test\n")
+
+    def test_wasm_host_may_carry_flags_for_run_split_as_a_shell_would(self):
+        binary = self.adapter.compute_argv(str(PROC_EXIT_13), ([], {}, None), [], "wasi:cli/command", "")[0]
+        env = {**os.environ, "WASM_HOST": f"'{binary}' --timeout '2 s' --fuel 10"}
+        with unittest.mock.patch.dict(os.environ, env):
+            argv = self.argv(PROC_EXIT_13)
+        self.assertEqual(argv[:5], [binary, "run", "--timeout", "2 s", "--fuel"])
+        self.assertEqual(argv[5], "10")
+        with unittest.mock.patch.dict(os.environ, {**os.environ, "WASM_HOST": f"{binary} --fuel 1"}):
+            result = run(self.argv(PROC_EXIT_13))
+        self.assertEqual(result.returncode, 152, "the flags reach wasm-host run: out of fuel")
 
     def test_no_root_grants_nothing(self):
         result = run(self.argv(FS_READ))

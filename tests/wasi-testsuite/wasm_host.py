@@ -11,7 +11,9 @@ prints anything when run as a script, so this file only defines functions.
         -r /path/to/this/repo/tests/wasi-testsuite/wasm_host.py
 
 The binary is found as the legacy adapter (adapter.py, beside this file)
-finds it: $WASM_HOST, else the newest target/{debug,release}/wasm-host.
+finds it: $WASM_HOST (which may carry flags for `wasm-host run`, split as a
+shell would, as the reference adapter splits $WASMTIME), else the newest
+target/{debug,release}/wasm-host.
 """
 
 import importlib.util

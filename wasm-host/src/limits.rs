@@ -74,6 +74,11 @@ impl LimitArgs {
         self.max_output.is_some()
     }
 
+    /// The largest wasm call stack a run may use (`--max-stack` or the default).
+    pub fn max_stack(&self) -> usize {
+        self.max_stack.unwrap_or(RuntimeConfig::default().max_wasm_stack)
+    }
+
     /// The runtime to load modules with: the shared one, or one with its own
     /// engine when `--max-stack` or `--no-cache` asks for something else.
     pub fn runtime(&self) -> Result<Runtime, host::Error> {
@@ -82,7 +87,7 @@ impl LimitArgs {
         }
         let defaults = RuntimeConfig::default();
         Runtime::new(&RuntimeConfig {
-            max_wasm_stack: self.max_stack.unwrap_or(defaults.max_wasm_stack),
+            max_wasm_stack: self.max_stack(),
             cache: if self.no_cache {
                 CacheMode::Disabled
             } else {

@@ -42,10 +42,11 @@ pub fn for_trap(trap: &Trap) -> u8 {
     }
 }
 
-/// Describes a library error in one line that names the module.
+/// Describes a library error in one line that names the module. Names
+/// that come from the module (imports, exports) are escaped.
 pub fn describe_error(module: &Path, error: &Error) -> String {
     let text = one_line(&error.to_string());
-    match error {
+    let text = match error {
         // These messages name the module (or its file) themselves.
         Error::ReadModule { .. }
         | Error::InvalidModule { .. }
@@ -57,7 +58,20 @@ pub fn describe_error(module: &Path, error: &Error) -> String {
         | Error::Trap { .. }
         | Error::Exit { .. } => text,
         _ => format!("{}: {text}", module.display()),
-    }
+    };
+    escape_controls(&text)
+}
+
+/// `text` with every control character written as an escape (`\u{1b}`), so
+/// that names from a module or a suite, and a guest's output, cannot move
+/// the cursor or change the colours of the terminal wasm-host prints to.
+pub fn escape_controls(text: &str) -> String {
+    text.chars()
+        .map(|c| match c.is_control() {
+            true => c.escape_default().to_string(),
+            false => c.to_string(),
+        })
+        .collect()
 }
 
 /// Folds a multi-line compiler message into one line, dropping the source
@@ -81,6 +95,18 @@ mod tests {
         let message = "expected `(`\n     --> <anon>:1:1\n      |\n    1 | hello\n      | ^";
         assert_eq!(one_line(message), "expected `(` --> <anon>:1:1");
         assert_eq!(one_line("already one line"), "already one line");
+    }
+
+    #[test]
+    fn names_from_a_module_are_escaped_in_messages() {
+        let error = Error::UnknownImport {
+            module: "evil.wasm".into(),
+            import_module: "env\u{1b}]0;owned\u{7}".into(),
+            import_name: "\u{9b}2J".into(),
+        };
+        let message = describe_error(Path::new("evil.wasm"), &error);
+        assert!(!message.chars().any(char::is_control), "{message:?}");
+        assert!(message.contains(r"env\u{1b}]0;owned\u{7}::\u{9b}2J"), "{message}");
     }
 
     #[test]

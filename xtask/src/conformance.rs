@@ -19,8 +19,8 @@ Usage: cargo xtask conformance
 
 1. builds the wasm-host binary (cargo build -p wasm-host)
 2. builds the suites of tests/conformance/ into target/conformance/
-3. wasm-host conformance on them, writing target/conformance/report.json
-   and target/conformance/junit.xml
+3. wasm-host conformance on them, with tests/conformance/expectations.toml,
+   writing target/conformance/report.json and target/conformance/junit.xml
 4. the same suites through tests/wasi-testsuite/adapter.py, a process per test
 5. the Python tests of both adapters (python3 -m unittest, in tests/wasi-testsuite)
 $PYTHON overrides the python3 used. Exits non-zero if any step fails.
@@ -42,10 +42,13 @@ pub fn run_all() -> Result<()> {
     let build_dir = xtask::suite::build_dir();
     let suites = xtask::suite::build_into(&build_dir)?;
     let adapters = xtask::project_root().join("tests").join("wasi-testsuite");
+    let expectations = xtask::suite::source_dir().join("expectations.toml");
 
     run(Command::new(&wasm_host)
         .arg("conformance")
         .args(&suites)
+        .arg("--expectations")
+        .arg(&expectations)
         .arg("--json-report")
         .arg(build_dir.join("report.json"))
         .arg("--junit")
@@ -55,6 +58,8 @@ pub fn run_all() -> Result<()> {
         .arg("--adapter")
         .arg(adapters.join("adapter.py"))
         .args(&suites)
+        .arg("--expectations")
+        .arg(&expectations)
         .env("WASM_HOST", &wasm_host))?;
     run(Command::new(python())
         .args(["-m", "unittest", "discover", "--start-directory"])

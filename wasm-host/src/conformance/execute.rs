@@ -1,11 +1,16 @@
 //! Running the selected tests: in this process through the library (one
-//! runtime for all), or one process each through a legacy adapter; in
-//! parallel, except that tests sharing a preopened directory run one after
-//! another; and checking what each produced against its specification.
+//! runtime for all), or one process each through a legacy adapter; all at
+//! once, each on its own copy of its directories; and checking each
+//! operation of the specification against what the guest did.
+//!
+//! A guest runs to its end in one go: the `write`s between a `run` and its
+//! `wait` are its stdin (closed after them), and the `read`s then check its
+//! output in order. For a guest whose output depends only on its input,
+//! that is the verdict of the reference runner, which interleaves them.
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::ffi::OsString;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
@@ -15,9 +20,11 @@ use std::time::{Duration, Instant};
 
 use host::{DirAccess, Limits, Runtime, Sandbox, Termination};
 
-use super::suite::{Spec, TestCase, remove_cleanup_files};
+use super::spec::{Operation, Run, Spec};
+use super::suite::TestCase;
+use super::workspace::Workspace;
 use crate::limits::describe_timeout;
-use crate::status::one_line;
+use crate::status::{escape_controls, one_line};
 
 /// How each test is run.
 pub enum Executor {
@@ -32,21 +39,30 @@ pub enum Executor {
     },
 }
 
-/// A test picked to run, with its suite.
+/// A test picked to run, with its suite and what is expected of it.
 pub struct Job<'a> {
     pub suite: &'a str,
     pub suite_dir: &'a Path,
     pub test: &'a TestCase,
+    /// The expectation file's reason when the test is expected to fail.
+    pub expected_failure: Option<String>,
 }
 
 /// How a test came out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
     Passed,
-    /// Every expectation that was not met, each in one line.
+    /// An expectation was not met: each, in one line.
     Failed(Vec<String>),
-    /// The skip list's reason.
+    /// The test could not be run as specified (an invalid specification, a
+    /// directory outside the suite, a module that does not load).
+    Error(Vec<String>),
+    /// Not run, and why.
     Skipped(String),
+    /// Failed, as the expectation file said it would (counted as passed).
+    ExpectedFailure(Vec<String>),
+    /// Passed although the expectation file said it would fail (counted as failed).
+    UnexpectedPass(String),
 }
 
 /// One test's result.
@@ -55,7 +71,27 @@ pub struct TestResult {
     pub suite: String,
     pub name: String,
     pub status: Status,
+    /// When it started, from the start of the run.
+    pub started: Duration,
     pub duration: Duration,
+    /// What the guest wrote (every run of the test, in order).
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl TestResult {
+    /// A test that is not run.
+    pub fn skipped(suite: &str, test: &str, reason: String) -> TestResult {
+        TestResult {
+            suite: suite.to_owned(),
+            name: test.to_owned(),
+            status: Status::Skipped(reason),
+            started: Duration::ZERO,
+            duration: Duration::ZERO,
+            stdout: String::new(),
+            stderr: String::new(),
+        }
+    }
 }
 
 /// What a run produced, whichever way it was run.
@@ -75,34 +111,39 @@ enum Ending {
     NotRun(String),
 }
 
-/// Runs `jobs` with `run` on up to `workers` threads and hands each result
-/// to `on_result` as it arrives; returns them all.
+/// Runs `jobs` with `run` on up to `workers` threads, each with a stack of
+/// `stack_size` bytes, and hands each result to `on_result` as it arrives;
+/// returns them all.
 pub fn run_all<'a>(
     jobs: Vec<Job<'a>>,
     workers: usize,
+    stack_size: usize,
     run: impl Fn(&Job<'a>) -> TestResult + Sync,
     mut on_result: impl FnMut(&TestResult),
 ) -> Vec<TestResult> {
-    let groups = Mutex::new(group_by_shared_dirs(jobs));
+    let workers = workers.clamp(1, jobs.len().max(1));
+    let queue = Mutex::new(VecDeque::from(jobs));
     let (sender, receiver) = mpsc::channel();
     let mut results = Vec::new();
     thread::scope(|scope| {
         for _ in 0..workers {
             let sender = sender.clone();
-            let (groups, run) = (&groups, &run);
-            scope.spawn(move || {
+            let (queue, run) = (&queue, &run);
+            let worker = move || {
                 loop {
-                    // Taken in a statement of its own, so the lock is released
-                    // before the group runs. The largest groups go first.
-                    let next = groups.lock().unwrap_or_else(|e| e.into_inner()).pop();
-                    let Some(group) = next else { return };
-                    for job in group {
-                        if sender.send(run(&job)).is_err() {
-                            return;
-                        }
+                    // Taken in a statement of its own, so the lock is released before the test runs.
+                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+                    let Some(job) = next else { return };
+                    if sender.send(run(&job)).is_err() {
+                        return;
                     }
                 }
-            });
+            };
+            thread::Builder::new()
+                .name("conformance".to_owned())
+                .stack_size(stack_size)
+                .spawn_scoped(scope, worker)
+                .expect("spawning a test worker thread");
         }
         drop(sender);
         for result in receiver {
@@ -113,87 +154,120 @@ pub fn run_all<'a>(
     results
 }
 
-/// Splits the jobs into groups that may run in parallel: two tests that
-/// preopen the same directory (directly or through a chain of others) land
-/// in one group and run in turn. Sorted smallest first.
-fn group_by_shared_dirs(jobs: Vec<Job<'_>>) -> Vec<Vec<Job<'_>>> {
-    let mut group_of_dir: HashMap<PathBuf, usize> = HashMap::new();
-    // `parent[i]` links group i to the group it was merged into.
-    let mut parent: Vec<usize> = (0..jobs.len()).collect();
-    fn root(parent: &mut [usize], mut i: usize) -> usize {
-        while parent[i] != i {
-            parent[i] = parent[parent[i]];
-            i = parent[i];
-        }
-        i
-    }
-    for (i, job) in jobs.iter().enumerate() {
-        for dir in job.test.spec.as_ref().map(|s| s.dirs.as_slice()).unwrap_or_default() {
-            let path = job.suite_dir.join(dir);
-            let key = path.canonicalize().unwrap_or(path);
-            match group_of_dir.get(&key) {
-                Some(&other) => {
-                    let (a, b) = (root(&mut parent, i), root(&mut parent, other));
-                    parent[a] = b;
-                }
-                None => {
-                    group_of_dir.insert(key, i);
-                }
-            }
-        }
-    }
-    let mut groups: HashMap<usize, Vec<Job<'_>>> = HashMap::new();
-    for (i, job) in jobs.into_iter().enumerate() {
-        groups.entry(root(&mut parent, i)).or_default().push(job);
-    }
-    let mut groups: Vec<Vec<Job<'_>>> = groups.into_values().collect();
-    groups.sort_by_key(Vec::len);
-    groups
-}
-
 /// Runs one test with `executor` and checks it against its specification.
-pub fn run_one(executor: &Executor, job: &Job<'_>) -> TestResult {
+pub fn run_one(executor: &Executor, job: &Job<'_>, run_started: Instant) -> TestResult {
     let started = Instant::now();
+    let mut output = (String::new(), String::new());
     let status = match &job.test.spec {
-        Ok(spec) => match run_checked(executor, job, spec) {
+        Ok(spec) => match run_operations(executor, job, spec, &mut output) {
             Ok(failures) if failures.is_empty() => Status::Passed,
             Ok(failures) => Status::Failed(failures),
-            Err(error) => Status::Failed(vec![error]),
+            Err(error) => Status::Error(vec![error]),
         },
-        Err(reason) => Status::Failed(vec![reason.clone()]),
+        Err(reason) => Status::Error(vec![reason.clone()]),
+    };
+    let status = match (&job.expected_failure, status) {
+        (None, status) => status,
+        (Some(reason), Status::Passed) => Status::UnexpectedPass(reason.clone()),
+        (Some(_), Status::Failed(failures) | Status::Error(failures)) => Status::ExpectedFailure(failures),
+        (Some(_), status) => status,
     };
     TestResult {
         suite: job.suite.to_owned(),
         name: job.test.name.clone(),
         status,
+        started: started.duration_since(run_started),
         duration: started.elapsed(),
+        stdout: output.0,
+        stderr: output.1,
     }
 }
 
-/// Runs one test between two clean-ups of its directories and checks it.
-fn run_checked(executor: &Executor, job: &Job<'_>, spec: &Spec) -> Result<Vec<String>, String> {
-    let clean = || {
-        for dir in &spec.dirs {
-            let path = job.suite_dir.join(dir);
-            remove_cleanup_files(&path).map_err(|e| format!("cannot remove *.cleanup in {}: {e}", path.display()))?;
+/// Why a test whose specification asks for what this host cannot do is
+/// not run, as the reference runner skips a test its runtime cannot run.
+pub fn unsupported(spec: &Spec) -> Option<String> {
+    if let Some(proposal) = spec.proposals.first() {
+        return Some(format!(
+            "needs the WASI proposal `{proposal}`, which wasm-host does not offer"
+        ));
+    }
+    if spec.world != super::spec::CLI_COMMAND {
+        return Some(format!("WASI world {} unsupported by wasm-host", spec.world));
+    }
+    if spec.servers {
+        return Some("needs HTTP servers (`servers`), which only the http proposal uses".to_owned());
+    }
+    spec.operations.iter().find_map(|op| match op {
+        Operation::Connect { .. } | Operation::Send { .. } | Operation::Recv { .. } => Some(format!(
+            "a `{}` operation needs a guest listening on a socket, which WASI preview 1 modules cannot do",
+            op.kind()
+        )),
+        Operation::Request | Operation::Kill => Some(format!(
+            "`{}` operations are not supported: a guest runs in this process, to its end",
+            op.kind()
+        )),
+        _ => None,
+    })
+}
+
+/// Runs each `run` ... `wait` of the specification and checks its
+/// operations in order, stopping at the first that fails (as the reference
+/// runner does). `Err` when the test could not be run at all.
+fn run_operations(
+    executor: &Executor,
+    job: &Job<'_>,
+    spec: &Spec,
+    output: &mut (String, String),
+) -> Result<Vec<String>, String> {
+    let mut workspace = None;
+    let mut rest = spec.operations.as_slice();
+    while let Some((Operation::Run(run), after)) = rest.split_first() {
+        // Validation guarantees a wait after every run.
+        let end = after
+            .iter()
+            .position(|op| matches!(op, Operation::Wait { .. }))
+            .unwrap_or(after.len());
+        let (steps, next) = after.split_at((end + 1).min(after.len()));
+        rest = next;
+
+        let mut preopens = Vec::new();
+        for dir in &run.dirs {
+            let workspace = match &mut workspace {
+                Some(workspace) => workspace,
+                None => workspace.insert(Workspace::new().map_err(|e| format!("cannot make a test directory: {e}"))?),
+            };
+            preopens.push((workspace.copy_in(job.suite_dir, &dir.host)?, dir.guest.clone()));
         }
-        Ok::<(), String>(())
-    };
-    clean()?;
-    let observed = executor.execute(job, spec);
-    clean()?;
-    Ok(check(spec, &observed))
+        let stdin: String = steps
+            .iter()
+            .filter_map(|op| match op {
+                Operation::Write { payload, .. } => Some(payload.as_str()),
+                _ => None,
+            })
+            .collect();
+        let observed = executor.execute(job, run, &preopens, stdin.as_bytes());
+        if let Ending::NotRun(why) = &observed.ending {
+            return Err(format!("could not run: {why}"));
+        }
+        let failures = check(steps, &observed);
+        output.0.push_str(&String::from_utf8_lossy(&observed.stdout));
+        output.1.push_str(&String::from_utf8_lossy(&observed.stderr));
+        if !failures.is_empty() {
+            return Ok(failures);
+        }
+    }
+    Ok(Vec::new())
 }
 
 impl Executor {
-    fn execute(&self, job: &Job<'_>, spec: &Spec) -> Observed {
+    fn execute(&self, job: &Job<'_>, run: &Run, preopens: &[(PathBuf, String)], stdin: &[u8]) -> Observed {
         match self {
-            Executor::InProcess { runtime, limits } => run_in_process(runtime, limits, job, spec),
+            Executor::InProcess { runtime, limits } => run_in_process(runtime, limits, job, run, preopens, stdin),
             Executor::Adapter {
                 python,
                 script,
                 timeout,
-            } => run_adapter(python, script, *timeout, job, spec)
+            } => run_adapter(python, script, *timeout, job, run, preopens, stdin)
                 .unwrap_or_else(|e| Observed::not_run(format!("running the adapter: {e}"))),
         }
     }
@@ -207,17 +281,27 @@ impl Executor {
     }
 }
 
-fn run_in_process(runtime: &Runtime, limits: &Limits, job: &Job<'_>, spec: &Spec) -> Observed {
+fn run_in_process(
+    runtime: &Runtime,
+    limits: &Limits,
+    job: &Job<'_>,
+    run: &Run,
+    preopens: &[(PathBuf, String)],
+    stdin: &[u8],
+) -> Observed {
     let module = match runtime.load_file(&job.test.wasm) {
         Ok(module) => module,
         Err(error) => return Observed::not_run(one_line(&error.to_string())),
     };
-    let mut sandbox = Sandbox::new().limits(limits.clone()).args(spec.args.iter().cloned());
-    for (name, value) in &spec.env {
+    let mut sandbox = Sandbox::new()
+        .limits(limits.clone())
+        .args(run.args.iter().cloned())
+        .stdin(stdin);
+    for (name, value) in &run.env {
         sandbox = sandbox.env(name, value);
     }
-    for dir in &spec.dirs {
-        sandbox = sandbox.dir(job.suite_dir.join(dir), dir, DirAccess::ReadWrite);
+    for (host, guest) in preopens {
+        sandbox = sandbox.dir(host, guest, DirAccess::ReadWrite);
     }
     match sandbox.run(&module) {
         Ok(outcome) => Observed {
@@ -235,37 +319,47 @@ fn run_in_process(runtime: &Runtime, limits: &Limits, job: &Job<'_>, spec: &Spec
 }
 
 /// Runs the test through a legacy adapter the way the reference runner
-/// does: from the suite directory, directories by their relative names.
+/// does (from the suite directory), each granted directory as
+/// `--dir HOST::GUEST` (our adapter's extension of `--dir DIR`).
 fn run_adapter(
     python: &OsString,
     script: &Path,
     timeout: Option<Duration>,
     job: &Job<'_>,
-    spec: &Spec,
+    run: &Run,
+    preopens: &[(PathBuf, String)],
+    stdin: &[u8],
 ) -> std::io::Result<Observed> {
     let mut command = Command::new(python);
     command
         .arg(script)
         .arg("--test-file")
         .arg(std::path::absolute(&job.test.wasm)?);
-    for arg in &spec.args {
-        command.arg("--arg").arg(arg);
+    for arg in &run.args {
+        command.arg(format!("--arg={arg}"));
     }
-    for dir in &spec.dirs {
-        command.arg("--dir").arg(dir);
+    for (host, guest) in preopens {
+        let mut dir = OsString::from("--dir=");
+        dir.push(host);
+        dir.push(format!("::{guest}"));
+        command.arg(dir);
     }
-    for (name, value) in &spec.env {
-        command.arg("--env").arg(format!("{name}={value}"));
+    for (name, value) in &run.env {
+        command.arg(format!("--env={name}={value}"));
     }
     let mut child = command
         .current_dir(job.suite_dir)
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;
     // Read both pipes while waiting, so a chatty child never blocks on a full pipe.
     let stdout = drain(child.stdout.take());
     let stderr = drain(child.stderr.take());
+    if let Some(mut pipe) = child.stdin.take() {
+        // A guest that exits without reading closes the pipe: not an error of the test.
+        let _ = pipe.write_all(stdin);
+    }
     let started = Instant::now();
     let ending = loop {
         if let Some(status) = child.try_wait()? {
@@ -314,43 +408,91 @@ impl Observed {
     }
 }
 
-/// Every way `observed` differs from `spec`, each in one line.
-fn check(spec: &Spec, observed: &Observed) -> Vec<String> {
-    let mut failures = Vec::new();
-    match &observed.ending {
-        Ending::Exited(code) if *code == spec.exit_code => {}
-        Ending::Exited(code) => failures.push(format!("exit code {code}, expected {}", spec.exit_code)),
-        Ending::Stopped(why) => failures.push(format!("{why}; expected exit code {}", spec.exit_code)),
-        Ending::NotRun(why) => return vec![format!("could not run: {why}")],
+/// A stream as the reference runner reads it: text with universal
+/// newlines (`\r\n` and `\r` read as `\n`), taken a number of characters
+/// at a time.
+struct Stream {
+    text: Vec<char>,
+    at: usize,
+    truncated: bool,
+}
+
+impl Stream {
+    fn new(bytes: &[u8], truncated: bool) -> Stream {
+        let text = String::from_utf8_lossy(bytes).replace("\r\n", "\n").replace('\r', "\n");
+        Stream {
+            text: text.chars().collect(),
+            at: 0,
+            truncated,
+        }
     }
-    let streams = [
-        ("stdout", &spec.stdout, &observed.stdout, observed.stdout_truncated),
-        ("stderr", &spec.stderr, &observed.stderr, observed.stderr_truncated),
-    ];
-    for (stream, expected, actual, truncated) in streams {
-        if let Some(expected) = expected
-            && let Some(difference) = compare(expected.as_bytes(), actual)
-        {
-            let cut = if truncated {
-                " (cut at the --max-output limit)"
-            } else {
-                ""
-            };
-            failures.push(format!("{stream} {difference}{cut}"));
+
+    fn take(&mut self, count: usize) -> String {
+        let end = (self.at + count).min(self.text.len());
+        let taken = self.text[self.at..end].iter().collect();
+        self.at = end;
+        taken
+    }
+}
+
+/// Checks the operations after a `run` against what the guest did, in
+/// order, up to the first that fails.
+fn check(steps: &[Operation], observed: &Observed) -> Vec<String> {
+    let mut stdout = Stream::new(&observed.stdout, observed.stdout_truncated);
+    let mut stderr = Stream::new(&observed.stderr, observed.stderr_truncated);
+    let mut stderr_read = false;
+    let mut failures = Vec::new();
+    for step in steps {
+        match step {
+            Operation::Read { id, payload } => {
+                let stream = match id.as_str() {
+                    "stderr" => {
+                        stderr_read = true;
+                        &mut stderr
+                    }
+                    _ => &mut stdout,
+                };
+                let from = stream.at;
+                let got = stream.take(payload.chars().count());
+                if let Some(difference) = compare(payload, &got) {
+                    let place = if from > 0 {
+                        format!(" (after {from} characters)")
+                    } else {
+                        String::new()
+                    };
+                    let cut = if stream.truncated {
+                        " (cut at the --max-output limit)"
+                    } else {
+                        ""
+                    };
+                    failures.push(format!("{id}{place} {difference}{cut}"));
+                }
+            }
+            Operation::Wait { exit_code } => match &observed.ending {
+                Ending::Exited(code) if code == exit_code => {}
+                Ending::Exited(code) => failures.push(format!("exit code {code}, expected {exit_code}")),
+                Ending::Stopped(why) => failures.push(format!("{why}; expected exit code {exit_code}")),
+                Ending::NotRun(why) => failures.push(format!("could not run: {why}")),
+            },
+            _ => {}
+        }
+        if !failures.is_empty() {
+            break;
         }
     }
     // An unexpected ending is easier to understand with what the guest said.
-    if !failures.is_empty() && spec.stderr.is_none() && !observed.stderr.is_empty() {
+    if !failures.is_empty() && !stderr_read && !observed.stderr.is_empty() {
         failures.push(format!("stderr was {}", excerpt(&observed.stderr, 0)));
     }
     failures
 }
 
 /// Where `actual` first departs from `expected`, with both around that point.
-fn compare(expected: &[u8], actual: &[u8]) -> Option<String> {
+fn compare(expected: &str, actual: &str) -> Option<String> {
     if expected == actual {
         return None;
     }
+    let (expected, actual) = (expected.as_bytes(), actual.as_bytes());
     let at = expected.iter().zip(actual).take_while(|(a, b)| a == b).count();
     // Start a little before the difference so it is seen in context.
     let from = at.saturating_sub(20);
@@ -369,7 +511,7 @@ fn excerpt(bytes: &[u8], from: usize) -> String {
     let text = String::from_utf8_lossy(&bytes[from..to]);
     let before = if from > 0 { "…" } else { "" };
     let after = if to < bytes.len() { "…" } else { "" };
-    format!("{before}{text:?}{after}")
+    escape_controls(&format!("{before}{text:?}{after}"))
 }
 
 #[cfg(test)]
@@ -386,40 +528,56 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_matching_run_has_no_failures() {
-        let spec = Spec {
-            exit_code: 3,
-            stdout: Some("hi\n".into()),
-            ..Spec::default()
-        };
-        assert!(check(&spec, &exited(3, "hi\n")).is_empty());
-        // Output that is not specified is not checked.
-        assert!(check(&Spec::default(), &exited(0, "anything")).is_empty());
+    fn read(id: &str, payload: &str) -> Operation {
+        Operation::Read {
+            id: id.into(),
+            payload: payload.into(),
+        }
     }
 
     #[test]
-    fn each_unmet_expectation_is_named() {
-        let spec = Spec {
-            exit_code: 1,
-            stdout: Some("hello\n".into()),
-            ..Spec::default()
-        };
-        let failures = check(&spec, &exited(0, "help\n"));
+    fn a_matching_run_has_no_failures() {
+        let steps = [read("stdout", "hi\n"), Operation::Wait { exit_code: 3 }];
+        assert!(check(&steps, &exited(3, "hi\n")).is_empty());
+        // Output that is not read is not checked.
+        assert!(check(&[Operation::Wait { exit_code: 0 }], &exited(0, "anything")).is_empty());
+    }
+
+    #[test]
+    fn reads_take_the_stream_in_order_as_the_reference_runner_does() {
+        let steps = [
+            read("stdout", "one "),
+            read("stdout", "two"),
+            Operation::Wait { exit_code: 0 },
+        ];
+        assert!(check(&steps, &exited(0, "one two and more")).is_empty());
+        let failures = check(&steps, &exited(0, "one six"));
         assert_eq!(
             failures,
-            [
-                "exit code 0, expected 1",
-                r#"stdout differs at byte 3: got "help\n", expected "hello\n""#
-            ]
+            [r#"stdout (after 4 characters) differs at byte 0: got "six", expected "two""#]
         );
+        // Universal newlines, and characters rather than bytes.
+        let steps = [read("stdout", "é\nx\n"), Operation::Wait { exit_code: 0 }];
+        assert!(check(&steps, &exited(0, "é\r\nx\r")).is_empty());
+    }
+
+    #[test]
+    fn the_first_unmet_expectation_is_named() {
+        let steps = [read("stdout", "hello\n"), Operation::Wait { exit_code: 1 }];
+        let failures = check(&steps, &exited(0, "help\n"));
+        assert_eq!(
+            failures,
+            [r#"stdout differs at byte 3: got "help\n", expected "hello\n""#]
+        );
+        let failures = check(&steps, &exited(0, "hello\n"));
+        assert_eq!(failures, ["exit code 0, expected 1"]);
     }
 
     #[test]
     fn long_output_is_shown_around_the_difference() {
         let expected = format!("{}A{}", "x".repeat(100), "y".repeat(100));
         let actual = format!("{}B{}", "x".repeat(100), "y".repeat(100));
-        let message = compare(expected.as_bytes(), actual.as_bytes()).unwrap();
+        let message = compare(&expected, &actual).unwrap();
         assert!(
             message.starts_with("differs at byte 100: got …\"xxxxxxxxxxxxxxxxxxxxBy"),
             "{message}"
@@ -428,113 +586,92 @@ mod tests {
     }
 
     #[test]
-    fn a_guest_that_could_not_start_says_why() {
-        let failures = check(
-            &Spec::default(),
-            &Observed::not_run("x.wasm does not export `_start`".into()),
-        );
-        assert_eq!(failures, ["could not run: x.wasm does not export `_start`"]);
+    fn guest_output_never_reaches_the_terminal_raw() {
+        let mut observed = exited(1, "");
+        observed.stderr = b"\x1b[2J\x9b31m".to_vec();
+        let failures = check(&[Operation::Wait { exit_code: 0 }], &observed);
+        let shown = failures.join(" ");
+        assert!(!shown.chars().any(|c| c.is_control()), "{shown:?}");
+        assert!(shown.contains(r"\u{1b}[2J"), "{shown}");
     }
 
-    fn case(name: &str, dirs: &[&str]) -> TestCase {
+    #[test]
+    fn tests_needing_what_the_host_lacks_are_named_for_skipping() {
+        let spec = |json: &str| super::super::spec::parse(json).unwrap().spec;
+        let cases = [
+            (r#"{"proposals": ["sockets"]}"#, "WASI proposal `sockets`"),
+            (
+                r#"{"operations": [], "world": "wasi:http/service"}"#,
+                "WASI world wasi:http/service",
+            ),
+            (
+                r#"{"operations": [{"type": "run"}, {"type": "connect"}, {"type": "wait"}]}"#,
+                "`connect` operation needs a guest listening",
+            ),
+            (
+                r#"{"operations": [{"type": "run"}, {"type": "kill"}, {"type": "wait"}]}"#,
+                "`kill` operations are not supported",
+            ),
+        ];
+        for (json, reason) in cases {
+            let why = unsupported(&spec(json)).unwrap_or_default();
+            assert!(why.contains(reason), "{json}: {why}");
+        }
+        assert_eq!(unsupported(&spec(r#"{"root": "x"}"#)), None);
+    }
+
+    fn case(name: &str) -> TestCase {
         TestCase {
             name: name.into(),
             wasm: PathBuf::from(format!("{name}.wasm")),
-            spec: Ok(Spec {
-                dirs: dirs.iter().map(|d| d.to_string()).collect(),
-                ..Spec::default()
-            }),
+            spec: Ok(Spec::default()),
+            warnings: Vec::new(),
         }
     }
 
-    fn jobs(cases: &[TestCase]) -> Vec<Job<'_>> {
-        cases
+    #[test]
+    fn tests_run_at_the_same_time_on_threads_of_the_stack_asked_for() {
+        // Each job waits (up to 10 s) for the others to arrive: all pass only
+        // when they run at once.
+        let arrived = (Mutex::new(0), std::sync::Condvar::new());
+        let cases = [case("a"), case("b"), case("c")];
+        let jobs = cases
             .iter()
             .map(|test| Job {
                 suite: "s",
                 suite_dir: Path::new("/nonexistent-suite"),
                 test,
+                expected_failure: None,
             })
-            .collect()
-    }
-
-    fn result_of(job: &Job<'_>, status: Status) -> TestResult {
-        TestResult {
-            suite: job.suite.to_owned(),
-            name: job.test.name.clone(),
-            status,
-            duration: Duration::ZERO,
-        }
-    }
-
-    #[test]
-    fn independent_tests_run_at_the_same_time() {
-        // Each job waits (up to 10 s) for the other to arrive: both pass only
-        // when they run at once.
-        let arrived = (Mutex::new(0), std::sync::Condvar::new());
-        let cases = [case("a", &["a.dir"]), case("b", &[])];
+            .collect();
+        let mut seen = 0;
         let results = run_all(
-            jobs(&cases),
-            2,
+            jobs,
+            3,
+            16 << 20,
             |job| {
+                // 3 MiB on the stack: more than the default 2 MiB of a thread.
+                let big = std::hint::black_box([1u8; 3 << 20]);
                 let mut count = arrived.0.lock().unwrap();
                 *count += 1;
                 arrived.1.notify_all();
                 let (count, wait) = arrived
                     .1
-                    .wait_timeout_while(count, Duration::from_secs(10), |count| *count < 2)
+                    .wait_timeout_while(count, Duration::from_secs(10), |count| *count < 3)
                     .unwrap();
                 drop(count);
-                let met = !wait.timed_out();
-                result_of(job, if met { Status::Passed } else { Status::Failed(vec![]) })
+                let status = match wait.timed_out() {
+                    false => Status::Passed,
+                    true => Status::Failed(vec![]),
+                };
+                let mut result = TestResult::skipped(job.suite, &job.test.name, String::new());
+                result.status = status;
+                result.duration = Duration::from_nanos(u64::from(big[0]));
+                result
             },
-            |_| {},
+            |_| seen += 1,
         );
+        assert_eq!(seen, 3, "every result was handed over as it came");
         assert!(results.iter().all(|r| r.status == Status::Passed), "{results:?}");
-    }
-
-    #[test]
-    fn tests_sharing_a_directory_never_overlap() {
-        let running = std::sync::atomic::AtomicUsize::new(0);
-        let most = std::sync::atomic::AtomicUsize::new(0);
-        let cases = [case("a", &["x.dir"]), case("b", &["x.dir"]), case("c", &["x.dir"])];
-        let mut seen = Vec::new();
-        let results = run_all(
-            jobs(&cases),
-            3,
-            |job| {
-                use std::sync::atomic::Ordering::SeqCst;
-                most.fetch_max(running.fetch_add(1, SeqCst) + 1, SeqCst);
-                thread::sleep(Duration::from_millis(20));
-                running.fetch_sub(1, SeqCst);
-                result_of(job, Status::Passed)
-            },
-            |result| seen.push(result.name.clone()),
-        );
-        assert_eq!(results.len(), 3);
-        assert_eq!(seen.len(), 3, "every result was handed over as it came");
-        assert_eq!(most.into_inner(), 1, "one at a time");
-    }
-
-    #[test]
-    fn tests_sharing_a_directory_are_grouped_transitively() {
-        let cases = [
-            case("a", &["one.dir"]),
-            case("b", &["two.dir"]),
-            case("c", &["one.dir", "two.dir"]),
-            case("d", &[]),
-            case("e", &["three.dir"]),
-        ];
-        let groups: Vec<Vec<&str>> = group_by_shared_dirs(jobs(&cases))
-            .iter()
-            .map(|g| {
-                let mut names: Vec<&str> = g.iter().map(|j| j.test.name.as_str()).collect();
-                names.sort();
-                names
-            })
-            .collect();
-        assert_eq!(groups.len(), 3, "{groups:?}");
-        assert_eq!(groups.last().unwrap(), &["a", "b", "c"], "largest last: {groups:?}");
-        assert!(groups.contains(&vec!["d"]) && groups.contains(&vec!["e"]), "{groups:?}");
     }
 }

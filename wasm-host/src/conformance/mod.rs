@@ -1,40 +1,59 @@
 //! `wasm-host conformance`: run suites in the WASI test suite's format in
-//! this process, many tests at once, and report like the reference runner.
+//! this process, all tests at once, and judge and report them as the
+//! reference runner (`wasi-testsuite/test-runner`) does.
 
 mod execute;
+mod expectations;
 mod report;
+mod select;
+mod spec;
 mod suite;
+mod workspace;
 
-use std::collections::HashMap;
-use std::fs;
+use std::io::{self, Write};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use clap::Args;
 
 use crate::limits::LimitArgs;
-use crate::status;
-use execute::{Executor, Job, Status, TestResult};
+use crate::status::{self, escape_controls};
+use execute::{Executor, Job, TestResult};
+use expectations::Expectations;
 use report::Summary;
+use select::{Filter, Partition};
 use suite::{Suite, remove_cleanup_files};
 
+/// The exit status of a run that selects no test (as cargo-nextest's).
+pub const NO_TESTS: u8 = 4;
+
+/// WASI versions whose tests this host runs: core modules only, so far.
+const SUPPORTED_WASI_VERSIONS: &[&str] = &[suite::DEFAULT_WASI_VERSION];
+
 const CONFORMANCE_HELP: &str = "\
-Each DIR is a suite in the WASI test suite's format: every *.wasm directly in
-it is a test; NAME.json beside NAME.wasm may give \"args\", \"env\" (an object),
-\"dirs\" (preopened read-write under the same name, relative to DIR),
-\"exit_code\" (default 0), \"stdout\" and \"stderr\" (compared exactly when
-given); manifest.json gives the suite's \"name\". *.cleanup files below DIR
-are removed before and after the run, and in a test's dirs around each test.
+Each DIR is a suite in the WASI test suite's format (its doc/specification.md):
+every *.wasm directly in it is a test, NAME.json beside it its specification,
+either legacy (\"args\", \"env\", \"root\": a directory preopened as the guest's
+`/`, \"exit_code\", \"stdout\", \"stderr\"; the older \"dirs\" too) or
+operation-based (\"operations\": run, write to stdin, read of stdout/stderr,
+wait; \"proposals\"); manifest.json gives the suite's \"name\" and WASI
+\"version\". Tests of other WASI versions, needing a proposal, or using
+connect/send/recv/request/kill are skipped with the reason. A specification
+that breaks a validation rule fails its test, naming the rule; unknown fields
+are reported on stderr.
 
-Tests run in parallel, except that tests preopening the same directory run
-one after another. Each failure is printed as `FAIL SUITE/TEST: reasons` as
-it happens; the last line is `N passed, N failed` (and `, N skipped`).
+All tests run at once, each on its own copy of its directories (on /dev/shm
+when there is one); a directory must be inside its suite. *.cleanup files
+below DIR (output of earlier runs) are removed before and after the run. Each failure is
+printed as `FAIL SUITE/TEST: reasons` as it happens; the last line is
+`N passed, N failed` (and `, N skipped`).
 
-Exit status: 0 when no test failed, 1 when one did, 2 for an invalid command
-line, 126 when the suites could not be run (a DIR without tests, an
-unreadable skip list, a report that cannot be written).";
+Exit status: 0 when no test failed, 1 when one did (an expected failure that
+passes counts as failed), 2 for an invalid command line, 4 when no test is
+selected, 126 when the suites could not be run (a DIR without tests, an
+unreadable expectation file, a report that cannot be written).";
 
 /// Run test suites in the WASI test suite's format, in this process.
 #[derive(Args, Debug)]
@@ -48,15 +67,19 @@ pub struct ConformanceArgs {
     #[arg(long, short = 'j', value_name = "N")]
     jobs: Option<NonZeroUsize>,
 
-    /// Run only the tests whose `SUITE/TEST` name contains PATTERN
-    #[arg(long, value_name = "PATTERN")]
-    filter: Option<String>,
+    /// Run only the tests whose name or `SUITE/TEST` matches GLOB; without *?[{ a substring (repeatable)
+    #[arg(long, value_name = "GLOB")]
+    filter: Vec<String>,
 
-    /// Skip the tests a skip list names, as the reference runner's --exclude-filter: JSON `{"SUITE": {"TEST": "reason"}}` (repeatable)
-    #[arg(long, value_name = "SKIPLIST.json")]
-    exclude: Vec<PathBuf>,
+    /// Run only partition K of N: `hash:K/N` (by name) or `count:K/N` (dealt in turn), as cargo-nextest
+    #[arg(long, value_name = "KIND:K/N")]
+    partition: Option<Partition>,
 
-    /// Write every test's result, failure reasons and duration as JSON to FILE
+    /// Expectation file: the suite's TOML (`[[suite]]`, `[[suite.test]]`, `action = "skip"`, `expected = "fail"`) or a JSON skip list `{"SUITE": {"TEST": "reason"}}` (repeatable)
+    #[arg(long, short = 'e', visible_alias = "exclude", value_name = "FILE")]
+    expectations: Vec<PathBuf>,
+
+    /// Write every test's outcome, failures and duration as JSON (the reference runner's shape) to FILE
     #[arg(long, value_name = "FILE")]
     json_report: Option<PathBuf>,
 
@@ -74,24 +97,49 @@ pub struct ConformanceArgs {
 
 /// Runs the suites and returns the exit status.
 pub fn run(args: ConformanceArgs) -> u8 {
-    match run_suites(&args) {
-        Ok(summary) if summary.failed == 0 => 0,
-        Ok(_) => 1,
+    let mut console = Console::default();
+    match run_suites(&args, &mut console) {
+        Ok(Some(summary)) if summary.failed == 0 => 0,
+        Ok(Some(_)) => 1,
+        Ok(None) => NO_TESTS,
         Err(error) => {
-            eprintln!("wasm-host: error: {error:#}");
+            console.error(&format!("wasm-host: error: {}", escape_controls(&format!("{error:#}"))));
             status::LOAD_ERROR
         }
     }
 }
 
-fn run_suites(args: &ConformanceArgs) -> Result<Summary> {
+/// Prints lines and stops quietly when the reader goes away (`| head`):
+/// the run goes on and its reports are still written.
+#[derive(Default)]
+struct Console {
+    stdout_closed: bool,
+}
+
+impl Console {
+    fn line(&mut self, text: &str) {
+        if !self.stdout_closed {
+            self.stdout_closed = writeln!(io::stdout().lock(), "{text}").is_err();
+        }
+    }
+
+    fn error(&self, text: &str) {
+        // Nowhere left to say it when stderr is closed too.
+        let _ = writeln!(io::stderr().lock(), "{text}");
+    }
+}
+
+/// Runs the selected tests; `None` when the selection is empty.
+fn run_suites(args: &ConformanceArgs, console: &mut Console) -> Result<Option<Summary>> {
     let started = Instant::now();
+    let started_at = SystemTime::now();
     let suites = args
         .dirs
         .iter()
         .map(|dir| Suite::load(dir))
         .collect::<Result<Vec<_>>>()?;
-    let skip_list = read_skip_lists(&args.exclude)?;
+    let expectations = Expectations::read(&args.expectations)?;
+    let filter = Filter::new(&args.filter).context("invalid --filter")?;
     let executor = match &args.adapter {
         Some(script) => Executor::Adapter {
             python: std::env::var_os("PYTHON").unwrap_or_else(|| "python3".into()),
@@ -103,44 +151,64 @@ fn run_suites(args: &ConformanceArgs) -> Result<Summary> {
             limits: args.limits.limits(),
         },
     };
-    for suite in &suites {
-        clean(suite)?;
-    }
 
     let mut jobs = Vec::new();
     let mut results = Vec::new();
+    let mut index = 0;
     for suite in &suites {
         for test in &suite.tests {
-            let selected = args
-                .filter
-                .as_ref()
-                .is_none_or(|pattern| format!("{}/{}", suite.name, test.name).contains(pattern));
-            if !selected {
+            if !filter.matches(&suite.name, &test.name) {
                 continue;
             }
-            match skip_list.get(&(suite.name.clone(), test.name.clone())) {
-                Some(reason) => results.push(TestResult {
-                    suite: suite.name.clone(),
-                    name: test.name.clone(),
-                    status: Status::Skipped(reason.clone()),
-                    duration: Default::default(),
-                }),
+            index += 1;
+            if args
+                .partition
+                .is_some_and(|p| !p.takes(index - 1, &suite.name, &test.name))
+            {
+                continue;
+            }
+            for warning in &test.warnings {
+                console.error(&escape_controls(&format!(
+                    "wasm-host: warning: {}/{}.json: {warning}",
+                    suite.name, test.name
+                )));
+            }
+            let expected = expectations.get(&suite.name, &test.name);
+            let skip = expected.skip.or_else(|| skip_reason(suite, test));
+            match skip {
+                Some(reason) => results.push(TestResult::skipped(&suite.name, &test.name, reason)),
                 None => jobs.push(Job {
                     suite: &suite.name,
                     suite_dir: &suite.dir,
                     test,
+                    expected_failure: expected.fail,
                 }),
             }
         }
     }
+    if jobs.is_empty() && results.is_empty() {
+        let total: usize = suites.iter().map(|s| s.tests.len()).sum();
+        let partition = args.partition.map(|p| format!(" in partition {p}")).unwrap_or_default();
+        console.error(&escape_controls(&format!(
+            "wasm-host: error: no test selected{partition}: --filter {:?} matches none of {total} tests",
+            args.filter
+        )));
+        return Ok(None);
+    }
+    for suite in &suites {
+        clean(suite)?;
+    }
+
     let workers = args
         .jobs
         .or_else(|| std::thread::available_parallelism().ok())
         .map_or(1, NonZeroUsize::get);
-    let run = |job: &Job<'_>| execute::run_one(&executor, job);
-    results.extend(execute::run_all(jobs, workers, run, |result| {
+    // The guest runs on the worker's stack: room for --max-stack of wasm, and the host's own frames.
+    let stack_size = args.limits.max_stack() + (2 << 20);
+    let run = |job: &Job<'_>| execute::run_one(&executor, job, started);
+    results.extend(execute::run_all(jobs, workers, stack_size, run, |result| {
         if let Some(line) = report::failure_line(result) {
-            println!("{line}");
+            console.line(&line);
         }
     }));
 
@@ -149,38 +217,40 @@ fn run_suites(args: &ConformanceArgs) -> Result<Summary> {
     }
     results.sort_by(|a, b| (&a.suite, &a.name).cmp(&(&b.suite, &b.name)));
     let summary = Summary::of(&results);
-    println!("{summary}");
-    let duration = started.elapsed();
+    if let Some(line) = summary.expectations_line() {
+        console.line(&line);
+    }
+    console.line(&summary.to_string());
+    let names: Vec<&str> = suites.iter().map(|s| s.name.as_str()).collect();
+    let executor = executor.describe();
+    let run = report::Run {
+        suites: &names,
+        results: &results,
+        executor: &executor,
+        partition: args.partition.map(|p| p.to_string()),
+        started: started_at,
+        duration: started.elapsed(),
+    };
     if let Some(path) = &args.json_report {
-        report::write_json(path, &results, &executor.describe(), duration)?;
+        report::write_json(path, &run)?;
     }
     if let Some(path) = &args.junit {
-        let names: Vec<&str> = suites.iter().map(|s| s.name.as_str()).collect();
-        report::write_junit(path, &names, &results, duration)?;
+        report::write_junit(path, &run)?;
     }
-    Ok(summary)
+    Ok(Some(summary))
+}
+
+/// Why this host does not run `test` at all, if it does not.
+fn skip_reason(suite: &Suite, test: &suite::TestCase) -> Option<String> {
+    if !SUPPORTED_WASI_VERSIONS.contains(&suite.wasi_version.as_str()) {
+        return Some(format!(
+            "{} tests are components: wasm-host runs core modules (wasm32-wasip1) only",
+            suite.wasi_version
+        ));
+    }
+    test.spec.as_ref().ok().and_then(execute::unsupported)
 }
 
 fn clean(suite: &Suite) -> Result<()> {
     remove_cleanup_files(&suite.dir).with_context(|| format!("removing *.cleanup files in {}", suite.dir.display()))
-}
-
-/// `(suite, test) -> reason` from the skip lists, in the reference runner's format.
-fn read_skip_lists(paths: &[PathBuf]) -> Result<HashMap<(String, String), String>> {
-    let mut skips = HashMap::new();
-    for path in paths {
-        let text = fs::read_to_string(path).with_context(|| format!("cannot read skip list {}", path.display()))?;
-        let lists: HashMap<String, HashMap<String, String>> = serde_json::from_str(&text).with_context(|| {
-            format!(
-                "{} is not a skip list ({{\"SUITE\": {{\"TEST\": \"reason\"}}}})",
-                path.display()
-            )
-        })?;
-        for (suite, tests) in lists {
-            for (test, reason) in tests {
-                skips.insert((suite.clone(), test), reason);
-            }
-        }
-    }
-    Ok(skips)
 }

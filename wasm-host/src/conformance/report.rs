@@ -1,22 +1,30 @@
 //! What a conformance run reports: a line per failure and a summary on the
-//! console, and on request a JSON report and a JUnit XML file.
+//! console, and on request a JSON report in the reference runner's shape
+//! and a JUnit XML file (written with quick-junit, as cargo-nextest does).
+//! `docs/conformance.md` describes every field.
 
-use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
+use chrono::{DateTime, SecondsFormat, Utc};
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use serde::Serialize;
 
 use super::execute::{Status, TestResult};
+use crate::status::escape_controls;
 
-/// Counts of a run.
+/// Counts of a run. `passed` includes the expected failures, `failed` the
+/// errors and unexpected passes, as the reference runner counts them.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Summary {
     pub passed: usize,
     pub failed: usize,
     pub skipped: usize,
+    pub expected_failures: usize,
+    pub unexpected_passes: usize,
+    pub errors: usize,
 }
 
 impl Summary {
@@ -26,10 +34,32 @@ impl Summary {
             match result.status {
                 Status::Passed => summary.passed += 1,
                 Status::Failed(_) => summary.failed += 1,
+                Status::Error(_) => {
+                    summary.failed += 1;
+                    summary.errors += 1;
+                }
                 Status::Skipped(_) => summary.skipped += 1,
+                Status::ExpectedFailure(_) => {
+                    summary.passed += 1;
+                    summary.expected_failures += 1;
+                }
+                Status::UnexpectedPass(_) => {
+                    summary.failed += 1;
+                    summary.unexpected_passes += 1;
+                }
             }
         }
         summary
+    }
+
+    /// `N failed as expected, N passed unexpectedly`, when any did.
+    pub fn expectations_line(&self) -> Option<String> {
+        (self.expected_failures + self.unexpected_passes > 0).then(|| {
+            format!(
+                "{} failed as expected, {} passed but were expected to fail",
+                self.expected_failures, self.unexpected_passes
+            )
+        })
     }
 }
 
@@ -44,163 +74,233 @@ impl std::fmt::Display for Summary {
     }
 }
 
-/// The console line for a failed test, `None` for any other.
+/// The console line for a test that fails the run, `None` for any other.
+/// Control characters (from suite or test names, or guest output) are escaped.
 pub fn failure_line(result: &TestResult) -> Option<String> {
-    match &result.status {
-        Status::Failed(failures) => Some(format!(
-            "FAIL {}/{}: {}",
-            result.suite,
-            result.name,
-            failures.join("; ")
-        )),
-        Status::Passed | Status::Skipped(_) => None,
+    let line = match &result.status {
+        Status::Failed(failures) | Status::Error(failures) => {
+            format!("FAIL {}/{}: {}", result.suite, result.name, failures.join("; "))
+        }
+        Status::UnexpectedPass(reason) => format!(
+            "XPASS {}/{}: passed but was expected to fail ({reason}): update the expectation file",
+            result.suite, result.name
+        ),
+        _ => return None,
+    };
+    Some(escape_controls(&line))
+}
+
+/// The reference runner's outcome names.
+fn outcome(status: &Status) -> &'static str {
+    match status {
+        Status::Passed => "pass",
+        Status::Failed(_) | Status::Error(_) => "fail",
+        Status::Skipped(_) => "skip",
+        Status::ExpectedFailure(_) => "xfail",
+        Status::UnexpectedPass(_) => "xpass",
     }
 }
 
-/// The JSON report: the runtime, the totals, then every test.
+fn failures(status: &Status) -> &[String] {
+    match status {
+        Status::Failed(failures) | Status::Error(failures) | Status::ExpectedFailure(failures) => failures,
+        _ => &[],
+    }
+}
+
+/// A run, as the reports need it.
+pub struct Run<'a> {
+    /// Suite names in the order given.
+    pub suites: &'a [&'a str],
+    /// Every result, sorted by suite and test.
+    pub results: &'a [TestResult],
+    pub executor: &'a str,
+    /// `hash:K/N` or `count:K/N` when the run is one partition.
+    pub partition: Option<String>,
+    pub started: SystemTime,
+    pub duration: Duration,
+}
+
+impl Run<'_> {
+    fn suite_results<'s>(&'s self, suite: &'s str) -> impl Iterator<Item = &'s TestResult> + 's {
+        self.results.iter().filter(move |r| r.suite == suite)
+    }
+
+    /// From the first of the suite's tests starting to the last ending
+    /// (tests run at once, so this is less than the sum of their times).
+    fn suite_time(&self, suite: &str) -> Duration {
+        let ran = || {
+            self.suite_results(suite)
+                .filter(|r| !matches!(r.status, Status::Skipped(_)))
+        };
+        let first = ran().map(|r| r.started).min().unwrap_or_default();
+        let last = ran().map(|r| r.started + r.duration).max().unwrap_or_default();
+        (last - first).min(self.duration)
+    }
+}
+
 #[derive(Serialize)]
 struct JsonReport<'a> {
-    runtime: &'static str,
-    version: &'static str,
-    executor: &'a str,
-    passed: usize,
+    execution: JsonExecution,
+    results: Vec<JsonSuite<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonExecution {
+    start_timestamp: String,
+    finish_timestamp: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partition: Option<String>,
+}
+
+#[derive(Serialize)]
+struct JsonSuite<'a> {
+    name: &'a str,
+    runtime: JsonRuntime<'a>,
+    duration_s: f64,
     failed: usize,
     skipped: usize,
-    duration_ms: f64,
+    passed: usize,
+    xfailed: usize,
+    xpassed: usize,
     tests: Vec<JsonTest<'a>>,
 }
 
 #[derive(Serialize)]
-struct JsonTest<'a> {
-    suite: &'a str,
-    name: &'a str,
-    status: &'static str,
-    duration_ms: f64,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    failures: &'a [String],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    skip_reason: Option<&'a str>,
+struct JsonRuntime<'a> {
+    name: &'static str,
+    version: &'static str,
+    executor: &'a str,
 }
 
-/// Every test with its status, failures or skip reason, and duration.
-pub fn write_json(path: &Path, results: &[TestResult], executor: &str, duration: Duration) -> Result<()> {
-    let summary = Summary::of(results);
+#[derive(Serialize)]
+struct JsonTest<'a> {
+    name: &'a str,
+    executed: bool,
+    outcome: &'static str,
+    duration_s: f64,
+    failures: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+}
+
+fn timestamp(time: SystemTime) -> String {
+    DateTime::<Utc>::from(time).to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// The JSON report: the reference runner's `execution` and `results`
+/// (one entry per suite), with a few fields of ours.
+pub fn write_json(path: &Path, run: &Run<'_>) -> Result<()> {
+    let results = run
+        .suites
+        .iter()
+        .map(|suite| {
+            let counts = Summary::of(run.suite_results(suite));
+            JsonSuite {
+                name: suite,
+                runtime: JsonRuntime {
+                    name: "wasm-host",
+                    version: env!("CARGO_PKG_VERSION"),
+                    executor: run.executor,
+                },
+                duration_s: run.suite_time(suite).as_secs_f64(),
+                failed: counts.failed,
+                skipped: counts.skipped,
+                passed: counts.passed,
+                xfailed: counts.expected_failures,
+                xpassed: counts.unexpected_passes,
+                tests: run
+                    .suite_results(suite)
+                    .map(|result| JsonTest {
+                        name: &result.name,
+                        executed: !matches!(result.status, Status::Skipped(_)),
+                        outcome: outcome(&result.status),
+                        duration_s: result.duration.as_secs_f64(),
+                        failures: failures(&result.status),
+                        reason: match &result.status {
+                            Status::Skipped(reason) | Status::UnexpectedPass(reason) => Some(reason),
+                            _ => None,
+                        },
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
     let report = JsonReport {
-        runtime: "wasm-host",
-        version: env!("CARGO_PKG_VERSION"),
-        executor,
-        passed: summary.passed,
-        failed: summary.failed,
-        skipped: summary.skipped,
-        duration_ms: millis(duration),
-        tests: results
-            .iter()
-            .map(|result| JsonTest {
-                suite: &result.suite,
-                name: &result.name,
-                status: status_name(&result.status),
-                duration_ms: millis(result.duration),
-                failures: match &result.status {
-                    Status::Failed(failures) => failures,
-                    _ => &[],
-                },
-                skip_reason: match &result.status {
-                    Status::Skipped(reason) => Some(reason),
-                    _ => None,
-                },
-            })
-            .collect(),
+        execution: JsonExecution {
+            start_timestamp: timestamp(run.started),
+            finish_timestamp: timestamp(run.started + run.duration),
+            partition: run.partition.clone(),
+        },
+        results,
     };
     let text = serde_json::to_string_pretty(&report).context("encoding the JSON report")?;
     fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
 }
 
 /// A JUnit XML file: one `<testsuite>` per suite, in the order given.
-pub fn write_junit(path: &Path, suites: &[&str], results: &[TestResult], duration: Duration) -> Result<()> {
-    let total = Summary::of(results);
-    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let _ = writeln!(
-        xml,
-        r#"<testsuites name="wasm-host conformance" tests="{}" failures="{}" skipped="{}" time="{:.3}">"#,
-        results.len(),
-        total.failed,
-        total.skipped,
-        duration.as_secs_f64()
-    );
-    for suite in suites {
-        let cases: Vec<&TestResult> = results.iter().filter(|r| r.suite == *suite).collect();
-        let counts = Summary::of(cases.iter().copied());
-        let time = cases.iter().map(|r| r.duration).sum::<Duration>().as_secs_f64();
-        let _ = writeln!(
-            xml,
-            r#"  <testsuite name="{}" tests="{}" failures="{}" skipped="{}" time="{time:.3}">"#,
-            escape(suite),
-            cases.len(),
-            counts.failed,
-            counts.skipped
-        );
-        for case in cases {
-            let _ = write!(
-                xml,
-                r#"    <testcase classname="{}" name="{}" time="{:.3}""#,
-                escape(suite),
-                escape(&case.name),
-                case.duration.as_secs_f64()
-            );
-            match &case.status {
-                Status::Passed => xml.push_str("/>\n"),
-                Status::Failed(failures) => {
-                    let _ = writeln!(
-                        xml,
-                        ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>",
-                        escape(&failures[0]),
-                        escape(&failures.join("\n"))
-                    );
-                }
-                Status::Skipped(reason) => {
-                    let _ = writeln!(
-                        xml,
-                        ">\n      <skipped message=\"{}\"/>\n    </testcase>",
-                        escape(reason)
-                    );
-                }
+pub fn write_junit(path: &Path, run: &Run<'_>) -> Result<()> {
+    let started = DateTime::<Utc>::from(run.started).fixed_offset();
+    let mut report = Report::new("wasm-host conformance");
+    report.set_timestamp(started).set_time(run.duration);
+    for suite in run.suites {
+        let mut junit_suite = TestSuite::new(*suite);
+        junit_suite.set_timestamp(started).set_time(run.suite_time(suite));
+        if let Some(partition) = &run.partition {
+            junit_suite.add_property(("partition", partition.as_str()));
+        }
+        for result in run.suite_results(suite) {
+            let mut case = TestCase::new(result.name.as_str(), junit_status(&result.status));
+            case.set_classname(*suite).set_time(result.duration);
+            if !result.stdout.is_empty() {
+                case.set_system_out(result.stdout.as_str());
             }
+            if !result.stderr.is_empty() {
+                case.set_system_err(result.stderr.as_str());
+            }
+            junit_suite.add_test_case(case);
         }
-        xml.push_str("  </testsuite>\n");
+        report.add_test_suite(junit_suite);
     }
-    xml.push_str("</testsuites>\n");
-    fs::write(path, xml).with_context(|| format!("writing {}", path.display()))
+    let file = fs::File::create(path).with_context(|| format!("writing {}", path.display()))?;
+    report
+        .serialize(std::io::BufWriter::new(file))
+        .with_context(|| format!("writing {}", path.display()))
 }
 
-fn status_name(status: &Status) -> &'static str {
+/// A failure is an unmet expectation, an error a test that could not be run;
+/// an expected failure is reported as skipped, as pytest reports an xfail.
+fn junit_status(status: &Status) -> TestCaseStatus {
+    let non_success = |kind, kind_name: &str, messages: &[String]| {
+        let mut status = TestCaseStatus::non_success(kind);
+        status
+            .set_type(kind_name)
+            .set_message(messages.first().map_or("", String::as_str))
+            .set_description(messages.join("\n"));
+        status
+    };
     match status {
-        Status::Passed => "passed",
-        Status::Failed(_) => "failed",
-        Status::Skipped(_) => "skipped",
-    }
-}
-
-fn millis(duration: Duration) -> f64 {
-    (duration.as_secs_f64() * 1e6).round() / 1e3
-}
-
-/// Text safe inside an XML attribute or element; characters XML 1.0
-/// cannot hold at all become U+FFFD.
-fn escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\n' => escaped.push_str("&#10;"),
-            '\t' | '\r' => escaped.push(c),
-            c if (c as u32) < 0x20 => escaped.push('\u{FFFD}'),
-            c => escaped.push(c),
+        Status::Passed => TestCaseStatus::success(),
+        Status::Failed(failures) => non_success(NonSuccessKind::Failure, "expectation mismatch", failures),
+        Status::Error(failures) => non_success(NonSuccessKind::Error, "not run", failures),
+        Status::UnexpectedPass(reason) => non_success(
+            NonSuccessKind::Failure,
+            "unexpected pass",
+            &[format!("passed but was expected to fail ({reason})")],
+        ),
+        Status::Skipped(reason) => {
+            let mut status = TestCaseStatus::skipped();
+            status.set_message(reason.as_str());
+            status
+        }
+        Status::ExpectedFailure(failures) => {
+            let mut status = TestCaseStatus::skipped();
+            status
+                .set_type("xfail")
+                .set_message(format!("failed as expected: {}", failures.join("; ")));
+            status
         }
     }
-    escaped
 }
 
 #[cfg(test)]
@@ -208,38 +308,42 @@ mod tests {
     use super::*;
 
     fn result(name: &str, status: Status) -> TestResult {
-        TestResult {
-            suite: "s".into(),
-            name: name.into(),
-            status,
-            duration: Duration::from_millis(2),
-        }
+        let mut result = TestResult::skipped("s", name, String::new());
+        result.status = status;
+        result.duration = Duration::from_millis(2);
+        result
     }
 
     #[test]
-    fn the_summary_mentions_skips_only_when_there_are_some() {
+    fn the_summary_counts_as_the_reference_runner_does() {
         let mut results = vec![
             result("a", Status::Passed),
             result("b", Status::Failed(vec!["exit code 1, expected 0".into()])),
         ];
         assert_eq!(Summary::of(&results).to_string(), "1 passed, 1 failed");
+        assert_eq!(Summary::of(&results).expectations_line(), None);
         results.push(result("c", Status::Skipped("slow".into())));
-        assert_eq!(Summary::of(&results).to_string(), "1 passed, 1 failed, 1 skipped");
-    }
-
-    #[test]
-    fn a_failure_line_names_the_test_and_every_reason() {
-        let failed = result("b", Status::Failed(vec!["one".into(), "two".into()]));
-        assert_eq!(failure_line(&failed).as_deref(), Some("FAIL s/b: one; two"));
-        assert_eq!(failure_line(&result("a", Status::Passed)), None);
-    }
-
-    #[test]
-    fn xml_escaping_covers_markup_and_control_characters() {
+        results.push(result("d", Status::ExpectedFailure(vec!["x".into()])));
+        results.push(result("e", Status::UnexpectedPass("bug 1".into())));
+        results.push(result("f", Status::Error(vec!["invalid f.json".into()])));
+        let summary = Summary::of(&results);
+        assert_eq!(summary.to_string(), "2 passed, 3 failed, 1 skipped");
         assert_eq!(
-            escape(r#"<a href="x">&</a>"#),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;"
+            summary.expectations_line().as_deref(),
+            Some("1 failed as expected, 1 passed but were expected to fail")
         );
-        assert_eq!(escape("bell\u{7}"), "bell\u{FFFD}");
+    }
+
+    #[test]
+    fn a_failure_line_names_the_test_and_every_reason_escaped() {
+        let failed = result("b\u{1b}[1m", Status::Failed(vec!["one".into(), "two".into()]));
+        assert_eq!(failure_line(&failed).as_deref(), Some(r"FAIL s/b\u{1b}[1m: one; two"));
+        let stale = result("e", Status::UnexpectedPass("bug 1".into()));
+        assert_eq!(
+            failure_line(&stale).as_deref(),
+            Some("XPASS s/e: passed but was expected to fail (bug 1): update the expectation file")
+        );
+        assert_eq!(failure_line(&result("a", Status::Passed)), None);
+        assert_eq!(failure_line(&result("d", Status::ExpectedFailure(vec![]))), None);
     }
 }

@@ -1,12 +1,15 @@
-//! `wasm-host conformance`: the project's own suite passes; a wrong
-//! expectation is a failure with a reason that says what differed; filters,
-//! skip lists, reports, clean-up, shared directories and the legacy adapter
-//! mode behave as `--help` says.
+//! `wasm-host conformance`: the project's own suite, which uses every
+//! feature of the specification, passes; a wrong expectation is a failure
+//! that says what differed; filters, partitions, expectation files, reports,
+//! confinement to the suite, clean-up and the legacy adapter mode behave as
+//! `--help` says.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Output, Stdio};
 
+use serde_json::Value;
 use tempfile::TempDir;
 
 use crate::support::{text, wasm_host};
@@ -16,6 +19,7 @@ struct BuiltSuites {
     _dir: TempDir,
     wasi: PathBuf,
     guests: PathBuf,
+    wasip3: PathBuf,
 }
 
 fn build_suites() -> BuiltSuites {
@@ -25,8 +29,20 @@ fn build_suites() -> BuiltSuites {
     BuiltSuites {
         wasi: find("wasi"),
         guests: find("guests"),
+        wasip3: find("wasip3"),
         _dir: dir,
     }
+}
+
+impl BuiltSuites {
+    fn all(&self) -> [&Path; 3] {
+        [&self.wasi, &self.guests, &self.wasip3]
+    }
+}
+
+/// The expectation file the project keeps for its own suites.
+fn our_expectations() -> PathBuf {
+    xtask::suite::source_dir().join("expectations.toml")
 }
 
 fn conformance(args: &[&str], dirs: &[&Path]) -> Output {
@@ -44,14 +60,90 @@ fn last_line(output: &Output) -> String {
     text(&output.stdout).lines().last().unwrap_or_default().to_owned()
 }
 
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Every test of a JSON report, by name.
+fn json_tests(report: &Value) -> Vec<Value> {
+    report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|suite| suite["tests"].as_array().unwrap().clone())
+        .collect()
+}
+
+fn json_test(report: &Value, name: &str) -> Value {
+    json_tests(report).into_iter().find(|t| t["name"] == name).unwrap()
+}
+
 #[test]
-fn the_projects_suite_passes_with_at_least_twenty_cases() {
+fn the_projects_suite_passes_using_every_feature_of_the_specification() {
     let suites = build_suites();
-    let total = count_tests(&suites.wasi) + count_tests(&suites.guests);
-    assert!(total >= 20, "{total} cases");
-    let output = conformance(&[], &[&suites.wasi, &suites.guests]);
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stdout));
-    assert_eq!(text(&output.stdout), format!("{total} passed, 0 failed\n"));
+    let total: usize = suites.all().iter().map(|d| count_tests(d)).sum();
+    assert!(total >= 30, "{total} cases");
+    let report = suites.wasi.join("report.json");
+    let expectations = our_expectations();
+    let output = conformance(
+        &[
+            "-e",
+            expectations.to_str().unwrap(),
+            "--json-report",
+            report.to_str().unwrap(),
+        ],
+        &suites.all(),
+    );
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert_eq!(
+        stdout,
+        format!(
+            "1 failed as expected, 0 passed but were expected to fail\n{} passed, 0 failed, 2 skipped\n",
+            total - 2
+        )
+    );
+    // Unknown fields are reported, and the test still runs.
+    assert_eq!(
+        text(&output.stderr),
+        "wasm-host: warning: wasm-host-wasi/unknown_field_warned.json: unknown field `comment`\n"
+    );
+
+    let report = read_json(&report);
+    let outcome = |name: &str| json_test(&report, name)["outcome"].as_str().unwrap().to_owned();
+    // root, the older dirs, operations with stdin, stderr and several runs.
+    for name in [
+        "fs_read",
+        "fs_readdir",
+        "csv_processor_sum",
+        "csv_processor_bad_field",
+        "csv_processor_twice",
+    ] {
+        assert_eq!(outcome(name), "pass", "{name}");
+    }
+    let broken = json_test(&report, "rule_2_broken");
+    assert_eq!(broken["outcome"], "xfail");
+    assert!(
+        broken["failures"][0]
+            .as_str()
+            .unwrap()
+            .contains("breaks validation rule 2"),
+        "{broken}"
+    );
+    let sockets = json_test(&report, "sockets_echo");
+    assert_eq!(
+        (&sockets["outcome"], &sockets["executed"]),
+        (&"skip".into(), &false.into())
+    );
+    assert!(
+        sockets["reason"].as_str().unwrap().contains("WASI proposal `sockets`"),
+        "{sockets}"
+    );
+    let component = json_test(&report, "cli_component");
+    assert!(
+        component["reason"].as_str().unwrap().contains("components"),
+        "{component}"
+    );
 }
 
 #[test]
@@ -60,13 +152,23 @@ fn a_wrong_expectation_is_reported_as_a_failure_with_what_differed() {
     fs::write(suites.wasi.join("stdout_hello.json"), r#"{"stdout": "goodbye\n"}"#).unwrap();
     fs::write(suites.wasi.join("exit_code_42.json"), r#"{"exit_code": 41}"#).unwrap();
     let report = suites.wasi.join("report.json");
-    let output = conformance(&["--json-report", report.to_str().unwrap()], &[&suites.wasi]);
+    let output = conformance(
+        &[
+            "--json-report",
+            report.to_str().unwrap(),
+            "--filter",
+            "*_hello",
+            "--filter",
+            "exit_code_*",
+        ],
+        &[&suites.wasi],
+    );
 
     assert_eq!(output.status.code(), Some(1), "a failed test fails the run");
     let stdout = text(&output.stdout);
     assert!(
         stdout.contains(
-            r#"FAIL wasm-host-wasi/stdout_hello: stdout differs at byte 0: got "hello, world\n", expected "goodbye\n""#
+            r#"FAIL wasm-host-wasi/stdout_hello: stdout differs at byte 0: got "hello, w", expected "goodbye\n""#
         ),
         "{stdout}"
     );
@@ -74,24 +176,19 @@ fn a_wrong_expectation_is_reported_as_a_failure_with_what_differed() {
         stdout.contains("FAIL wasm-host-wasi/exit_code_42: exit code 42, expected 41"),
         "{stdout}"
     );
-    let total = count_tests(&suites.wasi);
-    assert_eq!(last_line(&output), format!("{} passed, 2 failed", total - 2));
+    assert_eq!(last_line(&output), "2 passed, 2 failed");
 
-    let report: serde_json::Value = serde_json::from_str(&fs::read_to_string(report).unwrap()).unwrap();
-    assert_eq!(report["failed"], 2);
-    let exit_test = report["tests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "exit_code_42")
-        .unwrap();
-    assert_eq!(exit_test["status"], "failed");
+    let report = read_json(&report);
+    assert_eq!(report["results"][0]["failed"], 2);
+    let exit_test = json_test(&report, "exit_code_42");
+    assert_eq!(exit_test["outcome"], "fail");
+    assert_eq!(exit_test["executed"], true);
     assert_eq!(exit_test["failures"][0], "exit code 42, expected 41");
-    assert!(exit_test["duration_ms"].as_f64().unwrap() > 0.0);
+    assert!(exit_test["duration_s"].as_f64().unwrap() > 0.0);
 }
 
 #[test]
-fn filter_and_skip_list_select_tests_and_reports_record_skips() {
+fn expectation_files_skip_and_expect_failures_as_the_reference_runner_does() {
     let suites = build_suites();
     let skip_list = suites.wasi.join("skip.json");
     fs::write(
@@ -99,24 +196,48 @@ fn filter_and_skip_list_select_tests_and_reports_record_skips() {
         r#"{"wasm-host-wasi": {"fs_rename": "renames are flaky here"}}"#,
     )
     .unwrap();
-    let junit = suites.wasi.join("junit.xml");
+    let toml = suites.wasi.join("expectations.toml");
+    fs::write(
+        &toml,
+        r#"version = 1
+[[suite]]
+name = "wasm-host-wasi"
+[[suite.test]]
+name = "fs_mkdir"
+expected = "fail"
+reason = "bug 12"
+[[suite.test]]
+name = "fs_read"
+action = "skip"
+"#,
+    )
+    .unwrap();
     let json = suites.wasi.join("report.json");
     let output = conformance(
         &[
             "--filter",
-            "wasm-host-wasi/fs_",
+            "fs_*",
             "--exclude",
             skip_list.to_str().unwrap(),
-            "--junit",
-            junit.to_str().unwrap(),
+            "-e",
+            toml.to_str().unwrap(),
             "--json-report",
             json.to_str().unwrap(),
-            "--jobs",
-            "1",
         ],
         &[&suites.wasi, &suites.guests],
     );
-    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stdout));
+    let stdout = text(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "an expected failure that passes fails the run: {stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "XPASS wasm-host-wasi/fs_mkdir: passed but was expected to fail (bug 12): update the expectation file"
+        ),
+        "{stdout}"
+    );
     let fs_tests = fs::read_dir(&suites.wasi)
         .unwrap()
         .filter(|e| {
@@ -126,48 +247,160 @@ fn filter_and_skip_list_select_tests_and_reports_record_skips() {
         .count();
     assert_eq!(
         last_line(&output),
-        format!("{} passed, 0 failed, 1 skipped", fs_tests - 1)
+        format!("{} passed, 1 failed, 2 skipped", fs_tests - 3)
     );
 
-    let junit = fs::read_to_string(junit).unwrap();
+    let json = read_json(&json);
+    assert_eq!(json["results"][0]["xpassed"], 1);
+    assert_eq!(json_test(&json, "fs_rename")["reason"], "renames are flaky here");
+    assert_eq!(json_test(&json, "fs_read")["reason"], "the expectation file says so");
+    assert_eq!(json_test(&json, "fs_mkdir")["outcome"], "xpass");
     assert!(
-        junit.contains(&format!(
-            r#"<testsuite name="wasm-host-wasi" tests="{fs_tests}" failures="0" skipped="1""#
-        )),
-        "{junit}"
+        json_tests(&json)
+            .iter()
+            .all(|t| t["name"].as_str().unwrap().starts_with("fs_")),
+        "filtered"
     );
-    assert!(
-        junit.contains(r#"<skipped message="renames are flaky here"/>"#),
-        "{junit}"
-    );
-    assert!(!junit.contains("args_env_echo"), "filtered out: {junit}");
-    let json: serde_json::Value = serde_json::from_str(&fs::read_to_string(json).unwrap()).unwrap();
-    let skipped = json["tests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["name"] == "fs_rename")
-        .unwrap();
-    assert_eq!(skipped["skip_reason"], "renames are flaky here");
 }
 
 #[test]
-fn cleanup_files_are_removed_before_and_after_the_run() {
+fn a_run_that_selects_no_test_says_so_and_fails() {
+    let suites = build_suites();
+    let output = conformance(&["--filter", "no_such_test*"], &[&suites.wasi]);
+    assert_eq!(output.status.code(), Some(4));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("no test selected"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("none of {} tests", count_tests(&suites.wasi))),
+        "{stderr}"
+    );
+    assert_eq!(text(&output.stdout), "");
+}
+
+#[test]
+fn partitions_together_run_every_test_exactly_once() {
+    let suites = build_suites();
+    let names = |args: &[&str]| -> Vec<String> {
+        let report = suites.wasi.join("partition.json");
+        let mut all = vec!["--json-report", report.to_str().unwrap()];
+        all.extend(args);
+        let output = conformance(&all, &[&suites.wasi, &suites.guests]);
+        assert!(
+            matches!(output.status.code(), Some(0 | 4)),
+            "{}{}",
+            text(&output.stdout),
+            text(&output.stderr)
+        );
+        if output.status.code() == Some(4) {
+            return Vec::new();
+        }
+        let report = read_json(&report);
+        json_tests(&report)
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let everything: BTreeSet<String> = names(&["-e", our_expectations().to_str().unwrap()])
+        .into_iter()
+        .collect();
+    for kind in ["hash", "count"] {
+        let mut seen = Vec::new();
+        for k in 1..=3 {
+            let partition = format!("{kind}:{k}/3");
+            let share = names(&["--partition", &partition, "-e", our_expectations().to_str().unwrap()]);
+            assert!(
+                kind == "hash" || share.len() >= everything.len() / 3,
+                "{partition}: {share:?}"
+            );
+            seen.extend(share);
+        }
+        seen.sort();
+        assert_eq!(seen, everything.iter().cloned().collect::<Vec<_>>(), "{kind}");
+    }
+    let output = conformance(&["--partition", "hash:4/3"], &[&suites.wasi]);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "a partition outside 1..=N is a usage error"
+    );
+}
+
+#[test]
+fn the_junit_report_passes_the_schema_check() {
+    let suites = build_suites();
+    fs::write(suites.wasi.join("exit_code_42.json"), r#"{"exit_code": 41}"#).unwrap();
+    fs::write(suites.wasi.join("fs_read.json"), r#"{"root": "../outside"}"#).unwrap();
+    let junit = suites.wasi.join("junit.xml");
+    let started = std::time::Instant::now();
+    let output = conformance(
+        &[
+            "--junit",
+            junit.to_str().unwrap(),
+            "-e",
+            our_expectations().to_str().unwrap(),
+        ],
+        &suites.all(),
+    );
+    let wall = started.elapsed();
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stdout));
+    let xml = fs::read_to_string(&junit).unwrap();
+    crate::junit_schema::check(&xml, wall);
+
+    let report = quick_junit::Report::deserialize_from_str(&xml).unwrap();
+    let wasi = report
+        .test_suites
+        .iter()
+        .find(|s| s.name.as_str() == "wasm-host-wasi")
+        .unwrap();
+    assert_eq!(
+        (wasi.failures, wasi.errors),
+        (1, 1),
+        "an unmet expectation, and a test that could not run"
+    );
+    let case = |name: &str| wasi.test_cases.iter().find(|c| c.name.as_str() == name).unwrap();
+    let hello = case("stdout_hello");
+    assert_eq!(
+        hello.system_out.as_ref().map(|s| s.as_str().trim_end()),
+        Some("hello, world")
+    );
+    assert_eq!(
+        case("stderr_hello").system_err.as_ref().map(|s| s.as_str().trim_end()),
+        Some("oops")
+    );
+    match &case("exit_code_42").status {
+        quick_junit::TestCaseStatus::NonSuccess { kind, message, ty, .. } => {
+            assert_eq!(*kind, quick_junit::NonSuccessKind::Failure);
+            assert_eq!(message.as_ref().unwrap().as_str(), "exit code 42, expected 41");
+            assert_eq!(ty.as_ref().unwrap().as_str(), "expectation mismatch");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn each_test_works_on_its_own_copy_and_the_suite_is_never_written() {
     let suites = build_suites();
     let fs_dir = suites.wasi.join("fs-tests.dir");
-    fs::write(
-        fs_dir.join("written.cleanup"),
-        "stale: would not be truncated by fs_write_read",
-    )
-    .unwrap();
+    let stale = "stale: would not be truncated by fs_write_read";
+    fs::write(fs_dir.join("written.cleanup"), stale).unwrap();
     fs::create_dir(fs_dir.join("made.cleanup")).unwrap();
-    let output = conformance(&["--filter", "fs_"], &[&suites.wasi]);
+    let output = conformance(&["--filter", "fs_"], &[&suites.wasi, &suites.guests]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stdout));
     let left: Vec<String> = fs::read_dir(&fs_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(left, ["hello.txt"], "the tests' output is gone too");
+    assert_eq!(
+        left,
+        ["hello.txt"],
+        "stale test output is removed, and the tests wrote nothing here"
+    );
+    let output = conformance(&["--filter", "file_reader_write"], &[&suites.guests]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stdout));
+    assert!(
+        !suites.guests.join("data.dir/out.cleanup").exists(),
+        "written in the test's copy only"
+    );
 }
 
 /// Claims `claim.cleanup` in the shared directory exclusively, holds it for
@@ -196,23 +429,86 @@ const CLAIM: &str = r#"(module
     (i64.store (i32.const 1048) (i64.const 100000000))
     (call $check (call $poll_oneoff (i32.const 1024) (i32.const 2048) (i32.const 1) (i32.const 20)))
     (call $check (call $unlink (i32.const 3) (i32.const 256) (i32.const 13)))))"#;
-
 #[test]
-fn tests_sharing_a_preopened_directory_do_not_race() {
+fn tests_sharing_a_directory_run_at_once_without_racing() {
     let dir = tempfile::tempdir().unwrap();
     fs::create_dir(dir.path().join("shared.dir")).unwrap();
     let wasm = wat::parse_str(CLAIM).unwrap();
     for i in 0..6 {
         fs::write(dir.path().join(format!("claim_{i}.wasm")), &wasm).unwrap();
-        fs::write(
-            dir.path().join(format!("claim_{i}.json")),
-            r#"{"dirs": ["shared.dir"]}"#,
-        )
-        .unwrap();
+        fs::write(dir.path().join(format!("claim_{i}.json")), r#"{"root": "shared.dir"}"#).unwrap();
     }
     let output = conformance(&["--jobs", "6"], &[dir.path()]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stdout));
     assert_eq!(last_line(&output), "6 passed, 0 failed");
+}
+
+/// Creates `planted.cleanup` in its root directory and exits 0.
+const PLANT: &str = r#"(module
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 256) "planted.cleanup")
+  (func (export "_start")
+    (call $proc_exit (call $path_open (i32.const 3) (i32.const 0) (i32.const 256) (i32.const 15)
+      (i32.const 1) (i64.const 64) (i64.const 0) (i32.const 0) (i32.const 16)))))"#;
+
+#[test]
+fn a_directory_outside_the_suite_fails_that_test_and_is_never_touched() {
+    let parent = tempfile::tempdir().unwrap();
+    let suite = parent.path().join("suite");
+    let outside = parent.path().join("outside");
+    fs::create_dir_all(suite.join("inside.dir")).unwrap();
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("old.cleanup"), "not the suite's to remove").unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&outside, suite.join("link.dir")).unwrap();
+    let wasm = wat::parse_str(PLANT).unwrap();
+    let specs = [
+        (
+            "absolute",
+            format!(r#"{{"root": {:?}}}"#, outside.display().to_string()),
+        ),
+        ("dotdot", r#"{"root": "../outside"}"#.to_owned()),
+        ("legacy_dirs", r#"{"dirs": ["inside.dir/../../outside"]}"#.to_owned()),
+        ("symlink", r#"{"root": "link.dir"}"#.to_owned()),
+        (
+            "operation",
+            r#"{"operations": [{"type": "run", "root": "../outside"}, {"type": "wait"}]}"#.to_owned(),
+        ),
+        ("inside", r#"{"root": "inside.dir"}"#.to_owned()),
+    ];
+    for (name, spec) in &specs {
+        fs::write(suite.join(format!("{name}.wasm")), &wasm).unwrap();
+        fs::write(suite.join(format!("{name}.json")), spec).unwrap();
+    }
+    let output = conformance(&[], &[&suite]);
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    for (name, reason) in [
+        ("absolute", "is absolute"),
+        ("dotdot", "has `..`"),
+        ("legacy_dirs", "has `..`"),
+        ("symlink", "leads out of the suite"),
+        ("operation", "has `..`"),
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.contains(&format!("/{name}:")))
+            .unwrap_or_default();
+        assert!(line.contains(reason), "{name}: {stdout}");
+    }
+    assert_eq!(last_line(&output), "1 passed, 5 failed");
+    let left: Vec<String> = fs::read_dir(&outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        left,
+        ["old.cleanup"],
+        "nothing planted, nothing cleaned up outside the suite"
+    );
 }
 
 #[test]
@@ -222,19 +518,90 @@ fn a_broken_spec_or_module_fails_that_test_alone_with_the_reason() {
     fs::write(dir.path().join("fine.wasm"), &returns).unwrap();
     fs::write(dir.path().join("bad_spec.wasm"), &returns).unwrap();
     fs::write(dir.path().join("bad_spec.json"), r#"{"exit_code": "zero"}"#).unwrap();
+    fs::write(dir.path().join("bad_rule.wasm"), &returns).unwrap();
+    fs::write(dir.path().join("bad_rule.json"), r#"{"operations": [{"type": "run"}]}"#).unwrap();
     fs::write(dir.path().join("not_wasm.wasm"), "plain text").unwrap();
     let output = conformance(&[], &[dir.path()]);
     assert_eq!(output.status.code(), Some(1));
     let stdout = text(&output.stdout);
     assert!(
-        stdout.contains("bad_spec.json: invalid type: string \"zero\""),
+        stdout.contains("bad_spec: invalid bad_spec.json: `exit_code` must be an integer"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("bad_rule: invalid bad_rule.json: breaks validation rule 1: each run is paired with a wait"),
         "{stdout}"
     );
     assert!(
         stdout.contains("not_wasm: could not run: not_wasm.wasm is not a valid WebAssembly module"),
         "{stdout}"
     );
-    assert_eq!(last_line(&output), "1 passed, 2 failed");
+    assert_eq!(last_line(&output), "1 passed, 3 failed");
+}
+
+#[test]
+fn names_and_output_from_a_suite_are_escaped_on_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = r#"(module
+      (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 16) "\1b]0;owned\07\1b[2J")
+      (func (export "_start")
+        (i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (i32.const 14))
+        (drop (call $w (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 8)))
+        unreachable))"#;
+    fs::write(dir.path().join("evil\u{1b}[31m.wasm"), wat::parse_str(module).unwrap()).unwrap();
+    fs::write(dir.path().join("manifest.json"), r#"{"name": "suite\u001b[5m"}"#).unwrap();
+    let output = conformance(&[], &[dir.path()]);
+    assert_eq!(output.status.code(), Some(1));
+    let shown = format!("{}{}", text(&output.stdout), text(&output.stderr));
+    assert!(!shown.contains('\u{1b}') && !shown.contains('\u{7}'), "{shown:?}");
+    assert!(
+        shown.contains(r"FAIL suite\u{1b}[5m/evil\u{1b}[31m: trapped"),
+        "{shown}"
+    );
+    assert!(shown.contains(r"\u{1b}]0;owned\u{7}"), "{shown}");
+}
+
+#[test]
+fn a_closed_stdout_ends_the_run_quietly_and_the_reports_are_still_written() {
+    let suites = build_suites();
+    let report = suites.wasi.join("report.json");
+    let mut child = wasm_host()
+        .args(["conformance", "--json-report", report.to_str().unwrap(), "-e"])
+        .arg(our_expectations())
+        .arg(&suites.wasi)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before anything is printed, as `| head -0` does.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(!stderr.contains("panicked") && !stderr.contains("error"), "{stderr}");
+    let report = read_json(&report);
+    assert_eq!(json_tests(&report).len(), count_tests(&suites.wasi));
+}
+
+/// Recurses forever: stops as a stack overflow at --max-stack.
+const RECURSE: &str = r#"(module
+  (memory (export "memory") 1)
+  (func $deep (param i64) (result i64)
+    (i64.add (call $deep (i64.add (local.get 0) (i64.const 1))) (local.get 0)))
+  (func (export "_start") (drop (call $deep (i64.const 0)))))"#;
+
+#[test]
+fn a_large_max_stack_is_a_stack_overflow_of_the_test_not_of_the_runner() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("deep.wasm"), wat::parse_str(RECURSE).unwrap()).unwrap();
+    // With host frames under it, more than the 2 MiB of a default thread's stack.
+    let output = conformance(&["--max-stack", "2047K"], &[dir.path()]);
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}{}", text(&output.stderr));
+    assert!(stdout.contains("FAIL"), "{stdout}");
+    assert!(stdout.contains("stack overflow"), "{stdout}");
 }
 
 #[test]
@@ -249,13 +616,12 @@ fn suites_that_cannot_be_run_are_an_error_not_a_pass() {
     );
 
     let suites = build_suites();
-    let output = conformance(&["--exclude", "/nonexistent/skip.json"], &[&suites.wasi]);
-    assert_eq!(output.status.code(), Some(126));
-    assert!(
-        text(&output.stderr).contains("cannot read skip list"),
-        "{}",
-        text(&output.stderr)
-    );
+    for missing in ["/nonexistent/skip.json", "/nonexistent/expectations.toml"] {
+        let output = conformance(&["-e", missing], &[&suites.wasi]);
+        assert_eq!(output.status.code(), Some(126));
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains("cannot read expectations"), "{stderr}");
+    }
 }
 
 #[test]
@@ -264,9 +630,18 @@ fn the_legacy_adapter_mode_runs_each_test_in_its_own_process() {
     fs::write(suites.wasi.join("exit_code_42.json"), r#"{"exit_code": 41}"#).unwrap();
     let adapter = xtask::project_root().join("tests/wasi-testsuite/adapter.py");
     let output = wasm_host()
-        .args(["conformance", "--filter", "exit_code", "--adapter"])
+        .args([
+            "conformance",
+            "--filter",
+            "exit_code",
+            "--filter",
+            "*/fs_read",
+            "--adapter",
+        ])
         .arg(&adapter)
         .arg(&suites.wasi)
+        .arg(&suites.guests)
+        .args(["--filter", "csv_processor_twice"])
         .env("WASM_HOST", env!("CARGO_BIN_EXE_wasm-host"))
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .output()
@@ -277,9 +652,6 @@ fn the_legacy_adapter_mode_runs_each_test_in_its_own_process() {
         stdout.contains("FAIL wasm-host-wasi/exit_code_42: exit code 42, expected 41"),
         "{stdout}"
     );
-    assert_eq!(
-        last_line(&output),
-        "1 passed, 1 failed",
-        "exit_code_125 passed: {stdout}"
-    );
+    // exit_code_125, fs_read (root) and csv_processor_twice (stdin, two runs) pass.
+    assert_eq!(last_line(&output), "3 passed, 1 failed", "{stdout}");
 }

@@ -5,5 +5,6 @@
 
 mod components;
 mod conformance;
+mod junit_schema;
 mod run;
 mod support;

@@ -90,8 +90,11 @@ fn the_help_of_every_subcommand_documents_its_options_and_statuses() {
             &[
                 "<DIR>",
                 "--jobs <N>",
-                "--filter <PATTERN>",
-                "--exclude <SKIPLIST.json>",
+                "--filter <GLOB>",
+                "--partition <KIND:K/N>",
+                "--expectations <FILE>",
+                "\"root\"",
+                "\"operations\"",
                 "--json-report <FILE>",
                 "--junit <FILE>",
                 "--adapter <ADAPTER.py>",
