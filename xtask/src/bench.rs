@@ -175,6 +175,7 @@ fn conformance_suite(rows: &mut Vec<Row>, samples: usize) -> Result<()> {
         .join("tests")
         .join("wasi-testsuite")
         .join("adapter.py");
+    let expectations = xtask::suite::source_dir().join("expectations.toml");
     const ADAPTER_ROW: &str = "conformance suite: legacy adapter, a process per test";
     let mut per_process = Command::new(&wasm_host);
     per_process
@@ -182,6 +183,8 @@ fn conformance_suite(rows: &mut Vec<Row>, samples: usize) -> Result<()> {
         .arg("--adapter")
         .arg(adapter)
         .args(&suites)
+        .arg("--expectations")
+        .arg(&expectations)
         .env("WASM_HOST", &wasm_host);
     rows.push(Row {
         group: "conformance suite",
@@ -191,7 +194,11 @@ fn conformance_suite(rows: &mut Vec<Row>, samples: usize) -> Result<()> {
         note: None,
     });
     let mut in_process = Command::new(&wasm_host);
-    in_process.arg("conformance").args(&suites);
+    in_process
+        .arg("conformance")
+        .args(&suites)
+        .arg("--expectations")
+        .arg(&expectations);
     rows.push(Row {
         group: "conformance suite",
         name: "conformance suite: in-process runner".to_owned(),
