@@ -29,7 +29,7 @@ use suite::{Suite, remove_cleanup_files};
 /// The exit status of a run that selects no test (as cargo-nextest's).
 pub const NO_TESTS: u8 = 4;
 
-/// WASI versions whose tests this host runs: core modules only, so far.
+/// WASI versions whose tests this host runs (wasm32-wasip3 needs WASI 0.3).
 const SUPPORTED_WASI_VERSIONS: &[&str] = &[suite::DEFAULT_WASI_VERSION];
 
 const CONFORMANCE_HELP: &str = "\
@@ -244,7 +244,7 @@ fn run_suites(args: &ConformanceArgs, console: &mut Console) -> Result<Option<Su
 fn skip_reason(suite: &Suite, test: &suite::TestCase) -> Option<String> {
     if !SUPPORTED_WASI_VERSIONS.contains(&suite.wasi_version.as_str()) {
         return Some(format!(
-            "{} tests are components: wasm-host runs core modules (wasm32-wasip1) only",
+            "{} tests need WASI 0.3 (asynchronous components), which wasm-host does not offer",
             suite.wasi_version
         ));
     }
