@@ -25,6 +25,11 @@ Builds in release mode, then measures, each against its baseline in the same run
      else the row is skipped (`cargo install wasmtime-cli --version 48.0.8 --locked`)
   3. the project's conformance suite through the in-process runner vs one
      process per test through the legacy adapter
+  3b. the official WASI test suite's 72 wasm32-wasip1 tests: in process
+     (warm compile cache) vs its reference runner with adapters/wasmtime.py
+     and the wasmtime CLI above; needs $WASI_TESTSUITE (a checkout of
+     WebAssembly/wasi-testsuite, prod/testsuite-base) and $PYTHON (default
+     python3) 3.12 or newer with the runner's requirements, else skipped
   4. loading each guest: compile (cold) vs the disk cache vs the memory cache;
      the disk cache's time per module for 100, 1,000 and 10,000 distinct
      modules, cold and warm, with peak memory (flat is the target)
@@ -56,6 +61,7 @@ fn run_bench(args: &[String]) -> Result<()> {
     in_process(&mut rows)?;
     cli_against_wasmtime(&mut rows, process_samples)?;
     conformance_suite(&mut rows, if quick { 2 } else { 5 })?;
+    official_suite(&mut rows, if quick { 2 } else { 5 })?;
     nextest_against_cargo_test(&mut rows, if quick { 1 } else { 3 })?;
     print_table(&rows);
     write_json(&rows)
@@ -204,6 +210,61 @@ fn conformance_suite(rows: &mut Vec<Row>, samples: usize) -> Result<()> {
         name: "conformance suite: in-process runner".to_owned(),
         samples_ns: time_process(&mut in_process, samples)?,
         baseline: Some(ADAPTER_ROW.to_owned()),
+        note: None,
+    });
+    Ok(())
+}
+
+/// Row 3b: the official suite's wasm32-wasip1 tests in process against the
+/// reference runner driving the wasmtime CLI, a process per test.
+fn official_suite(rows: &mut Vec<Row>, samples: usize) -> Result<()> {
+    let Some(checkout) = std::env::var_os("WASI_TESTSUITE").map(PathBuf::from) else {
+        eprintln!("$WASI_TESTSUITE is not set; skipping the official suite row");
+        return Ok(());
+    };
+    let python = std::env::var_os("PYTHON").unwrap_or_else(|| "python3".into());
+    let Some(wasmtime) = wasmtime_cli() else {
+        eprintln!("no wasmtime CLI; skipping the official suite row");
+        return Ok(());
+    };
+    if !crate::wasi_testsuite::is_python_312(&python) {
+        eprintln!(
+            "{} is not Python 3.12 or newer; skipping the official suite row",
+            python.to_string_lossy()
+        );
+        return Ok(());
+    }
+    let suites: Vec<PathBuf> = crate::wasi_testsuite::suite_dirs(&checkout)?
+        .into_iter()
+        .filter(|dir| dir.ends_with("wasm32-wasip1"))
+        .collect();
+    const REFERENCE_ROW: &str = "official suite (wasip1): reference runner + wasmtime";
+    let mut reference = Command::new(&python);
+    reference
+        .arg(checkout.join("test-runner").join("wasi_test_runner.py"))
+        .arg("--test-suite")
+        .args(&suites)
+        .arg("--runtime-adapter")
+        .arg(checkout.join("adapters").join("wasmtime.py"))
+        .arg("--disable-colors")
+        .current_dir(&checkout)
+        .env("WASMTIME", &wasmtime)
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    rows.push(Row {
+        group: "official WASI test suite",
+        name: REFERENCE_ROW.to_owned(),
+        samples_ns: time_process(&mut reference, samples)?,
+        baseline: None,
+        note: None,
+    });
+    // time_process runs it once before timing: the compile cache is warm.
+    let mut in_process = Command::new(wasm_host_release());
+    in_process.arg("conformance").args(&suites);
+    rows.push(Row {
+        group: "official WASI test suite",
+        name: "official suite in process vs reference runner + wasmtime".to_owned(),
+        samples_ns: time_process(&mut in_process, samples * 4)?,
+        baseline: Some(REFERENCE_ROW.to_owned()),
         note: None,
     });
     Ok(())

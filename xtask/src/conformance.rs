@@ -15,7 +15,7 @@ pub const SUBCOMMAND: crate::Subcommand = crate::Subcommand {
     name: "conformance",
     summary: "Build wasm-host and the conformance suite, run it in process and through the adapters",
     help: "\
-Usage: cargo xtask conformance
+Usage: cargo xtask conformance [--partition KIND:K/N]
 
 1. builds the wasm-host binary (cargo build -p wasm-host)
 2. builds the suites of tests/conformance/ into target/conformance/
@@ -25,15 +25,47 @@ Usage: cargo xtask conformance
 5. the Python tests of both adapters (python3 -m unittest, in tests/wasi-testsuite)
 $PYTHON overrides the python3 used. Exits non-zero if any step fails.
 `cargo xtask test` runs these steps after the Rust tests.
+With --partition (hash:K/N or count:K/N, as cargo-nextest names them), only
+steps 1 to 3, on that partition of the tests: N jobs together run them all
+(the CI workflow's conformance-partitions job; merge their report.json files
+with tests/wasi-testsuite/merge-reports.jq).
 ",
     run: run_conformance,
 };
 
 fn run_conformance(args: &[String]) -> Result<()> {
-    if let Some(extra) = args.first() {
-        bail!("conformance takes no arguments (got `{extra}`)");
+    match args {
+        [] => run_all(),
+        [flag, partition] if flag == "--partition" => run_partition(partition),
+        _ => bail!("usage: cargo xtask conformance [--partition KIND:K/N]"),
     }
-    run_all()
+}
+
+/// Steps 1 to 3 for one partition of the suites (`hash:K/N` or `count:K/N`),
+/// as one job of a CI matrix runs them.
+fn run_partition(partition: &str) -> Result<()> {
+    let wasm_host = build_wasm_host()?;
+    let build_dir = xtask::suite::build_dir();
+    let suites = xtask::suite::build_into(&build_dir)?;
+    let expectations = xtask::suite::source_dir().join("expectations.toml");
+    let mut command = in_process(&wasm_host, &suites, &expectations, &build_dir.join("report.json"));
+    run(command.args(["--partition", partition]))
+}
+
+/// `wasm-host conformance` on `suites` with an expectation file, writing its
+/// JSON report to `json` and its JUnit report beside it (`junit.xml`).
+pub fn in_process(wasm_host: &Path, suites: &[PathBuf], expectations: &Path, json: &Path) -> Command {
+    let mut command = Command::new(wasm_host);
+    command
+        .arg("conformance")
+        .args(suites)
+        .arg("--expectations")
+        .arg(expectations)
+        .arg("--json-report")
+        .arg(json)
+        .arg("--junit")
+        .arg(json.with_file_name("junit.xml"));
+    command
 }
 
 /// Every step above, stopping at the first failure.
@@ -44,15 +76,12 @@ pub fn run_all() -> Result<()> {
     let adapters = xtask::project_root().join("tests").join("wasi-testsuite");
     let expectations = xtask::suite::source_dir().join("expectations.toml");
 
-    run(Command::new(&wasm_host)
-        .arg("conformance")
-        .args(&suites)
-        .arg("--expectations")
-        .arg(&expectations)
-        .arg("--json-report")
-        .arg(build_dir.join("report.json"))
-        .arg("--junit")
-        .arg(build_dir.join("junit.xml")))?;
+    run(in_process(
+        &wasm_host,
+        &suites,
+        &expectations,
+        &build_dir.join("report.json"),
+    ))?;
     run(Command::new(&wasm_host)
         .arg("conformance")
         .arg("--adapter")
@@ -72,7 +101,7 @@ pub fn run_all() -> Result<()> {
 }
 
 /// Builds `wasm-host` (debug, like the tests) and returns its path.
-fn build_wasm_host() -> Result<PathBuf> {
+pub fn build_wasm_host() -> Result<PathBuf> {
     eprintln!("$ cargo build -p wasm-host --bin wasm-host");
     let built = escargot::CargoBuild::new()
         .manifest_path(xtask::project_root().join("Cargo.toml"))

@@ -8,6 +8,7 @@ mod conformance;
 mod fuzz;
 mod soak;
 mod test;
+mod wasi_testsuite;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,7 @@ const SUBCOMMANDS: &[Subcommand] = &[
     test::SUBCOMMAND,
     ci::SUBCOMMAND,
     conformance::SUBCOMMAND,
+    wasi_testsuite::SUBCOMMAND,
     bench::SUBCOMMAND,
     fuzz::SUBCOMMAND,
     soak::SUBCOMMAND,
