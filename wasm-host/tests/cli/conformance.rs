@@ -655,3 +655,66 @@ fn the_legacy_adapter_mode_runs_each_test_in_its_own_process() {
     // exit_code_125, fs_read (root) and csv_processor_twice (stdin, two runs) pass.
     assert_eq!(last_line(&output), "3 passed, 1 failed", "{stdout}");
 }
+
+/// Opens `f.txt` until it may not (exit code: the errno), after a pause of
+/// `$pause` ms, then holds what it opened for another `$hold` ms and exits 0.
+fn descriptor_guest(pause_ms: u64, hold_ms: u64, limit: u32) -> String {
+    format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "path_open"
+    (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll_oneoff (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 256) "f.txt")
+  (func $sleep (param $ns i64)
+    (i32.store8 (i32.const 1032) (i32.const 0))
+    (i32.store (i32.const 1040) (i32.const 1))
+    (i64.store (i32.const 1048) (local.get $ns))
+    (drop (call $poll_oneoff (i32.const 1024) (i32.const 2048) (i32.const 1) (i32.const 20))))
+  (func (export "_start") (local $errno i32) (local $opened i32)
+    (call $sleep (i64.const {pause_ns}))
+    (block $done
+      (loop $open
+        (br_if $done (i32.ge_u (local.get $opened) (i32.const {limit})))
+        (local.set $errno (call $path_open (i32.const 3) (i32.const 0) (i32.const 256) (i32.const 5)
+          (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 16)))
+        (br_if $done (local.get $errno))
+        (local.set $opened (i32.add (local.get $opened) (i32.const 1)))
+        (br $open)))
+    (call $sleep (i64.const {hold_ns}))
+    ;; A hog stops at the limit (errno 33, mfile); a reader opens its one file.
+    (if (i32.eqz (i32.or (i32.eq (local.get $errno) (i32.const 33)) (i32.eqz (local.get $errno))))
+      (then (call $proc_exit (local.get $errno))))))"#,
+        pause_ns = pause_ms * 1_000_000,
+        hold_ns = hold_ms * 1_000_000,
+    )
+}
+
+#[cfg(unix)]
+#[test]
+fn a_test_that_opens_descriptors_until_it_fails_cannot_starve_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join("files.dir")).unwrap();
+    fs::write(dir.path().join("files.dir/f.txt"), "x").unwrap();
+    let hog = wat::parse_str(descriptor_guest(0, 400, u32::MAX)).unwrap();
+    let reader = wat::parse_str(descriptor_guest(150, 0, 1)).unwrap();
+    fs::write(dir.path().join("hog.wasm"), hog).unwrap();
+    for i in 0..3 {
+        fs::write(dir.path().join(format!("reader_{i}.wasm")), &reader).unwrap();
+    }
+    for name in ["hog", "reader_0", "reader_1", "reader_2"] {
+        fs::write(dir.path().join(format!("{name}.json")), r#"{"root": "files.dir"}"#).unwrap();
+    }
+    // A process allowed 600 descriptors: the hog may hold its 256, no more.
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(r#"ulimit -n 600 && exec "$0" conformance --jobs 4 "$1""#)
+        .arg(env!("CARGO_BIN_EXE_wasm-host"))
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}{}", text(&output.stderr));
+    assert_eq!(last_line(&output), "4 passed, 0 failed");
+}
