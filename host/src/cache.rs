@@ -24,6 +24,7 @@ use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
@@ -150,12 +151,16 @@ pub(crate) enum Compiled {
 }
 
 impl Compiled {
-    /// Compiles `bytes`, a core module or a component as its header says.
-    fn compile(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
-        Ok(if is_component(bytes) {
-            Compiled::Component(Component::from_binary(engine, bytes)?)
-        } else {
-            Compiled::Module(Module::from_binary(engine, bytes)?)
+    /// Compiles `bytes`, a core module or a component as its header says,
+    /// giving up after `timeout` (see [`crate::compile::within`]).
+    fn compile(engine: &Engine, bytes: &[u8], timeout: Option<Duration>) -> wasmtime::Result<Self> {
+        let (engine, bytes) = (engine.clone(), bytes.to_vec());
+        crate::compile::within(timeout, move || {
+            Ok(if is_component(&bytes) {
+                Compiled::Component(Component::from_binary(&engine, &bytes)?)
+            } else {
+                Compiled::Module(Module::from_binary(&engine, &bytes)?)
+            })
         })
     }
 
@@ -235,11 +240,11 @@ impl ModuleCache {
 
     /// The compiled form of the binary module or component `bytes`: from
     /// memory, from disk, or compiled now and remembered. The bytes are
-    /// hashed once.
-    pub(crate) fn load(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Compiled> {
+    /// hashed once. A compile takes at most `timeout`.
+    pub(crate) fn load(&self, engine: &Engine, bytes: &[u8], timeout: Option<Duration>) -> wasmtime::Result<Compiled> {
         if self.mode == CacheMode::Disabled {
             self.compiled.fetch_add(1, Ordering::Relaxed);
-            return Compiled::compile(engine, bytes);
+            return Compiled::compile(engine, bytes, timeout);
         }
         let key: [u8; 32] = Sha256::new()
             .chain_update(self.engine_key)
@@ -255,7 +260,7 @@ impl ModuleCache {
             Some(module) => module,
             None => {
                 self.compiled.fetch_add(1, Ordering::Relaxed);
-                let module = Compiled::compile(engine, bytes)?;
+                let module = Compiled::compile(engine, bytes, timeout)?;
                 if let Some(disk) = &self.disk {
                     // A cache that cannot be written only costs speed.
                     let evicted = module.serialize().map(|payload| disk.write(&key, &payload));
@@ -357,10 +362,10 @@ mod tests {
         };
         let module = wat::parse_str("(module (func (export \"f\") (result i32) i32.const 7))").unwrap();
         let (fuelled, plain) = (engine(true), engine(false));
-        cache(&fuelled).load(&fuelled, &module).unwrap();
+        cache(&fuelled).load(&fuelled, &module, None).unwrap();
 
         let second = cache(&plain);
-        second.load(&plain, &module).unwrap();
+        second.load(&plain, &module, None).unwrap();
         let compiled_fresh = CacheStats {
             compiled: 1,
             ..CacheStats::default()
@@ -372,7 +377,7 @@ mod tests {
         );
         for engine in [&fuelled, &plain] {
             let fresh = cache(engine);
-            fresh.load(engine, &module).unwrap();
+            fresh.load(engine, &module, None).unwrap();
             assert_eq!(fresh.stats().disk_hits, 1, "each configuration keeps its own entry");
         }
     }

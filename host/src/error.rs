@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use crate::compile::{CompileLimit, Exceeded};
 use crate::outcome::{Termination, Trap};
 
 /// Why the host could not load, link or call a guest.
@@ -42,6 +43,21 @@ pub enum Error {
         module: String,
         /// Wasmtime's explanation.
         reason: String,
+    },
+
+    /// The module is past one of the runtime's [`crate::CompileLimits`]:
+    /// refused before Cranelift saw it, or given up on when its compile
+    /// took too long.
+    #[error("{module} is past a compile limit: {limit} is {value}, at most {max}")]
+    CompileLimit {
+        /// The module's name.
+        module: String,
+        /// Which limit.
+        limit: CompileLimit,
+        /// What the module has; for time, how long was waited.
+        value: u64,
+        /// The limit's value.
+        max: u64,
     },
 
     /// A core module was given where only a component will do, or the
@@ -152,6 +168,15 @@ pub enum Error {
 }
 
 impl Error {
+    pub(crate) fn compile_limit(module: &str, exceeded: Exceeded) -> Self {
+        Error::CompileLimit {
+            module: module.to_owned(),
+            limit: exceeded.limit,
+            value: exceeded.value,
+            max: exceeded.max,
+        }
+    }
+
     /// The error a call into a library-style guest returns when the guest
     /// ended there instead of returning.
     pub(crate) fn ended(module: &str, termination: Termination) -> Self {

@@ -28,10 +28,11 @@
 #![warn(missing_docs)]
 
 // The modules form layers, each using only those below it (checked by
-// xtask/tests/tidy.rs): outcome, limits; error; memory; deadline, output,
+// xtask/tests/tidy.rs): outcome, limits, compile; error; memory; deadline, output,
 // stdin; state; open; imports, cache; runtime; instance, component; sandbox;
 // fuzzing.
 mod cache;
+mod compile;
 mod component;
 mod deadline;
 mod error;
@@ -50,6 +51,7 @@ mod state;
 mod stdin;
 
 pub use cache::{CACHE_DIR_ENV, CACHE_ENV, CACHE_MAX_MIB_ENV, CacheLimits, CacheMode, CacheStats};
+pub use compile::{CompileLimit, CompileLimits};
 pub use error::Error;
 pub use instance::GuestInstance;
 pub use limits::Limits;

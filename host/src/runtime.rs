@@ -11,6 +11,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, 
 
 use crate::Error;
 use crate::cache::{CacheLimits, CacheMode, CacheStats, Compiled, ModuleCache};
+use crate::compile::{self, CompileLimits};
 use crate::deadline::EPOCH_TICK;
 use crate::imports;
 use crate::state::GuestState;
@@ -25,6 +26,9 @@ pub struct RuntimeConfig {
     pub cache: CacheMode,
     /// How many compiled modules the cache keeps. Default: [`CacheLimits::default`].
     pub cache_limits: CacheLimits,
+    /// What a module may be to be compiled, and how long compiling it may
+    /// take. Default: [`CompileLimits::default`].
+    pub compile_limits: CompileLimits,
     /// Pre-reserve instance slots (Wasmtime's pooling allocator) instead of
     /// mapping memory for each instance. Default `None`.
     pub pooling: Option<Pooling>,
@@ -61,6 +65,7 @@ impl Default for RuntimeConfig {
             max_wasm_stack: 512 * 1024,
             cache: CacheMode::from_env(),
             cache_limits: CacheLimits::default(),
+            compile_limits: CompileLimits::default(),
             pooling: None,
         }
     }
@@ -90,6 +95,7 @@ struct RuntimeInner {
     /// WASI 0.2 for components, made when the first component is linked.
     component_linker: OnceLock<component::Linker<GuestState>>,
     cache: ModuleCache,
+    compile_limits: CompileLimits,
 }
 
 impl Runtime {
@@ -131,6 +137,7 @@ impl Runtime {
                 linker,
                 component_linker: OnceLock::new(),
                 cache,
+                compile_limits: config.compile_limits,
             }),
         })
     }
@@ -201,7 +208,9 @@ impl Runtime {
             Some(text) => Cow::Owned(wat::parse_str(text).map_err(|e| invalid(e.to_string()))?),
             None => Cow::Borrowed(bytes),
         };
-        let code = match self.inner.cache.load(self.engine(), &bytes) {
+        let limits = &self.inner.compile_limits;
+        compile::check(&bytes, limits).map_err(|exceeded| Error::compile_limit(name, exceeded))?;
+        let code = match self.inner.cache.load(self.engine(), &bytes, limits.timeout) {
             Ok(Compiled::Module(module)) => Code::Core {
                 module,
                 linked: Arc::default(),
@@ -210,7 +219,10 @@ impl Runtime {
                 component,
                 linked: Arc::default(),
             },
-            Err(e) => return Err(invalid(format!("{e:#}"))),
+            Err(e) => match e.downcast_ref::<compile::Exceeded>() {
+                Some(&exceeded) => return Err(Error::compile_limit(name, exceeded)),
+                None => return Err(invalid(format!("{e:#}"))),
+            },
         };
         Ok(GuestModule {
             name: name.into(),

@@ -1,6 +1,6 @@
 //! The resource-limit flags shared by `run` and `conformance`, turned into
-//! the library's `Limits` and, for the stack size and the compiled-module
-//! cache, a runtime of its own.
+//! the library's `Limits` and, for the stack size, the compile limits and
+//! the compiled-module cache, a runtime of its own.
 //!
 //! Defaults are never restated here: the help text is built from
 //! `host::Limits::default()` and `host::RuntimeConfig::default()`.
@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use clap::Args;
-use host::{CacheMode, Limits, Runtime, RuntimeConfig};
+use host::{CacheMode, CompileLimits, Limits, Runtime, RuntimeConfig};
 
 /// Per-run limits; each one left out keeps the library's default.
 #[derive(Args, Debug, Clone, Default)]
@@ -43,6 +43,36 @@ pub struct LimitArgs {
         RuntimeConfig::default().max_wasm_stack,
     ))]
     max_stack: Option<usize>,
+
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes, help = bytes_help(
+        "Largest module wasm-host agrees to compile",
+        CompileLimits::default().max_module_bytes,
+    ))]
+    max_module_size: Option<usize>,
+
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes, help = bytes_help(
+        "Largest function body wasm-host agrees to compile",
+        CompileLimits::default().max_function_body_bytes,
+    ))]
+    max_function_size: Option<usize>,
+
+    #[arg(long, value_name = "N", help = format!(
+        "Most locals one function may declare to be compiled [default: {}]",
+        CompileLimits::default().max_function_locals,
+    ))]
+    max_function_locals: Option<u64>,
+
+    #[arg(long, value_name = "N", help = format!(
+        "Most locals times blocks in one function, what compile time grows with [default: {}]",
+        CompileLimits::default().max_locals_times_blocks,
+    ))]
+    max_locals_times_blocks: Option<u64>,
+
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout, help = format!(
+        "Longest a module's compile may take: `30s`, `2m`, or `none` [default: {}]",
+        describe_timeout(CompileLimits::default().timeout),
+    ))]
+    compile_timeout: Option<Timeout>,
 
     /// Compile modules afresh instead of taking them from the compiled-module
     /// cache (the same as WASM_HOST_CACHE=off; WASM_HOST_CACHE_DIR moves the cache,
@@ -79,10 +109,24 @@ impl LimitArgs {
         self.max_stack.unwrap_or(RuntimeConfig::default().max_wasm_stack)
     }
 
+    /// The compile limits with every flag given applied.
+    pub fn compile_limits(&self) -> CompileLimits {
+        let defaults = CompileLimits::default();
+        CompileLimits {
+            max_module_bytes: self.max_module_size.unwrap_or(defaults.max_module_bytes),
+            max_function_body_bytes: self.max_function_size.unwrap_or(defaults.max_function_body_bytes),
+            max_function_locals: self.max_function_locals.unwrap_or(defaults.max_function_locals),
+            max_locals_times_blocks: self.max_locals_times_blocks.unwrap_or(defaults.max_locals_times_blocks),
+            timeout: self.compile_timeout.map_or(defaults.timeout, |t| t.0),
+        }
+    }
+
     /// The runtime to load modules with: the shared one, or one with its own
-    /// engine when `--max-stack` or `--no-cache` asks for something else.
+    /// engine when `--max-stack`, `--no-cache` or a compile limit asks for
+    /// something else.
     pub fn runtime(&self) -> Result<Runtime, host::Error> {
-        if self.max_stack.is_none() && !self.no_cache {
+        let compile_limits = self.compile_limits();
+        if self.max_stack.is_none() && !self.no_cache && compile_limits == CompileLimits::default() {
             return Ok(Runtime::shared().clone());
         }
         let defaults = RuntimeConfig::default();
@@ -93,6 +137,7 @@ impl LimitArgs {
             } else {
                 defaults.cache
             },
+            compile_limits,
             ..defaults
         })
     }
@@ -229,5 +274,31 @@ mod tests {
         assert_eq!(limits.fuel, Some(7));
         assert_eq!(limits.max_memory_bytes, 1 << 20);
         assert_eq!(limits.max_output_bytes, Limits::default().max_output_bytes);
+    }
+
+    #[test]
+    fn compile_flags_raise_the_compile_limits() {
+        assert_eq!(LimitArgs::default().compile_limits(), CompileLimits::default());
+        let args = LimitArgs {
+            max_module_size: Some(1 << 30),
+            max_function_size: Some(8 << 20),
+            max_function_locals: Some(50_000),
+            max_locals_times_blocks: Some(1 << 40),
+            compile_timeout: Some(Timeout(None)),
+            ..LimitArgs::default()
+        };
+        let limits = args.compile_limits();
+        assert_eq!(
+            (limits.max_module_bytes, limits.max_function_body_bytes),
+            (1 << 30, 8 << 20)
+        );
+        assert_eq!(
+            (
+                limits.max_function_locals,
+                limits.max_locals_times_blocks,
+                limits.timeout
+            ),
+            (50_000, 1 << 40, None)
+        );
     }
 }

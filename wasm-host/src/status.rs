@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use host::{Error, Trap, TrapKind};
+use host::{CompileLimit, Error, Trap, TrapKind};
 
 /// The command line could not be parsed (clap's own status).
 pub const USAGE: u8 = 2;
@@ -26,8 +26,8 @@ Exit status of `wasm-host run`:
   0-125  the guest's own: the code it passed to proc_exit, 0 when _start returned
   2      invalid command line
   126    the module could not be loaded or started (file not found, not a wasm
-         module, no `_start`, an import this host does not provide, a directory
-         that cannot be granted)
+         module, past a compile limit, no `_start`, an import this host does
+         not provide, a directory that cannot be granted)
   134    the guest trapped
   142    the guest was stopped by --timeout
   152    the guest ran out of --fuel
@@ -57,6 +57,7 @@ pub fn describe_error(module: &Path, error: &Error) -> String {
         | Error::Instantiate { .. }
         | Error::Trap { .. }
         | Error::Exit { .. } => text,
+        Error::CompileLimit { limit, .. } => format!("{text} (raise it with {})", compile_flag(*limit)),
         _ => format!("{}: {text}", module.display()),
     };
     escape_controls(&text)
@@ -72,6 +73,17 @@ pub fn escape_controls(text: &str) -> String {
             false => c.to_string(),
         })
         .collect()
+}
+
+/// The flag that raises a compile limit.
+fn compile_flag(limit: CompileLimit) -> &'static str {
+    match limit {
+        CompileLimit::ModuleBytes => "--max-module-size",
+        CompileLimit::FunctionBodyBytes => "--max-function-size",
+        CompileLimit::FunctionLocals => "--max-function-locals",
+        CompileLimit::LocalsTimesBlocks => "--max-locals-times-blocks",
+        _ => "--compile-timeout",
+    }
 }
 
 /// Folds a multi-line compiler message into one line, dropping the source

@@ -7,6 +7,7 @@
 mod blocking_calls;
 #[cfg(unix)]
 mod cache_trust;
+mod compile_limits;
 mod components;
 mod concurrency;
 mod config_reader;

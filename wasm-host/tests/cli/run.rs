@@ -75,6 +75,9 @@ fn the_help_of_every_subcommand_documents_its_options_and_statuses() {
                 "[default: 256M]",
                 "--max-output <BYTES>",
                 "--max-descriptors <N>",
+                "--max-function-locals <N>",
+                "--compile-timeout <DURATION>",
+                "[default: 60s]",
                 "[default: 256]",
                 "--max-stack <BYTES>",
                 "<MODULE>",
@@ -391,6 +394,28 @@ fn fuel_stack_memory_and_descriptor_limits_apply() {
         run(&["run", "--max-descriptors", "5", "--dir", grant, &reopen])
             .status
             .code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn a_module_past_a_compile_limit_is_refused_naming_the_flag_that_raises_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let two_locals = wat_file(
+        &dir,
+        "locals.wat",
+        r#"(module (func (export "_start") (local i32 i32)))"#,
+    );
+    let refused = run(&["run", "--max-function-locals", "1", &two_locals]);
+    assert_fails(
+        &refused,
+        LOAD_ERROR,
+        &[
+            "locals.wat is past a compile limit: locals in one function is 2, at most 1 (raise it with --max-function-locals)",
+        ],
+    );
+    assert_eq!(
+        run(&["run", "--max-function-locals", "2", &two_locals]).status.code(),
         Some(0)
     );
 }
