@@ -1,5 +1,6 @@
-//! Running a component (a `wasm32-wasip2` command) under the same deadline
-//! as a core module.
+//! Running a component (a `wasm32-wasip2` program) under the same deadline
+//! as a core module: a command's `wasi:cli/run`, or typed calls into a
+//! library-style component's exports ([`ComponentInstance`]).
 //!
 //! WASI 0.2's calls that wait (`poll`, `pollable.block`, blocking stream
 //! reads and writes, sleeps, file system work on blocking threads) are
@@ -8,10 +9,12 @@
 //! with it, as a timeout. Computation is cut by the epoch deadline, as for
 //! core modules.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use wasmtime::Store;
-use wasmtime::component::InstancePre;
+use wasmtime::component::types::ComponentFunc;
+use wasmtime::component::{ComponentNamedList, Instance, InstancePre, Lift, Lower};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
 use crate::Error;
@@ -33,32 +36,125 @@ pub(crate) fn run_command(
     })?;
     deadline::arm(store, timeout);
     let deadline = store.data().deadline().get();
-    let run = async {
-        let instance = match command.instantiate_async(&mut *store).await {
-            Ok(instance) => instance,
-            // A start function that traps or exits is the guest's own ending.
-            Err(error) if ended_by_guest(&error) => return Ok(classify(error)),
-            Err(error) => {
-                return Err(Error::Instantiate {
-                    module: module.to_owned(),
-                    reason: format!("{error:#}"),
-                });
-            }
-        };
-        Ok(match instance.wasi_cli_run().call_run(&mut *store).await {
-            Ok(Ok(())) => Termination::Exited(0),
-            // `wasi:cli/exit.exit(err)`, or `run` returning its error: status 1.
-            Ok(Err(())) => Termination::Exited(1),
-            Err(error) => classify(error),
-        })
+    let instance = match until(deadline, command.instantiate_async(&mut *store)) {
+        Ok(instance) => instance,
+        // A start function that traps or exits is the guest's own ending.
+        Err(error) if ended_by_guest(&error) => return Ok(classify(error)),
+        Err(error) => return Err(instantiate_error(module, error)),
     };
+    Ok(match until(deadline, instance.wasi_cli_run().call_run(&mut *store)) {
+        Ok(Ok(())) => Termination::Exited(0),
+        // `wasi:cli/exit.exit(err)`, or `run` returning its error: status 1.
+        Ok(Err(())) => Termination::Exited(1),
+        Err(error) => classify(error),
+    })
+}
+
+/// A live library-style component: call the functions it exports with
+/// typed values, each call within the sandbox's timeout.
+///
+/// ```no_run
+/// # fn main() -> Result<(), host::Error> {
+/// // A component whose WIT world exports `process: func(input: string) -> string`.
+/// let text = host::Runtime::shared().load_file("text_component.wasm")?;
+/// let mut guest = host::Sandbox::new().instantiate_component(&text)?;
+/// let (upper,): (String,) = guest.call("process", ("abc",))?;
+/// assert_eq!(upper, "ABC");
+/// # Ok(())
+/// # }
+/// ```
+pub struct ComponentInstance {
+    module: Arc<str>,
+    store: Store<GuestState>,
+    instance: Instance,
+    timeout: Option<Duration>,
+}
+
+impl ComponentInstance {
+    /// Instantiates the component `pre` in `store`, within `timeout`.
+    pub(crate) fn new(
+        module: &str,
+        pre: &InstancePre<GuestState>,
+        mut store: Store<GuestState>,
+        timeout: Option<Duration>,
+    ) -> Result<Self, Error> {
+        deadline::arm(&mut store, timeout);
+        let deadline = store.data().deadline().get();
+        let instance = until(deadline, pre.instantiate_async(&mut store)).map_err(|error| {
+            if ended_by_guest(&error) {
+                Error::ended(module, classify(error))
+            } else {
+                instantiate_error(module, error)
+            }
+        })?;
+        Ok(Self {
+            module: module.into(),
+            store,
+            instance,
+            timeout,
+        })
+    }
+
+    /// Calls the exported function `export` with `params` (a tuple, one
+    /// element per parameter) and returns its results (a tuple too).
+    ///
+    /// The types are checked against the export first
+    /// ([`Error::ExportSignature`]); a trap or an exit in the guest is
+    /// [`Error::Trap`] or [`Error::Exit`], after which the component
+    /// refuses further calls, as the component model requires.
+    pub fn call<P, R>(&mut self, export: &str, params: P) -> Result<R, Error>
+    where
+        P: ComponentNamedList + Lower + Send + Sync,
+        R: ComponentNamedList + Lift + Send + Sync + 'static,
+    {
+        let func = self
+            .instance
+            .get_func(&mut self.store, export)
+            .ok_or_else(|| Error::MissingExport {
+                module: self.module.to_string(),
+                export: export.to_owned(),
+            })?;
+        let typed = func.typed::<P, R>(&self.store).map_err(|e| Error::ExportSignature {
+            module: self.module.to_string(),
+            export: export.to_owned(),
+            expected: e.root_cause().to_string(),
+            found: describe(&func.ty(&self.store)),
+        })?;
+        deadline::arm(&mut self.store, self.timeout);
+        let deadline = self.store.data().deadline().get();
+        until(deadline, typed.call_async(&mut self.store, params))
+            .map_err(|error| Error::ended(&self.module, classify(error)))
+    }
+
+    /// Messages the guest has sent through `host.log` so far.
+    pub fn host_log(&self) -> &[String] {
+        self.store.data().host_log()
+    }
+}
+
+/// Awaits `work` until `deadline`; past it, the guest is interrupted as if
+/// the epoch had caught it computing.
+fn until<T>(deadline: Option<Instant>, work: impl Future<Output = wasmtime::Result<T>>) -> wasmtime::Result<T> {
     wasmtime_wasi::runtime::in_tokio(async move {
         let Some(deadline) = deadline else {
-            return run.await;
+            return work.await;
         };
-        let timed_out = || Ok(classify(wasmtime::Trap::Interrupt.into()));
-        tokio::time::timeout_at(deadline.into(), run)
+        tokio::time::timeout_at(deadline.into(), work)
             .await
-            .unwrap_or_else(|_| timed_out())
+            .unwrap_or_else(|_| Err(wasmtime::Trap::Interrupt.into()))
     })
+}
+
+fn instantiate_error(module: &str, error: wasmtime::Error) -> Error {
+    Error::Instantiate {
+        module: module.to_owned(),
+        reason: format!("{error:#}"),
+    }
+}
+
+/// A function type as `func(name: type, ...) -> (type, ...)`.
+fn describe(ty: &ComponentFunc) -> String {
+    let params: Vec<String> = ty.params().map(|(name, ty)| format!("{name}: {ty:?}")).collect();
+    let results: Vec<String> = ty.results().map(|ty| format!("{ty:?}")).collect();
+    format!("func({}) -> ({})", params.join(", "), results.join(", "))
 }

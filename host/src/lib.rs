@@ -9,7 +9,12 @@
 //! - [`RunOutcome`]: exit code, captured output, `host.log` messages, or a
 //!   [`Trap`] classified as a [`TrapKind`].
 //! - [`GuestInstance`]: typed calls into library-style guests, and
-//!   bounds-checked access to their memory.
+//!   bounds-checked access to their memory; [`ComponentInstance`]: typed
+//!   calls into a component's exports.
+//!
+//! A guest is a core module (`wasm32-wasip1`) or a component
+//! (`wasm32-wasip2`): both load the same way, run under the same
+//! [`Sandbox`] and end in the same [`RunOutcome`].
 //!
 //! ```
 //! use host::{Runtime, Sandbox, Termination};
@@ -52,6 +57,7 @@ mod stdin;
 
 pub use cache::{CACHE_DIR_ENV, CACHE_ENV, CACHE_MAX_MIB_ENV, CacheLimits, CacheMode, CacheStats};
 pub use compile::{CompileLimit, CompileLimits};
+pub use component::ComponentInstance;
 pub use error::Error;
 pub use instance::GuestInstance;
 pub use limits::Limits;

@@ -12,6 +12,7 @@ use wasmtime::{IntoFunc, Linker, Store};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
+use crate::component::ComponentInstance;
 use crate::deadline::{Deadline, RunClock};
 use crate::instance::GuestInstance;
 use crate::limits::Shape;
@@ -219,19 +220,36 @@ impl Sandbox {
     }
 
     /// Runs a component's `wasi:cli/run`: the same grants and limits, the
-    /// same kind of outcome. Host functions are core-module imports, which
-    /// a component cannot name, so a sandbox with some refuses to run one.
+    /// same kind of outcome.
     fn run_component(&self, module: &GuestModule, started: Instant) -> Result<RunOutcome, Error> {
+        let pre = self.linked_component(module)?;
+        let (mut store, pipes) = self.store(module)?;
+        let termination = crate::component::run_command(module.name(), pre, &mut store, self.limits.timeout)?;
+        Ok(finish(&store, &pipes, termination, started))
+    }
+
+    /// Instantiates a library-style component whose exports the caller will
+    /// call with typed values (see [`ComponentInstance::call`]).
+    pub fn instantiate_component(&self, module: &GuestModule) -> Result<ComponentInstance, Error> {
+        let pre = self.linked_component(module)?;
+        let (store, _pipes) = self.store(module)?;
+        ComponentInstance::new(module.name(), pre, store, self.limits.timeout)
+    }
+
+    /// The component linked for a run. Host functions are core-module
+    /// imports, which a component cannot name, so a sandbox with some
+    /// refuses to run one.
+    fn linked_component<'m>(
+        &self,
+        module: &'m GuestModule,
+    ) -> Result<&'m wasmtime::component::InstancePre<GuestState>, Error> {
         if !self.host_funcs.is_empty() {
             return Err(Error::WrongKind {
                 module: module.name().to_owned(),
                 expected: "a core module (host functions are core-module imports)",
             });
         }
-        let pre = module.linked_component()?;
-        let (mut store, pipes) = self.store(module)?;
-        let termination = crate::component::run_command(module.name(), pre, &mut store, self.limits.timeout)?;
-        Ok(finish(&store, &pipes, termination, started))
+        module.linked_component()
     }
 
     /// Instantiates a library-style guest whose exports the caller will call

@@ -229,3 +229,66 @@ fn a_component_is_compiled_once_and_then_taken_from_the_disk_cache() {
     let outcome = Sandbox::new().run(&loaded).unwrap();
     assert_eq!(outcome.stdout_text(), "mode=production\nlog_level=info\n");
 }
+
+#[test]
+fn a_library_style_components_exports_are_called_with_typed_values() {
+    let text = support::component("text_component");
+    let mut guest = Sandbox::new().instantiate_component(&text).unwrap();
+    let (upper,): (String,) = guest.call("process", ("hello, wasm",)).unwrap();
+    assert_eq!(upper, "HELLO, WASM");
+    let (count,): (u32,) = guest.call("count", ("banana", "an")).unwrap();
+    assert_eq!(count, 2);
+    // The instance keeps its state between calls and answers again.
+    let (again,): (String,) = guest.call("process", ("ok",)).unwrap();
+    assert_eq!(again, "OK");
+}
+
+#[test]
+fn a_wrong_name_or_signature_is_a_typed_error_and_a_trap_ends_the_call() {
+    let text = support::component("text_component");
+    let mut guest = Sandbox::new().instantiate_component(&text).unwrap();
+    match guest.call::<(String,), (String,)>("missing", ("x".into(),)) {
+        Err(Error::MissingExport { export, .. }) => assert_eq!(export, "missing"),
+        other => panic!("{other:?}"),
+    }
+    match guest.call::<(u32,), (String,)>("process", (1,)) {
+        Err(Error::ExportSignature { export, found, .. }) => {
+            assert_eq!(export, "process");
+            assert!(found.contains("input: String"), "{found}");
+        }
+        other => panic!("{other:?}"),
+    }
+    match guest.call::<(), ()>("fail", ()) {
+        Err(Error::Trap { trap, .. }) => assert_eq!(trap.kind, TrapKind::Unreachable),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn each_call_into_a_component_has_the_timeout() {
+    let text = support::component("text_component");
+    let timeout = Duration::from_millis(300);
+    let sandbox = Sandbox::new().limits(Limits {
+        timeout: Some(timeout),
+        ..Limits::default()
+    });
+    let mut guest = sandbox.instantiate_component(&text).unwrap();
+    let started = std::time::Instant::now();
+    match guest.call::<(), ()>("spin", ()) {
+        Err(Error::Trap { trap, .. }) => assert_eq!(trap.kind, TrapKind::Timeout),
+        other => panic!("{other:?}"),
+    }
+    assert!(started.elapsed() < timeout + SLACK, "{:?}", started.elapsed());
+    // A command is not a library, and a library is not a command.
+    assert!(matches!(
+        Sandbox::new().run(&text),
+        Err(Error::MissingExport { export, .. }) if export == "wasi:cli/run"
+    ));
+    assert!(matches!(
+        Sandbox::new().instantiate_component(&support::guest("csv_processor")),
+        Err(Error::WrongKind {
+            expected: "a component",
+            ..
+        })
+    ));
+}
