@@ -127,7 +127,6 @@ pub(crate) struct ModuleCache {
     mode: CacheMode,
     disk: Option<DiskCache>,
     limits: CacheLimits,
-    engine_key: [u8; 32],
     modules: Mutex<HashMap<[u8; 32], InMemory>>,
     /// Orders uses of in-memory entries, for eviction.
     clock: AtomicU64,
@@ -195,9 +194,7 @@ fn is_component(bytes: &[u8]) -> bool {
 impl ModuleCache {
     /// A cache in `mode`; a directory that cannot be trusted leaves it in
     /// memory, saying why on stderr.
-    pub(crate) fn new(engine: &Engine, mode: CacheMode, limits: CacheLimits) -> Self {
-        let mut hasher = Sha256Hasher(Sha256::new());
-        engine.precompile_compatibility_hash().hash(&mut hasher);
+    pub(crate) fn new(mode: CacheMode, limits: CacheLimits) -> Self {
         let (mode, disk) = match mode {
             CacheMode::OnDisk(dir) => match DiskCache::open(&dir, limits.disk_bytes) {
                 Ok(disk) => (CacheMode::OnDisk(disk.dir().to_owned()), Some(disk)),
@@ -212,7 +209,6 @@ impl ModuleCache {
             mode,
             disk,
             limits,
-            engine_key: hasher.0.finalize().into(),
             modules: Mutex::default(),
             clock: AtomicU64::new(0),
             memory_hits: AtomicU64::new(0),
@@ -238,16 +234,23 @@ impl ModuleCache {
         }
     }
 
-    /// The compiled form of the binary module or component `bytes`: from
-    /// memory, from disk, or compiled now and remembered. The bytes are
-    /// hashed once. A compile takes at most `timeout`.
-    pub(crate) fn load(&self, engine: &Engine, bytes: &[u8], timeout: Option<Duration>) -> wasmtime::Result<Compiled> {
+    /// The compiled form of the binary module or component `bytes` for
+    /// `engine`, whose [`engine_key`] is `engine_key`: from memory, from
+    /// disk, or compiled now and remembered. The bytes are hashed once. A
+    /// compile takes at most `timeout`.
+    pub(crate) fn load(
+        &self,
+        engine: &Engine,
+        engine_key: &[u8; 32],
+        bytes: &[u8],
+        timeout: Option<Duration>,
+    ) -> wasmtime::Result<Compiled> {
         if self.mode == CacheMode::Disabled {
             self.compiled.fetch_add(1, Ordering::Relaxed);
             return Compiled::compile(engine, bytes, timeout);
         }
         let key: [u8; 32] = Sha256::new()
-            .chain_update(self.engine_key)
+            .chain_update(engine_key)
             .chain_update(bytes)
             .finalize()
             .into();
@@ -330,6 +333,15 @@ impl ModuleCache {
     }
 }
 
+/// What sets apart the code `engine` compiles (its version and every
+/// compilation setting, fuel instrumentation included), as part of the keys
+/// of the modules compiled for it.
+pub(crate) fn engine_key(engine: &Engine) -> [u8; 32] {
+    let mut hasher = Sha256Hasher(Sha256::new());
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    hasher.0.finalize().into()
+}
+
 /// Feeds `Hash` implementations into SHA-256, for a key that is stable
 /// across processes (unlike `DefaultHasher`'s).
 struct Sha256Hasher(Sha256);
@@ -351,21 +363,21 @@ mod tests {
 
     use super::*;
 
-    /// No public setting of this crate changes the compiled code yet, so two
-    /// engines are built here: one with fuel instrumentation, one without.
+    /// The runtime's two engines differ in fuel instrumentation only.
     #[test]
     fn an_entry_compiled_under_one_configuration_is_never_served_to_another() {
         let dir = tempfile::tempdir().unwrap();
         let engine = |fuel: bool| Engine::new(Config::new().consume_fuel(fuel)).unwrap();
-        let cache = |engine: &Engine| {
-            ModuleCache::new(engine, CacheMode::OnDisk(dir.path().to_owned()), CacheLimits::default())
-        };
+        let cache = || ModuleCache::new(CacheMode::OnDisk(dir.path().to_owned()), CacheLimits::default());
         let module = wat::parse_str("(module (func (export \"f\") (result i32) i32.const 7))").unwrap();
         let (fuelled, plain) = (engine(true), engine(false));
-        cache(&fuelled).load(&fuelled, &module, None).unwrap();
+        let load = |cache: &ModuleCache, engine: &Engine| {
+            cache.load(engine, &engine_key(engine), &module, None).unwrap();
+        };
+        load(&cache(), &fuelled);
 
-        let second = cache(&plain);
-        second.load(&plain, &module, None).unwrap();
+        let second = cache();
+        load(&second, &plain);
         let compiled_fresh = CacheStats {
             compiled: 1,
             ..CacheStats::default()
@@ -376,8 +388,8 @@ mod tests {
             "compiled for its own settings: neither a disk hit nor a discarded entry of the other's"
         );
         for engine in [&fuelled, &plain] {
-            let fresh = cache(engine);
-            fresh.load(engine, &module, None).unwrap();
+            let fresh = cache();
+            load(&fresh, engine);
             assert_eq!(fresh.stats().disk_hits, 1, "each configuration keeps its own entry");
         }
     }

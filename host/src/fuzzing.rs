@@ -109,14 +109,15 @@ pub fn check(data: &[u8]) -> Result<Checked, Violation> {
             }
         }
     };
-    let module = match runtime().load_bytes("fuzzed", &bytes) {
+    let limits = limits(fuel);
+    let module = match runtime().load_bytes_for("fuzzed", &bytes, &limits) {
         Ok(module) => module,
         Err(error) if raw => return Ok(Checked::Invalid(error)),
         // A refusal the compile limits explain is the host behaving.
         Err(error @ Error::CompileLimit { .. }) => return Ok(Checked::Invalid(error)),
         Err(error) => return Err(Violation(format!("a valid generated module was refused: {error}"))),
     };
-    let sandbox = Sandbox::new().limits(limits(fuel)).stdin("fuzzed stdin\n");
+    let sandbox = Sandbox::new().limits(limits).stdin("fuzzed stdin\n");
 
     let started = Instant::now();
     let instantiated = sandbox.instantiate(&module);

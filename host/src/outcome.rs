@@ -101,8 +101,10 @@ pub struct RunOutcome {
     /// True when `host.log` messages went past [`crate::Limits::max_log_bytes`]
     /// and were cut.
     pub host_log_truncated: bool,
-    /// Fuel the run consumed (roughly, wasm instructions executed).
-    pub fuel_consumed: u64,
+    /// Fuel the run consumed (roughly, wasm instructions executed), or
+    /// `None` when the run had no fuel budget: only runs with one are
+    /// compiled with fuel instrumentation, so others are not metered.
+    pub fuel_consumed: Option<u64>,
     /// Wall-clock time from instantiation to the end of the run.
     pub duration: Duration,
 }

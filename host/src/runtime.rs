@@ -1,20 +1,20 @@
 //! The runtime: one Wasmtime engine per process, the linker every guest is
 //! instantiated against, and modules compiled for that engine.
 
-use std::borrow::Cow;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 use std::thread;
 
+use bytes::Bytes;
 use wasmtime::component::{self, Component};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module, PoolingAllocationConfig};
 
-use crate::Error;
 use crate::cache::{CacheLimits, CacheMode, CacheStats, Compiled, ModuleCache};
 use crate::compile::{self, CompileLimits};
 use crate::deadline::EPOCH_TICK;
 use crate::imports;
 use crate::state::GuestState;
+use crate::{Error, Limits};
 
 /// Engine-wide settings. Everything per-run lives in [`crate::Limits`] instead.
 #[derive(Debug, Clone)]
@@ -71,8 +71,13 @@ impl Default for RuntimeConfig {
     }
 }
 
-/// A Wasmtime engine set up for sandboxed guests, with the WASI preview 1
+/// Wasmtime engines set up for sandboxed guests, with the WASI preview 1
 /// and `host` imports linked in.
+///
+/// Runs without a fuel budget use an engine that does not instrument code
+/// for fuel (instrumentation costs a CPU-bound guest 10-15% of its time); the
+/// first run that sets [`crate::Limits::fuel`] creates a second, metered
+/// engine, and modules are compiled for it when such a run needs them.
 ///
 /// Creating one is expensive (it starts a compiler and a timer thread), so a
 /// process normally uses [`Runtime::shared`]; cloning is cheap.
@@ -90,22 +95,46 @@ pub struct Runtime {
 }
 
 struct RuntimeInner {
-    engine: Engine,
-    linker: Linker<GuestState>,
-    /// WASI 0.2 for components, made when the first component is linked.
-    component_linker: OnceLock<component::Linker<GuestState>>,
+    config: RuntimeConfig,
+    unmetered: Flavour,
+    /// Made by the first run with a fuel budget.
+    metered: OnceLock<Flavour>,
     cache: ModuleCache,
     compile_limits: CompileLimits,
 }
 
-impl Runtime {
-    /// Creates a runtime with its own engine.
-    pub fn new(config: &RuntimeConfig) -> Result<Self, Error> {
+/// Whether a run counts fuel, which decides the engine it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Metering {
+    Unmetered,
+    Fuel,
+}
+
+impl Metering {
+    pub(crate) fn of(limits: &Limits) -> Self {
+        match limits.fuel {
+            Some(_) => Metering::Fuel,
+            None => Metering::Unmetered,
+        }
+    }
+}
+
+/// One engine, the linkers for it, and its key in the module cache.
+pub(crate) struct Flavour {
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<GuestState>,
+    /// WASI 0.2 for components, made when the first component is linked.
+    component_linker: OnceLock<component::Linker<GuestState>>,
+    cache_key: [u8; 32],
+}
+
+impl Flavour {
+    fn new(config: &RuntimeConfig, metering: Metering) -> Result<Self, Error> {
         let mut wasm = Config::new();
         // Timeouts interrupt the guest at the next epoch check; fuel counts
-        // instructions for runs that ask for a deterministic budget.
+        // instructions, only for runs that ask for a deterministic budget.
         wasm.epoch_interruption(true)
-            .consume_fuel(true)
+            .consume_fuel(metering == Metering::Fuel)
             .max_wasm_stack(config.max_wasm_stack)
             // Components run on a fiber of this size (see `crate::component`),
             // which must hold the whole wasm stack and the host calls beyond it.
@@ -122,20 +151,44 @@ impl Runtime {
                 .table_elements(pooling.max_table_elements);
             wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
-        let engine = Engine::new(&wasm).map_err(|e| Error::Config {
-            reason: format!("{e:#}"),
-        })?;
+        let engine = Engine::new(&wasm).map_err(config_error)?;
         let mut linker = Linker::new(&engine);
-        imports::add_to_linker(&mut linker).map_err(|e| Error::Config {
-            reason: format!("{e:#}"),
-        })?;
+        imports::add_to_linker(&mut linker).map_err(config_error)?;
         start_epoch_ticker(&engine);
-        let cache = ModuleCache::new(&engine, config.cache.clone(), config.cache_limits);
+        let cache_key = crate::cache::engine_key(&engine);
+        Ok(Self {
+            engine,
+            linker,
+            component_linker: OnceLock::new(),
+            cache_key,
+        })
+    }
+
+    fn component_linker(&self) -> Result<&component::Linker<GuestState>, Error> {
+        if let Some(linker) = self.component_linker.get() {
+            return Ok(linker);
+        }
+        let linker = imports::component_linker(&self.engine).map_err(config_error)?;
+        Ok(self.component_linker.get_or_init(|| linker))
+    }
+}
+
+fn config_error(error: wasmtime::Error) -> Error {
+    Error::Config {
+        reason: format!("{error:#}"),
+    }
+}
+
+impl Runtime {
+    /// Creates a runtime with its own engine.
+    pub fn new(config: &RuntimeConfig) -> Result<Self, Error> {
+        let unmetered = Flavour::new(config, Metering::Unmetered)?;
+        let cache = ModuleCache::new(config.cache.clone(), config.cache_limits);
         Ok(Self {
             inner: Arc::new(RuntimeInner {
-                engine,
-                linker,
-                component_linker: OnceLock::new(),
+                config: config.clone(),
+                unmetered,
+                metered: OnceLock::new(),
                 cache,
                 compile_limits: config.compile_limits,
             }),
@@ -150,9 +203,10 @@ impl Runtime {
             .get_or_init(|| Runtime::new(&RuntimeConfig::default()).expect("the default engine configuration is valid"))
     }
 
-    /// The underlying engine, for embedders who need Wasmtime directly.
+    /// The engine of runs without a fuel budget, for embedders who need
+    /// Wasmtime directly.
     pub fn engine(&self) -> &Engine {
-        &self.inner.engine
+        &self.inner.unmetered.engine
     }
 
     /// Where compiled modules are kept: the configured [`CacheMode`], except
@@ -167,22 +221,32 @@ impl Runtime {
         self.inner.cache.stats()
     }
 
-    pub(crate) fn linker(&self) -> &Linker<GuestState> {
-        &self.inner.linker
-    }
-
-    pub(crate) fn component_linker(&self) -> Result<&component::Linker<GuestState>, Error> {
-        if let Some(linker) = self.inner.component_linker.get() {
-            return Ok(linker);
+    /// The engine and linkers for runs metered as `metering` says, the
+    /// metered ones made on first use.
+    pub(crate) fn flavour(&self, metering: Metering) -> Result<&Flavour, Error> {
+        let inner = &*self.inner;
+        match metering {
+            Metering::Unmetered => Ok(&inner.unmetered),
+            Metering::Fuel => {
+                if let Some(flavour) = inner.metered.get() {
+                    return Ok(flavour);
+                }
+                let flavour = Flavour::new(&inner.config, Metering::Fuel)?;
+                Ok(inner.metered.get_or_init(|| flavour))
+            }
         }
-        let linker = imports::component_linker(self.engine()).map_err(|e| Error::Config {
-            reason: format!("{e:#}"),
-        })?;
-        Ok(self.inner.component_linker.get_or_init(|| linker))
     }
 
-    /// Reads and compiles a module file. Its file name names it in errors.
+    /// Reads and compiles a module file for runs without a fuel budget. Its
+    /// file name names it in errors.
     pub fn load_file(&self, path: impl AsRef<Path>) -> Result<GuestModule, Error> {
+        self.load_file_for(path, &Limits::default())
+    }
+
+    /// Reads and compiles a module file for runs within `limits` (with or
+    /// without a fuel budget), so that the first such run does not compile
+    /// it again. It still runs under any other limits.
+    pub fn load_file_for(&self, path: impl AsRef<Path>, limits: &Limits) -> Result<GuestModule, Error> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|source| Error::ReadModule {
             path: path.to_owned(),
@@ -191,68 +255,72 @@ impl Runtime {
         let name = path
             .file_name()
             .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
-        self.load_bytes(&name, bytes)
+        self.load(&name, Bytes::from(bytes), Metering::of(limits))
     }
 
-    /// Compiles a core module or a component from its binary or WAT text, or
-    /// takes it from the compiled-module cache.
+    /// Compiles a core module or a component from its binary or WAT text,
+    /// for runs without a fuel budget, or takes it from the compiled-module
+    /// cache.
     pub fn load_bytes(&self, name: &str, bytes: impl AsRef<[u8]>) -> Result<GuestModule, Error> {
-        let invalid = |reason: String| Error::InvalidModule {
-            module: name.to_owned(),
-            reason,
-        };
-        let bytes = bytes.as_ref();
+        self.load_bytes_for(name, bytes, &Limits::default())
+    }
+
+    /// Like [`Runtime::load_bytes`], compiled for runs within `limits`
+    /// (see [`Runtime::load_file_for`]).
+    pub fn load_bytes_for(&self, name: &str, bytes: impl AsRef<[u8]>, limits: &Limits) -> Result<GuestModule, Error> {
+        self.load(name, Bytes::copy_from_slice(bytes.as_ref()), Metering::of(limits))
+    }
+
+    fn load(&self, name: &str, bytes: Bytes, metering: Metering) -> Result<GuestModule, Error> {
         // Text becomes a binary first, so a component written as WAT is
         // recognised as one and the cache only ever sees binaries.
-        let bytes = match as_text(bytes) {
-            Some(text) => Cow::Owned(wat::parse_str(text).map_err(|e| invalid(e.to_string()))?),
-            None => Cow::Borrowed(bytes),
+        let bytes = match as_text(&bytes) {
+            Some(text) => Bytes::from(wat::parse_str(text).map_err(|e| Error::InvalidModule {
+                module: name.to_owned(),
+                reason: e.to_string(),
+            })?),
+            None => bytes,
         };
         let limits = &self.inner.compile_limits;
         compile::check(&bytes, limits).map_err(|exceeded| Error::compile_limit(name, exceeded))?;
-        let code = match self.inner.cache.load(self.engine(), &bytes, limits.timeout) {
-            Ok(Compiled::Module(module)) => Code::Core {
-                module,
-                linked: Arc::default(),
-            },
-            Ok(Compiled::Component(component)) => Code::Component {
-                component,
-                linked: Arc::default(),
-            },
-            Err(e) => match e.downcast_ref::<compile::Exceeded>() {
-                Some(&exceeded) => return Err(Error::compile_limit(name, exceeded)),
-                None => return Err(invalid(format!("{e:#}"))),
-            },
-        };
-        Ok(GuestModule {
+        let module = GuestModule {
             name: name.into(),
-            code,
             runtime: self.clone(),
-        })
+            bytes,
+            first: metering,
+            code: Arc::default(),
+        };
+        module.code(metering)?;
+        Ok(module)
     }
 }
 
 /// A compiled guest, a core module or a component, ready to run in any
 /// number of sandboxes.
 ///
+/// It keeps its binary, so that a run metered otherwise than the load was
+/// for (see [`Runtime::load_file_for`]) can have it compiled for its engine.
 /// Cloning is cheap and clones share the compiled code.
 #[derive(Clone)]
 pub struct GuestModule {
     name: Arc<str>,
-    code: Code,
     runtime: Runtime,
+    bytes: Bytes,
+    /// What the load compiled for.
+    first: Metering,
+    /// Indexed by [`Metering`]: compiled when a run first needs it.
+    code: Arc<[OnceLock<Code>; 2]>,
 }
 
-/// The compiled code, and its pre-linked form once made.
-#[derive(Clone)]
+/// The code compiled for one engine, and its pre-linked form once made.
 enum Code {
     Core {
         module: Module,
-        linked: Arc<OnceLock<InstancePre<GuestState>>>,
+        linked: OnceLock<InstancePre<GuestState>>,
     },
     Component {
         component: Component,
-        linked: Arc<OnceLock<component::InstancePre<GuestState>>>,
+        linked: OnceLock<component::InstancePre<GuestState>>,
     },
 }
 
@@ -264,7 +332,7 @@ impl GuestModule {
 
     /// True for a component (a `wasm32-wasip2` program), false for a core module.
     pub fn is_component(&self) -> bool {
-        matches!(self.code, Code::Component { .. })
+        matches!(self.first_code(), Code::Component { .. })
     }
 
     /// The runtime this module was compiled for.
@@ -272,27 +340,71 @@ impl GuestModule {
         &self.runtime
     }
 
-    /// The core module linked against the runtime's own imports (done
-    /// once), or the first import nothing provides.
-    pub(crate) fn linked_core(&self) -> Result<&InstancePre<GuestState>, Error> {
-        let (module, linked) = match &self.code {
+    fn first_code(&self) -> &Code {
+        self.code[self.first as usize]
+            .get()
+            .expect("the load compiled the code it was for")
+    }
+
+    /// The code compiled for the engine of `metering`, compiled now (or
+    /// taken from the cache) the first time.
+    fn code(&self, metering: Metering) -> Result<&Code, Error> {
+        let slot = &self.code[metering as usize];
+        if let Some(code) = slot.get() {
+            return Ok(code);
+        }
+        let flavour = self.runtime.flavour(metering)?;
+        let compiled = self
+            .runtime
+            .inner
+            .cache
+            .load(
+                &flavour.engine,
+                &flavour.cache_key,
+                &self.bytes,
+                self.runtime.inner.compile_limits.timeout,
+            )
+            .map_err(|e| match e.downcast_ref::<compile::Exceeded>() {
+                Some(&exceeded) => Error::compile_limit(&self.name, exceeded),
+                None => Error::InvalidModule {
+                    module: self.name.to_string(),
+                    reason: format!("{e:#}"),
+                },
+            })?;
+        let code = match compiled {
+            Compiled::Module(module) => Code::Core {
+                module,
+                linked: OnceLock::new(),
+            },
+            Compiled::Component(component) => Code::Component {
+                component,
+                linked: OnceLock::new(),
+            },
+        };
+        Ok(slot.get_or_init(|| code))
+    }
+
+    /// The core module for `metering`, linked against the runtime's own
+    /// imports (done once), or the first import nothing provides.
+    pub(crate) fn linked_core(&self, metering: Metering) -> Result<&InstancePre<GuestState>, Error> {
+        let (module, linked) = match self.code(metering)? {
             Code::Core { module, linked } => (module, linked),
             Code::Component { .. } => return Err(self.wrong_kind("a core module")),
         };
         if let Some(pre) = linked.get() {
             return Ok(pre);
         }
-        let linker = self.runtime.linker();
+        let linker = &self.runtime.flavour(metering)?.linker;
         let pre = linker
             .instantiate_pre(module)
             .map_err(|e| self.link_error(module, linker, e))?;
         Ok(linked.get_or_init(|| pre))
     }
 
-    /// The component linked against WASI 0.2 (done once), or the import
-    /// nothing provides.
-    pub(crate) fn linked_component(&self) -> Result<&component::InstancePre<GuestState>, Error> {
-        let (component, linked) = match &self.code {
+    /// The component for `metering`, linked against WASI 0.2 (done once),
+    /// or the import nothing provides.
+    pub(crate) fn linked_component(&self, metering: Metering) -> Result<&component::InstancePre<GuestState>, Error> {
+        let (component, linked) = match self.code(metering)? {
             Code::Component { component, linked } => (component, linked),
             Code::Core { .. } => return Err(self.wrong_kind("a component")),
         };
@@ -301,15 +413,17 @@ impl GuestModule {
         }
         let pre = self
             .runtime
+            .flavour(metering)?
             .component_linker()?
             .instantiate_pre(component)
             .map_err(|e| self.component_link_error(&e))?;
         Ok(linked.get_or_init(|| pre))
     }
 
-    /// The core module, for linking with a sandbox's own host functions.
-    pub(crate) fn core_module(&self) -> Result<&Module, Error> {
-        match &self.code {
+    /// The core module for `metering`, for linking with a sandbox's own
+    /// host functions.
+    pub(crate) fn core_module(&self, metering: Metering) -> Result<&Module, Error> {
+        match self.code(metering)? {
             Code::Core { module, .. } => Ok(module),
             Code::Component { .. } => Err(self.wrong_kind("a core module")),
         }
@@ -324,7 +438,7 @@ impl GuestModule {
 
     /// Names the missing import when linking failed because of one.
     pub(crate) fn link_error(&self, module: &Module, linker: &Linker<GuestState>, error: wasmtime::Error) -> Error {
-        let mut scratch = wasmtime::Store::new(self.runtime.engine(), GuestState::scratch());
+        let mut scratch = wasmtime::Store::new(linker.engine(), GuestState::scratch());
         let missing = module
             .imports()
             .find(|import| linker.get(&mut scratch, import.module(), import.name()).is_err());

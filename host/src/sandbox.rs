@@ -18,6 +18,7 @@ use crate::instance::GuestInstance;
 use crate::limits::Shape;
 use crate::outcome::{RunOutcome, Termination, classify, ended_by_guest};
 use crate::output::{CappedPipe, HostStream};
+use crate::runtime::Metering;
 use crate::state::{GuestState, Pipes, finish};
 use crate::stdin::GuardedStdin;
 use crate::{CacheMode, Error, GuestModule, Limits};
@@ -200,11 +201,12 @@ impl Sandbox {
     /// `Err` means the guest could not be started at all.
     pub fn run(&self, module: &GuestModule) -> Result<RunOutcome, Error> {
         let started = Instant::now();
+        let metering = Metering::of(&self.limits);
         if module.is_component() {
-            return self.run_component(module, started);
+            return self.run_component(module, metering, started);
         }
-        let (mut store, pipes) = self.store(module)?;
-        let mut guest = match self.link(module, &mut store) {
+        let (mut store, pipes) = self.store(module, metering)?;
+        let mut guest = match self.link(module, metering, &mut store) {
             Ok(instance) => GuestInstance::new(module, store, instance, pipes, self.limits.timeout),
             // A start function that traps or exits fails instantiation, but
             // that is still the guest's own ending, not a setup error.
@@ -221,9 +223,9 @@ impl Sandbox {
 
     /// Runs a component's `wasi:cli/run`: the same grants and limits, the
     /// same kind of outcome.
-    fn run_component(&self, module: &GuestModule, started: Instant) -> Result<RunOutcome, Error> {
-        let pre = self.linked_component(module)?;
-        let (mut store, pipes) = self.store(module)?;
+    fn run_component(&self, module: &GuestModule, metering: Metering, started: Instant) -> Result<RunOutcome, Error> {
+        let pre = self.linked_component(module, metering)?;
+        let (mut store, pipes) = self.store(module, metering)?;
         let termination = crate::component::run_command(module.name(), pre, &mut store, self.limits.timeout)?;
         Ok(finish(&store, &pipes, termination, started))
     }
@@ -231,8 +233,9 @@ impl Sandbox {
     /// Instantiates a library-style component whose exports the caller will
     /// call with typed values (see [`ComponentInstance::call`]).
     pub fn instantiate_component(&self, module: &GuestModule) -> Result<ComponentInstance, Error> {
-        let pre = self.linked_component(module)?;
-        let (store, _pipes) = self.store(module)?;
+        let metering = Metering::of(&self.limits);
+        let pre = self.linked_component(module, metering)?;
+        let (store, _pipes) = self.store(module, metering)?;
         ComponentInstance::new(module.name(), pre, store, self.limits.timeout)
     }
 
@@ -242,6 +245,7 @@ impl Sandbox {
     fn linked_component<'m>(
         &self,
         module: &'m GuestModule,
+        metering: Metering,
     ) -> Result<&'m wasmtime::component::InstancePre<GuestState>, Error> {
         if !self.host_funcs.is_empty() {
             return Err(Error::WrongKind {
@@ -249,14 +253,15 @@ impl Sandbox {
                 expected: "a core module (host functions are core-module imports)",
             });
         }
-        module.linked_component()
+        module.linked_component(metering)
     }
 
     /// Instantiates a library-style guest whose exports the caller will call
     /// (see [`GuestInstance::call`]). A WASI reactor's `_initialize` is run first.
     pub fn instantiate(&self, module: &GuestModule) -> Result<GuestInstance, Error> {
-        let (mut store, pipes) = self.store(module)?;
-        let instance = match self.link(module, &mut store) {
+        let metering = Metering::of(&self.limits);
+        let (mut store, pipes) = self.store(module, metering)?;
+        let instance = match self.link(module, metering, &mut store) {
             Ok(instance) => instance,
             Err(LinkFailure::Setup(error)) => return Err(error),
             Err(LinkFailure::Guest(termination)) => return Err(Error::ended(module.name(), termination)),
@@ -268,8 +273,9 @@ impl Sandbox {
         Ok(guest)
     }
 
-    /// A fresh store holding this sandbox's WASI context and limits.
-    fn store(&self, module: &GuestModule) -> Result<(Store<GuestState>, Pipes), Error> {
+    /// A fresh store, on the engine `metering` needs, holding this
+    /// sandbox's WASI context and limits.
+    fn store(&self, module: &GuestModule, metering: Metering) -> Result<(Store<GuestState>, Pipes), Error> {
         let mut wasi = WasiCtxBuilder::new();
         // Preview 1 is synchronous: file I/O on the calling thread is both
         // faster and keeps a run's work on the thread that asked for it. A
@@ -316,12 +322,14 @@ impl Sandbox {
             Shape::CORE
         };
         let state = GuestState::new(wasi.build_p1(), &self.limits, shape, deadline);
-        let fuel_budget = state.fuel_budget;
-        let mut store = Store::new(module.runtime().engine(), state);
+        let engine = &module.runtime().flavour(metering)?.engine;
+        let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.limits);
-        store
-            .set_fuel(fuel_budget)
-            .expect("fuel is enabled on every engine this crate creates");
+        if let Some(fuel) = self.limits.fuel {
+            store
+                .set_fuel(fuel)
+                .expect("a run with a fuel budget gets the engine that consumes fuel");
+        }
         store.epoch_deadline_trap();
         Ok((store, pipes))
     }
@@ -336,13 +344,19 @@ impl Sandbox {
 
     /// Instantiates `module` in `store`: through the module's cached
     /// pre-linked form, or a linker with this sandbox's own host functions.
-    fn link(&self, module: &GuestModule, store: &mut Store<GuestState>) -> Result<wasmtime::Instance, LinkFailure> {
+    fn link(
+        &self,
+        module: &GuestModule,
+        metering: Metering,
+        store: &mut Store<GuestState>,
+    ) -> Result<wasmtime::Instance, LinkFailure> {
         crate::deadline::arm(store, self.limits.timeout);
         let result = if self.host_funcs.is_empty() {
-            let pre = module.linked_core().map_err(LinkFailure::Setup)?;
+            let pre = module.linked_core(metering).map_err(LinkFailure::Setup)?;
             pre.instantiate(&mut *store)
         } else {
-            let mut linker = module.runtime().linker().clone();
+            let flavour = module.runtime().flavour(metering).map_err(LinkFailure::Setup)?;
+            let mut linker = flavour.linker.clone();
             linker.allow_shadowing(true);
             for add in &self.host_funcs {
                 add(&mut linker).map_err(|e| {
@@ -352,7 +366,7 @@ impl Sandbox {
                     })
                 })?;
             }
-            let core = module.core_module().map_err(LinkFailure::Setup)?;
+            let core = module.core_module(metering).map_err(LinkFailure::Setup)?;
             match linker.instantiate_pre(core) {
                 Ok(pre) => pre.instantiate(&mut *store),
                 Err(e) => return Err(LinkFailure::Setup(module.link_error(core, &linker, e))),

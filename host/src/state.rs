@@ -24,7 +24,8 @@ pub(crate) struct Pipes {
 /// [`Sandbox::host_func`] reach it through their `Caller`.
 pub struct GuestState {
     pub(crate) wasi: WasiP1Ctx,
-    pub(crate) fuel_budget: u64,
+    /// `None` when the run is not metered.
+    pub(crate) fuel_budget: Option<u64>,
     pub(crate) limits: GuestLimiter,
     pub(crate) host_log: HostLog,
     pub(crate) deadline: Deadline,
@@ -46,7 +47,7 @@ impl GuestState {
     pub(crate) fn new(wasi: WasiP1Ctx, limits: &Limits, shape: Shape, deadline: Deadline) -> Self {
         Self {
             wasi,
-            fuel_budget: limits.fuel.unwrap_or(u64::MAX),
+            fuel_budget: limits.fuel,
             limits: GuestLimiter::new(limits, shape),
             host_log: HostLog::new(limits.max_log_bytes),
             deadline,
@@ -78,7 +79,9 @@ pub(crate) fn finish(
         stderr_truncated,
         host_log: state.host_log.messages().to_vec(),
         host_log_truncated: state.host_log.truncated(),
-        fuel_consumed: state.fuel_budget - store.get_fuel().unwrap_or(state.fuel_budget),
+        fuel_consumed: state
+            .fuel_budget
+            .map(|budget| budget - store.get_fuel().unwrap_or(budget)),
         duration: started.elapsed(),
     }
 }

@@ -61,11 +61,11 @@ pub fn run(args: RunArgs) -> u8 {
         eprintln!("wasm-host: error: {}", status::describe_error(module_path, &error));
         status::LOAD_ERROR
     };
-    let module = match args.limits.runtime().and_then(|runtime| runtime.load_file(module_path)) {
+    let mut limits = args.limits.limits();
+    let module = match (args.limits.runtime()).and_then(|runtime| runtime.load_file_for(module_path, &limits)) {
         Ok(module) => module,
         Err(error) => return fail(error),
     };
-    let mut limits = args.limits.limits();
     if !args.capture && !args.limits.caps_output() {
         // Streamed output goes to the user's own terminal or pipe, not into
         // wasm-host's memory: all of it, unless --max-output says otherwise.
@@ -102,7 +102,10 @@ pub fn run(args: RunArgs) -> u8 {
         Termination::Trapped(trap) => {
             let why = match trap.kind {
                 TrapKind::Timeout => format!("timed out after {}", describe_timeout(limits.timeout)),
-                TrapKind::OutOfFuel => format!("ran out of fuel after {} units", outcome.fuel_consumed),
+                TrapKind::OutOfFuel => format!(
+                    "ran out of fuel after {} units",
+                    outcome.fuel_consumed.unwrap_or_default()
+                ),
                 _ => format!("trapped: {trap}"),
             };
             eprintln!("wasm-host: {} {why}", module.name());

@@ -142,31 +142,41 @@ fn fuel_is_a_deterministic_instruction_budget() {
     };
     let enough = run(1_000_000);
     assert!(enough.success(), "{:?}", enough.trap());
-    assert!(
-        enough.fuel_consumed > 1000,
-        "a 1000-round loop: {}",
-        enough.fuel_consumed
-    );
-    assert_eq!(
-        run(1_000_000).fuel_consumed,
-        enough.fuel_consumed,
-        "the same every time"
-    );
+    let consumed = enough.fuel_consumed.expect("a run with a budget is metered");
+    assert!(consumed > 1000, "a 1000-round loop: {consumed}");
+    assert_eq!(run(1_000_000).fuel_consumed, Some(consumed), "the same every time");
 
-    let short = run(enough.fuel_consumed / 2);
+    let short = run(consumed / 2);
     assert_eq!(
         short.trap().map(|t| t.kind),
         Some(TrapKind::OutOfFuel),
         "{:?}",
         short.termination
     );
-    assert_eq!(short.fuel_consumed, enough.fuel_consumed / 2, "all of it was used");
+    assert_eq!(short.fuel_consumed, Some(consumed / 2), "all of it was used");
+}
 
-    assert_eq!(
-        Sandbox::new().run(&module).unwrap().fuel_consumed,
-        enough.fuel_consumed,
-        "consumption is reported without a budget too"
+#[test]
+fn a_run_without_a_fuel_budget_is_not_instrumented_for_fuel() {
+    let module = support::wat("countdown", COUNTDOWN);
+    let outcome = Sandbox::new().run(&module).unwrap();
+    assert!(outcome.success(), "{:?}", outcome.trap());
+    assert_eq!(outcome.fuel_consumed, None, "not metered");
+    let mut guest = Sandbox::new().instantiate(&module).unwrap();
+    assert!(
+        guest.store_mut().get_fuel().is_err(),
+        "the store's engine does not consume fuel"
     );
+
+    // The same module still runs metered when a later run sets a budget.
+    let metered = Limits {
+        fuel: Some(1_000_000),
+        ..Limits::default()
+    };
+    let mut guest = Sandbox::new().limits(metered.clone()).instantiate(&module).unwrap();
+    assert_eq!(guest.store_mut().get_fuel().ok(), Some(1_000_000));
+    let outcome = Sandbox::new().limits(metered).run(&module).unwrap();
+    assert!(outcome.fuel_consumed.is_some_and(|fuel| fuel > 1000));
 }
 
 const GROWER: &str = r#"

@@ -289,7 +289,7 @@ fn run_in_process(
     preopens: &[(PathBuf, String)],
     stdin: &[u8],
 ) -> Observed {
-    let module = match runtime.load_file(&job.test.wasm) {
+    let module = match runtime.load_file_for(&job.test.wasm, limits) {
         Ok(module) => module,
         Err(error) => return Observed::not_run(one_line(&error.to_string())),
     };
