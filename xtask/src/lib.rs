@@ -1,8 +1,9 @@
 //! Project automation shared by the `xtask` binary and the host's tests:
 //! where the project lives, how the wasm guests are found and built, and
-//! how the conformance suite is built.
+//! how the conformance suite and the benchmarks' large module are built.
 
 pub mod guests;
+pub mod large_module;
 pub mod suite;
 
 use std::path::{Path, PathBuf};
