@@ -81,6 +81,7 @@ pub struct Sandbox {
     stdout: OutputMode,
     stderr: OutputMode,
     env: Vec<(String, String)>,
+    argv0: Option<String>,
     args: Vec<String>,
     dirs: Vec<DirGrant>,
     limits: Limits,
@@ -94,6 +95,7 @@ impl Default for Sandbox {
             stdout: OutputMode::Capture,
             stderr: OutputMode::Capture,
             env: Vec::new(),
+            argv0: None,
             args: Vec::new(),
             dirs: Vec::new(),
             limits: Limits::default(),
@@ -141,7 +143,25 @@ impl Sandbox {
         self
     }
 
-    /// Appends one argument. The guest's `argv[0]` is always the module's name.
+    /// Grants several environment variables.
+    pub fn envs<I, K, V>(mut self, vars: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.env
+            .extend(vars.into_iter().map(|(name, value)| (name.into(), value.into())));
+        self
+    }
+
+    /// The guest's `argv[0]`, the program name: the module's name unless set here.
+    pub fn argv0(mut self, name: impl Into<String>) -> Self {
+        self.argv0 = Some(name.into());
+        self
+    }
+
+    /// Appends one argument, after `argv[0]` (see [`Sandbox::argv0`]).
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.args.push(arg.into());
         self
@@ -282,7 +302,8 @@ impl Sandbox {
         // component's runs on blocking threads, so its deadline can end the
         // run while such a call still waits (see `crate::component`).
         wasi.allow_blocking_current_thread(!module.is_component());
-        wasi.arg(module.name()).args(&self.args).envs(&self.env);
+        let argv0 = self.argv0.as_deref().unwrap_or(module.name());
+        wasi.arg(argv0).args(&self.args).envs(&self.env);
         wasi.monotonic_clock(RunClock::new());
         let deadline = Deadline::default();
         match &self.stdin {

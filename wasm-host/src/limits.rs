@@ -143,66 +143,38 @@ impl LimitArgs {
     }
 }
 
+/// What `--timeout` accepts, for its help and its errors.
+const DURATIONS: &str = "a duration such as `500ms`, `10s`, `1m30s` or `2h`, or `none`";
+
+/// What the byte-count flags accept, for their help and their errors.
+const SIZES: &str = "a byte count such as `4096`, `64K`, `10MB` or `1.5G` \
+    (K, M, G, T and KB, KiB, ... are all powers of 1024)";
+
 fn timeout_help() -> String {
-    let default = Limits::default()
-        .timeout
-        .map_or_else(|| "none".to_owned(), format_duration);
-    format!("Wall-clock limit for the run: `500ms`, `10s`, `2m`, or `none` [default: {default}]")
+    let default = describe_timeout(Limits::default().timeout);
+    format!("Wall-clock limit for the run: {DURATIONS} [default: {default}]")
 }
 
 fn bytes_help(what: &str, default: usize) -> String {
-    format!(
-        "{what}; suffixes K, M, G (powers of 1024) [default: {}]",
-        format_bytes(default)
-    )
+    format!("{what}: {SIZES} [default: {}]", format_bytes(default))
 }
 
 fn parse_timeout(text: &str) -> Result<Timeout, String> {
     if text == "none" {
         return Ok(Timeout(None));
     }
-    let split = text
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let nanos_per_unit = match unit {
-        "ms" => 1e6,
-        "s" => 1e9,
-        "m" => 60e9,
-        "h" => 3600e9,
-        _ => return Err(format!("`{text}` needs a unit: ms, s, m or h (or `none`)")),
-    };
-    let number: f64 = number.parse().map_err(|_| format!("`{text}` is not a duration"))?;
-    // Whole nanoseconds, so that `500ms` is exactly 500 ms.
-    let nanos = (number * nanos_per_unit).round();
-    if nanos >= u64::MAX as f64 {
-        return Err(format!("`{text}` is too long"));
-    }
-    Ok(Timeout(Some(Duration::from_nanos(nanos as u64))))
+    humantime::parse_duration(text)
+        .map(|duration| Timeout(Some(duration)))
+        .map_err(|error| format!("`{text}`: {error}; expected {DURATIONS}"))
 }
 
 fn parse_bytes(text: &str) -> Result<usize, String> {
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, suffix) = text.split_at(split);
-    let shift = match suffix.to_ascii_uppercase().as_str() {
-        "" | "B" => 0,
-        "K" | "KIB" => 10,
-        "M" | "MIB" => 20,
-        "G" | "GIB" => 30,
-        _ => return Err(format!("`{text}`: the suffix must be K, M or G")),
-    };
-    let number: usize = number.parse().map_err(|_| format!("`{text}` is not a byte count"))?;
-    number
-        .checked_mul(1 << shift)
-        .ok_or_else(|| format!("`{text}` is too large"))
-}
-
-fn format_duration(duration: Duration) -> String {
-    if duration.subsec_nanos() == 0 {
-        format!("{}s", duration.as_secs())
-    } else {
-        format!("{}ms", duration.as_millis())
-    }
+    parse_size::Config::new()
+        .with_binary()
+        .parse_size(text)
+        .map_err(|error| error.to_string())
+        .and_then(|bytes| usize::try_from(bytes).map_err(|_| "too large".to_owned()))
+        .map_err(|error| format!("`{text}`: {error}; expected {SIZES}"))
 }
 
 /// Bytes with the largest suffix that divides them exactly.
@@ -218,7 +190,7 @@ pub fn format_bytes(bytes: usize) -> String {
 
 /// A duration as `--timeout` would accept it.
 pub fn describe_timeout(timeout: Option<Duration>) -> String {
-    timeout.map_or_else(|| "none".to_owned(), format_duration)
+    timeout.map_or_else(|| "none".to_owned(), |t| humantime::format_duration(t).to_string())
 }
 
 #[cfg(test)]
@@ -226,27 +198,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn timeouts_need_a_unit_or_none() {
-        assert_eq!(parse_timeout("500ms"), Ok(Timeout(Some(Duration::from_millis(500)))));
-        assert_eq!(parse_timeout("10s"), Ok(Timeout(Some(Duration::from_secs(10)))));
-        assert_eq!(parse_timeout("1.5s"), Ok(Timeout(Some(Duration::from_millis(1500)))));
-        assert_eq!(parse_timeout("2m"), Ok(Timeout(Some(Duration::from_secs(120)))));
-        assert_eq!(parse_timeout("none"), Ok(Timeout(None)));
-        assert!(parse_timeout("10").unwrap_err().contains("needs a unit"));
-        assert!(parse_timeout("s").is_err());
-        assert!(parse_timeout("-1s").is_err());
+    fn timeouts_are_humantime_durations_or_none() {
+        let ok = |text| parse_timeout(text).unwrap().0;
+        assert_eq!(ok("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(ok("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(ok("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(ok("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(ok("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(ok("none"), None);
+        for bad in ["10", "s", "-1s", "10 parsecs", ""] {
+            let error = parse_timeout(bad).unwrap_err();
+            assert!(error.contains("expected a duration such as"), "{bad}: {error}");
+        }
     }
 
     #[test]
-    fn byte_counts_take_binary_suffixes() {
+    fn byte_counts_take_units_all_powers_of_1024() {
         assert_eq!(parse_bytes("4096"), Ok(4096));
         assert_eq!(parse_bytes("64K"), Ok(64 << 10));
         assert_eq!(parse_bytes("64M"), Ok(64 << 20));
-        assert_eq!(parse_bytes("1g"), Ok(1 << 30));
+        assert_eq!(parse_bytes("10MB"), Ok(10 << 20));
         assert_eq!(parse_bytes("2MiB"), Ok(2 << 20));
-        assert!(parse_bytes("12X").is_err());
-        assert!(parse_bytes("M").is_err());
-        assert!(parse_bytes("99999999999999999999G").is_err());
+        assert_eq!(parse_bytes("1g"), Ok(1 << 30));
+        assert_eq!(parse_bytes("1.5G"), Ok(3 << 29));
+        for bad in ["12X", "M", "-1K", "99999999999999999999G", ""] {
+            let error = parse_bytes(bad).unwrap_err();
+            assert!(error.contains("expected a byte count such as"), "{bad}: {error}");
+        }
     }
 
     #[test]
@@ -254,8 +232,13 @@ mod tests {
         assert_eq!(format_bytes(256 << 20), "256M");
         assert_eq!(format_bytes(1 << 30), "1G");
         assert_eq!(format_bytes(1000), "1000");
-        assert_eq!(format_duration(Duration::from_secs(10)), "10s");
-        assert_eq!(format_duration(Duration::from_millis(250)), "250ms");
+        assert_eq!(describe_timeout(Some(Duration::from_secs(10))), "10s");
+        assert_eq!(describe_timeout(Some(Duration::from_millis(250))), "250ms");
+        assert_eq!(describe_timeout(Some(Duration::from_secs(90))), "1m 30s");
+        assert_eq!(describe_timeout(None), "none");
+        for shown in ["10s", "250ms", "1m 30s", "none"] {
+            assert!(parse_timeout(shown).is_ok(), "{shown} is shown but refused");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ mod status;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Run WebAssembly (WASI preview 1) modules with exactly the capabilities you grant.
 #[derive(Parser)]
@@ -30,6 +30,11 @@ struct Cli {
 enum Command {
     Run(run::RunArgs),
     Conformance(conformance::ConformanceArgs),
+    /// Print a completion script for SHELL, e.g. `wasm-host completions bash > ~/.local/share/bash-completion/completions/wasm-host`
+    Completions {
+        /// The shell to complete in
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
@@ -37,6 +42,10 @@ fn main() -> ExitCode {
     let status = match Cli::parse().command {
         Command::Run(args) => run::run(args),
         Command::Conformance(args) => conformance::run(args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "wasm-host", &mut std::io::stdout());
+            0
+        }
     };
     ExitCode::from(status)
 }

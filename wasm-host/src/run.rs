@@ -1,7 +1,7 @@
 //! `wasm-host run`: one guest, the capabilities its flags grant, its own exit
 //! code as ours. Output is streamed as the guest writes it.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -22,9 +22,9 @@ use crate::status;
     after_help = status::RUN_STATUS_HELP
 )]
 pub struct RunArgs {
-    /// Grant an environment variable (repeatable); nothing of wasm-host's own environment is passed
-    #[arg(long = "env", value_name = "NAME=VAL", value_parser = parse_env)]
-    env: Vec<(String, String)>,
+    /// Grant an environment variable (repeatable); NAME alone grants wasm-host's own value of NAME. Nothing else of wasm-host's environment is passed
+    #[arg(long = "env", value_name = "NAME[=VAL]", value_parser = parse_env)]
+    env: Vec<(String, Option<String>)>,
 
     /// Grant a host directory read-write, seen by the guest at GUEST (default: HOST as written) (repeatable)
     #[arg(long = "dir", value_name = "HOST[::GUEST]", value_parser = parse_dir)]
@@ -38,6 +38,10 @@ pub struct RunArgs {
     #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
     arg: Vec<String>,
 
+    /// The guest's program name, argv[0] [default: MODULE's file name]
+    #[arg(long, value_name = "NAME")]
+    argv0: Option<String>,
+
     /// Collect stdout and stderr in memory, each capped by --max-output, and write them out when the guest ends, instead of streaming them
     #[arg(long)]
     capture: bool,
@@ -45,7 +49,7 @@ pub struct RunArgs {
     #[command(flatten)]
     limits: LimitArgs,
 
-    /// The module to run (a WebAssembly binary or WAT text exporting `_start`), then the guest's arguments: everything after MODULE goes to the guest, options included
+    /// The module to run (a WebAssembly binary or WAT text exporting `_start`; `-` reads it from stdin, and the guest's stdin is then empty), then the guest's arguments: everything after MODULE goes to the guest, options included
     #[arg(value_name = "MODULE", required = true, num_args = 1.., trailing_var_arg = true)]
     module_and_args: Vec<String>,
 }
@@ -61,8 +65,30 @@ pub fn run(args: RunArgs) -> u8 {
         eprintln!("wasm-host: error: {}", status::describe_error(module_path, &error));
         status::LOAD_ERROR
     };
+    let env = match granted_env(&args.env) {
+        Ok(env) => env,
+        Err(message) => {
+            eprintln!("wasm-host: error: {message}");
+            return status::USAGE;
+        }
+    };
+    let from_stdin = module_path == Path::new(STDIN);
     let mut limits = args.limits.limits();
-    let module = match (args.limits.runtime()).and_then(|runtime| runtime.load_file_for(module_path, &limits)) {
+    let loaded = args.limits.runtime().and_then(|runtime| {
+        if from_stdin {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .map_err(|source| host::Error::ReadModule {
+                    path: STDIN_NAME.into(),
+                    source,
+                })?;
+            runtime.load_bytes_for(STDIN_NAME, bytes, &limits)
+        } else {
+            runtime.load_file_for(module_path, &limits)
+        }
+    });
+    let module = match loaded {
         Ok(module) => module,
         Err(error) => return fail(error),
     };
@@ -73,13 +99,16 @@ pub fn run(args: RunArgs) -> u8 {
     }
     let mut sandbox = Sandbox::new()
         .limits(limits.clone())
-        .inherit_stdin()
+        .envs(env)
         .args(args.arg.iter().chain(guest_args).cloned());
+    if !from_stdin {
+        sandbox = sandbox.inherit_stdin();
+    }
+    if let Some(argv0) = &args.argv0 {
+        sandbox = sandbox.argv0(argv0);
+    }
     if !args.capture {
         sandbox = sandbox.inherit_stdout().inherit_stderr();
-    }
-    for (name, value) in &args.env {
-        sandbox = sandbox.env(name, value);
     }
     let grants = (args.dirs.iter().map(|d| (d, DirAccess::ReadWrite)))
         .chain(args.read_only_dirs.iter().map(|d| (d, DirAccess::ReadOnly)));
@@ -134,11 +163,42 @@ fn report_truncation(module: &str, outcome: &RunOutcome) {
     }
 }
 
-fn parse_env(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
-        _ => Err(format!("`{text}` is not NAME=VALUE")),
+/// The MODULE that means "read the module from stdin".
+const STDIN: &str = "-";
+/// The name a module read from stdin goes by (messages, default argv[0]).
+const STDIN_NAME: &str = "<stdin>";
+
+/// `NAME=VALUE`, or `NAME` alone to copy wasm-host's own value.
+fn parse_env(text: &str) -> Result<(String, Option<String>), String> {
+    let (name, value) = match text.split_once('=') {
+        Some((name, value)) => (name, Some(value.to_owned())),
+        None => (text, None),
+    };
+    if name.is_empty() {
+        return Err(format!("`{text}` is not NAME=VALUE or NAME"));
     }
+    Ok((name.to_owned(), value))
+}
+
+/// The variables to grant, each `--env NAME` with no value taking
+/// wasm-host's own; one that is unset (or not UTF-8) is an error, not a
+/// silent omission, since it was asked for by name.
+fn granted_env(grants: &[(String, Option<String>)]) -> Result<Vec<(String, String)>, String> {
+    grants
+        .iter()
+        .map(|(name, value)| match value {
+            Some(value) => Ok((name.clone(), value.clone())),
+            None => match std::env::var(name) {
+                Ok(value) => Ok((name.clone(), value)),
+                Err(std::env::VarError::NotPresent) => {
+                    Err(format!("--env {name}: {name} is not set in wasm-host's environment"))
+                }
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    Err(format!("--env {name}: wasm-host's value of {name} is not UTF-8"))
+                }
+            },
+        })
+        .collect()
 }
 
 fn parse_dir(text: &str) -> Result<(PathBuf, String), String> {
@@ -155,10 +215,11 @@ mod tests {
 
     #[test]
     fn env_grants_split_at_the_first_equals_sign() {
-        assert_eq!(parse_env("A=1=2"), Ok(("A".into(), "1=2".into())));
-        assert_eq!(parse_env("EMPTY="), Ok(("EMPTY".into(), String::new())));
-        assert!(parse_env("NOVALUE").is_err());
+        assert_eq!(parse_env("A=1=2"), Ok(("A".into(), Some("1=2".into()))));
+        assert_eq!(parse_env("EMPTY="), Ok(("EMPTY".into(), Some(String::new()))));
+        assert_eq!(parse_env("HOME"), Ok(("HOME".into(), None)));
         assert!(parse_env("=x").is_err());
+        assert!(parse_env("").is_err());
     }
 
     #[test]

@@ -59,11 +59,15 @@ fn version_prints_the_name_and_version_the_adapter_contract_wants() {
 #[test]
 fn the_help_of_every_subcommand_documents_its_options_and_statuses() {
     let cases: [(&[&str], &[&str]); 4] = [
-        (&["--help"], &["run", "conformance", "126", "134", "142", "152"]),
+        (
+            &["--help"],
+            &["run", "conformance", "completions", "126", "134", "142", "152"],
+        ),
         (
             &["run", "--help"],
             &[
-                "--env <NAME=VAL>",
+                "--env <NAME[=VAL]>",
+                "--argv0 <NAME>",
                 "--dir <HOST[::GUEST]>",
                 "--dir-ro",
                 "--arg <ARG>",
@@ -195,11 +199,22 @@ fn granting_a_directory_that_does_not_exist_is_a_load_error() {
 #[test]
 fn a_bad_command_line_is_a_usage_error() {
     let program = suite_program("exit_returns");
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 6] = [
         (&["run"], "<MODULE>"),
-        (&["run", "--timeout", "5", &program], "needs a unit"),
-        (&["run", "--env", "NOVALUE", &program], "not NAME=VALUE"),
-        (&["run", "--max-memory", "12X", &program], "suffix"),
+        (
+            &["run", "--timeout", "5", &program],
+            "expected a duration such as `500ms`",
+        ),
+        (&["run", "--env", "=x", &program], "not NAME=VALUE or NAME"),
+        (
+            &["run", "--env", "WASM_HOST_TEST_NEVER_SET", &program],
+            "WASM_HOST_TEST_NEVER_SET is not set in wasm-host's environment",
+        ),
+        (
+            &["run", "--max-memory", "12X", &program],
+            "expected a byte count such as `4096`",
+        ),
+        (&["completions", "tcsh"], "possible values: bash"),
     ];
     for (args, says) in cases {
         let output = run(args);
@@ -542,4 +557,100 @@ fn the_compiled_module_cache_is_used_unless_no_cache_says_otherwise() {
         LOAD_ERROR,
         &[&format!("refusing to grant {work_dir}"), "compiled-module cache"],
     );
+}
+
+#[test]
+fn env_without_a_value_grants_the_hosts_own_value_of_that_variable_only() {
+    let output = wasm_host()
+        .args(["run", "--env", "WASM_HOST_TEST_COPIED", &suite_program("args_env_echo")])
+        .env("WASM_HOST_TEST_COPIED", "from the host")
+        .env("WASM_HOST_TEST_NOT_GRANTED", "secret")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout), "WASM_HOST_TEST_COPIED=from the host\n");
+}
+
+/// args_env_echo, changed to print argv[0] too.
+fn argv_printer() -> String {
+    let source = std::fs::read_to_string(suite_program("args_env_echo")).unwrap();
+    let changed = source.replacen(
+        "(call $print_lines (i32.const 1))",
+        "(call $print_lines (i32.const 0))",
+        1,
+    );
+    assert_ne!(changed, source, "args_env_echo.wat no longer prints from argument 1");
+    changed
+}
+
+/// Runs `wasm-host ARGS` with `stdin` as its standard input.
+fn run_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = wasm_host()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_module_is_read_from_stdin_when_it_is_a_dash() {
+    let output = run_with_stdin(&["run", "-", "one"], argv_printer().as_bytes());
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout), "<stdin>\none\n");
+
+    let proc_exit_13 = std::fs::read(support::shared_test_file("fixtures/proc_exit_13.wat")).unwrap();
+    assert_eq!(run_with_stdin(&["run", "-"], &proc_exit_13).status.code(), Some(13));
+
+    assert_fails(
+        &run_with_stdin(&["run", "-"], b"not a module"),
+        LOAD_ERROR,
+        &["<stdin>", "not a valid WebAssembly module"],
+    );
+}
+
+#[test]
+fn argv0_names_the_program_the_guest_sees() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = wat_file(&dir, "argv.wat", &argv_printer());
+    let named = run(&["run", "--argv0", "custom-name", &program, "x"]);
+    assert_eq!(text(&named.stdout), "custom-name\nx\n", "{}", text(&named.stderr));
+    let default = run(&["run", &program]);
+    assert_eq!(text(&default.stdout), "argv.wat\n", "{}", text(&default.stderr));
+}
+
+#[test]
+fn durations_and_sizes_are_written_as_people_write_them() {
+    let program = suite_program("exit_returns");
+    for args in [
+        ["--timeout", "1m30s"],
+        ["--timeout", "1.5s"],
+        ["--max-memory", "1.5G"],
+        ["--max-output", "10MB"],
+    ] {
+        let mut command = vec!["run"];
+        command.extend(args);
+        command.push(&program);
+        let output = run(&command);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {}", text(&output.stderr));
+    }
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    for (shell, says) in [
+        ("bash", "_wasm__host()"),
+        ("zsh", "#compdef wasm-host"),
+        ("fish", "complete -c wasm-host"),
+    ] {
+        let output = run(&["completions", shell]);
+        assert_eq!(output.status.code(), Some(0), "{shell}: {}", text(&output.stderr));
+        let script = text(&output.stdout);
+        assert!(script.contains(says), "{shell}: {script}");
+        assert!(script.contains("max-memory"), "{shell} completes run's options");
+    }
 }
