@@ -296,10 +296,8 @@ fn run_in_process(
     let mut sandbox = Sandbox::new()
         .limits(limits.clone())
         .args(run.args.iter().cloned())
+        .envs(run.env.iter().cloned())
         .stdin(stdin);
-    for (name, value) in &run.env {
-        sandbox = sandbox.env(name, value);
-    }
     for (host, guest) in preopens {
         sandbox = sandbox.dir(host, guest, DirAccess::ReadWrite);
     }
