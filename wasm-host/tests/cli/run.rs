@@ -81,7 +81,7 @@ fn the_help_of_every_subcommand_documents_its_options_and_statuses() {
                 "--max-descriptors <N>",
                 "--max-function-locals <N>",
                 "--compile-timeout <DURATION>",
-                "[default: 60s]",
+                "[default: 1m]",
                 "[default: 256]",
                 "--max-stack <BYTES>",
                 "<MODULE>",
