@@ -63,5 +63,5 @@ pub use instance::GuestInstance;
 pub use limits::Limits;
 pub use outcome::{RunOutcome, Termination, Trap, TrapKind};
 pub use runtime::{GuestModule, Pooling, Runtime, RuntimeConfig};
-pub use sandbox::{DirAccess, DirGrant, Sandbox};
+pub use sandbox::{DirAccess, Sandbox};
 pub use state::GuestState;

@@ -34,13 +34,13 @@ pub enum DirAccess {
 
 /// A host directory made visible to the guest under another path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DirGrant {
+struct DirGrant {
     /// The directory on the host.
-    pub host_path: PathBuf,
+    host_path: PathBuf,
     /// Where the guest sees it, e.g. `/data` or `.`.
-    pub guest_path: String,
+    guest_path: String,
     /// What the guest may do there.
-    pub access: DirAccess,
+    access: DirAccess,
 }
 
 /// Where a guest's standard output or error goes; either way at most
@@ -191,11 +191,6 @@ impl Sandbox {
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
-    }
-
-    /// The limits this sandbox applies.
-    pub fn current_limits(&self) -> &Limits {
-        &self.limits
     }
 
     /// Offers the guest one more import, `module::name`, implemented by `func`
