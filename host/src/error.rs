@@ -1,6 +1,7 @@
 //! The one error type of the library: every way a guest can fail to load,
 //! link or be called, typed so that callers can match on it.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 
 use crate::compile::{CompileLimit, Exceeded};
@@ -138,7 +139,7 @@ pub enum Error {
     },
 
     /// A call into the guest trapped.
-    #[error("{module} trapped: {trap}")]
+    #[error("{module} {trap}")]
     Trap {
         /// The module's name.
         module: String,
@@ -168,6 +169,30 @@ pub enum Error {
 }
 
 impl Error {
+    /// The module this error is about, when the message already names it
+    /// (its name, or the file asked for); `None` for errors of the runtime,
+    /// of a grant or of a memory access, which a front end should prefix
+    /// with the module itself. Matched exhaustively, so a new variant must
+    /// choose.
+    pub fn module(&self) -> Option<Cow<'_, str>> {
+        match self {
+            Error::ReadModule { path, .. } => Some(path.to_string_lossy()),
+            Error::InvalidModule { module, .. }
+            | Error::CompileLimit { module, .. }
+            | Error::WrongKind { module, .. }
+            | Error::UnknownImport { module, .. }
+            | Error::MissingExport { module, .. }
+            | Error::ExportSignature { module, .. }
+            | Error::Instantiate { module, .. }
+            | Error::Trap { module, .. }
+            | Error::Exit { module, .. } => Some(Cow::Borrowed(module)),
+            Error::Config { .. }
+            | Error::Preopen { .. }
+            | Error::GrantCoversCache { .. }
+            | Error::MemoryOutOfBounds { .. } => None,
+        }
+    }
+
     pub(crate) fn compile_limit(module: &str, exceeded: Exceeded) -> Self {
         Error::CompileLimit {
             module: module.to_owned(),

@@ -68,9 +68,15 @@ pub struct Trap {
     pub backtrace: Option<String>,
 }
 
+/// The one wording of a trap ending, shared by every front end: `timed
+/// out`, `ran out of fuel`, or `trapped: KIND: MESSAGE`.
 impl fmt::Display for Trap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.kind, self.message)
+        match self.kind {
+            TrapKind::Timeout => f.write_str("timed out"),
+            TrapKind::OutOfFuel => f.write_str("ran out of fuel"),
+            kind => write!(f, "trapped: {kind}: {}", self.message),
+        }
     }
 }
 
@@ -107,6 +113,27 @@ pub struct RunOutcome {
     pub fuel_consumed: Option<u64>,
     /// Wall-clock time from instantiation to the end of the run.
     pub duration: Duration,
+    /// The run's timeout ([`crate::Limits::timeout`]), which a timed-out
+    /// run names.
+    pub timeout: Option<Duration>,
+}
+
+/// How the run ended, in the one wording every front end and report uses:
+/// `exited with code 3`, `timed out after 2s`, `ran out of fuel after
+/// 1000000 units`, `trapped: unreachable: wasm trap: ...`.
+impl fmt::Display for RunOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let trap = match &self.termination {
+            Termination::Exited(code) => return write!(f, "exited with code {code}"),
+            Termination::Trapped(trap) => trap,
+        };
+        write!(f, "{trap}")?;
+        match (trap.kind, self.timeout, self.fuel_consumed) {
+            (TrapKind::Timeout, Some(timeout), _) => write!(f, " after {timeout:?}"),
+            (TrapKind::OutOfFuel, _, Some(fuel)) => write!(f, " after {fuel} units"),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl RunOutcome {
@@ -154,7 +181,7 @@ pub(crate) fn classify(error: wasmtime::Error) -> Termination {
         return Termination::Exited(exit.0);
     }
     let kind = match error.downcast_ref::<wasmtime::Trap>() {
-        Some(trap) => trap_kind(*trap),
+        Some(trap) => TrapKind::of(*trap),
         None => TrapKind::HostError,
     };
     Termination::Trapped(Trap {
@@ -164,17 +191,64 @@ pub(crate) fn classify(error: wasmtime::Error) -> Termination {
     })
 }
 
-fn trap_kind(trap: wasmtime::Trap) -> TrapKind {
-    use wasmtime::Trap as T;
-    match trap {
-        T::MemoryOutOfBounds | T::HeapMisaligned => TrapKind::MemoryOutOfBounds,
-        T::UnreachableCodeReached => TrapKind::Unreachable,
-        T::StackOverflow => TrapKind::StackOverflow,
-        T::IntegerDivisionByZero => TrapKind::IntegerDivideByZero,
-        T::IntegerOverflow | T::BadConversionToInteger => TrapKind::IntegerOverflow,
-        T::BadSignature | T::IndirectCallToNull | T::TableOutOfBounds => TrapKind::IndirectCall,
-        T::Interrupt => TrapKind::Timeout,
-        T::OutOfFuel => TrapKind::OutOfFuel,
-        _ => TrapKind::Other,
+impl TrapKind {
+    fn of(trap: wasmtime::Trap) -> TrapKind {
+        use wasmtime::Trap as T;
+        match trap {
+            T::MemoryOutOfBounds | T::HeapMisaligned => TrapKind::MemoryOutOfBounds,
+            T::UnreachableCodeReached => TrapKind::Unreachable,
+            T::StackOverflow => TrapKind::StackOverflow,
+            T::IntegerDivisionByZero => TrapKind::IntegerDivideByZero,
+            T::IntegerOverflow | T::BadConversionToInteger => TrapKind::IntegerOverflow,
+            T::BadSignature | T::IndirectCallToNull | T::TableOutOfBounds => TrapKind::IndirectCall,
+            T::Interrupt => TrapKind::Timeout,
+            T::OutOfFuel => TrapKind::OutOfFuel,
+            _ => TrapKind::Other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ended(termination: Termination, timeout: Option<Duration>, fuel_consumed: Option<u64>) -> String {
+        RunOutcome {
+            termination,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            stdout_truncated: false,
+            stderr_truncated: false,
+            host_log: Vec::new(),
+            host_log_truncated: false,
+            fuel_consumed,
+            duration: Duration::from_millis(301),
+            timeout,
+        }
+        .to_string()
+    }
+
+    fn trap(kind: TrapKind, message: &str) -> Termination {
+        Termination::Trapped(Trap {
+            kind,
+            message: message.into(),
+            backtrace: None,
+        })
+    }
+
+    #[test]
+    fn each_ending_has_one_wording_naming_the_limit_it_hit() {
+        assert_eq!(ended(Termination::Exited(3), None, None), "exited with code 3");
+        let timeout = Some(Duration::from_millis(300));
+        let interrupt = trap(TrapKind::Timeout, "wasm trap: interrupt");
+        assert_eq!(ended(interrupt.clone(), timeout, None), "timed out after 300ms");
+        assert_eq!(ended(interrupt, None, None), "timed out");
+        let fuel = trap(TrapKind::OutOfFuel, "wasm trap: all fuel consumed");
+        assert_eq!(ended(fuel, None, Some(1000)), "ran out of fuel after 1000 units");
+        let unreachable = trap(TrapKind::Unreachable, "wasm trap: unreachable");
+        assert_eq!(
+            ended(unreachable, timeout, None),
+            "trapped: unreachable: wasm trap: unreachable"
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! `host.log` messages and deadline), and gathering what a finished run
 //! left behind into its outcome. Everything that runs a guest builds on it.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use wasmtime::Store;
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -29,6 +29,7 @@ pub struct GuestState {
     pub(crate) limits: GuestLimiter,
     pub(crate) host_log: HostLog,
     pub(crate) deadline: Deadline,
+    timeout: Option<Duration>,
 }
 
 impl GuestState {
@@ -51,6 +52,7 @@ impl GuestState {
             limits: GuestLimiter::new(limits, shape),
             host_log: HostLog::new(limits.max_log_bytes),
             deadline,
+            timeout: limits.timeout,
         }
     }
 
@@ -83,6 +85,7 @@ pub(crate) fn finish(
             .fuel_budget
             .map(|budget| budget - store.get_fuel().unwrap_or(budget)),
         duration: started.elapsed(),
+        timeout: state.timeout,
     }
 }
 

@@ -5,9 +5,9 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use host::{DirAccess, RunOutcome, Sandbox, Termination, TrapKind};
+use host::{DirAccess, RunOutcome, Sandbox, Termination};
 
-use crate::limits::{LimitArgs, describe_timeout};
+use crate::limits::LimitArgs;
 use crate::status;
 
 /// Run a WASI command module (.wasm or .wat) with exactly the capabilities granted.
@@ -98,7 +98,7 @@ pub fn run(args: RunArgs) -> u8 {
         limits.max_output_bytes = usize::MAX;
     }
     let mut sandbox = Sandbox::new()
-        .limits(limits.clone())
+        .limits(limits)
         .envs(env)
         .args(args.arg.iter().chain(guest_args).cloned());
     if !from_stdin {
@@ -129,15 +129,7 @@ pub fn run(args: RunArgs) -> u8 {
             u8::try_from(*code).unwrap_or(status::TRAP)
         }
         Termination::Trapped(trap) => {
-            let why = match trap.kind {
-                TrapKind::Timeout => format!("timed out after {}", describe_timeout(limits.timeout)),
-                TrapKind::OutOfFuel => format!(
-                    "ran out of fuel after {} units",
-                    outcome.fuel_consumed.unwrap_or_default()
-                ),
-                _ => format!("trapped: {trap}"),
-            };
-            eprintln!("wasm-host: {} {why}", module.name());
+            eprintln!("wasm-host: {} {outcome}", module.name());
             status::for_trap(trap)
         }
     }

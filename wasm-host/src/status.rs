@@ -47,17 +47,8 @@ pub fn for_trap(trap: &Trap) -> u8 {
 pub fn describe_error(module: &Path, error: &Error) -> String {
     let text = one_line(&error.to_string());
     let text = match error {
-        // These messages name the module (or its file) themselves.
-        Error::ReadModule { .. }
-        | Error::InvalidModule { .. }
-        | Error::WrongKind { .. }
-        | Error::UnknownImport { .. }
-        | Error::MissingExport { .. }
-        | Error::ExportSignature { .. }
-        | Error::Instantiate { .. }
-        | Error::Trap { .. }
-        | Error::Exit { .. } => text,
         Error::CompileLimit { limit, .. } => format!("{text} (raise it with {})", compile_flag(*limit)),
+        _ if error.module().is_some() => text,
         _ => format!("{}: {text}", module.display()),
     };
     escape_controls(&text)
@@ -119,6 +110,22 @@ mod tests {
         let message = describe_error(Path::new("evil.wasm"), &error);
         assert!(!message.chars().any(char::is_control), "{message:?}");
         assert!(message.contains(r"env\u{1b}]0;owned\u{7}::\u{9b}2J"), "{message}");
+    }
+
+    #[test]
+    fn the_module_is_named_once_whichever_error_it_is() {
+        let module = Path::new("m.wasm");
+        let names_it = Error::MissingExport {
+            module: "m.wasm".into(),
+            export: "_start".into(),
+        };
+        assert_eq!(describe_error(module, &names_it), "m.wasm does not export `_start`");
+        let does_not = Error::MemoryOutOfBounds {
+            offset: 8,
+            len: 4,
+            size: 0,
+        };
+        assert!(describe_error(module, &does_not).starts_with("m.wasm: guest memory"));
     }
 
     #[test]

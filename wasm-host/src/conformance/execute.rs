@@ -305,7 +305,7 @@ fn run_in_process(
         Ok(outcome) => Observed {
             ending: match outcome.termination {
                 Termination::Exited(code) => Ending::Exited(code),
-                Termination::Trapped(trap) => Ending::Stopped(format!("trapped: {trap}")),
+                Termination::Trapped(_) => Ending::Stopped(outcome.to_string()),
             },
             stdout: outcome.stdout,
             stderr: outcome.stderr,
