@@ -96,9 +96,17 @@ impl GuestInstance {
         self.store.data().host_log()
     }
 
-    /// The Wasmtime store, for embedders who need what this type does not wrap.
-    pub fn store_mut(&mut self) -> &mut Store<GuestState> {
-        &mut self.store
+    /// The most linear memory the guest has had so far, in bytes: never
+    /// more than [`crate::Limits::max_memory_bytes`].
+    pub fn peak_memory_bytes(&self) -> usize {
+        self.store.data().peak_memory_bytes()
+    }
+
+    /// Fuel left of the run's budget, or `None` when the run is not metered
+    /// (no [`crate::Limits::fuel`]). Read-only: the store itself is never
+    /// handed out, so neither the fuel nor the deadline can be reset.
+    pub fn fuel_remaining(&self) -> Option<u64> {
+        self.store.get_fuel().ok()
     }
 
     /// The export `name` as a function of the given type.

@@ -78,8 +78,6 @@ const MONOTONIC: u32 = 1;
 const PROCESS: u32 = 2;
 const THREAD: u32 = 3;
 const MINUTE: u64 = 60_000_000_000;
-/// How long past its timeout a stopped guest may take to be reported (see limits.rs).
-const SLACK: Duration = Duration::from_secs(5);
 
 /// Polls `subs` under a 300 ms timeout: the errno or the trap, and how long it took.
 fn poll(subs: &[Sub]) -> (Result<i32, TrapKind>, Duration) {
@@ -127,7 +125,7 @@ fn a_poll_past_the_deadline_on_any_clock_or_mix_is_a_timeout() {
     for subs in cases {
         let (result, took) = poll(&subs);
         assert_eq!(result, Err(TrapKind::Timeout), "{subs:?}");
-        assert!(took < Duration::from_millis(300) + SLACK, "{subs:?}: {took:?}");
+        assert!(took < Duration::from_millis(300) + support::SLACK, "{subs:?}: {took:?}");
     }
 }
 

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use host::{DirAccess, Error, Limits, RunOutcome, Sandbox, Termination, TrapKind};
 
-use crate::hostile::{Fence, SLACK, trap_kind};
+use crate::hostile::Fence;
 use crate::support;
+use crate::support::{SLACK, trap_kind};
 
 fn hostile() -> host::GuestModule {
     support::component("hostile_component")

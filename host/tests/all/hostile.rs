@@ -89,22 +89,6 @@ fn limited(limits: Limits) -> Sandbox {
     Sandbox::new().limits(limits)
 }
 
-pub(crate) fn trap_kind(outcome: &RunOutcome) -> TrapKind {
-    outcome
-        .trap()
-        .unwrap_or_else(|| {
-            panic!(
-                "expected a trap, got {:?}: {}",
-                outcome.termination,
-                outcome.stderr_text()
-            )
-        })
-        .kind
-}
-
-/// How long past its timeout a stopped guest may take to be reported (see limits.rs).
-pub(crate) const SLACK: Duration = Duration::from_secs(5);
-
 #[test]
 fn an_infinite_loop_and_an_endless_sleep_time_out() {
     let fence = Fence::new();
@@ -115,8 +99,12 @@ fn an_infinite_loop_and_an_endless_sleep_time_out() {
             ..Limits::default()
         };
         let outcome = fence.attack(limited(limits), DirAccess::ReadWrite, &[attack]);
-        assert_eq!(trap_kind(&outcome), TrapKind::Timeout, "{attack}");
-        assert!(outcome.duration < timeout + SLACK, "{attack}: {:?}", outcome.duration);
+        assert_eq!(support::trap_kind(&outcome), TrapKind::Timeout, "{attack}");
+        assert!(
+            outcome.duration < timeout + support::SLACK,
+            "{attack}: {:?}",
+            outcome.duration
+        );
         assert!(!outcome.stdout_text().contains("woke up"));
     }
     let after = fence.attack(Sandbox::new(), DirAccess::ReadOnly, &["escape", "inner.txt"]);
@@ -147,7 +135,7 @@ fn an_allocation_bomb_aborts_the_guest_only() {
     };
     let outcome = fence.attack(limited(limits), DirAccess::ReadWrite, &["alloc-bomb"]);
     assert_eq!(
-        trap_kind(&outcome),
+        support::trap_kind(&outcome),
         TrapKind::Unreachable,
         "Rust aborts when allocation fails"
     );
@@ -162,7 +150,7 @@ fn an_allocation_bomb_aborts_the_guest_only() {
 fn unbounded_recursion_is_a_stack_overflow() {
     let fence = Fence::new();
     let outcome = fence.attack(Sandbox::new(), DirAccess::ReadWrite, &["recurse"]);
-    assert_eq!(trap_kind(&outcome), TrapKind::StackOverflow);
+    assert_eq!(support::trap_kind(&outcome), TrapKind::StackOverflow);
     assert!(outcome.stdout.is_empty());
 }
 
@@ -334,7 +322,7 @@ fn host_log_with_a_range_outside_memory_traps_without_reading_it() {
         ("16", "2147483647"),
     ] {
         let outcome = fence.attack(Sandbox::new(), DirAccess::ReadOnly, &["log", ptr, len]);
-        assert_eq!(trap_kind(&outcome), TrapKind::HostError, "({ptr}, {len})");
+        assert_eq!(support::trap_kind(&outcome), TrapKind::HostError, "({ptr}, {len})");
         let message = &outcome.trap().unwrap().message;
         assert!(message.contains("out of bounds"), "({ptr}, {len}): {message}");
         assert!(outcome.host_log.is_empty(), "nothing was logged");
@@ -365,7 +353,7 @@ fn a_poll_on_any_clock_relative_or_absolute_ends_at_the_timeout() {
                 &["sleep-on", clock, mode],
             );
             assert!(
-                outcome.duration < timeout + SLACK,
+                outcome.duration < timeout + support::SLACK,
                 "{clock} {mode}: {:?}",
                 outcome.duration
             );
@@ -374,7 +362,7 @@ fn a_poll_on_any_clock_relative_or_absolute_ends_at_the_timeout() {
                 // Preview 1 has no absolute wait on a CPU-time clock.
                 ("process" | "thread", "absolute") => assert_eq!(stdout, "woke up: INVAL\n"),
                 _ => {
-                    assert_eq!(trap_kind(&outcome), TrapKind::Timeout, "{clock} {mode}");
+                    assert_eq!(support::trap_kind(&outcome), TrapKind::Timeout, "{clock} {mode}");
                     assert_eq!(stdout, "", "{clock} {mode}");
                 }
             }

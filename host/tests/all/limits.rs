@@ -8,23 +8,11 @@ use host::{Error, Limits, Runtime, RuntimeConfig, Sandbox, TrapKind};
 
 use crate::support;
 
-/// How long past its timeout a stopped guest may take to be reported: an
-/// interrupted guest stops within one epoch tick, so this only absorbs a
-/// loaded machine. A guest that was not stopped would run forever.
-const SLACK: Duration = Duration::from_secs(5);
-
 fn with_timeout(timeout: Duration) -> Sandbox {
     Sandbox::new().limits(Limits {
         timeout: Some(timeout),
         ..Limits::default()
     })
-}
-
-fn trap_kind(result: Result<impl std::fmt::Debug, Error>) -> TrapKind {
-    match result {
-        Err(Error::Trap { trap, .. }) => trap.kind,
-        other => panic!("expected a trap, got {other:?}"),
-    }
 }
 
 #[test]
@@ -37,7 +25,7 @@ fn an_infinite_loop_times_out_and_frees_the_thread() {
     let trap = outcome.trap().expect("the loop was stopped");
     assert_eq!(trap.kind, TrapKind::Timeout, "{trap}");
     assert!(outcome.duration >= timeout, "{:?}", outcome.duration);
-    assert!(outcome.duration < timeout + SLACK, "{:?}", outcome.duration);
+    assert!(outcome.duration < timeout + support::SLACK, "{:?}", outcome.duration);
 
     let quick = support::wat("quick", r#"(module (func (export "_start")))"#);
     assert!(
@@ -72,7 +60,7 @@ fn sleeping_past_the_timeout_is_a_timeout_and_frees_the_thread() {
     let trap = outcome.trap().expect("an hour's sleep was cut short");
     assert_eq!(trap.kind, TrapKind::Timeout, "{trap}");
     assert!(outcome.duration >= timeout, "{:?}", outcome.duration);
-    assert!(outcome.duration < timeout + SLACK, "{:?}", outcome.duration);
+    assert!(outcome.duration < timeout + support::SLACK, "{:?}", outcome.duration);
 
     let module = support::wat("sleeper", SLEEPER);
     for (clock, until, flags) in [
@@ -84,7 +72,7 @@ fn sleeping_past_the_timeout_is_a_timeout_and_frees_the_thread() {
         let mut guest = with_timeout(timeout).instantiate(&module).unwrap();
         let result = guest.call::<(i32, i64, i32), i32>("sleep", (clock, until, flags));
         assert_eq!(
-            trap_kind(result),
+            support::call_trap_kind(result),
             TrapKind::Timeout,
             "clock {clock}, {until}, flags {flags}"
         );
@@ -162,9 +150,9 @@ fn a_run_without_a_fuel_budget_is_not_instrumented_for_fuel() {
     let outcome = Sandbox::new().run(&module).unwrap();
     assert!(outcome.success(), "{:?}", outcome.trap());
     assert_eq!(outcome.fuel_consumed, None, "not metered");
-    let mut guest = Sandbox::new().instantiate(&module).unwrap();
+    let guest = Sandbox::new().instantiate(&module).unwrap();
     assert!(
-        guest.store_mut().get_fuel().is_err(),
+        guest.fuel_remaining().is_none(),
         "the store's engine does not consume fuel"
     );
 
@@ -173,8 +161,8 @@ fn a_run_without_a_fuel_budget_is_not_instrumented_for_fuel() {
         fuel: Some(1_000_000),
         ..Limits::default()
     };
-    let mut guest = Sandbox::new().limits(metered.clone()).instantiate(&module).unwrap();
-    assert_eq!(guest.store_mut().get_fuel().ok(), Some(1_000_000));
+    let guest = Sandbox::new().limits(metered.clone()).instantiate(&module).unwrap();
+    assert_eq!(guest.fuel_remaining(), Some(1_000_000));
     let outcome = Sandbox::new().limits(metered).run(&module).unwrap();
     assert!(outcome.fuel_consumed.is_some_and(|fuel| fuel > 1000));
 }
@@ -219,11 +207,11 @@ fn memory_grow_past_the_limit_returns_minus_one_and_the_guest_goes_on() {
         "the last page works"
     );
     assert_eq!(
-        trap_kind(guest.call::<i32, i32>("peek", 1 << 20)),
+        support::call_trap_kind(guest.call::<i32, i32>("peek", 1 << 20)),
         TrapKind::MemoryOutOfBounds
     );
     assert_eq!(guest.memory_size().unwrap(), 1 << 20);
-    assert_eq!(guest.store_mut().data().peak_memory_bytes(), 1 << 20);
+    assert_eq!(guest.peak_memory_bytes(), 1 << 20);
 }
 
 #[test]
@@ -294,7 +282,10 @@ const RECURSER: &str = r#"
 fn depth_reached(runtime: &Runtime) -> i32 {
     let module = runtime.load_bytes("recurser", RECURSER).unwrap();
     let mut guest = Sandbox::new().instantiate(&module).unwrap();
-    assert_eq!(trap_kind(guest.call::<(), ()>("recurse", ())), TrapKind::StackOverflow);
+    assert_eq!(
+        support::call_trap_kind(guest.call::<(), ()>("recurse", ())),
+        TrapKind::StackOverflow
+    );
     guest.call::<(), i32>("depth", ()).unwrap()
 }
 

@@ -5,7 +5,31 @@ use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::process::Command;
 
-use host::{GuestModule, Runtime};
+use host::{Error, GuestModule, RunOutcome, Runtime, TrapKind};
+
+/// How long past its timeout a stopped guest may take to be reported: an
+/// interrupted guest stops within one epoch tick, so this only absorbs a
+/// loaded machine; a guest that was not stopped would run forever. The
+/// fuzzing property's margin, so that there is one.
+pub use host::fuzzing::HANG_SLACK as SLACK;
+
+/// The kind of trap a run ended with; panics, showing the ending, when it
+/// did not trap.
+pub fn trap_kind(outcome: &RunOutcome) -> TrapKind {
+    match outcome.trap() {
+        Some(trap) => trap.kind,
+        None => panic!("expected a trap, got {outcome}: {}", outcome.stderr_text()),
+    }
+}
+
+/// The kind of trap a call into a guest ended with; panics when it returned
+/// or failed some other way.
+pub fn call_trap_kind(result: Result<impl std::fmt::Debug, Error>) -> TrapKind {
+    match result {
+        Err(Error::Trap { trap, .. }) => trap.kind,
+        other => panic!("expected a trap, got {other:?}"),
+    }
+}
 
 /// The guest crate `name` from `guests/`, built (once per test process) and compiled.
 pub fn guest(name: &str) -> GuestModule {
