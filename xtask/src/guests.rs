@@ -9,6 +9,10 @@
 //! [package.metadata.guest]
 //! targets = ["wasm32-wasip1", "wasm32-wasip2"]
 //! ```
+//!
+//! `targets = []` makes a crate no guest but code the guests share
+//! (`guests/guest_support`): it is built only as their dependency and
+//! needs no test of its own.
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
@@ -48,7 +52,8 @@ pub fn target_dir() -> PathBuf {
     crate::target_dir().join("wasm-guests")
 }
 
-/// Every guest crate, from `cargo metadata` of the guest workspace.
+/// Every guest crate, from `cargo metadata` of the guest workspace (crates
+/// built for no target are shared code, not guests).
 pub fn discover() -> Result<Vec<GuestCrate>> {
     let metadata = cargo_metadata::MetadataCommand::new()
         .manifest_path(manifest_path())
@@ -71,6 +76,7 @@ pub fn discover() -> Result<Vec<GuestCrate>> {
             })
         })
         .collect::<Result<Vec<GuestCrate>>>()?;
+    guests.retain(|guest| !guest.targets.is_empty());
     guests.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(guests)
 }

@@ -8,9 +8,7 @@
 
 use std::process::ExitCode;
 
-/// The first file descriptor after stdin, stdout and stderr: where WASI
-/// places the granted (pre-opened) directories.
-const FIRST_PREOPEN_FD: wasi::Fd = 3;
+use guest_support::find_preopen;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -58,23 +56,10 @@ fn read(path: &str) -> Result<Vec<u8>, Failure> {
         errno,
     };
     let fd = open(path, 0, wasi::RIGHTS_FD_READ).map_err(fail)?;
-    let mut contents = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let iov = wasi::Iovec {
-            buf: chunk.as_mut_ptr(),
-            buf_len: chunk.len(),
-        };
-        // SAFETY: `iov` points at `chunk`, which outlives the call.
-        match unsafe { wasi::fd_read(fd, &[iov]) } {
-            Ok(0) => break,
-            Ok(n) => contents.extend_from_slice(&chunk[..n]),
-            Err(errno) => return Err(fail(errno)),
-        }
-    }
+    let contents = guest_support::read_to_end(fd);
     // SAFETY: `fd` was opened above and is closed once.
     let _ = unsafe { wasi::fd_close(fd) };
-    Ok(contents)
+    contents.map_err(fail)
 }
 
 fn write(path: &str, text: &[u8]) -> Result<(), Failure> {
@@ -100,47 +85,6 @@ fn open(path: &str, oflags: wasi::Oflags, rights: wasi::Rights) -> Result<wasi::
     let (dir, relative) = find_preopen(path).ok_or(wasi::ERRNO_NOTCAPABLE)?;
     // SAFETY: plain WASI call on a descriptor the host gave us.
     unsafe { wasi::path_open(dir, 0, relative, oflags, rights, 0, 0) }
-}
-
-/// The granted directory whose guest path is the longest prefix of `path`,
-/// and `path` relative to it.
-fn find_preopen(path: &str) -> Option<(wasi::Fd, &str)> {
-    let mut best: Option<(wasi::Fd, &str, usize)> = None;
-    for (fd, name) in preopens() {
-        let name = name.trim_end_matches('/');
-        let relative = if name.is_empty() || name == "." {
-            (!path.starts_with('/')).then_some(path)
-        } else {
-            path.strip_prefix(name).and_then(|rest| rest.strip_prefix('/'))
-        };
-        if let Some(relative) = relative
-            && best.is_none_or(|(_, _, len)| name.len() > len)
-        {
-            best = Some((fd, relative, name.len()));
-        }
-    }
-    best.map(|(fd, relative, _)| (fd, relative))
-}
-
-/// Every granted directory: its descriptor and the path the guest sees.
-fn preopens() -> Vec<(wasi::Fd, String)> {
-    let mut found = Vec::new();
-    for fd in FIRST_PREOPEN_FD.. {
-        // SAFETY: querying a descriptor has no side effects; BADF ends the list.
-        let Ok(prestat) = (unsafe { wasi::fd_prestat_get(fd) }) else {
-            break;
-        };
-        if prestat.tag != wasi::PREOPENTYPE_DIR.raw() {
-            continue;
-        }
-        // SAFETY: the tag says this is a directory.
-        let mut name = vec![0u8; unsafe { prestat.u.dir.pr_name_len }];
-        // SAFETY: `name` has exactly the length the host reported.
-        if unsafe { wasi::fd_prestat_dir_name(fd, name.as_mut_ptr(), name.len()) }.is_ok() {
-            found.push((fd, String::from_utf8_lossy(&name).into_owned()));
-        }
-    }
-    found
 }
 
 fn write_all(fd: wasi::Fd, mut bytes: &[u8]) {

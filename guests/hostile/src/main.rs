@@ -22,6 +22,8 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use guest_support::{FIRST_PREOPEN_FD, preopens, spin};
+
 #[link(wasm_import_module = "host")]
 unsafe extern "C" {
     /// The host's `host.log(ptr, len)`, declared with raw integers so any
@@ -29,10 +31,6 @@ unsafe extern "C" {
     #[link_name = "log"]
     fn host_log(ptr: i32, len: i32);
 }
-
-/// The first descriptor after stdin, stdout and stderr: where granted
-/// directories start.
-const FIRST_PREOPEN_FD: wasi::Fd = 3;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -78,13 +76,6 @@ fn main() -> ExitCode {
             eprintln!("usage: see the doc comment of guests/hostile/src/main.rs");
             ExitCode::from(2)
         }
-    }
-}
-
-fn spin() -> ExitCode {
-    let mut counter = 0u64;
-    loop {
-        counter = std::hint::black_box(counter.wrapping_add(1));
     }
 }
 
@@ -207,7 +198,7 @@ fn escape(paths: &[&str]) -> usize {
                         opened += 1;
                         println!(
                             "{name} {path} {mode}: OPENED: {}",
-                            String::from_utf8_lossy(&read_fd(fd))
+                            String::from_utf8_lossy(&guest_support::read_to_end(fd).unwrap_or_default())
                         );
                         // SAFETY: `fd` was just opened and is closed once.
                         let _ = unsafe { wasi::fd_close(fd) };
@@ -296,40 +287,6 @@ fn open_new(dir: wasi::Fd, name: &str) -> Result<wasi::Fd, wasi::Errno> {
     let rights = wasi::RIGHTS_FD_WRITE;
     // SAFETY: a plain WASI call on the granted descriptor.
     unsafe { wasi::path_open(dir, 0, name, wasi::OFLAGS_CREAT | wasi::OFLAGS_EXCL, rights, 0, 0) }
-}
-
-fn read_fd(fd: wasi::Fd) -> Vec<u8> {
-    let mut contents = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let iov = wasi::Iovec {
-            buf: chunk.as_mut_ptr(),
-            buf_len: chunk.len(),
-        };
-        // SAFETY: `iov` points at `chunk`, which outlives the call.
-        match unsafe { wasi::fd_read(fd, &[iov]) } {
-            Ok(n) if n > 0 => contents.extend_from_slice(&chunk[..n]),
-            _ => return contents,
-        }
-    }
-}
-
-/// Every granted directory: its descriptor and the name the guest sees.
-fn preopens() -> Vec<(wasi::Fd, String)> {
-    let mut found = Vec::new();
-    for fd in FIRST_PREOPEN_FD.. {
-        // SAFETY: querying a descriptor has no side effects; BADF ends the list.
-        let Ok(prestat) = (unsafe { wasi::fd_prestat_get(fd) }) else {
-            break;
-        };
-        // SAFETY: preview 1 has only directory preopens.
-        let mut name = vec![0u8; unsafe { prestat.u.dir.pr_name_len }];
-        // SAFETY: `name` has exactly the length the host reported.
-        if unsafe { wasi::fd_prestat_dir_name(fd, name.as_mut_ptr(), name.len()) }.is_ok() {
-            found.push((fd, String::from_utf8_lossy(&name).into_owned()));
-        }
-    }
-    found
 }
 
 /// One `poll_oneoff` subscription a minute ahead on `clock`; prints the

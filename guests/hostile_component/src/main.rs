@@ -16,6 +16,8 @@
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
+use guest_support::spin;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -57,13 +59,6 @@ fn main() -> ExitCode {
 
 fn outcome(result: std::io::Result<()>) -> &'static str {
     if result.is_ok() { "OK" } else { "ERROR" }
-}
-
-fn spin() {
-    let mut n: u64 = 0;
-    loop {
-        n = std::hint::black_box(n.wrapping_add(1));
-    }
 }
 
 /// Grows a list of 1 MiB blocks until an allocation fails.
