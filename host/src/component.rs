@@ -148,7 +148,7 @@ fn until<T>(deadline: Option<Instant>, work: impl Future<Output = wasmtime::Resu
 fn instantiate_error(module: &str, error: wasmtime::Error) -> Error {
     Error::Instantiate {
         module: module.to_owned(),
-        reason: format!("{error:#}"),
+        source: error.into(),
     }
 }
 

@@ -20,10 +20,11 @@ use crate::outcome::{Termination, Trap};
 #[non_exhaustive]
 pub enum Error {
     /// The engine could not be created with the configuration given.
-    #[error("invalid runtime configuration: {reason}")]
+    #[error("invalid runtime configuration: {}", chain(.source))]
     Config {
         /// Wasmtime's explanation.
-        reason: String,
+        #[source]
+        source: Cause,
     },
 
     /// The module file could not be read.
@@ -38,12 +39,13 @@ pub enum Error {
 
     /// The bytes are not a valid WebAssembly module (empty, truncated, wrong
     /// magic or version, failed validation).
-    #[error("{module} is not a valid WebAssembly module: {reason}")]
+    #[error("{module} is not a valid WebAssembly module: {}", chain(.source))]
     InvalidModule {
         /// The module's name (usually its file name).
         module: String,
-        /// Wasmtime's explanation.
-        reason: String,
+        /// Why: the WAT parser's or Wasmtime's error.
+        #[source]
+        source: Cause,
     },
 
     /// The module is past one of the runtime's [`crate::CompileLimits`]:
@@ -130,12 +132,13 @@ pub enum Error {
 
     /// Instantiation failed for another reason (an imported type that does
     /// not match, an initial memory above the limit, a start function that trapped).
-    #[error("cannot instantiate {module}: {reason}")]
+    #[error("cannot instantiate {module}: {}", chain(.source))]
     Instantiate {
         /// The module's name.
         module: String,
         /// Wasmtime's explanation.
-        reason: String,
+        #[source]
+        source: Cause,
     },
 
     /// A call into the guest trapped.
@@ -166,6 +169,23 @@ pub enum Error {
         /// Current size of the guest's memory.
         size: u64,
     },
+}
+
+/// The error underneath an [`Error`]: Wasmtime's or the WAT parser's, its
+/// own causes reachable through [`std::error::Error::source`].
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// `error` and its causes in one line, `: ` between them, so that a
+/// message read alone still says why.
+fn chain(error: &Cause) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        text.push_str(": ");
+        text.push_str(&next.to_string());
+        cause = next.source();
+    }
+    text
 }
 
 impl Error {

@@ -105,7 +105,7 @@ pub fn check(data: &[u8]) -> Result<Checked, Violation> {
             Err(_) => {
                 return Ok(Checked::Invalid(Error::InvalidModule {
                     module: "fuzzed".into(),
-                    reason: "input too short to generate a module".into(),
+                    source: "input too short to generate a module".into(),
                 }));
             }
         }

@@ -58,7 +58,7 @@ mod stdin;
 pub use cache::{CACHE_DIR_ENV, CACHE_ENV, CACHE_MAX_MIB_ENV, CacheLimits, CacheMode, CacheStats};
 pub use compile::{CompileLimit, CompileLimits};
 pub use component::ComponentInstance;
-pub use error::Error;
+pub use error::{Cause, Error};
 pub use instance::GuestInstance;
 pub use limits::Limits;
 pub use outcome::{RunOutcome, Termination, Trap, TrapKind};

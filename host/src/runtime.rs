@@ -174,9 +174,7 @@ impl Flavour {
 }
 
 fn config_error(error: wasmtime::Error) -> Error {
-    Error::Config {
-        reason: format!("{error:#}"),
-    }
+    Error::Config { source: error.into() }
 }
 
 impl Runtime {
@@ -277,7 +275,7 @@ impl Runtime {
         let bytes = match as_text(&bytes) {
             Some(text) => Bytes::from(wat::parse_str(text).map_err(|e| Error::InvalidModule {
                 module: name.to_owned(),
-                reason: e.to_string(),
+                source: e.into(),
             })?),
             None => bytes,
         };
@@ -368,7 +366,7 @@ impl GuestModule {
                 Some(&exceeded) => Error::compile_limit(&self.name, exceeded),
                 None => Error::InvalidModule {
                     module: self.name.to_string(),
-                    reason: format!("{e:#}"),
+                    source: e.into(),
                 },
             })?;
         let code = match compiled {
@@ -416,7 +414,7 @@ impl GuestModule {
             .flavour(metering)?
             .component_linker()?
             .instantiate_pre(component)
-            .map_err(|e| self.component_link_error(&e))?;
+            .map_err(|e| self.component_link_error(e))?;
         Ok(linked.get_or_init(|| pre))
     }
 
@@ -450,14 +448,14 @@ impl GuestModule {
             },
             None => Error::Instantiate {
                 module: self.name.to_string(),
-                reason: format!("{error:#}"),
+                source: error.into(),
             },
         }
     }
 
     /// A component's link error: Wasmtime names the unmatched import
     /// (an interface, or a function of one) in backquotes.
-    fn component_link_error(&self, error: &wasmtime::Error) -> Error {
+    fn component_link_error(&self, error: wasmtime::Error) -> Error {
         let reason = format!("{error:#}");
         let import = reason
             .contains("matching implementation was not found")
@@ -471,7 +469,7 @@ impl GuestModule {
             },
             None => Error::Instantiate {
                 module: self.name.to_string(),
-                reason,
+                source: error.into(),
             },
         }
     }

@@ -378,7 +378,7 @@ impl Sandbox {
                 add(&mut linker).map_err(|e| {
                     LinkFailure::Setup(Error::Instantiate {
                         module: module.name().to_owned(),
-                        reason: format!("registering a host function: {e:#}"),
+                        source: e.context("registering a host function").into(),
                     })
                 })?;
             }
@@ -394,7 +394,7 @@ impl Sandbox {
             } else {
                 LinkFailure::Setup(Error::Instantiate {
                     module: module.name().to_owned(),
-                    reason: format!("{error:#}"),
+                    source: error.into(),
                 })
             }
         })

@@ -11,13 +11,24 @@ fn load(name: &str, bytes: impl AsRef<[u8]>) -> Result<host::GuestModule, Error>
 
 fn invalid_reason(result: Result<host::GuestModule, Error>, name: &str) -> String {
     match result {
-        Err(Error::InvalidModule { module, reason }) => {
-            assert_eq!(module, name);
-            reason
+        Err(error @ Error::InvalidModule { .. }) => {
+            assert_eq!(error.module().as_deref(), Some(name));
+            causes(&error)
         }
         Err(other) => panic!("{name}: expected InvalidModule, got {other:?}"),
         Ok(_) => panic!("{name}: loaded"),
     }
+}
+
+/// The causes under `error`, as its `source` chain keeps them.
+fn causes(error: &Error) -> String {
+    let mut text = Vec::new();
+    let mut cause = std::error::Error::source(error);
+    while let Some(next) = cause {
+        text.push(next.to_string());
+        cause = next.source();
+    }
+    text.join(": ")
 }
 
 /// A real guest's bytes.
@@ -160,9 +171,14 @@ fn an_import_of_the_wrong_type_is_an_instantiation_error_naming_it() {
              (func (export "_start")))"#,
     );
     match Sandbox::new().run(&module) {
-        Err(Error::Instantiate { module, reason }) => {
-            assert_eq!(module, "wide-log");
+        Err(error @ Error::Instantiate { .. }) => {
+            assert_eq!(error.module().as_deref(), Some("wide-log"));
+            let reason = causes(&error);
             assert!(reason.contains("host") && reason.contains("log"), "{reason}");
+            assert!(
+                error.to_string().ends_with(&reason),
+                "one line with its causes: {error}"
+            );
         }
         other => panic!("{other:?}"),
     }
