@@ -25,10 +25,7 @@ use escargot::format::Message;
 
 use crate::project_root;
 
-/// The core-module target: every guest's unless its manifest says otherwise.
-pub const TARGET: &str = "wasm32-wasip1";
-/// The component target.
-pub const COMPONENT_TARGET: &str = "wasm32-wasip2";
+pub use crate::guest_targets::{COMPONENT_TARGET, TARGET};
 
 /// One guest crate of the guest workspace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +68,8 @@ pub fn discover() -> Result<Vec<GuestCrate>> {
                     .parent()
                     .map(|dir| dir.as_std_path().to_owned())
                     .unwrap_or_default(),
-                targets: targets(&package.metadata)
+                targets: crate::guest_targets::targets(&package.metadata)
+                    .map_err(anyhow::Error::msg)
                     .with_context(|| format!("reading [package.metadata.guest] of {}", package.manifest_path))?,
             })
         })
@@ -79,22 +77,6 @@ pub fn discover() -> Result<Vec<GuestCrate>> {
     guests.retain(|guest| !guest.targets.is_empty());
     guests.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(guests)
-}
-
-/// `targets` of a crate's `[package.metadata.guest]`, [`TARGET`] by default.
-fn targets(metadata: &serde_json::Value) -> Result<Vec<&'static str>> {
-    let Some(listed) = metadata.pointer("/guest/targets") else {
-        return Ok(vec![TARGET]);
-    };
-    let listed = listed.as_array().context("`targets` must be a list")?;
-    listed
-        .iter()
-        .map(|target| match target.as_str() {
-            Some(TARGET) => Ok(TARGET),
-            Some(COMPONENT_TARGET) => Ok(COMPONENT_TARGET),
-            _ => bail!("unknown target {target}: guests build for {TARGET} or {COMPONENT_TARGET}"),
-        })
-        .collect()
 }
 
 /// Builds every core-module guest (release, `wasm32-wasip1`) and returns

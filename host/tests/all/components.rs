@@ -11,7 +11,7 @@ use crate::support;
 use crate::support::{SLACK, trap_kind};
 
 fn hostile() -> host::GuestModule {
-    support::component("hostile_component")
+    support::components::hostile_component()
 }
 
 /// Runs `args` of the hostile component with `timeout`, on a thread the test
@@ -38,7 +38,7 @@ fn attack_with_timeout(sandbox: Sandbox, timeout: Duration, args: &[&str]) -> Ru
 #[test]
 fn a_component_is_recognised_as_one() {
     assert!(hostile().is_component());
-    assert!(!support::guest("csv_processor").is_component());
+    assert!(!support::modules::csv_processor().is_component());
 }
 
 #[test]
@@ -233,7 +233,7 @@ fn a_component_is_compiled_once_and_then_taken_from_the_disk_cache() {
 
 #[test]
 fn a_library_style_components_exports_are_called_with_typed_values() {
-    let text = support::component("text_component");
+    let text = support::components::text_component();
     let mut guest = Sandbox::new().instantiate_component(&text).unwrap();
     let (upper,): (String,) = guest.call("process", ("hello, wasm",)).unwrap();
     assert_eq!(upper, "HELLO, WASM");
@@ -246,7 +246,7 @@ fn a_library_style_components_exports_are_called_with_typed_values() {
 
 #[test]
 fn a_wrong_name_or_signature_is_a_typed_error_and_a_trap_ends_the_call() {
-    let text = support::component("text_component");
+    let text = support::components::text_component();
     let mut guest = Sandbox::new().instantiate_component(&text).unwrap();
     match guest.call::<(String,), (String,)>("missing", ("x".into(),)) {
         Err(Error::MissingExport { export, .. }) => assert_eq!(export, "missing"),
@@ -267,7 +267,7 @@ fn a_wrong_name_or_signature_is_a_typed_error_and_a_trap_ends_the_call() {
 
 #[test]
 fn each_call_into_a_component_has_the_timeout() {
-    let text = support::component("text_component");
+    let text = support::components::text_component();
     let timeout = Duration::from_millis(300);
     let sandbox = Sandbox::new().limits(Limits {
         timeout: Some(timeout),
@@ -286,7 +286,7 @@ fn each_call_into_a_component_has_the_timeout() {
         Err(Error::MissingExport { export, .. }) if export == "wasi:cli/run"
     ));
     assert!(matches!(
-        Sandbox::new().instantiate_component(&support::guest("csv_processor")),
+        Sandbox::new().instantiate_component(&support::modules::csv_processor()),
         Err(Error::WrongKind {
             expected: "a component",
             ..

@@ -14,8 +14,8 @@ const RUNS_PER_THREAD: usize = 30;
 
 #[test]
 fn concurrent_runs_never_see_each_others_input_or_output() {
-    let csv = support::guest("csv_processor");
-    let hostile = support::guest("hostile");
+    let csv = support::modules::csv_processor();
+    let hostile = support::modules::hostile();
     let start = Arc::new(Barrier::new(THREADS + 2)); // the workers, the spinner and this thread
 
     // A neighbour that keeps getting timed out while the others run.

@@ -7,7 +7,7 @@ use crate::support;
 
 #[test]
 fn granted_variables_are_read() {
-    for guest in support::both_kinds("config_reader") {
+    for guest in [support::modules::config_reader(), support::components::config_reader()] {
         let outcome = Sandbox::new()
             .env("APP_MODE", "test")
             .env("LOG_LEVEL", "debug")
@@ -20,7 +20,7 @@ fn granted_variables_are_read() {
 
 #[test]
 fn unset_variables_get_the_documented_defaults() {
-    for guest in support::both_kinds("config_reader") {
+    for guest in [support::modules::config_reader(), support::components::config_reader()] {
         let outcome = Sandbox::new().run(&guest).unwrap();
         assert!(outcome.success());
         assert_eq!(outcome.stdout_text(), "mode=production\nlog_level=info\n");
@@ -39,7 +39,7 @@ fn host_environment_is_not_passed_through() {
         );
         return;
     }
-    for guest in support::both_kinds("config_reader") {
+    for guest in [support::modules::config_reader(), support::components::config_reader()] {
         let outcome = Sandbox::new().run(&guest).unwrap();
         assert_eq!(
             outcome.stdout_text(),

@@ -7,7 +7,7 @@ use crate::support;
 
 #[test]
 fn one_line_sums_to_15() {
-    for guest in support::both_kinds("csv_processor") {
+    for guest in [support::modules::csv_processor(), support::components::csv_processor()] {
         let outcome = Sandbox::new().stdin("1,2,3,4,5\n").run(&guest).unwrap();
         assert_eq!(
             outcome.termination,
@@ -21,7 +21,7 @@ fn one_line_sums_to_15() {
 
 #[test]
 fn several_lines_blank_lines_and_decimals_are_summed() {
-    for guest in support::both_kinds("csv_processor") {
+    for guest in [support::modules::csv_processor(), support::components::csv_processor()] {
         let csv = std::fs::read(support::shared_test_file("data/numbers.csv")).unwrap();
         let outcome = Sandbox::new().stdin(csv).run(&guest).unwrap();
         assert!(outcome.success(), "stderr: {}", outcome.stderr_text());
@@ -31,7 +31,7 @@ fn several_lines_blank_lines_and_decimals_are_summed() {
 
 #[test]
 fn empty_input_sums_to_zero() {
-    for guest in support::both_kinds("csv_processor") {
+    for guest in [support::modules::csv_processor(), support::components::csv_processor()] {
         let outcome = Sandbox::new().run(&guest).unwrap();
         assert!(outcome.success());
         assert_eq!(outcome.stdout_text().trim(), "0");
@@ -40,7 +40,7 @@ fn empty_input_sums_to_zero() {
 
 #[test]
 fn a_non_numeric_field_exits_1_naming_line_and_field() {
-    for guest in support::both_kinds("csv_processor") {
+    for guest in [support::modules::csv_processor(), support::components::csv_processor()] {
         let outcome = Sandbox::new().stdin("1,2\n3,abc,4\n").run(&guest).unwrap();
         assert_eq!(outcome.termination, Termination::Exited(1));
         let stderr = outcome.stderr_text();

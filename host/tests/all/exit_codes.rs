@@ -28,7 +28,7 @@ fn returning_from_start_is_exit_code_0() {
 fn a_rust_guest_exit_code_reaches_the_host() {
     let outcome = Sandbox::new()
         .stdin("x\n")
-        .run(&support::guest("csv_processor"))
+        .run(&support::modules::csv_processor())
         .unwrap();
     assert_eq!(outcome.exit_code(), Some(1));
 }

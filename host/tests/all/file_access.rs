@@ -17,7 +17,7 @@ fn without_a_granted_directory_the_failure_is_reported_gracefully() {
     let path = dir.path().join("hello.txt");
     let outcome = Sandbox::new()
         .arg(path.to_str().unwrap())
-        .run(&support::guest("file_reader"))
+        .run(&support::modules::file_reader())
         .unwrap();
     assert_eq!(outcome.termination, Termination::Exited(1), "a clean exit, not a trap");
     let stderr = outcome.stderr_text();
@@ -33,7 +33,7 @@ fn without_a_granted_directory_the_failure_is_reported_gracefully() {
     let again = Sandbox::new()
         .dir(dir.path(), "/data", DirAccess::ReadOnly)
         .arg("/data/hello.txt")
-        .run(&support::guest("file_reader"))
+        .run(&support::modules::file_reader())
         .unwrap();
     assert!(again.success());
 }
@@ -44,7 +44,7 @@ fn a_read_only_grant_lets_the_guest_read() {
     let outcome = Sandbox::new()
         .dir(dir.path(), "/data", DirAccess::ReadOnly)
         .arg("/data/hello.txt")
-        .run(&support::guest("file_reader"))
+        .run(&support::modules::file_reader())
         .unwrap();
     assert!(outcome.success(), "stderr: {}", outcome.stderr_text());
     assert_eq!(outcome.stdout_text(), "hello from the host\n");
@@ -56,7 +56,7 @@ fn a_missing_file_in_a_granted_directory_is_noent() {
     let outcome = Sandbox::new()
         .dir(dir.path(), "/data", DirAccess::ReadOnly)
         .arg("/data/absent.txt")
-        .run(&support::guest("file_reader"))
+        .run(&support::modules::file_reader())
         .unwrap();
     assert_eq!(outcome.exit_code(), Some(1));
     assert!(outcome.stderr_text().contains("NOENT"), "{}", outcome.stderr_text());
@@ -68,7 +68,7 @@ fn writing_through_a_read_only_grant_is_refused() {
     let outcome = Sandbox::new()
         .dir(dir.path(), "/data", DirAccess::ReadOnly)
         .args(["--write", "/data/hello.txt", "overwritten"])
-        .run(&support::guest("file_reader"))
+        .run(&support::modules::file_reader())
         .unwrap();
     assert_eq!(outcome.exit_code(), Some(1));
     assert!(
@@ -82,7 +82,7 @@ fn writing_through_a_read_only_grant_is_refused() {
     let created = Sandbox::new()
         .dir(dir.path(), "/data", DirAccess::ReadOnly)
         .args(["--write", "/data/new.txt", "x"])
-        .run(&support::guest("file_reader"))
+        .run(&support::modules::file_reader())
         .unwrap();
     assert_eq!(created.exit_code(), Some(1));
     assert!(!dir.path().join("new.txt").exists(), "no file was created");
@@ -94,7 +94,7 @@ fn a_read_write_grant_lets_the_guest_write() {
     let outcome = Sandbox::new()
         .dir(dir.path(), "/data", DirAccess::ReadWrite)
         .args(["--write", "/data/new.txt", "written by the guest"])
-        .run(&support::guest("file_reader"))
+        .run(&support::modules::file_reader())
         .unwrap();
     assert!(outcome.success(), "stderr: {}", outcome.stderr_text());
     assert_eq!(
@@ -109,7 +109,7 @@ fn granting_a_directory_that_does_not_exist_is_a_typed_error() {
     let missing = dir.path().join("no-such-dir");
     let error = Sandbox::new()
         .dir(&missing, "/data", DirAccess::ReadOnly)
-        .run(&support::guest("file_reader"))
+        .run(&support::modules::file_reader())
         .unwrap_err();
     assert!(
         matches!(&error, host::Error::Preopen { host_path, .. } if *host_path == missing),

@@ -28,7 +28,7 @@ fn wat_guest_logs_exactly_one_hello() {
 
 #[test]
 fn rust_guest_logs_exactly_one_hello() {
-    let outcome = Sandbox::new().run(&support::guest("host_logger")).unwrap();
+    let outcome = Sandbox::new().run(&support::modules::host_logger()).unwrap();
     assert!(outcome.success(), "{:?}", outcome.trap());
     assert_eq!(outcome.host_log, ["hello"]);
 }

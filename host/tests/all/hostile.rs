@@ -63,7 +63,7 @@ impl Fence {
     /// Runs the hostile guest with `args` in `sandbox` plus the grant (with
     /// `access`), and checks that the tree on disk is exactly as before.
     fn attack(&self, sandbox: Sandbox, access: DirAccess, args: &[&str]) -> RunOutcome {
-        self.attack_with(&support::guest("hostile"), sandbox, access, args)
+        self.attack_with(&support::modules::hostile(), sandbox, access, args)
     }
 
     /// [`Fence::attack`] by another guest: a module or a component.
@@ -176,7 +176,7 @@ fn a_stdout_flood_is_cut_at_the_cap() {
 
 #[test]
 fn without_grants_descriptors_3_to_1023_are_all_closed() {
-    let outcome = Sandbox::new().arg("fds").run(&support::guest("hostile")).unwrap();
+    let outcome = Sandbox::new().arg("fds").run(&support::modules::hostile()).unwrap();
     assert_eq!(outcome.stdout_text(), "opened 0\n");
     assert_eq!(outcome.termination, Termination::Exited(0));
 
@@ -281,7 +281,7 @@ fn the_read_only_probe_does_change_a_writable_grant() {
     let outcome = Sandbox::new()
         .dir(fence.grant(), "/sandbox", DirAccess::ReadWrite)
         .args(["readonly", "inner.txt"])
-        .run(&support::guest("hostile"))
+        .run(&support::modules::hostile())
         .unwrap();
     let stdout = outcome.stdout_text();
     assert!(stdout.contains("create: OK"), "{stdout}");

@@ -12,7 +12,6 @@ mod components;
 mod concurrency;
 mod config_reader;
 mod csv_processor;
-mod every_guest_is_tested;
 mod exit_codes;
 mod file_access;
 mod fuzz_property;

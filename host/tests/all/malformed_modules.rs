@@ -216,6 +216,6 @@ fn after_all_that_the_host_still_runs_guests() {
     for bytes in [&b""[..], b"\0asm", b"garbage"] {
         assert!(load("bad", bytes).is_err());
     }
-    let outcome = Sandbox::new().arg("env").run(&support::guest("hostile")).unwrap();
+    let outcome = Sandbox::new().arg("env").run(&support::modules::hostile()).unwrap();
     assert!(outcome.success());
 }

@@ -7,7 +7,7 @@ use crate::support;
 
 #[test]
 fn the_primes_below_a_million_are_counted_with_and_without_fuel() {
-    let module = support::guest("primes");
+    let module = support::modules::primes();
     let unmetered = Sandbox::new().arg("1000000").run(&module).unwrap();
     assert!(unmetered.success(), "stderr: {}", unmetered.stderr_text());
     assert_eq!(unmetered.stdout_text().trim(), "78498");
@@ -26,7 +26,7 @@ fn the_primes_below_a_million_are_counted_with_and_without_fuel() {
 
 #[test]
 fn an_argument_that_is_not_a_number_exits_2() {
-    let outcome = Sandbox::new().arg("many").run(&support::guest("primes")).unwrap();
+    let outcome = Sandbox::new().arg("many").run(&support::modules::primes()).unwrap();
     assert_eq!(outcome.termination, Termination::Exited(2));
     assert!(
         outcome.stderr_text().contains("whole number"),

@@ -6,7 +6,9 @@ use host::{Error, GuestInstance, Sandbox, TrapKind};
 use crate::support;
 
 fn processor() -> GuestInstance {
-    Sandbox::new().instantiate(&support::guest("string_processor")).unwrap()
+    Sandbox::new()
+        .instantiate(&support::modules::string_processor())
+        .unwrap()
 }
 
 /// Copies `input` into a guest buffer from `alloc`, runs `process`, reads the result.

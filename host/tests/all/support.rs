@@ -31,26 +31,60 @@ pub fn call_trap_kind(result: Result<impl std::fmt::Debug, Error>) -> TrapKind {
     }
 }
 
-/// The guest crate `name` from `guests/`, built (once per test process) and compiled.
-pub fn guest(name: &str) -> GuestModule {
-    let path = xtask::guests::artifact(name).unwrap_or_else(|e| panic!("building guest {name}: {e:#}"));
+/// The guest crate `name` built for wasm32-wasip1, compiled.
+fn guest(name: &str) -> GuestModule {
+    load(name, xtask::guests::artifact(name))
+}
+
+/// The guest crate `name` built as a component (wasm32-wasip2), compiled.
+fn component(name: &str) -> GuestModule {
+    load(name, xtask::guests::component(name))
+}
+
+fn load(name: &str, built: anyhow::Result<PathBuf>) -> GuestModule {
+    let path = built.unwrap_or_else(|e| panic!("building guest {name}: {e:#}"));
     Runtime::shared()
         .load_file(&path)
         .unwrap_or_else(|e| panic!("loading {}: {e}", path.display()))
 }
 
-/// The guest crate `name` built as a component (`wasm32-wasip2`), compiled.
-pub fn component(name: &str) -> GuestModule {
-    let path = xtask::guests::component(name).unwrap_or_else(|e| panic!("building component {name}: {e:#}"));
-    Runtime::shared()
-        .load_file(&path)
-        .unwrap_or_else(|e| panic!("loading {}: {e}", path.display()))
+// One loader per guest crate and kind, from `xtask::foreach_guest!` (the
+// guest workspace's metadata). A loader no test calls is a compile error, so
+// a guest crate added without a host test fails the build.
+macro_rules! module_loader {
+    ($name:ident, module) => {
+        /// This guest crate built for wasm32-wasip1 (once per test
+        /// process), compiled.
+        pub fn $name() -> GuestModule {
+            super::guest(stringify!($name))
+        }
+    };
+    ($name:ident, component) => {};
 }
 
-/// The guest crate `name` as a core module and as a component: a scenario
-/// that holds for both runs against each.
-pub fn both_kinds(name: &str) -> [GuestModule; 2] {
-    [guest(name), component(name)]
+macro_rules! component_loader {
+    ($name:ident, component) => {
+        /// This guest crate built as a component (once per test process),
+        /// compiled.
+        pub fn $name() -> GuestModule {
+            super::component(stringify!($name))
+        }
+    };
+    ($name:ident, module) => {};
+}
+
+/// The guests built as core modules: `modules::hostile()`.
+#[deny(dead_code)]
+pub mod modules {
+    use host::GuestModule;
+    xtask::foreach_guest!(module_loader);
+}
+
+/// The guests built as components: `components::text_component()`.
+#[deny(dead_code)]
+pub mod components {
+    use host::GuestModule;
+    xtask::foreach_guest!(component_loader);
 }
 
 /// A module written inline as WAT.
