@@ -15,10 +15,9 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{AsContextMut, Caller, Extern, Store};
 use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p1::types::{Subclockflags, Subscription, SubscriptionU};
 use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as p1, WasiSnapshotPreview1};
-use wiggle::GuestMemory;
-
-use crate::memory::checked_range;
+use wiggle::{GuestMemory, GuestPtr};
 
 /// How often the engine's epoch advances: the resolution of run timeouts.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -145,32 +144,76 @@ pub(crate) fn with_wasi<T: Guarded, R>(
     call(wasi, &mut GuestMemory::Unshared(bytes))
 }
 
-/// Size of a WASI preview 1 `subscription`, and offsets of its fields.
-const SUBSCRIPTION_SIZE: u64 = 48;
-const TAG: usize = 8;
-const CLOCK_ID: usize = 16;
-const CLOCK_TIMEOUT: usize = 24;
-const CLOCK_FLAGS: usize = 40;
-const TAG_CLOCK: u8 = 0;
-/// The last clock id preview 1 knows (realtime, monotonic, process and
-/// thread CPU time); Wasmtime rejects the others.
-const LAST_CLOCK_ID: u32 = 3;
-const ABSOLUTE_TIME: u16 = 1;
-
 /// How long the guest asks to wait, when its poll is one relative clock
 /// subscription. Wasmtime serves that poll, on any clock, with a plain
 /// sleep of the thread that no timer can cut short; every other poll
 /// awaits timers and descriptors, and [`until`] bounds it.
+///
+/// The subscription is decoded by wasmtime-wasi's own generated type, as its
+/// `poll_oneoff` decodes it (bounds, alignment, clock ids and all), so that
+/// this test and Wasmtime's cannot disagree, and a change of layout in a
+/// new version is a compile error here rather than a silent misreading.
 fn lone_relative_sleep<T: Guarded>(caller: &mut Caller<'_, T>, subs: i32, count: i32) -> Option<Duration> {
+    if count != 1 {
+        return None;
+    }
     let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
         return None;
     };
-    let data = memory.data(&caller);
-    let range = checked_range(u64::from(subs as u32), SUBSCRIPTION_SIZE, data.len()).ok()?;
-    let sub = &data[range];
-    let id = u32::from_le_bytes(sub[CLOCK_ID..CLOCK_ID + 4].try_into().ok()?);
-    let flags = u16::from_le_bytes(sub[CLOCK_FLAGS..CLOCK_FLAGS + 2].try_into().ok()?);
-    let timeout = u64::from_le_bytes(sub[CLOCK_TIMEOUT..CLOCK_TIMEOUT + 8].try_into().ok()?);
-    let lone_clock = count == 1 && subs % 8 == 0 && sub[TAG] == TAG_CLOCK && id <= LAST_CLOCK_ID;
-    (lone_clock && flags & ABSOLUTE_TIME == 0).then(|| Duration::from_nanos(timeout))
+    let memory = GuestMemory::Unshared(memory.data_mut(caller));
+    relative_clock(&memory, subs)
+}
+
+/// The wait of the clock subscription at `subs`, when it is relative.
+fn relative_clock(memory: &GuestMemory<'_>, subs: i32) -> Option<Duration> {
+    let sub = memory.read(GuestPtr::<Subscription>::new(subs as u32)).ok()?;
+    match sub.u {
+        SubscriptionU::Clock(clock) if !clock.flags.contains(Subclockflags::SUBSCRIPTION_CLOCK_ABSTIME) => {
+            Some(Duration::from_nanos(clock.timeout))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wiggle::GuestType;
+
+    use super::*;
+
+    /// A clock subscription laid out as the preview 1 ABI says (what a
+    /// guest writes): userdata at 0, tag at 8, clock id at 16, timeout at
+    /// 24, precision at 32, flags at 40, 48 bytes in all.
+    fn clock_subscription(memory: &mut [u8], at: usize, tag: u8, id: u32, timeout: u64, flags: u16) {
+        memory[at..at + 48].fill(0);
+        memory[at + 8] = tag;
+        memory[at + 16..at + 20].copy_from_slice(&id.to_le_bytes());
+        memory[at + 24..at + 32].copy_from_slice(&timeout.to_le_bytes());
+        memory[at + 40..at + 42].copy_from_slice(&flags.to_le_bytes());
+    }
+
+    fn read(memory: &mut [u8], subs: i32) -> Option<Duration> {
+        relative_clock(&GuestMemory::Unshared(memory), subs)
+    }
+
+    #[test]
+    fn wasmtime_wasi_reads_a_subscription_as_the_preview_1_abi_lays_it_out() {
+        assert_eq!((Subscription::guest_size(), Subscription::guest_align()), (48, 8));
+        let mut memory = vec![0u8; 128];
+        let second = Duration::from_secs(1).as_nanos() as u64;
+        for id in 0..=3 {
+            clock_subscription(&mut memory, 16, 0, id, second, 0);
+            assert_eq!(read(&mut memory, 16), Some(Duration::from_secs(1)), "clock {id}");
+        }
+        clock_subscription(&mut memory, 16, 0, 1, second, 1);
+        assert_eq!(read(&mut memory, 16), None, "an absolute time");
+        clock_subscription(&mut memory, 16, 1, 1, second, 0);
+        assert_eq!(read(&mut memory, 16), None, "an fd_read subscription");
+        clock_subscription(&mut memory, 16, 0, 4, second, 0);
+        assert_eq!(read(&mut memory, 16), None, "no such clock");
+        clock_subscription(&mut memory, 20, 0, 1, second, 0);
+        assert_eq!(read(&mut memory, 20), None, "misaligned");
+        assert_eq!(read(&mut memory, 96), None, "past the end of memory");
+        assert_eq!(read(&mut memory, -8), None, "a pointer near 4 GiB");
+    }
 }
