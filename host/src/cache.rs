@@ -19,19 +19,20 @@
 
 mod disk;
 
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
-
-use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
 
 pub(crate) use disk::overlaps;
 use disk::{DiskCache, Entry};
+
+use crate::compile::CompileLimits;
 
 /// Set to `off` to disable the cache, or `memory` to keep it in memory only.
 pub const CACHE_ENV: &str = "WASM_HOST_CACHE";
@@ -151,10 +152,13 @@ pub(crate) enum Compiled {
 
 impl Compiled {
     /// Compiles `bytes`, a core module or a component as its header says,
-    /// giving up after `timeout` (see [`crate::compile::within`]).
-    fn compile(engine: &Engine, bytes: &[u8], timeout: Option<Duration>) -> wasmtime::Result<Self> {
-        let (engine, bytes) = (engine.clone(), bytes.to_vec());
-        crate::compile::within(timeout, move || {
+    /// if they are within `limits`, giving up after `limits.timeout` (see
+    /// [`crate::compile::within`]). Only a compile is checked: code already
+    /// compiled costs nothing to load, so a cache hit skips the check.
+    fn compile(engine: &Engine, bytes: &Bytes, limits: &CompileLimits) -> wasmtime::Result<Self> {
+        crate::compile::check(bytes, limits)?;
+        let (engine, bytes) = (engine.clone(), bytes.clone());
+        crate::compile::within(limits.timeout, move || {
             Ok(if is_component(&bytes) {
                 Compiled::Component(Component::from_binary(&engine, &bytes)?)
             } else {
@@ -236,18 +240,18 @@ impl ModuleCache {
 
     /// The compiled form of the binary module or component `bytes` for
     /// `engine`, whose [`engine_key`] is `engine_key`: from memory, from
-    /// disk, or compiled now and remembered. The bytes are hashed once. A
-    /// compile takes at most `timeout`.
+    /// disk, or compiled now (within `limits`) and remembered. The bytes are
+    /// hashed once.
     pub(crate) fn load(
         &self,
         engine: &Engine,
         engine_key: &[u8; 32],
-        bytes: &[u8],
-        timeout: Option<Duration>,
+        bytes: &Bytes,
+        limits: &CompileLimits,
     ) -> wasmtime::Result<Compiled> {
         if self.mode == CacheMode::Disabled {
             self.compiled.fetch_add(1, Ordering::Relaxed);
-            return Compiled::compile(engine, bytes, timeout);
+            return Compiled::compile(engine, bytes, limits);
         }
         let key: [u8; 32] = Sha256::new()
             .chain_update(engine_key)
@@ -263,7 +267,7 @@ impl ModuleCache {
             Some(module) => module,
             None => {
                 self.compiled.fetch_add(1, Ordering::Relaxed);
-                let module = Compiled::compile(engine, bytes, timeout)?;
+                let module = Compiled::compile(engine, bytes, limits)?;
                 if let Some(disk) = &self.disk {
                     // A cache that cannot be written only costs speed.
                     let evicted = module.serialize().map(|payload| disk.write(&key, &payload));
@@ -369,10 +373,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let engine = |fuel: bool| Engine::new(Config::new().consume_fuel(fuel)).unwrap();
         let cache = || ModuleCache::new(CacheMode::OnDisk(dir.path().to_owned()), CacheLimits::default());
-        let module = wat::parse_str("(module (func (export \"f\") (result i32) i32.const 7))").unwrap();
+        let module = Bytes::from(wat::parse_str("(module (func (export \"f\") (result i32) i32.const 7))").unwrap());
         let (fuelled, plain) = (engine(true), engine(false));
         let load = |cache: &ModuleCache, engine: &Engine| {
-            cache.load(engine, &engine_key(engine), &module, None).unwrap();
+            cache
+                .load(engine, &engine_key(engine), &module, &CompileLimits::default())
+                .unwrap();
         };
         load(&cache(), &fuelled);
 

@@ -279,8 +279,6 @@ impl Runtime {
             })?),
             None => bytes,
         };
-        let limits = &self.inner.compile_limits;
-        compile::check(&bytes, limits).map_err(|exceeded| Error::compile_limit(name, exceeded))?;
         let module = GuestModule {
             name: name.into(),
             runtime: self.clone(),
@@ -360,7 +358,7 @@ impl GuestModule {
                 &flavour.engine,
                 &flavour.cache_key,
                 &self.bytes,
-                self.runtime.inner.compile_limits.timeout,
+                &self.runtime.inner.compile_limits,
             )
             .map_err(|e| match e.downcast_ref::<compile::Exceeded>() {
                 Some(&exceeded) => Error::compile_limit(&self.name, exceeded),

@@ -103,3 +103,30 @@ fn a_compile_past_its_deadline_is_given_up_on() {
     );
     assert_eq!(impatient.cache_stats().compiled, 1);
 }
+
+#[test]
+fn code_already_compiled_is_loaded_without_the_check() {
+    // The limits bound what Cranelift is given; a cache hit compiles nothing,
+    // so it costs no pass over the module either.
+    let dir = tempfile::tempdir().unwrap();
+    let cached = |max_locals_times_blocks| {
+        Runtime::new(&RuntimeConfig {
+            cache: CacheMode::OnDisk(dir.path().to_owned()),
+            compile_limits: CompileLimits {
+                max_locals_times_blocks,
+                ..CompileLimits::default()
+            },
+            ..RuntimeConfig::default()
+        })
+        .unwrap()
+    };
+    let wat = locals_bomb(20, 10);
+    assert_eq!(
+        refusal(cached(1).load_bytes("m", &wat)).0,
+        CompileLimit::LocalsTimesBlocks
+    );
+    cached(u64::MAX).load_bytes("m", &wat).unwrap();
+    let strict = cached(1);
+    strict.load_bytes("m", &wat).unwrap();
+    assert_eq!(strict.cache_stats().disk_hits, 1);
+}
