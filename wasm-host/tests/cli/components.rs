@@ -1,11 +1,10 @@
 //! `wasm-host run` on components: the same flags, output and exit statuses
 //! as for core modules.
 
-use std::io::Write;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::support::{text, wasm_host};
+use crate::support::{run_with_stdin, text, wasm_host};
 
 const TIMEOUT: i32 = 142;
 
@@ -15,15 +14,8 @@ fn component(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn a_component_reads_stdin_and_sees_only_granted_variables() {
-    let mut child = wasm_host()
-        .arg("run")
-        .arg(component("csv_processor"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b"1,2,3\n4,5\n").unwrap();
-    let output = child.wait_with_output().unwrap();
+    let csv_processor = component("csv_processor");
+    let output = run_with_stdin(&["run", csv_processor.to_str().unwrap()], b"1,2,3\n4,5\n");
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(text(&output.stdout), "15\n");
 

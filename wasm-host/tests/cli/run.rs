@@ -3,13 +3,13 @@
 //! output streams as it is written, and every way a module can fail to start
 //! gives a one-line message and the documented status.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Output, Stdio};
 
 use tempfile::TempDir;
 
-use crate::support::{self, text, wasm_host};
+use crate::support::{self, run_with_stdin, text, wasm_host};
 
 // The statuses `wasm-host run --help` documents.
 const USAGE: i32 = 2;
@@ -482,14 +482,7 @@ fn streamed_output_is_cut_at_max_output_only_when_asked() {
 #[test]
 fn the_guest_reads_wasm_hosts_stdin() {
     let csv_processor: PathBuf = xtask::guests::artifact("csv_processor").unwrap();
-    let mut child = wasm_host()
-        .args(["run", csv_processor.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b"1,2,3\n4\n").unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = run_with_stdin(&["run", csv_processor.to_str().unwrap()], b"1,2,3\n4\n");
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(text(&output.stdout), "10\n");
 }
@@ -582,19 +575,6 @@ fn argv_printer() -> String {
     );
     assert_ne!(changed, source, "args_env_echo.wat no longer prints from argument 1");
     changed
-}
-
-/// Runs `wasm-host ARGS` with `stdin` as its standard input.
-fn run_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = wasm_host()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
 }
 
 #[test]
