@@ -46,8 +46,10 @@ pub(crate) enum Untrusted {
     },
     #[error("{} is not a {expected}", path.display())]
     WrongType { path: PathBuf, expected: &'static str },
+    #[cfg(unix)]
     #[error("{} is owned by user {owner}, not by the running user ({uid})", path.display())]
     Owner { path: PathBuf, owner: u32, uid: u32 },
+    #[cfg(unix)]
     #[error("{} is open to group or others (mode {mode:o})", path.display())]
     Mode { path: PathBuf, mode: u32 },
     #[error("{} is {len} bytes, more than {max}", path.display())]

@@ -658,6 +658,7 @@ fn the_legacy_adapter_mode_runs_each_test_in_its_own_process() {
 
 /// Opens `f.txt` until it may not (exit code: the errno), after a pause of
 /// `$pause` ms, then holds what it opened for another `$hold` ms and exits 0.
+#[cfg(unix)]
 fn descriptor_guest(pause_ms: u64, hold_ms: u64, limit: u32) -> String {
     format!(
         r#"(module
