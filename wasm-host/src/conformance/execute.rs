@@ -23,7 +23,6 @@ use host::{DirAccess, Limits, Runtime, Sandbox, Termination};
 use super::spec::{Operation, Run, Spec};
 use super::suite::TestCase;
 use super::workspace::Workspace;
-use crate::limits::describe_timeout;
 use crate::status::{escape_controls, one_line};
 
 /// How each test is run.
@@ -366,10 +365,11 @@ fn run_adapter(
                 None => Ending::Stopped(format!("the adapter was killed ({status})")),
             };
         }
-        if timeout.is_some_and(|t| started.elapsed() > t) {
+        if let Some(limit) = timeout.filter(|t| started.elapsed() > *t) {
             child.kill()?;
             child.wait()?;
-            break Ending::Stopped(format!("timed out after {}", describe_timeout(timeout)));
+            // As `host::RunOutcome` words a guest's timeout in process.
+            break Ending::Stopped(format!("timed out after {limit:?}"));
         }
         thread::sleep(Duration::from_millis(5));
     };
