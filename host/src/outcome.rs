@@ -49,6 +49,22 @@ impl TrapKind {
             TrapKind::Other => "trap",
         }
     }
+
+    /// The kind of a trap Wasmtime raised.
+    fn of(trap: wasmtime::Trap) -> TrapKind {
+        use wasmtime::Trap as T;
+        match trap {
+            T::MemoryOutOfBounds | T::HeapMisaligned => TrapKind::MemoryOutOfBounds,
+            T::UnreachableCodeReached => TrapKind::Unreachable,
+            T::StackOverflow => TrapKind::StackOverflow,
+            T::IntegerDivisionByZero => TrapKind::IntegerDivideByZero,
+            T::IntegerOverflow | T::BadConversionToInteger => TrapKind::IntegerOverflow,
+            T::BadSignature | T::IndirectCallToNull | T::TableOutOfBounds => TrapKind::IndirectCall,
+            T::Interrupt => TrapKind::Timeout,
+            T::OutOfFuel => TrapKind::OutOfFuel,
+            _ => TrapKind::Other,
+        }
+    }
 }
 
 impl fmt::Display for TrapKind {
@@ -189,23 +205,6 @@ pub(crate) fn classify(error: wasmtime::Error) -> Termination {
         message: error.root_cause().to_string(),
         backtrace: error.downcast_ref::<wasmtime::WasmBacktrace>().map(ToString::to_string),
     })
-}
-
-impl TrapKind {
-    fn of(trap: wasmtime::Trap) -> TrapKind {
-        use wasmtime::Trap as T;
-        match trap {
-            T::MemoryOutOfBounds | T::HeapMisaligned => TrapKind::MemoryOutOfBounds,
-            T::UnreachableCodeReached => TrapKind::Unreachable,
-            T::StackOverflow => TrapKind::StackOverflow,
-            T::IntegerDivisionByZero => TrapKind::IntegerDivideByZero,
-            T::IntegerOverflow | T::BadConversionToInteger => TrapKind::IntegerOverflow,
-            T::BadSignature | T::IndirectCallToNull | T::TableOutOfBounds => TrapKind::IndirectCall,
-            T::Interrupt => TrapKind::Timeout,
-            T::OutOfFuel => TrapKind::OutOfFuel,
-            _ => TrapKind::Other,
-        }
-    }
 }
 
 #[cfg(test)]

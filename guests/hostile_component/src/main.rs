@@ -50,7 +50,9 @@ fn main() -> ExitCode {
             }
         }
         _ => {
-            eprintln!("usage: hostile_component loop|sleep|stdin|memory-bomb|recurse|flood N|open PATH...|panic|exit N|env");
+            eprintln!(
+                "usage: hostile_component loop|sleep|stdin|memory-bomb|recurse|flood N|open PATH...|panic|exit N|env"
+            );
             return ExitCode::from(2);
         }
     }
