@@ -5,7 +5,7 @@
 //! Cranelift is the slow part of running a guest (hundreds of milliseconds
 //! for a 100 KB Rust guest, against microseconds to instantiate it), and a
 //! test suite that runs each test in its own process would otherwise pay it
-//! in every process. Entries are keyed by a SHA-256 of the engine's
+//! in every process. Entries are keyed by a BLAKE3 hash of the engine's
 //! compilation settings and the module's bytes. A disk entry is native code
 //! that runs outside the sandbox, so the disk level ([`disk`]) trusts only a
 //! directory the running user alone can write and entries authenticated
@@ -20,7 +20,6 @@
 mod disk;
 
 use bytes::Bytes;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
@@ -253,9 +252,9 @@ impl ModuleCache {
             self.compiled.fetch_add(1, Ordering::Relaxed);
             return Compiled::compile(engine, bytes, limits);
         }
-        let key: [u8; 32] = Sha256::new()
-            .chain_update(engine_key)
-            .chain_update(bytes)
+        let key: [u8; 32] = blake3::Hasher::new()
+            .update(engine_key)
+            .update(bytes)
             .finalize()
             .into();
         if let Some(entry) = self.lock().get_mut(&key) {
@@ -341,23 +340,23 @@ impl ModuleCache {
 /// compilation setting, fuel instrumentation included), as part of the keys
 /// of the modules compiled for it.
 pub(crate) fn engine_key(engine: &Engine) -> [u8; 32] {
-    let mut hasher = Sha256Hasher(Sha256::new());
+    let mut hasher = StableHasher(blake3::Hasher::new());
     engine.precompile_compatibility_hash().hash(&mut hasher);
     hasher.0.finalize().into()
 }
 
-/// Feeds `Hash` implementations into SHA-256, for a key that is stable
+/// Feeds `Hash` implementations into BLAKE3, for a key that is stable
 /// across processes (unlike `DefaultHasher`'s).
-struct Sha256Hasher(Sha256);
+struct StableHasher(blake3::Hasher);
 
-impl Hasher for Sha256Hasher {
+impl Hasher for StableHasher {
     fn write(&mut self, bytes: &[u8]) {
         self.0.update(bytes);
     }
 
     fn finish(&self) -> u64 {
-        let digest = self.0.clone().finalize();
-        u64::from_le_bytes(digest[..8].try_into().expect("a SHA-256 digest has 32 bytes"))
+        let digest = self.0.finalize();
+        u64::from_le_bytes(digest.as_bytes()[..8].try_into().expect("a BLAKE3 digest has 32 bytes"))
     }
 }
 

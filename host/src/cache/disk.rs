@@ -2,7 +2,7 @@
 //!
 //! An entry is native code that runs outside the sandbox, so the directory
 //! must be one only the running user can write (owned by them, not writable
-//! by group or others), and every entry carries an HMAC-SHA256 under a
+//! by group or others), and every entry carries a keyed BLAKE3 MAC under a
 //! per-user secret key kept in that directory: a file this cache did not
 //! write, or one renamed to stand for another module, is deleted unread.
 //! No file operation here follows a symbolic link or waits on a FIFO, and
@@ -14,12 +14,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 
-/// Marks a cache file as ours, in this layout: magic, HMAC-SHA256 of
-/// (magic, entry key, payload), payload.
-const MAGIC: &[u8; 8] = b"WHCACHE2";
+/// Marks a cache file as ours, in this layout: magic, BLAKE3 keyed with the
+/// per-user secret of (magic, entry key, payload), payload. (Version 2 was
+/// HMAC-SHA256, three times slower to check on every hit.)
+const MAGIC: &[u8; 8] = b"WHCACHE3";
 const TAG_LEN: usize = 32;
 const HEADER_LEN: usize = MAGIC.len() + TAG_LEN;
 /// No entry is read (or written) past this size: a planted huge file, or a
@@ -120,11 +119,11 @@ impl DiskCache {
         self.dir.join(format!("{}.{ENTRY_EXTENSION}", hex(key)))
     }
 
-    fn mac(&self, key: &[u8; 32]) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes a key of any length");
-        mac.update(MAGIC);
-        mac.update(key);
-        mac
+    /// The MAC of the entry for `key` whose payload is `payload`.
+    fn mac(&self, key: &[u8; 32], payload: &[u8]) -> blake3::Hash {
+        let mut mac = blake3::Hasher::new_keyed(&self.key);
+        mac.update(MAGIC).update(key).update(payload);
+        mac.finalize()
     }
 
     /// The entry for `key`, authenticated, or why there is none; a rejected
@@ -141,9 +140,9 @@ impl DiskCache {
             }
         };
         let authentic = data.len() >= HEADER_LEN && &data[..MAGIC.len()] == MAGIC && {
-            let mut mac = self.mac(key);
-            mac.update(&data[HEADER_LEN..]);
-            mac.verify_slice(&data[MAGIC.len()..HEADER_LEN]).is_ok()
+            let tag: [u8; TAG_LEN] = data[MAGIC.len()..HEADER_LEN].try_into().expect("the header holds a tag");
+            // `blake3::Hash` compares in constant time.
+            self.mac(key, &data[HEADER_LEN..]) == blake3::Hash::from_bytes(tag)
         };
         if !authentic {
             self.remove(key);
@@ -167,13 +166,12 @@ impl DiskCache {
         if len > MAX_ENTRY_BYTES {
             return Err(io::Error::other("compiled module too large to cache"));
         }
-        let mut mac = self.mac(key);
-        mac.update(payload);
+        let mac = self.mac(key, payload);
         let (temp, mut out) = create_temp(&self.dir)?;
         let path = self.entry_path(key);
         let written = out
             .write_all(MAGIC)
-            .and_then(|()| out.write_all(&mac.finalize().into_bytes()))
+            .and_then(|()| out.write_all(mac.as_bytes()))
             .and_then(|()| out.write_all(payload))
             .and_then(|()| fs::rename(&temp, &path));
         if let Err(e) = written {
