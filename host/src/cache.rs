@@ -21,12 +21,13 @@ mod disk;
 
 use bytes::Bytes;
 use std::collections::HashMap;
+use std::fs::Metadata;
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use wasmtime::component::Component;
-use wasmtime::{Engine, Module};
+use wasmtime::{Engine, Module, Precompiled};
 
 pub(crate) use disk::overlaps;
 use disk::{DiskCache, Entry};
@@ -119,6 +120,9 @@ pub struct CacheStats {
     pub discarded: u64,
     /// Entries dropped to stay within the [`CacheLimits`], from memory or disk.
     pub evicted: u64,
+    /// Module files found unchanged since their content hash was recorded,
+    /// so neither read nor hashed (`Runtime::load_file`).
+    pub unread_files: u64,
 }
 
 pub(crate) struct ModuleCache {
@@ -135,6 +139,7 @@ pub(crate) struct ModuleCache {
     compiled: AtomicU64,
     discarded: AtomicU64,
     evicted: AtomicU64,
+    unread_files: AtomicU64,
 }
 
 struct InMemory {
@@ -174,18 +179,72 @@ impl Compiled {
     }
 
     /// # Safety
-    /// `payload` must be what [`Compiled::serialize`] wrote for code of the
-    /// kind `bytes` (the source it was compiled from) is.
-    unsafe fn deserialize(engine: &Engine, bytes: &[u8], payload: &[u8]) -> wasmtime::Result<Self> {
-        // SAFETY: as the caller promises.
+    /// `payload` must be what [`Compiled::serialize`] wrote.
+    unsafe fn deserialize(engine: &Engine, payload: &[u8]) -> wasmtime::Result<Self> {
+        // SAFETY: as the caller promises; the kind is the one it was written as.
         unsafe {
-            Ok(if is_component(bytes) {
-                Compiled::Component(Component::deserialize(engine, payload)?)
-            } else {
-                Compiled::Module(Module::deserialize(engine, payload)?)
+            Ok(match Engine::detect_precompiled(payload) {
+                Some(Precompiled::Component) => Compiled::Component(Component::deserialize(engine, payload)?),
+                _ => Compiled::Module(Module::deserialize(engine, payload)?),
             })
         }
     }
+}
+
+/// A module as the cache sees it: its content hash, and its bytes, needed
+/// only to compile it.
+pub(crate) trait Source {
+    /// [`content_hash`] of the bytes.
+    fn hash(&self) -> wasmtime::Result<[u8; 32]>;
+    /// The binary module or component.
+    fn bytes(&self) -> wasmtime::Result<Bytes>;
+}
+
+impl Source for Bytes {
+    fn hash(&self) -> wasmtime::Result<[u8; 32]> {
+        Ok(content_hash(self))
+    }
+
+    fn bytes(&self) -> wasmtime::Result<Bytes> {
+        Ok(self.clone())
+    }
+}
+
+/// What names a module's bytes in the cache's keys.
+pub(crate) fn content_hash(bytes: &[u8]) -> [u8; 32] {
+    blake3::hash(bytes).into()
+}
+
+/// A file's identity as far as its content goes (device, inode, size,
+/// modification and status-change times), or `None` for a file changed
+/// within the last two seconds or on a platform without these.
+#[cfg(unix)]
+fn identity(meta: &Metadata) -> Option<[u8; 32]> {
+    use std::os::unix::fs::MetadataExt;
+    use std::time::{Duration, SystemTime};
+    /// How long a file must have been left alone before its metadata stands
+    /// for its content: file times come from a coarse clock (a few ms), so a
+    /// file written twice within one tick keeps its times. Past this, any
+    /// change moves its status-change time (which no user can set back).
+    const SETTLED: Duration = Duration::from_secs(2);
+    let changed = SystemTime::UNIX_EPOCH + Duration::new(u64::try_from(meta.ctime()).ok()?, meta.ctime_nsec() as u32);
+    if SystemTime::now().duration_since(changed).ok()? < SETTLED {
+        return None;
+    }
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"wasm-host file identity 1");
+    for field in [meta.dev(), meta.ino(), meta.size()] {
+        hasher.update(&field.to_le_bytes());
+    }
+    for (seconds, nanos) in [(meta.mtime(), meta.mtime_nsec()), (meta.ctime(), meta.ctime_nsec())] {
+        hasher.update(&seconds.to_le_bytes()).update(&nanos.to_le_bytes());
+    }
+    Some(hasher.finalize().into())
+}
+
+#[cfg(not(unix))]
+fn identity(_: &Metadata) -> Option<[u8; 32]> {
+    None
 }
 
 /// Components share the `\0asm` magic with core modules; their version
@@ -219,6 +278,7 @@ impl ModuleCache {
             compiled: AtomicU64::new(0),
             discarded: AtomicU64::new(0),
             evicted: AtomicU64::new(0),
+            unread_files: AtomicU64::new(0),
         }
     }
 
@@ -234,27 +294,28 @@ impl ModuleCache {
             compiled: self.compiled.load(Ordering::Relaxed),
             discarded: self.discarded.load(Ordering::Relaxed),
             evicted: self.evicted.load(Ordering::Relaxed),
+            unread_files: self.unread_files.load(Ordering::Relaxed),
         }
     }
 
-    /// The compiled form of the binary module or component `bytes` for
+    /// The compiled form of the binary module or component `source` for
     /// `engine`, whose [`engine_key`] is `engine_key`: from memory, from
-    /// disk, or compiled now (within `limits`) and remembered. The bytes are
-    /// hashed once.
+    /// disk, or compiled now (within `limits`) and remembered. The source's
+    /// bytes are read only for a compile.
     pub(crate) fn load(
         &self,
         engine: &Engine,
         engine_key: &[u8; 32],
-        bytes: &Bytes,
+        source: &dyn Source,
         limits: &CompileLimits,
     ) -> wasmtime::Result<Compiled> {
         if self.mode == CacheMode::Disabled {
             self.compiled.fetch_add(1, Ordering::Relaxed);
-            return Compiled::compile(engine, bytes, limits);
+            return Compiled::compile(engine, &source.bytes()?, limits);
         }
         let key: [u8; 32] = blake3::Hasher::new()
             .update(engine_key)
-            .update(bytes)
+            .update(&source.hash()?)
             .finalize()
             .into();
         if let Some(entry) = self.lock().get_mut(&key) {
@@ -262,11 +323,11 @@ impl ModuleCache {
             self.memory_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(entry.module.clone());
         }
-        let module = match self.disk.as_ref().and_then(|disk| self.read(engine, disk, &key, bytes)) {
+        let module = match self.disk.as_ref().and_then(|disk| self.read(engine, disk, &key)) {
             Some(module) => module,
             None => {
                 self.compiled.fetch_add(1, Ordering::Relaxed);
-                let module = Compiled::compile(engine, bytes, limits)?;
+                let module = Compiled::compile(engine, &source.bytes()?, limits)?;
                 if let Some(disk) = &self.disk {
                     // A cache that cannot be written only costs speed.
                     let evicted = module.serialize().map(|payload| disk.write(&key, &payload));
@@ -281,9 +342,30 @@ impl ModuleCache {
         Ok(module)
     }
 
+    /// The content hash of the file whose metadata is `meta`, if it was
+    /// recorded ([`ModuleCache::remember_file`]) while the file was as it is
+    /// now: its bytes need not be read (nor hashed) to find its code.
+    pub(crate) fn file_hash(&self, meta: &Metadata) -> Option<[u8; 32]> {
+        let hash = self.disk.as_ref()?.read_alias(&identity(meta)?)?;
+        self.unread_files.fetch_add(1, Ordering::Relaxed);
+        Some(hash)
+    }
+
+    /// Records that the file whose metadata is `meta` holds the module whose
+    /// content hash is `hash`, unless it changed too recently to be told
+    /// from a later change by its metadata.
+    pub(crate) fn remember_file(&self, meta: &Metadata, hash: &[u8; 32]) {
+        if let (Some(disk), Some(identity)) = (&self.disk, identity(meta)) {
+            // A cache that cannot be written only costs speed.
+            if let Ok(evicted) = disk.write_alias(&identity, hash) {
+                self.evicted.fetch_add(evicted, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// The entry for `key` from disk, or `None` when there is none or it was
     /// rejected (deleted and counted as discarded).
-    fn read(&self, engine: &Engine, disk: &DiskCache, key: &[u8; 32], bytes: &[u8]) -> Option<Compiled> {
+    fn read(&self, engine: &Engine, disk: &DiskCache, key: &[u8; 32]) -> Option<Compiled> {
         let file = match disk.read(key) {
             Entry::Missing => return None,
             Entry::Rejected => {
@@ -293,11 +375,10 @@ impl ModuleCache {
             Entry::Verified(file) => file,
         };
         // SAFETY: the payload is what `Compiled::serialize` wrote under this
-        // key (a hash of `bytes`, so of their kind too): its MAC is keyed
-        // with a secret only this user can read, in a directory only this
-        // user can write. Wasmtime itself rejects artifacts from another
-        // version or configuration.
-        match unsafe { Compiled::deserialize(engine, bytes, Entry::payload(&file)) } {
+        // key: its MAC is keyed with a secret only this user can read, in a
+        // directory only this user can write. Wasmtime itself rejects
+        // artifacts from another version or configuration.
+        match unsafe { Compiled::deserialize(engine, Entry::payload(&file)) } {
             Ok(module) => {
                 self.disk_hits.fetch_add(1, Ordering::Relaxed);
                 Some(module)

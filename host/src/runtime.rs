@@ -1,7 +1,7 @@
 //! The runtime: one Wasmtime engine per process, the linker every guest is
 //! instantiated against, and modules compiled for that engine.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::thread;
 
@@ -9,7 +9,7 @@ use bytes::Bytes;
 use wasmtime::component::{self, Component};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module, PoolingAllocationConfig};
 
-use crate::cache::{CacheLimits, CacheMode, CacheStats, Compiled, ModuleCache};
+use crate::cache::{self, CacheLimits, CacheMode, CacheStats, Compiled, ModuleCache};
 use crate::compile::{self, CompileLimits};
 use crate::deadline::EPOCH_TICK;
 use crate::imports;
@@ -244,16 +244,37 @@ impl Runtime {
     /// Reads and compiles a module file for runs within `limits` (with or
     /// without a fuel budget), so that the first such run does not compile
     /// it again. It still runs under any other limits.
+    ///
+    /// With the disk cache, a file left unchanged since an earlier load
+    /// (same device, inode, size and times, the last change at least two
+    /// seconds before that load) is neither read nor hashed: the cache
+    /// recorded its content hash, and its code is found by that.
     pub fn load_file_for(&self, path: impl AsRef<Path>, limits: &Limits) -> Result<GuestModule, Error> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| Error::ReadModule {
-            path: path.to_owned(),
-            source,
-        })?;
         let name = path
             .file_name()
             .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
-        self.load(&name, Bytes::from(bytes), Metering::of(limits))
+        let meta = std::fs::metadata(path).map_err(|source| Error::ReadModule {
+            path: path.to_owned(),
+            source,
+        })?;
+        let cache = &self.inner.cache;
+        let source = match cache.file_hash(&meta) {
+            Some(hash) => ModuleSource {
+                file: Some(path.to_owned()),
+                name: name.clone(),
+                bytes: OnceLock::new(),
+                hash: OnceLock::from(hash),
+            },
+            None => ModuleSource::new(&name, read_module(path, &name)?, Some(path)),
+        };
+        let module = self.load(&name, source, Metering::of(limits))?;
+        if module.source.bytes.get().is_some()
+            && let Some(hash) = module.source.hash.get()
+        {
+            cache.remember_file(&meta, hash);
+        }
+        Ok(module)
     }
 
     /// Compiles a core module or a component from its binary or WAT text,
@@ -266,23 +287,15 @@ impl Runtime {
     /// Like [`Runtime::load_bytes`], compiled for runs within `limits`
     /// (see [`Runtime::load_file_for`]).
     pub fn load_bytes_for(&self, name: &str, bytes: impl AsRef<[u8]>, limits: &Limits) -> Result<GuestModule, Error> {
-        self.load(name, Bytes::copy_from_slice(bytes.as_ref()), Metering::of(limits))
+        let bytes = binary(name, Bytes::copy_from_slice(bytes.as_ref()))?;
+        self.load(name, ModuleSource::new(name, bytes, None), Metering::of(limits))
     }
 
-    fn load(&self, name: &str, bytes: Bytes, metering: Metering) -> Result<GuestModule, Error> {
-        // Text becomes a binary first, so a component written as WAT is
-        // recognised as one and the cache only ever sees binaries.
-        let bytes = match as_text(&bytes) {
-            Some(text) => Bytes::from(wat::parse_str(text).map_err(|e| Error::InvalidModule {
-                module: name.to_owned(),
-                source: e.into(),
-            })?),
-            None => bytes,
-        };
+    fn load(&self, name: &str, source: ModuleSource, metering: Metering) -> Result<GuestModule, Error> {
         let module = GuestModule {
             name: name.into(),
             runtime: self.clone(),
-            bytes,
+            source: Arc::new(source),
             first: metering,
             code: Arc::default(),
         };
@@ -291,17 +304,89 @@ impl Runtime {
     }
 }
 
+/// Reads a module file, as a binary.
+fn read_module(path: &Path, name: &str) -> Result<Bytes, Error> {
+    let bytes = std::fs::read(path).map_err(|source| Error::ReadModule {
+        path: path.to_owned(),
+        source,
+    })?;
+    binary(name, Bytes::from(bytes))
+}
+
+/// `bytes` as a binary: WAT text is parsed first, so a component written as
+/// WAT is recognised as one and the cache only ever sees binaries.
+fn binary(name: &str, bytes: Bytes) -> Result<Bytes, Error> {
+    match as_text(&bytes) {
+        Some(text) => Ok(Bytes::from(wat::parse_str(text).map_err(|e| Error::InvalidModule {
+            module: name.to_owned(),
+            source: e.into(),
+        })?)),
+        None => Ok(bytes),
+    }
+}
+
+/// A module's binary and its content hash, each found when first needed:
+/// a file the cache knows unchanged is read only if its code must be
+/// compiled (for the other engine, or after an eviction).
+struct ModuleSource {
+    name: String,
+    /// Where the bytes are read from when they are not here yet.
+    file: Option<PathBuf>,
+    bytes: OnceLock<Bytes>,
+    hash: OnceLock<[u8; 32]>,
+}
+
+impl ModuleSource {
+    fn new(name: &str, bytes: Bytes, file: Option<&Path>) -> Self {
+        Self {
+            name: name.to_owned(),
+            file: file.map(Path::to_owned),
+            bytes: OnceLock::from(bytes),
+            hash: OnceLock::new(),
+        }
+    }
+}
+
+impl cache::Source for ModuleSource {
+    fn hash(&self) -> wasmtime::Result<[u8; 32]> {
+        match self.hash.get() {
+            Some(hash) => Ok(*hash),
+            None => Ok(*self
+                .hash
+                .get_or_init(|| cache::content_hash(self.bytes.get().expect("bytes or a hash")))),
+        }
+    }
+
+    fn bytes(&self) -> wasmtime::Result<Bytes> {
+        if let Some(bytes) = self.bytes.get() {
+            return Ok(bytes.clone());
+        }
+        let path = self.file.as_ref().expect("a source without its bytes has a file");
+        let bytes = read_module(path, &self.name)?;
+        // The file may have changed since its code was found by its hash.
+        if Some(&cache::content_hash(&bytes)) != self.hash.get() {
+            return Err(Error::ReadModule {
+                path: path.clone(),
+                source: std::io::Error::other("the file changed since it was loaded"),
+            }
+            .into());
+        }
+        Ok(self.bytes.get_or_init(|| bytes).clone())
+    }
+}
+
 /// A compiled guest, a core module or a component, ready to run in any
 /// number of sandboxes.
 ///
-/// It keeps its binary, so that a run metered otherwise than the load was
-/// for (see [`Runtime::load_file_for`]) can have it compiled for its engine.
+/// It keeps its binary (or the file it reads it from again), so that a run
+/// metered otherwise than the load was for (see [`Runtime::load_file_for`])
+/// can have it compiled for its engine.
 /// Cloning is cheap and clones share the compiled code.
 #[derive(Clone)]
 pub struct GuestModule {
     name: Arc<str>,
     runtime: Runtime,
-    bytes: Bytes,
+    source: Arc<ModuleSource>,
     /// What the load compiled for.
     first: Metering,
     /// Indexed by [`Metering`]: compiled when a run first needs it.
@@ -357,14 +442,18 @@ impl GuestModule {
             .load(
                 &flavour.engine,
                 &flavour.cache_key,
-                &self.bytes,
+                &*self.source,
                 &self.runtime.inner.compile_limits,
             )
-            .map_err(|e| match e.downcast_ref::<compile::Exceeded>() {
-                Some(&exceeded) => Error::compile_limit(&self.name, exceeded),
-                None => Error::InvalidModule {
-                    module: self.name.to_string(),
-                    source: e.into(),
+            .map_err(|e| match e.downcast::<Error>() {
+                // Reading the file again failed, or found it changed.
+                Ok(error) => error,
+                Err(e) => match e.downcast_ref::<compile::Exceeded>() {
+                    Some(&exceeded) => Error::compile_limit(&self.name, exceeded),
+                    None => Error::InvalidModule {
+                        module: self.name.to_string(),
+                        source: e.into(),
+                    },
                 },
             })?;
         let code = match compiled {

@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-
 /// Marks a cache file as ours, in this layout: magic, BLAKE3 keyed with the
 /// per-user secret of (magic, entry key, payload), payload. (Version 2 was
 /// HMAC-SHA256, three times slower to check on every hit.)
@@ -26,6 +25,11 @@ const HEADER_LEN: usize = MAGIC.len() + TAG_LEN;
 const MAX_ENTRY_BYTES: u64 = 1 << 30;
 /// The name every cache entry's file ends with.
 const ENTRY_EXTENSION: &str = "cwasm";
+/// Marks a file identity's alias, in the entries' layout: magic, MAC of
+/// (magic, identity, content hash), content hash.
+const ALIAS_MAGIC: &[u8; 8] = b"WHALIAS1";
+/// The name every alias file ends with; aliases are evicted with entries.
+const ALIAS_EXTENSION: &str = "alias";
 /// Temporary files, while an entry or the key is being written.
 const TEMP_EXTENSION: &str = "tmp";
 /// A temporary file this old belongs to a writer that died.
@@ -119,10 +123,10 @@ impl DiskCache {
         self.dir.join(format!("{}.{ENTRY_EXTENSION}", hex(key)))
     }
 
-    /// The MAC of the entry for `key` whose payload is `payload`.
-    fn mac(&self, key: &[u8; 32], payload: &[u8]) -> blake3::Hash {
+    /// The MAC of the file of kind `magic` for `key` holding `payload`.
+    fn mac(&self, magic: &[u8; 8], key: &[u8; 32], payload: &[u8]) -> blake3::Hash {
         let mut mac = blake3::Hasher::new_keyed(&self.key);
-        mac.update(MAGIC).update(key).update(payload);
+        mac.update(magic).update(key).update(payload);
         mac.finalize()
     }
 
@@ -130,22 +134,29 @@ impl DiskCache {
     /// file is deleted. A hit refreshes the file's modification time, which
     /// eviction reads as its last use.
     pub(super) fn read(&self, key: &[u8; 32]) -> Entry {
-        let path = self.entry_path(key);
-        let (file, data) = match read_owned(&path, MAX_ENTRY_BYTES, os::WRITABLE_BY_OTHERS) {
+        self.read_file(&self.entry_path(key), MAGIC, key, MAX_ENTRY_BYTES)
+    }
+
+    /// The file at `path`, of kind `magic`, for `key`, authenticated; a
+    /// rejected file is deleted, and a hit's modification time refreshed.
+    fn read_file(&self, path: &Path, magic: &[u8; 8], key: &[u8; 32], max_len: u64) -> Entry {
+        let (file, data) = match read_owned(path, max_len, os::WRITABLE_BY_OTHERS) {
             Ok(Some(found)) => found,
             Ok(None) => return Entry::Missing,
             Err(_) => {
-                self.remove(key);
+                let _ = fs::remove_file(path);
                 return Entry::Rejected;
             }
         };
-        let authentic = data.len() >= HEADER_LEN && &data[..MAGIC.len()] == MAGIC && {
-            let tag: [u8; TAG_LEN] = data[MAGIC.len()..HEADER_LEN].try_into().expect("the header holds a tag");
+        let authentic = data.len() >= HEADER_LEN && &data[..magic.len()] == magic && {
+            let tag: [u8; TAG_LEN] = data[magic.len()..HEADER_LEN]
+                .try_into()
+                .expect("the header holds a tag");
             // `blake3::Hash` compares in constant time.
-            self.mac(key, &data[HEADER_LEN..]) == blake3::Hash::from_bytes(tag)
+            self.mac(magic, key, &data[HEADER_LEN..]) == blake3::Hash::from_bytes(tag)
         };
         if !authentic {
-            self.remove(key);
+            let _ = fs::remove_file(path);
             return Entry::Rejected;
         }
         let _ = file.set_modified(SystemTime::now());
@@ -162,23 +173,47 @@ impl DiskCache {
     /// a whole file or none and a planted link is replaced, not written
     /// through. Returns how many entries were evicted to stay in bounds.
     pub(super) fn write(&self, key: &[u8; 32], payload: &[u8]) -> io::Result<u64> {
+        self.write_file(&self.entry_path(key), MAGIC, key, payload)
+    }
+
+    /// Writes the file at `path`, of kind `magic`, for `key`, as [`Self::write`] says.
+    fn write_file(&self, path: &Path, magic: &[u8; 8], key: &[u8; 32], payload: &[u8]) -> io::Result<u64> {
         let len = (HEADER_LEN + payload.len()) as u64;
         if len > MAX_ENTRY_BYTES {
             return Err(io::Error::other("compiled module too large to cache"));
         }
-        let mac = self.mac(key, payload);
+        let mac = self.mac(magic, key, payload);
         let (temp, mut out) = create_temp(&self.dir)?;
-        let path = self.entry_path(key);
         let written = out
-            .write_all(MAGIC)
+            .write_all(magic)
             .and_then(|()| out.write_all(mac.as_bytes()))
             .and_then(|()| out.write_all(payload))
-            .and_then(|()| fs::rename(&temp, &path));
+            .and_then(|()| fs::rename(&temp, path));
         if let Err(e) = written {
             let _ = fs::remove_file(&temp);
             return Err(e);
         }
-        Ok(self.account(&path, len))
+        Ok(self.account(path, len))
+    }
+
+    /// The content hash recorded for the file whose identity is `identity`
+    /// (see `crate::cache::identity`), if there is an authentic record.
+    pub(super) fn read_alias(&self, identity: &[u8; 32]) -> Option<[u8; 32]> {
+        let path = self.alias_path(identity);
+        match self.read_file(&path, ALIAS_MAGIC, identity, (HEADER_LEN + 32) as u64) {
+            Entry::Verified(data) => Entry::payload(&data).try_into().ok(),
+            Entry::Missing | Entry::Rejected => None,
+        }
+    }
+
+    /// Records that the file whose identity is `identity` holds the module
+    /// whose content hash is `hash`. Returns how many entries were evicted.
+    pub(super) fn write_alias(&self, identity: &[u8; 32], hash: &[u8; 32]) -> io::Result<u64> {
+        self.write_file(&self.alias_path(identity), ALIAS_MAGIC, identity, hash)
+    }
+
+    fn alias_path(&self, identity: &[u8; 32]) -> PathBuf {
+        self.dir.join(format!("{}.{ALIAS_EXTENSION}", hex(identity)))
     }
 
     /// Adds a written entry to the running total; past the bound, deletes
@@ -220,7 +255,7 @@ impl DiskCache {
         (total, evicted)
     }
 
-    /// Every entry file: last use, size, path. Temporary files older than
+    /// Every entry and alias file: last use, size, path. Temporary files older than
     /// [`STALE_TEMP`], left by a process that died mid-write, are deleted.
     fn scan(&self) -> Vec<(SystemTime, u64, PathBuf)> {
         let Ok(dir) = fs::read_dir(&self.dir) else {
@@ -233,7 +268,7 @@ impl DiskCache {
                 let meta = entry.metadata().ok().filter(fs::Metadata::is_file)?;
                 let (path, modified) = (entry.path(), meta.modified().ok()?);
                 match path.extension() {
-                    Some(e) if e == ENTRY_EXTENSION => Some((modified, meta.len(), path)),
+                    Some(e) if e == ENTRY_EXTENSION || e == ALIAS_EXTENSION => Some((modified, meta.len(), path)),
                     Some(e) if e == TEMP_EXTENSION && modified < stale => {
                         let _ = fs::remove_file(&path);
                         None

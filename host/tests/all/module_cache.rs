@@ -441,3 +441,63 @@ fn temporary_files_left_by_a_dead_writer_are_cleaned_up() {
     assert!(!dead.exists(), "an hour-old temporary file is a dead writer's");
     assert!(live.exists(), "a recent one may still be written");
 }
+
+/// Writes `module` to `path` and waits until the cache can tell a later
+/// change of the file from its metadata (its last change two seconds past).
+fn write_and_settle(path: &Path, module: &[u8]) {
+    std::fs::write(path, module).unwrap();
+    std::thread::sleep(Duration::from_millis(2100));
+}
+
+fn n_of(module: &host::GuestModule) -> i32 {
+    Sandbox::new()
+        .instantiate(module)
+        .unwrap()
+        .call::<(), i32>("n", ())
+        .unwrap()
+}
+
+#[test]
+fn a_file_unchanged_since_its_last_load_is_not_read_and_a_changed_one_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = CacheMode::OnDisk(dir.path().join("cache"));
+    let path = dir.path().join("n.wasm");
+    write_and_settle(&path, &numbered_module(1));
+    assert_eq!(n_of(&runtime(cache.clone()).load_file(&path).unwrap()), 1);
+
+    let second = runtime(cache.clone());
+    assert_eq!(n_of(&second.load_file(&path).unwrap()), 1);
+    assert_eq!(
+        (second.cache_stats().unread_files, second.cache_stats().disk_hits),
+        (1, 1),
+        "found by the file's identity, neither read nor hashed"
+    );
+
+    // Rewritten in place: the same inode and size, other code.
+    write_and_settle(&path, &numbered_module(2));
+    let third = runtime(cache);
+    assert_eq!(n_of(&third.load_file(&path).unwrap()), 2, "never the old code");
+    assert_eq!((third.cache_stats().unread_files, third.cache_stats().compiled), (0, 1));
+}
+
+#[test]
+fn a_file_changed_after_a_load_that_did_not_read_it_is_refused_when_compiled() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = CacheMode::OnDisk(dir.path().join("cache"));
+    let path = dir.path().join("n.wasm");
+    write_and_settle(&path, &numbered_module(1));
+    runtime(cache.clone()).load_file(&path).unwrap();
+    let module = runtime(cache).load_file(&path).unwrap();
+    std::fs::write(&path, numbered_module(2)).unwrap();
+    // A run with a fuel budget needs the module compiled for the metered engine.
+    let metered = Sandbox::new().limits(host::Limits {
+        fuel: Some(1_000_000),
+        ..host::Limits::default()
+    });
+    let error = metered.instantiate(&module).err().expect("the file changed");
+    assert!(
+        matches!(&error, host::Error::ReadModule { path: p, .. } if *p == path)
+            && error.to_string().contains("changed since it was loaded"),
+        "{error}"
+    );
+}
