@@ -1,19 +1,20 @@
 //! In-process timings for `cargo xtask bench`: one run of `csv_processor`
-//! through the `host` library against a minimal hand-written Wasmtime
-//! embedding doing the same work (the floor), the compiled-module cache
+//! through the `host` library against the fastest hand-written Wasmtime
+//! embedding doing the same work (the floor: `InstancePre` and the pooling
+//! allocator), each allocator against its own floor, the compiled-module cache
 //! cold against warm for every guest, and the cache's cost per module as
 //! the number of distinct modules grows.
 //!
 //! Prints one JSON object per line, `{"name": ..., "samples_ns": [...]}`
 //! (optionally `"baseline"`, `"note"`); `cargo xtask bench` turns the
-//! samples into the table. `cargo bench --bench embedding -- cache-scaling`
-//! runs only that part.
+//! samples into the table. `cargo bench --bench embedding -- run` (or
+//! `-- cache-scaling`) runs only that part.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use host::{CacheMode, GuestModule, Pooling, Runtime, RuntimeConfig, Sandbox};
-use wasmtime::{Engine, Linker, Module, Store};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module, Store};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::{self, WasiP1Ctx};
 use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
@@ -24,22 +25,32 @@ const COMPILE_SAMPLES: usize = 5;
 
 fn main() {
     // cargo passes `--bench`; a plain word picks one part.
-    if std::env::args().skip(1).any(|arg| arg == "cache-scaling") {
+    let part = |name: &str| std::env::args().skip(1).any(|arg| arg == name);
+    if part("cache-scaling") {
         return cache_scaling();
     }
     let guests = xtask::guests::build().expect("building the guests");
-    let csv_path = &guests["csv_processor"];
-    run_against_floor(csv_path);
+    run_against_floor(&guests["csv_processor"]);
+    if part("run") {
+        return;
+    }
     for (name, path) in &guests {
         compile_cache(name, path);
     }
     cache_scaling();
 }
 
-/// The library and the floor, sampled alternately so that both see the same
-/// machine conditions.
+/// The library and the bare floors, sampled in turn so that all see the
+/// same machine conditions.
 fn run_against_floor(csv_path: &Path) {
-    let on_demand = Runtime::shared().load_file(csv_path).unwrap();
+    let on_demand = Runtime::new(&RuntimeConfig {
+        pooling: None,
+        ..RuntimeConfig::default()
+    })
+    .unwrap()
+    .load_file(csv_path)
+    .unwrap();
+    let default = Runtime::shared().load_file(csv_path).unwrap();
     let pooled = Runtime::new(&RuntimeConfig {
         pooling: Some(Pooling::default()),
         ..RuntimeConfig::default()
@@ -47,43 +58,71 @@ fn run_against_floor(csv_path: &Path) {
     .unwrap()
     .load_file(csv_path)
     .unwrap();
-    let floor = Floor::new(csv_path);
+    let bare = Floor::new(csv_path, false);
+    let bare_pooled = Floor::new(csv_path, true);
     let library_run = |module: &GuestModule| {
         let outcome = Sandbox::new().stdin(CSV).run(module).unwrap();
         assert_eq!(outcome.stdout, b"55\n");
     };
-    let floor_run = || assert_eq!(floor.run(CSV.as_bytes()), b"55\n");
+    let floor_run = |floor: &Floor| assert_eq!(floor.run(CSV.as_bytes()), b"55\n");
+    let runs: [Sampled; 5] = [
+        (LIBRARY_DEFAULT, Some(FASTEST_FLOOR), &|| library_run(&default)),
+        (
+            "run csv_processor: host library, pooling allocator",
+            Some(FASTEST_FLOOR),
+            &|| library_run(&pooled),
+        ),
+        (
+            "run csv_processor: host library, on-demand allocator",
+            Some(ON_DEMAND_FLOOR),
+            &|| library_run(&on_demand),
+        ),
+        (FASTEST_FLOOR, None, &|| floor_run(&bare_pooled)),
+        (ON_DEMAND_FLOOR, Some(FASTEST_FLOOR), &|| floor_run(&bare)),
+    ];
     for _ in 0..RUN_SAMPLES / 10 {
-        library_run(&on_demand);
-        library_run(&pooled);
-        floor_run();
+        runs.iter().for_each(|(_, _, run)| run());
     }
-    let (mut library, mut pooling, mut bare) = (Vec::new(), Vec::new(), Vec::new());
+    let mut samples = vec![Vec::with_capacity(RUN_SAMPLES); runs.len()];
     for _ in 0..RUN_SAMPLES {
-        library.push(time(|| library_run(&on_demand)));
-        pooling.push(time(|| library_run(&pooled)));
-        bare.push(time(floor_run));
+        for ((_, _, run), samples) in runs.iter().zip(&mut samples) {
+            samples.push(time(run));
+        }
     }
-    report("run csv_processor: host library", &library);
-    report("run csv_processor: host library, pooling allocator", &pooling);
-    report("run csv_processor: bare wasmtime (floor)", &bare);
+    for ((name, baseline, _), samples) in runs.iter().zip(&samples) {
+        report_row(name, samples, *baseline, None);
+    }
 }
 
+/// A row's name, the row it is compared with, and one run.
+type Sampled<'a> = (&'a str, Option<&'a str>, &'a dyn Fn());
+
+/// The library as `Runtime::shared()` and `Sandbox::new()` give it.
+const LIBRARY_DEFAULT: &str = "run csv_processor: host library, default";
+/// The fastest bare Wasmtime embedding: `InstancePre` and the pooling allocator.
+const FASTEST_FLOOR: &str = "run csv_processor: bare wasmtime, InstancePre + pooling (floor)";
+const ON_DEMAND_FLOOR: &str = "run csv_processor: bare wasmtime, InstancePre, on-demand";
+
 /// The least code that runs a WASI command with Wasmtime and captures its
-/// stdout: a compiled module and a linker made once, a store per run.
+/// stdout: the module compiled and linked once (`InstancePre`), a store per
+/// run; instances from Wasmtime's pooling allocator or mapped on demand.
 struct Floor {
     engine: Engine,
-    module: Module,
-    linker: Linker<WasiP1Ctx>,
+    pre: InstancePre<WasiP1Ctx>,
 }
 
 impl Floor {
-    fn new(path: &Path) -> Self {
-        let engine = Engine::default();
+    fn new(path: &Path, pooling: bool) -> Self {
+        let mut config = Config::new();
+        if pooling {
+            config.allocation_strategy(InstanceAllocationStrategy::pooling());
+        }
+        let engine = Engine::new(&config).unwrap();
         let module = Module::from_file(&engine, path).unwrap();
         let mut linker = Linker::new(&engine);
         p1::add_to_linker_sync(&mut linker, |ctx| ctx).unwrap();
-        Self { engine, module, linker }
+        let pre = linker.instantiate_pre(&module).unwrap();
+        Self { engine, pre }
     }
 
     fn run(&self, stdin: &[u8]) -> Vec<u8> {
@@ -93,7 +132,7 @@ impl Floor {
             .stdout(stdout.clone())
             .build_p1();
         let mut store = Store::new(&self.engine, wasi);
-        let instance = self.linker.instantiate(&mut store, &self.module).unwrap();
+        let instance = self.pre.instantiate(&mut store).unwrap();
         let start = instance.get_typed_func::<(), ()>(&mut store, "_start").unwrap();
         if let Err(error) = start.call(&mut store, ()) {
             assert!(error.downcast_ref::<wasmtime_wasi::I32Exit>().is_some_and(|e| e.0 == 0));

@@ -77,7 +77,7 @@ fn in_process(rows: &mut Vec<Row>) -> Result<()> {
     if !output.status.success() {
         bail!("cargo bench -p host --bench embedding failed");
     }
-    const FLOOR: &str = "run csv_processor: bare wasmtime (floor)";
+    const FLOOR: &str = "run csv_processor: bare wasmtime, InstancePre + pooling (floor)";
     for line in String::from_utf8_lossy(&output.stdout).lines() {
         let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
@@ -119,9 +119,10 @@ fn in_process(rows: &mut Vec<Row>) -> Result<()> {
     Ok(())
 }
 
-/// Row 2: whole processes, each starting, loading csv_processor from its
-/// warm cache, running it, exiting. The wasmtime CLI is the baseline: the
-/// runner should be no slower.
+/// Row 2: whole processes, `wasm-host run` against `wasmtime run` of the
+/// same module, sampled in turn: a small guest with both compile caches
+/// warm, a CPU-bound guest, and a large module compiled afresh and then
+/// from each cache. Without a wasmtime CLI only wasm-host's rows are kept.
 fn cli_against_wasmtime(rows: &mut Vec<Row>, samples: usize) -> Result<()> {
     // With the benches, so features resolve as for `cargo bench`: one release build of Wasmtime.
     run(cargo([
@@ -133,38 +134,101 @@ fn cli_against_wasmtime(rows: &mut Vec<Row>, samples: usize) -> Result<()> {
         "wasm-host",
         "--benches",
     ]))?;
-    let guest = xtask::guests::artifact("csv_processor")?;
-    const WASMTIME_ROW: &str = "wasmtime run csv_processor (process)";
-    let baseline = match wasmtime_cli() {
-        Some(wasmtime) => {
-            let mut command = Command::new(wasmtime);
-            command.args(["run", "-C", "cache=y"]).arg(&guest);
-            rows.push(Row {
-                group: "wasm-host vs wasmtime CLI",
-                name: WASMTIME_ROW.to_owned(),
-                samples_ns: time_process(&mut command, samples)?,
-                baseline: None,
-                note: None,
-            });
-            Some(WASMTIME_ROW.to_owned())
-        }
-        None => {
-            eprintln!(
-                "no wasmtime CLI found: set WASMTIME or put `wasmtime` on PATH \
-                 (cargo install wasmtime-cli --version 48.0.8 --locked); skipping that row"
-            );
-            None
-        }
+    let wasmtime = wasmtime_cli();
+    if wasmtime.is_none() {
+        eprintln!(
+            "no wasmtime CLI found: set WASMTIME or put `wasmtime` on PATH \
+             (cargo install wasmtime-cli --version 48.0.8 --locked); wasm-host's rows only"
+        );
+    }
+    let dir = xtask::target_dir().join("bench");
+    std::fs::create_dir_all(&dir)?;
+    // wasmtime's compile cache in target/ rather than the user's home.
+    let cache_config = dir.join("wasmtime-cache.toml");
+    std::fs::write(
+        &cache_config,
+        format!("[cache]\ndirectory = {:?}\n", dir.join("wasmtime-cache")),
+    )?;
+    let large = dir.join("large.wasm");
+    std::fs::write(&large, xtask::large_module::generate(LARGE_MODULE_FUNCTIONS))?;
+    let csv = xtask::guests::artifact("csv_processor")?;
+    let primes = xtask::guests::artifact("primes")?;
+    let cached = |module: &Path, args: &[&str]| -> [Vec<std::ffi::OsString>; 2] {
+        let wasmtime = [
+            "run".into(),
+            "-C".into(),
+            format!("cache-config={}", cache_config.display()).into(),
+        ];
+        let wasm_host = ["run".into()];
+        [wasmtime.to_vec(), wasm_host.to_vec()].map(|mut argv: Vec<std::ffi::OsString>| {
+            argv.push(module.into());
+            argv.extend(args.iter().map(Into::into));
+            argv
+        })
     };
-    let mut command = Command::new(wasm_host_release());
-    command.arg("run").arg(&guest);
-    rows.push(Row {
-        group: "wasm-host vs wasmtime CLI",
-        name: "wasm-host run csv_processor (process)".to_owned(),
-        samples_ns: time_process(&mut command, samples)?,
-        baseline,
-        note: None,
-    });
+    let uncached = |module: &Path| -> [Vec<std::ffi::OsString>; 2] {
+        [
+            vec!["run".into(), "-C".into(), "cache=n".into(), module.into()],
+            vec!["run".into(), "--no-cache".into(), module.into()],
+        ]
+    };
+    let cases = [
+        ("csv_processor (small guest, caches warm)", cached(&csv, &[]), samples),
+        (
+            "primes 30,000,000 (CPU-bound, caches warm)",
+            cached(&primes, &["30000000"]),
+            samples.div_ceil(2),
+        ),
+        ("large module, cold (no cache)", uncached(&large), samples.div_ceil(2)),
+        ("large module, warm (caches warm)", cached(&large, &[]), samples),
+    ];
+    for (what, [wasmtime_args, wasm_host_args], samples) in cases {
+        let baseline = format!("wasmtime run {what}");
+        let mut commands = Vec::new();
+        if let Some(wasmtime) = &wasmtime {
+            let mut command = Command::new(wasmtime);
+            command.args(&wasmtime_args);
+            commands.push((baseline.clone(), command, None));
+        }
+        let mut command = Command::new(wasm_host_release());
+        command.args(&wasm_host_args);
+        let compared = wasmtime.as_ref().map(|_| baseline.clone());
+        commands.push((format!("wasm-host run {what}"), command, compared));
+        side_by_side(rows, "wasm-host vs wasmtime CLI", commands, samples)?;
+    }
+    Ok(())
+}
+
+/// Generated functions in the large module: about 2.4 MB of code, which
+/// Cranelift takes on the order of a second to compile.
+const LARGE_MODULE_FUNCTIONS: usize = 20_000;
+
+/// Times `commands` (name, command, baseline row) in turn, `samples` rounds
+/// after one warm-up round, so that all see the same machine conditions.
+fn side_by_side(
+    rows: &mut Vec<Row>,
+    group: &'static str,
+    mut commands: Vec<(String, Command, Option<String>)>,
+    samples: usize,
+) -> Result<()> {
+    let mut timings = vec![Vec::with_capacity(samples); commands.len()];
+    for round in 0..=samples {
+        for ((_, command, _), timings) in commands.iter_mut().zip(&mut timings) {
+            let elapsed = time_once(command)?;
+            if round > 0 {
+                timings.push(elapsed);
+            }
+        }
+    }
+    for ((name, _, baseline), samples_ns) in commands.into_iter().zip(timings) {
+        rows.push(Row {
+            group,
+            name,
+            samples_ns,
+            baseline,
+            note: None,
+        });
+    }
     Ok(())
 }
 
@@ -307,28 +371,31 @@ fn wasmtime_cli() -> Option<PathBuf> {
         .then_some(candidate)
 }
 
-/// Wall-clock time of `samples` runs of `command` (after one warm-up run),
-/// with stdin fed from the CSV sample and output discarded.
+/// Wall-clock time of `samples` runs of `command` (after one warm-up run).
 fn time_process(command: &mut Command, samples: usize) -> Result<Vec<u64>> {
+    time_once(command)?;
+    (0..samples).map(|_| time_once(command)).collect()
+}
+
+/// Wall-clock time of one run of `command`, from spawn to exit, with stdin
+/// fed from the CSV sample and output discarded.
+fn time_once(command: &mut Command) -> Result<u64> {
     let input = b"1,2,3,4,5\n6,7,8,9,10\n";
-    let mut once = || -> Result<u64> {
-        let start = Instant::now();
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("starting {command:?}"))?;
-        std::io::Write::write_all(&mut child.stdin.take().expect("piped"), input)?;
-        let status = child.wait()?;
-        let elapsed = start.elapsed().as_nanos() as u64;
-        if !status.success() {
-            bail!("{command:?} failed ({status})");
-        }
-        Ok(elapsed)
-    };
-    once()?;
-    (0..samples).map(|_| once()).collect()
+    let start = Instant::now();
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {command:?}"))?;
+    // A guest that exits without reading its stdin closes the pipe early.
+    let _ = std::io::Write::write_all(&mut child.stdin.take().expect("piped"), input);
+    let status = child.wait()?;
+    let elapsed = start.elapsed().as_nanos() as u64;
+    if !status.success() {
+        bail!("{command:?} failed ({status})");
+    }
+    Ok(elapsed)
 }
 
 fn median(samples: &[u64]) -> u64 {
