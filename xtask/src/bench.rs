@@ -61,7 +61,7 @@ fn run_bench(args: &[String]) -> Result<()> {
     in_process(&mut rows)?;
     cli_against_wasmtime(&mut rows, process_samples)?;
     conformance_suite(&mut rows, if quick { 2 } else { 5 })?;
-    official_suite(&mut rows, if quick { 2 } else { 5 })?;
+    official_suite(&mut rows, if quick { 3 } else { 5 })?;
     nextest_against_cargo_test(&mut rows, if quick { 1 } else { 3 })?;
     print_table(&rows);
     write_json(&rows)
@@ -141,15 +141,8 @@ fn cli_against_wasmtime(rows: &mut Vec<Row>, samples: usize) -> Result<()> {
              (cargo install wasmtime-cli --version 48.0.8 --locked); wasm-host's rows only"
         );
     }
-    let dir = xtask::target_dir().join("bench");
-    std::fs::create_dir_all(&dir)?;
-    // wasmtime's compile cache in target/ rather than the user's home.
-    let cache_config = dir.join("wasmtime-cache.toml");
-    std::fs::write(
-        &cache_config,
-        format!("[cache]\ndirectory = {:?}\n", dir.join("wasmtime-cache")),
-    )?;
-    let large = dir.join("large.wasm");
+    let cache_config = wasmtime_cache_config()?;
+    let large = xtask::target_dir().join("bench").join("large.wasm");
     std::fs::write(&large, xtask::large_module::generate(LARGE_MODULE_FUNCTIONS))?;
     let csv = xtask::guests::artifact("csv_processor")?;
     let primes = xtask::guests::artifact("primes")?;
@@ -175,8 +168,8 @@ fn cli_against_wasmtime(rows: &mut Vec<Row>, samples: usize) -> Result<()> {
     let cases = [
         ("csv_processor (small guest, caches warm)", cached(&csv, &[]), samples),
         (
-            "primes 30,000,000 (CPU-bound, caches warm)",
-            cached(&primes, &["30000000"]),
+            "primes 100,000,000 (CPU-bound, caches warm)",
+            cached(&primes, &["100000000"]),
             samples.div_ceil(2),
         ),
         ("large module, cold (no cache)", uncached(&large), samples.div_ceil(2)),
@@ -197,6 +190,19 @@ fn cli_against_wasmtime(rows: &mut Vec<Row>, samples: usize) -> Result<()> {
         side_by_side(rows, "wasm-host vs wasmtime CLI", commands, samples)?;
     }
     Ok(())
+}
+
+/// A wasmtime cache configuration that keeps its compile cache in
+/// target/bench rather than the user's home.
+fn wasmtime_cache_config() -> Result<PathBuf> {
+    let dir = xtask::target_dir().join("bench");
+    std::fs::create_dir_all(&dir)?;
+    let config = dir.join("wasmtime-cache.toml");
+    std::fs::write(
+        &config,
+        format!("[cache]\ndirectory = {:?}\n", dir.join("wasmtime-cache")),
+    )?;
+    Ok(config)
 }
 
 /// Generated functions in the large module: about 2.4 MB of code, which
@@ -256,27 +262,21 @@ fn conformance_suite(rows: &mut Vec<Row>, samples: usize) -> Result<()> {
         .arg("--expectations")
         .arg(&expectations)
         .env("WASM_HOST", &wasm_host);
-    rows.push(Row {
-        group: "conformance suite",
-        name: ADAPTER_ROW.to_owned(),
-        samples_ns: time_process(&mut per_process, samples)?,
-        baseline: None,
-        note: None,
-    });
     let mut in_process = Command::new(&wasm_host);
     in_process
         .arg("conformance")
         .args(&suites)
         .arg("--expectations")
         .arg(&expectations);
-    rows.push(Row {
-        group: "conformance suite",
-        name: "conformance suite: in-process runner".to_owned(),
-        samples_ns: time_process(&mut in_process, samples)?,
-        baseline: Some(ADAPTER_ROW.to_owned()),
-        note: None,
-    });
-    Ok(())
+    let commands = vec![
+        (ADAPTER_ROW.to_owned(), per_process, None),
+        (
+            "conformance suite: in-process runner".to_owned(),
+            in_process,
+            Some(ADAPTER_ROW.to_owned()),
+        ),
+    ];
+    side_by_side(rows, "conformance suite", commands, samples)
 }
 
 /// Row 3b: the official suite's wasm32-wasip1 tests in process against the
@@ -312,26 +312,28 @@ fn official_suite(rows: &mut Vec<Row>, samples: usize) -> Result<()> {
         .arg(checkout.join("adapters").join("wasmtime.py"))
         .arg("--disable-colors")
         .current_dir(&checkout)
-        .env("WASMTIME", &wasmtime)
+        // The adapter splits $WASMTIME shell-style: the CLI and its cache flag.
+        .env(
+            "WASMTIME",
+            format!(
+                "'{}' -C 'cache-config={}'",
+                wasmtime.display(),
+                wasmtime_cache_config()?.display()
+            ),
+        )
         .env("PYTHONDONTWRITEBYTECODE", "1");
-    rows.push(Row {
-        group: "official WASI test suite",
-        name: REFERENCE_ROW.to_owned(),
-        samples_ns: time_process(&mut reference, samples)?,
-        baseline: None,
-        note: None,
-    });
-    // time_process runs it once before timing: the compile cache is warm.
+    // The warm-up round leaves the compile caches warm.
     let mut in_process = Command::new(wasm_host_release());
     in_process.arg("conformance").args(&suites);
-    rows.push(Row {
-        group: "official WASI test suite",
-        name: "official suite in process vs reference runner + wasmtime".to_owned(),
-        samples_ns: time_process(&mut in_process, samples * 4)?,
-        baseline: Some(REFERENCE_ROW.to_owned()),
-        note: None,
-    });
-    Ok(())
+    let commands = vec![
+        (REFERENCE_ROW.to_owned(), reference, None),
+        (
+            "official suite in process vs reference runner + wasmtime".to_owned(),
+            in_process,
+            Some(REFERENCE_ROW.to_owned()),
+        ),
+    ];
+    side_by_side(rows, "official WASI test suite", commands, samples)
 }
 
 /// Row 5: both runners on an unchanged, already-built tree.

@@ -284,12 +284,7 @@ fn the_disk_limit_can_be_set_from_the_environment() {
 
 /// Calls the export `n` of a module made by [`numbered_module`].
 pub(crate) fn call_n(runtime: &Runtime, bytes: &[u8]) -> i32 {
-    let module = runtime.load_bytes("numbered", bytes).unwrap();
-    Sandbox::new()
-        .instantiate(&module)
-        .unwrap()
-        .call::<(), i32>("n", ())
-        .unwrap()
+    n_of(&runtime.load_bytes("numbered", bytes).unwrap())
 }
 
 #[test]
@@ -449,6 +444,7 @@ fn write_and_settle(path: &Path, module: &[u8]) {
     std::thread::sleep(Duration::from_millis(2100));
 }
 
+/// What a [`numbered_module`]'s export `n` returns.
 fn n_of(module: &host::GuestModule) -> i32 {
     Sandbox::new()
         .instantiate(module)
