@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use wasmtime::Store;
 use wasmtime::component::types::ComponentFunc;
-use wasmtime::component::{ComponentNamedList, Instance, InstancePre, Lift, Lower};
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, ComponentNamedList, Func, Instance, InstancePre, Lift, Lower, Val};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
 use crate::Error;
@@ -65,6 +66,7 @@ pub(crate) fn run_command(
 /// ```
 pub struct ComponentInstance {
     module: Arc<str>,
+    component: Component,
     store: Store<GuestState>,
     instance: Instance,
     timeout: Option<Duration>,
@@ -89,6 +91,7 @@ impl ComponentInstance {
         })?;
         Ok(Self {
             module: module.into(),
+            component: pre.component().clone(),
             store,
             instance,
             timeout,
@@ -107,13 +110,7 @@ impl ComponentInstance {
         P: ComponentNamedList + Lower + Send + Sync,
         R: ComponentNamedList + Lift + Send + Sync + 'static,
     {
-        let func = self
-            .instance
-            .get_func(&mut self.store, export)
-            .ok_or_else(|| Error::MissingExport {
-                module: self.module.to_string(),
-                export: export.to_owned(),
-            })?;
+        let func = self.func(export)?;
         let typed = func.typed::<P, R>(&self.store).map_err(|e| Error::ExportSignature {
             module: self.module.to_string(),
             export: export.to_owned(),
@@ -126,10 +123,114 @@ impl ComponentInstance {
             .map_err(|error| Error::ended(&self.module, classify(error)))
     }
 
+    /// The type of the exported function `export`, named as in
+    /// [`ComponentInstance::call_values`].
+    pub fn func_type(&mut self, export: &str) -> Result<ComponentFunc, Error> {
+        Ok(self.func(export)?.ty(&self.store))
+    }
+
+    /// Calls the exported function `export` with values whose types are
+    /// known only at run time (parsed from WAVE text, for instance) and
+    /// returns its results. The number of values is checked against the
+    /// export's type first ([`Error::ExportSignature`]); a value of another
+    /// type than its parameter's is refused by Wasmtime before the guest
+    /// runs, as [`Error::Trap`] of kind [`crate::TrapKind::HostError`].
+    ///
+    /// `export` is a WIT item name: `process` at the component's root (or,
+    /// when the root has none, the one exported instance that has it),
+    /// `iface.func`, or `ns:pkg/iface.func@1.0.0`, as `wasmtime run
+    /// --invoke` takes it. Endings are as for [`ComponentInstance::call`].
+    pub fn call_values(&mut self, export: &str, params: &[Val]) -> Result<Vec<Val>, Error> {
+        let func = self.func(export)?;
+        let ty = func.ty(&self.store);
+        if params.len() != ty.params().len() {
+            return Err(Error::ExportSignature {
+                module: self.module.to_string(),
+                export: export.to_owned(),
+                expected: format!("a function of {} parameter(s)", params.len()),
+                found: describe(&ty),
+            });
+        }
+        let mut results = vec![Val::Bool(false); ty.results().len()];
+        deadline::arm(&mut self.store, self.timeout);
+        let deadline = self.store.data().deadline().get();
+        until(deadline, func.call_async(&mut self.store, params, &mut results))
+            .map_err(|error| Error::ended(&self.module, classify(error)))?;
+        Ok(results)
+    }
+
     /// Messages the guest has sent through `host.log` so far.
     pub fn host_log(&self) -> &[String] {
         self.store.data().host_log()
     }
+
+    /// The exported function `export` (see [`ComponentInstance::call_values`]).
+    fn func(&mut self, export: &str) -> Result<Func, Error> {
+        let missing = || Error::MissingExport {
+            module: self.module.to_string(),
+            export: export.to_owned(),
+        };
+        if let Some((ComponentItem::ComponentFunc(_), index)) = self.instance.get_export(&mut self.store, None, export)
+        {
+            return self.instance.get_func(&mut self.store, index).ok_or_else(missing);
+        }
+        let (instance, name) = match split_item_name(export) {
+            Some((instance, name)) => (instance, name),
+            None => self.unique_instance_with(export)?,
+        };
+        let index = self
+            .instance
+            .get_export_index(&mut self.store, None, &instance)
+            .and_then(|parent| self.instance.get_export_index(&mut self.store, Some(&parent), &name))
+            .ok_or_else(missing)?;
+        self.instance.get_func(&mut self.store, index).ok_or_else(missing)
+    }
+
+    /// The one exported instance with a function called `name`.
+    fn unique_instance_with(&self, name: &str) -> Result<(String, String), Error> {
+        let engine = self.store.engine();
+        let holders: Vec<String> = (self.component.component_type().exports(engine))
+            .filter_map(|(instance, item)| match item.ty {
+                ComponentItem::ComponentInstance(ty) => ty
+                    .exports(engine)
+                    .any(|(leaf, item)| leaf == name && matches!(item.ty, ComponentItem::ComponentFunc(_)))
+                    .then(|| instance.to_owned()),
+                _ => None,
+            })
+            .collect();
+        match <[String; 1]>::try_from(holders) {
+            Ok([instance]) => Ok((instance, name.to_owned())),
+            Err(holders) if holders.is_empty() => Err(Error::MissingExport {
+                module: self.module.to_string(),
+                export: name.to_owned(),
+            }),
+            Err(holders) => Err(Error::AmbiguousExport {
+                module: self.module.to_string(),
+                export: name.to_owned(),
+                candidates: holders.iter().map(|instance| format!("{instance}#{name}")).collect(),
+            }),
+        }
+    }
+}
+
+/// `ns:pkg/iface.func@1.0.0` as the exported instance `ns:pkg/iface@1.0.0`
+/// and the function `func` (the WIT item-name form `wasmtime run --invoke`
+/// takes; `iface.func` without a package too), or `instance#func`, the
+/// component model's own export path. `None` for a bare name.
+fn split_item_name(name: &str) -> Option<(String, String)> {
+    if let Some((instance, func)) = name.rsplit_once('#') {
+        return Some((instance.to_owned(), func.to_owned()));
+    }
+    let (path, version) = match name.split_once('@') {
+        Some((path, version)) => (path, Some(version)),
+        None => (name, None),
+    };
+    let (instance, func) = path.rsplit_once('.')?;
+    let instance = match version {
+        Some(version) => format!("{instance}@{version}"),
+        None => instance.to_owned(),
+    };
+    Some((instance, func.to_owned()))
 }
 
 /// Awaits `work` until `deadline`; past it, the guest is interrupted as if
@@ -157,4 +258,22 @@ fn describe(ty: &ComponentFunc) -> String {
     let params: Vec<String> = ty.params().map(|(name, ty)| format!("{name}: {ty:?}")).collect();
     let results: Vec<String> = ty.results().map(|ty| format!("{ty:?}")).collect();
     format!("func({}) -> ({})", params.join(", "), results.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_item_name;
+
+    fn split(name: &str) -> Option<(&'static str, &'static str)> {
+        split_item_name(name).map(|(i, f)| (&*i.leak(), &*f.leak()))
+    }
+
+    #[test]
+    fn an_item_name_splits_into_the_exported_instance_and_its_function() {
+        assert_eq!(split("process"), None);
+        assert_eq!(split("text.process"), Some(("text", "process")));
+        assert_eq!(split("wasi:cli/run.run"), Some(("wasi:cli/run", "run")));
+        assert_eq!(split("wasi:cli/run.run@0.2.0"), Some(("wasi:cli/run@0.2.0", "run")));
+        assert_eq!(split("wasi:cli/run@0.2.0#run"), Some(("wasi:cli/run@0.2.0", "run")));
+    }
 }

@@ -93,6 +93,18 @@ pub enum Error {
         export: String,
     },
 
+    /// A bare function name that more than one of a component's exported
+    /// instances has: the caller must say which.
+    #[error("{module} exports `{export}` more than once: name one of {}", candidates.join(", "))]
+    AmbiguousExport {
+        /// The module's name.
+        module: String,
+        /// The name that was looked for.
+        export: String,
+        /// The full names that match it.
+        candidates: Vec<String>,
+    },
+
     /// An export exists but its type is not the one asked for.
     #[error("export `{export}` of {module} has type {found}, not {expected}")]
     ExportSignature {
@@ -202,6 +214,7 @@ impl Error {
             | Error::WrongKind { module, .. }
             | Error::UnknownImport { module, .. }
             | Error::MissingExport { module, .. }
+            | Error::AmbiguousExport { module, .. }
             | Error::ExportSignature { module, .. }
             | Error::Instantiate { module, .. }
             | Error::Trap { module, .. }

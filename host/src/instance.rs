@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::{Extern, Instance, Memory, Store, TypedFunc, WasmParams, WasmResults};
+use wasmtime::{Extern, FuncType, Instance, Memory, Store, TypedFunc, Val, ValType, WasmParams, WasmResults};
 
 use crate::memory::checked_range;
 use crate::outcome::{RunOutcome, Termination, classify};
@@ -61,6 +61,53 @@ impl GuestInstance {
         let func = self.typed_func::<P, R>(export)?;
         self.call_raw(|store| func.call(store, params))
             .map_err(|error| Error::ended(&self.module, classify(error)))
+    }
+
+    /// The type of the exported function `export`.
+    pub fn func_type(&mut self, export: &str) -> Result<FuncType, Error> {
+        let func = self
+            .instance
+            .get_func(&mut self.store, export)
+            .ok_or_else(|| self.missing(export))?;
+        Ok(func.ty(&self.store))
+    }
+
+    /// Calls the exported function `export` with values whose types are
+    /// known only at run time (parsed from a command line, for instance)
+    /// and returns its results; the values are checked against the
+    /// export's type first ([`Error::ExportSignature`]). Endings are as
+    /// for [`GuestInstance::call`].
+    pub fn call_values(&mut self, export: &str, params: &[Val]) -> Result<Vec<Val>, Error> {
+        let func = self
+            .instance
+            .get_func(&mut self.store, export)
+            .ok_or_else(|| self.missing(export))?;
+        let ty = func.ty(&self.store);
+        let given: Vec<ValType> = params
+            .iter()
+            .map(|value| value.ty(&self.store))
+            .collect::<Result<_, _>>()
+            .map_err(|e| Error::ExportSignature {
+                module: self.module.to_string(),
+                export: export.to_owned(),
+                expected: e.to_string(),
+                found: ty.to_string(),
+            })?;
+        let matches =
+            given.len() == ty.params().len() && given.iter().zip(ty.params()).all(|(a, b)| ValType::eq(a, &b));
+        if !matches {
+            let given: Vec<String> = given.iter().map(ToString::to_string).collect();
+            return Err(Error::ExportSignature {
+                module: self.module.to_string(),
+                export: export.to_owned(),
+                expected: format!("(func (param {}))", given.join(" ")),
+                found: ty.to_string(),
+            });
+        }
+        let mut results = vec![Val::I32(0); ty.results().len()];
+        self.call_raw(|store| func.call(store, params, &mut results))
+            .map_err(|error| Error::ended(&self.module, classify(error)))?;
+        Ok(results)
     }
 
     /// True when the guest exports something called `name`.

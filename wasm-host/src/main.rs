@@ -7,6 +7,7 @@
 //! flags into a `Sandbox` and the outcome into an exit status.
 
 mod conformance;
+mod invoke;
 mod limits;
 mod run;
 mod status;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use host::{DirAccess, RunOutcome, Sandbox, Termination};
 
+use crate::invoke::Failure;
 use crate::limits::LimitArgs;
 use crate::status;
 
@@ -45,6 +46,10 @@ pub struct RunArgs {
     /// Collect stdout and stderr in memory, each capped by --max-output, and write them out when the guest ends, instead of streaming them
     #[arg(long)]
     capture: bool,
+
+    /// Call this export instead of running the guest as a command, and print its results: for a component a WAVE call such as 'process("abc")' (`iface.func(...)` for a function of an exported interface), for a core module the export's name, its numeric arguments given as ARGS
+    #[arg(long, value_name = "CALL")]
+    invoke: Option<String>,
 
     #[command(flatten)]
     limits: LimitArgs,
@@ -114,6 +119,29 @@ pub fn run(args: RunArgs) -> u8 {
         .chain(args.read_only_dirs.iter().map(|d| (d, DirAccess::ReadOnly)));
     for ((host_path, guest_path), access) in grants {
         sandbox = sandbox.dir(host_path, guest_path, access);
+    }
+    if let Some(call) = &args.invoke {
+        return match crate::invoke::invoke(&sandbox, &module, call, guest_args) {
+            Ok(results) => {
+                print!("{results}");
+                0
+            }
+            Err(Failure::Usage(message)) => {
+                eprintln!("wasm-host: error: {}", status::escape_controls(&message));
+                status::USAGE
+            }
+            Err(Failure::Host(error)) => match &error {
+                host::Error::Exit { code, .. } => {
+                    eprintln!("wasm-host: {}", status::describe_error(module_path, &error));
+                    u8::try_from(*code).unwrap_or(status::TRAP)
+                }
+                host::Error::Trap { trap, .. } => {
+                    eprintln!("wasm-host: {}", status::describe_error(module_path, &error));
+                    status::for_trap(trap)
+                }
+                _ => fail(error),
+            },
+        };
     }
     let outcome = match sandbox.run(&module) {
         Ok(outcome) => outcome,

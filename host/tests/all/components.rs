@@ -293,3 +293,43 @@ fn each_call_into_a_component_has_the_timeout() {
         })
     ));
 }
+
+#[test]
+fn a_dynamic_call_finds_a_function_at_the_root_in_an_exported_interface_or_by_a_unique_bare_name() {
+    use wasmtime::component::Val;
+    let calc = support::wat(
+        "calc",
+        r#"(component
+             (core module $m (func (export "seven") (result i32) i32.const 7))
+             (core instance $i (instantiate $m))
+             (func $seven (result u32) (canon lift (core func $i "seven")))
+             (instance $a (export "seven" (func $seven)))
+             (instance $b (export "seven" (func $seven)))
+             (instance $c (export "eight" (func $seven)))
+             (export "example:calc/a@1.0.0" (instance $a))
+             (export "example:calc/b" (instance $b))
+             (export "example:calc/c" (instance $c))
+             (export "root" (func $seven)))"#,
+    );
+    let mut guest = Sandbox::new().instantiate_component(&calc).unwrap();
+    for name in ["root", "example:calc/a.seven@1.0.0", "example:calc/b#seven", "eight"] {
+        assert!(
+            matches!(guest.call_values(name, &[]).unwrap()[..], [Val::U32(7)]),
+            "{name}"
+        );
+    }
+    match guest.call_values("seven", &[]) {
+        Err(Error::AmbiguousExport { candidates, .. }) => {
+            assert_eq!(candidates, ["example:calc/a@1.0.0#seven", "example:calc/b#seven"])
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        guest.call_values("example:calc/c.seven", &[]),
+        Err(Error::MissingExport { .. })
+    ));
+    assert!(matches!(
+        guest.call_values("root", &[Val::U32(1)]),
+        Err(Error::ExportSignature { .. })
+    ));
+}

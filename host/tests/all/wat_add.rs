@@ -74,3 +74,25 @@ fn a_reactor_is_initialized_before_its_first_call() {
     assert!(!guest.has_export("absent"));
     assert_eq!(guest.call::<(), i32>("ready", ()).unwrap(), 1);
 }
+
+#[test]
+fn add_called_with_values_typed_at_run_time() {
+    use wasmtime::Val;
+    let mut guest = Sandbox::new().instantiate(&support::wat("add", ADD)).unwrap();
+    assert_eq!(
+        guest.func_type("add").unwrap().to_string(),
+        "(type (func (param i32 i32) (result i32)))"
+    );
+    let sum = guest.call_values("add", &[Val::I32(3), Val::I32(4)]).unwrap();
+    assert!(matches!(sum[..], [Val::I32(7)]), "{sum:?}");
+    for wrong in [
+        &[Val::I32(3)][..],
+        &[Val::I32(3), Val::I64(4)],
+        &[Val::I32(3), Val::I32(4), Val::I32(5)],
+    ] {
+        match guest.call_values("add", wrong) {
+            Err(Error::ExportSignature { found, .. }) => assert!(found.contains("i32 i32"), "{found}"),
+            other => panic!("{wrong:?}: {other:?}"),
+        }
+    }
+}

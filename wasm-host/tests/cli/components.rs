@@ -4,11 +4,10 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use crate::run::TIMEOUT;
 use crate::support::{run_with_stdin, text, wasm_host};
 
-const TIMEOUT: i32 = 142;
-
-fn component(name: &str) -> std::path::PathBuf {
+pub(crate) fn component(name: &str) -> std::path::PathBuf {
     xtask::guests::component(name).unwrap()
 }
 

@@ -5,6 +5,7 @@
 
 mod components;
 mod conformance;
+mod invoke;
 mod junit_schema;
 mod run;
 mod support;

@@ -12,10 +12,10 @@ use tempfile::TempDir;
 use crate::support::{self, run_with_stdin, text, wasm_host};
 
 // The statuses `wasm-host run --help` documents.
-const USAGE: i32 = 2;
-const LOAD_ERROR: i32 = 126;
-const TRAP: i32 = 134;
-const TIMEOUT: i32 = 142;
+pub(crate) const USAGE: i32 = 2;
+pub(crate) const LOAD_ERROR: i32 = 126;
+pub(crate) const TRAP: i32 = 134;
+pub(crate) const TIMEOUT: i32 = 142;
 const OUT_OF_FUEL: i32 = 152;
 
 fn run(args: &[&str]) -> Output {
@@ -36,7 +36,7 @@ fn wat_file(dir: &TempDir, name: &str, source: &str) -> String {
 }
 
 /// Asserts the documented status and a single stderr line saying `expected`.
-fn assert_fails(output: &Output, status: i32, expected: &[&str]) {
+pub(crate) fn assert_fails(output: &Output, status: i32, expected: &[&str]) {
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(status), "stderr: {stderr}");
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr:?}");
