@@ -421,7 +421,8 @@ fn a_module_past_a_compile_limit_is_refused_naming_the_flag_that_raises_it() {
         "locals.wat",
         r#"(module (func (export "_start") (local i32 i32)))"#,
     );
-    let refused = run(&["run", "--max-function-locals", "1", &two_locals]);
+    // Compiled afresh: a module already in the cache is not compiled, so not checked.
+    let refused = run(&["run", "--no-cache", "--max-function-locals", "1", &two_locals]);
     assert_fails(
         &refused,
         LOAD_ERROR,
@@ -497,20 +498,53 @@ fn a_guest_waiting_for_stdin_that_never_comes_is_timed_out() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Keep stdin open and silent; if the guard failed, wasm-host would wait
-    // forever, so give up (and fail) after far longer than the timeout.
+    // Keep stdin open and silent; if the guard failed, wasm-host would wait forever.
     let open_stdin = child.stdin.take().unwrap();
+    let output = output_or_kill(child, "wasm-host kept waiting for stdin past its timeout");
+    drop(open_stdin);
+    assert_fails(&output, TIMEOUT, &["csv_processor.wasm timed out after 1s"]);
+}
+
+/// The child's output once it exits; killed, and the test failed with
+/// `hung`, if it runs far longer than any timeout here.
+fn output_or_kill(mut child: std::process::Child, hung: &str) -> Output {
     let gave_up = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while child.try_wait().unwrap().is_none() {
         if std::time::Instant::now() > gave_up {
             child.kill().unwrap();
-            panic!("wasm-host kept waiting for stdin past its timeout");
+            panic!("{hung}");
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let output = child.wait_with_output().unwrap();
-    drop(open_stdin);
-    assert_fails(&output, TIMEOUT, &["csv_processor.wasm timed out after 1s"]);
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_guest_that_only_computes_is_stopped_at_its_timeout_streamed_or_captured() {
+    // Streamed, its engine has no epoch checks and the process ends at the
+    // deadline; captured, the library's epochs stop it and the output is kept.
+    let dir = tempfile::tempdir().unwrap();
+    let module = wat_file(
+        &dir,
+        "spin.wat",
+        r#"(module (func (export "_start") (loop $l (br $l))))"#,
+    );
+    for capture in [false, true] {
+        let mut args = vec!["run", "--timeout", "1s"];
+        if capture {
+            args.push("--capture");
+        }
+        args.push(&module);
+        let child = wasm_host()
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let output = output_or_kill(child, "a computing guest outlived its timeout");
+        assert_fails(&output, TIMEOUT, &["spin.wat timed out after 1s"]);
+    }
 }
 
 #[test]
