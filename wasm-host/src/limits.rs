@@ -125,21 +125,34 @@ impl LimitArgs {
     /// engine when `--max-stack`, `--no-cache` or a compile limit asks for
     /// something else.
     pub fn runtime(&self) -> Result<Runtime, host::Error> {
-        let compile_limits = self.compile_limits();
-        if self.max_stack.is_none() && !self.no_cache && compile_limits == CompileLimits::default() {
+        if self.max_stack.is_none() && !self.no_cache && self.compile_limits() == CompileLimits::default() {
             return Ok(Runtime::shared().clone());
         }
-        let defaults = RuntimeConfig::default();
+        Runtime::new(&self.runtime_config())
+    }
+
+    /// A runtime whose guests carry no epoch checks, for a caller that keeps
+    /// the timeout of computing guests itself (`wasm-host run` ends its
+    /// process at the deadline).
+    pub fn runtime_without_epochs(&self) -> Result<Runtime, host::Error> {
         Runtime::new(&RuntimeConfig {
+            epoch_interruption: false,
+            ..self.runtime_config()
+        })
+    }
+
+    fn runtime_config(&self) -> RuntimeConfig {
+        let defaults = RuntimeConfig::default();
+        RuntimeConfig {
             max_wasm_stack: self.max_stack(),
             cache: if self.no_cache {
                 CacheMode::Disabled
             } else {
                 defaults.cache
             },
-            compile_limits,
+            compile_limits: self.compile_limits(),
             ..defaults
-        })
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Args;
 use host::{DirAccess, RunOutcome, Sandbox, Termination};
@@ -79,7 +80,16 @@ pub fn run(args: RunArgs) -> u8 {
     };
     let from_stdin = module_path == Path::new(STDIN);
     let mut limits = args.limits.limits();
-    let loaded = args.limits.runtime().and_then(|runtime| {
+    // Streamed output is out as the guest writes it, so the process itself
+    // can end a guest that computes past its timeout (see `start_watchdog`),
+    // and guests need no epoch checks. Captured output is written at the
+    // end, so a --capture run is stopped by the library, through epochs.
+    let watchdog = !args.capture;
+    let runtime = match watchdog {
+        true => args.limits.runtime_without_epochs(),
+        false => args.limits.runtime(),
+    };
+    let loaded = runtime.and_then(|runtime| {
         if from_stdin {
             let mut bytes = Vec::new();
             std::io::stdin()
@@ -102,6 +112,7 @@ pub fn run(args: RunArgs) -> u8 {
         // wasm-host's memory: all of it, unless --max-output says otherwise.
         limits.max_output_bytes = usize::MAX;
     }
+    let timeout = limits.timeout;
     let mut sandbox = Sandbox::new()
         .limits(limits)
         .envs(env)
@@ -119,6 +130,9 @@ pub fn run(args: RunArgs) -> u8 {
         .chain(args.read_only_dirs.iter().map(|d| (d, DirAccess::ReadOnly)));
     for ((host_path, guest_path), access) in grants {
         sandbox = sandbox.dir(host_path, guest_path, access);
+    }
+    if watchdog && let Some(timeout) = timeout {
+        start_watchdog(module.name().to_owned(), timeout);
     }
     if let Some(call) = &args.invoke {
         return match crate::invoke::invoke(&sandbox, &module, call, guest_args) {
@@ -161,6 +175,26 @@ pub fn run(args: RunArgs) -> u8 {
             status::for_trap(trap)
         }
     }
+}
+
+/// Ends the process as a timeout (the same message and status as the
+/// library's) if the guest still runs `timeout` (and a grace) from now: its
+/// engine compiles no epoch checks, which cost a tight loop a third of its
+/// speed, so nothing else could stop a guest that only computes. A guest
+/// waiting in a host call is ended by the library at the deadline itself,
+/// before this fires.
+fn start_watchdog(module: String, timeout: Duration) {
+    const GRACE: Duration = Duration::from_millis(100);
+    std::thread::Builder::new()
+        .name("wasm-host-watchdog".into())
+        .spawn(move || {
+            std::thread::sleep(timeout.saturating_add(GRACE));
+            // As `RunOutcome` words a timeout.
+            eprintln!("wasm-host: {module} timed out after {timeout:?}");
+            // Streamed output is already written; `exit` flushes what std holds.
+            std::process::exit(i32::from(status::TIMEOUT));
+        })
+        .expect("spawning the watchdog thread");
 }
 
 /// Writes what a `--capture` run kept.

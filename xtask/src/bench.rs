@@ -15,7 +15,7 @@ pub const SUBCOMMAND: crate::Subcommand = crate::Subcommand {
     name: "bench",
     summary: "Measure run cost against bare Wasmtime and the wasmtime CLI, the compile cache, suites",
     help: "\
-Usage: cargo xtask bench [--quick]
+Usage: cargo xtask bench [--quick] [--wasmtime-only]
 
 Builds in release mode, then measures, each against its baseline in the same run:
   1. one run of csv_processor through the host library vs a minimal hand-written
@@ -35,7 +35,8 @@ Builds in release mode, then measures, each against its baseline in the same run
      modules, cold and warm, with peak memory (flat is the target)
   5. `cargo nextest run -p host` vs `cargo test -p host` on an unchanged tree
 Prints the table and writes target/bench/results.json.
---quick takes fewer samples of the slow process-level rows.
+--quick takes fewer samples of the slow process-level rows; --wasmtime-only
+runs only the rows compared with the wasmtime CLI (2 and 3b).
 ",
     run: run_bench,
 };
@@ -51,18 +52,27 @@ struct Row {
 }
 
 fn run_bench(args: &[String]) -> Result<()> {
-    let quick = match args {
-        [] => false,
-        [flag] if flag == "--quick" => true,
-        _ => bail!("usage: cargo xtask bench [--quick]"),
-    };
+    let flag = |name: &str| args.iter().any(|arg| arg == name);
+    if let Some(unknown) = args
+        .iter()
+        .find(|arg| !["--quick", "--wasmtime-only"].contains(&arg.as_str()))
+    {
+        bail!("unknown argument {unknown}; usage: cargo xtask bench [--quick] [--wasmtime-only]");
+    }
+    let (quick, all) = (flag("--quick"), !flag("--wasmtime-only"));
     let process_samples = if quick { 5 } else { 20 };
     let mut rows = Vec::new();
-    in_process(&mut rows)?;
+    if all {
+        in_process(&mut rows)?;
+    }
     cli_against_wasmtime(&mut rows, process_samples)?;
-    conformance_suite(&mut rows, if quick { 2 } else { 5 })?;
+    if all {
+        conformance_suite(&mut rows, if quick { 2 } else { 5 })?;
+    }
     official_suite(&mut rows, if quick { 3 } else { 5 })?;
-    nextest_against_cargo_test(&mut rows, if quick { 1 } else { 3 })?;
+    if all {
+        nextest_against_cargo_test(&mut rows, if quick { 1 } else { 3 })?;
+    }
     print_table(&rows);
     write_json(&rows)
 }
