@@ -33,7 +33,7 @@
 #![warn(missing_docs)]
 
 // The modules form layers, each using only those below it (checked by
-// xtask/tests/tidy.rs): outcome, limits, compile; error; memory; deadline, output,
+// xtask/tests/tidy.rs): outcome, limits, compile, network; error; memory; deadline, output,
 // stdin; state; open; imports, cache; runtime; instance, component; sandbox;
 // fuzzing.
 mod cache;
@@ -47,6 +47,7 @@ mod imports;
 mod instance;
 mod limits;
 mod memory;
+mod network;
 mod open;
 mod outcome;
 mod output;
@@ -61,6 +62,7 @@ pub use component::ComponentInstance;
 pub use error::{Cause, Error};
 pub use instance::GuestInstance;
 pub use limits::Limits;
+pub use network::{AddrRule, ParseAddrRuleError};
 pub use outcome::{RunOutcome, Termination, Trap, TrapKind};
 pub use runtime::{GuestModule, Pooling, Runtime, RuntimeConfig};
 pub use sandbox::{DirAccess, Sandbox};

@@ -1,7 +1,7 @@
 //! The sandbox: exactly what a guest is granted (stdio, environment,
 //! arguments, directories, host functions, limits), and running it.
 //!
-//! Nothing is granted by default: no environment, no arguments beyond the
+//! Nothing is granted by default: no network, no environment, no arguments beyond the
 //! program name, no directories, empty stdin, captured stdout and stderr.
 
 use std::path::PathBuf;
@@ -16,12 +16,13 @@ use crate::component::ComponentInstance;
 use crate::deadline::{Deadline, RunClock};
 use crate::instance::GuestInstance;
 use crate::limits::Shape;
+use crate::network::NetworkGrant;
 use crate::outcome::{RunOutcome, Termination, classify, ended_by_guest};
 use crate::output::{CappedPipe, HostStream};
 use crate::runtime::Metering;
 use crate::state::{GuestState, Pipes, finish};
 use crate::stdin::GuardedStdin;
-use crate::{CacheMode, Error, GuestModule, Limits};
+use crate::{AddrRule, CacheMode, Error, GuestModule, Limits};
 
 /// What a guest may do with a directory it is granted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +85,7 @@ pub struct Sandbox {
     argv0: Option<String>,
     args: Vec<String>,
     dirs: Vec<DirGrant>,
+    network: NetworkGrant,
     limits: Limits,
     host_funcs: Vec<Arc<LinkHostFunc>>,
 }
@@ -98,6 +100,7 @@ impl Default for Sandbox {
             argv0: None,
             args: Vec::new(),
             dirs: Vec::new(),
+            network: NetworkGrant::default(),
             limits: Limits::default(),
             host_funcs: Vec::new(),
         }
@@ -184,6 +187,35 @@ impl Sandbox {
             guest_path: guest_path.into(),
             access,
         });
+        self
+    }
+
+    /// Grants a component the whole network: TCP and UDP to and from any
+    /// address (as `wasmtime run -S inherit-network`), name lookup
+    /// excepted ([`Sandbox::allow_ip_name_lookup`]). Core modules have no
+    /// sockets to use it with.
+    pub fn allow_network(mut self) -> Self {
+        self.network.allow_all();
+        self
+    }
+
+    /// Grants a component TCP connections and UDP datagrams to the
+    /// addresses `rule` covers (repeatable); nothing else on the network.
+    pub fn allow_connect(mut self, rule: AddrRule) -> Self {
+        self.network.allow_connect(rule);
+        self
+    }
+
+    /// Grants a component binding and listening on the local addresses
+    /// `rule` covers, and accepting clients there (repeatable).
+    pub fn allow_bind(mut self, rule: AddrRule) -> Self {
+        self.network.allow_bind(rule);
+        self
+    }
+
+    /// Grants a component `wasi:sockets/ip-name-lookup` (the host's resolver).
+    pub fn allow_ip_name_lookup(mut self) -> Self {
+        self.network.allow_name_lookup();
         self
     }
 
@@ -310,6 +342,7 @@ impl Sandbox {
             stderr: self.output(self.stderr, HostStream::Stderr),
         };
         wasi.stdout(pipes.stdout.clone()).stderr(pipes.stderr.clone());
+        self.network.apply(&mut wasi);
         for grant in &self.dirs {
             if let CacheMode::OnDisk(cache_dir) = module.runtime().cache_mode()
                 && crate::cache::overlaps(cache_dir, &grant.host_path)

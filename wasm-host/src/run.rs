@@ -36,6 +36,22 @@ pub struct RunArgs {
     #[arg(long = "dir-ro", value_name = "HOST[::GUEST]", value_parser = parse_dir)]
     read_only_dirs: Vec<(PathBuf, String)>,
 
+    /// Grant a component the whole network: TCP and UDP, any address, connecting and listening (as wasmtime's -S inherit-network)
+    #[arg(long)]
+    allow_network: bool,
+
+    /// Grant a component TCP connections and UDP datagrams to ADDR: an IP address or network, optionally with a port (127.0.0.1:8080, 10.0.0.0/8, [::1]:53) (repeatable)
+    #[arg(long, value_name = "ADDR")]
+    allow_connect: Vec<host::AddrRule>,
+
+    /// Grant a component binding and listening on the local ADDR (same forms as --allow-connect) (repeatable)
+    #[arg(long, value_name = "ADDR")]
+    allow_bind: Vec<host::AddrRule>,
+
+    /// Grant a component name lookup (wasi:sockets/ip-name-lookup) through the host's resolver
+    #[arg(long)]
+    allow_ip_name_lookup: bool,
+
     /// Append an argument for the guest (repeatable); these come before the ARGS after MODULE
     #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
     arg: Vec<String>,
@@ -119,6 +135,18 @@ pub fn run(args: RunArgs) -> u8 {
         .args(args.arg.iter().chain(guest_args).cloned());
     if !from_stdin {
         sandbox = sandbox.inherit_stdin();
+    }
+    if args.allow_network {
+        sandbox = sandbox.allow_network();
+    }
+    for rule in &args.allow_connect {
+        sandbox = sandbox.allow_connect(*rule);
+    }
+    for rule in &args.allow_bind {
+        sandbox = sandbox.allow_bind(*rule);
+    }
+    if args.allow_ip_name_lookup {
+        sandbox = sandbox.allow_ip_name_lookup();
     }
     if let Some(argv0) = &args.argv0 {
         sandbox = sandbox.argv0(argv0);

@@ -12,6 +12,11 @@
 //! - `panic`: panics (a trap).
 //! - `exit CODE`: exits with CODE.
 //! - `env`: prints every environment variable it can see.
+//! - `connect ADDR`: connects over TCP, sends `ping`, prints the reply
+//!   (`connect ADDR: REPLY`), or the error (`connect ADDR: ERROR KIND`).
+//! - `listen ADDR`: binds a TCP listener; prints `listen ADDR: OK|ERROR KIND`.
+//! - `udp ADDR`: sends one datagram; prints `udp ADDR: OK|ERROR KIND`.
+//! - `lookup HOST`: resolves a name; prints `lookup HOST: OK|ERROR KIND`.
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
@@ -49,14 +54,47 @@ fn main() -> ExitCode {
                 println!("{name}={value}");
             }
         }
+        ["connect", addr] => match ping(addr) {
+            Ok(reply) => println!("connect {addr}: {reply}"),
+            Err(error) => println!("connect {addr}: ERROR {:?}", error.kind()),
+        },
+        ["listen", addr] => {
+            let listened = std::net::TcpListener::bind(addr).map(|_| ());
+            println!("listen {addr}: {}", kind(listened));
+        }
+        ["udp", addr] => {
+            let sent = std::net::UdpSocket::bind("0.0.0.0:0").and_then(|socket| socket.send_to(b"ping", addr));
+            println!("udp {addr}: {}", kind(sent.map(|_| ())));
+        }
+        ["lookup", host] => {
+            let resolved = std::net::ToSocketAddrs::to_socket_addrs(&(*host, 80)).map(|_| ());
+            println!("lookup {host}: {}", kind(resolved));
+        }
         _ => {
             eprintln!(
-                "usage: hostile_component loop|sleep|stdin|memory-bomb|recurse|flood N|open PATH...|panic|exit N|env"
+                "usage: hostile_component loop|sleep|stdin|memory-bomb|recurse|flood N|open PATH...|panic|exit N|env|connect ADDR|listen ADDR|udp ADDR|lookup HOST"
             );
             return ExitCode::from(2);
         }
     }
     ExitCode::SUCCESS
+}
+
+/// Sends `ping` over a new TCP connection and returns the whole reply.
+fn ping(addr: &str) -> std::io::Result<String> {
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.write_all(b"ping")?;
+    stream.shutdown(std::net::Shutdown::Write)?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply)?;
+    Ok(reply)
+}
+
+fn kind(result: std::io::Result<()>) -> String {
+    match result {
+        Ok(()) => "OK".to_owned(),
+        Err(error) => format!("ERROR {:?}", error.kind()),
+    }
 }
 
 fn outcome(result: std::io::Result<()>) -> &'static str {

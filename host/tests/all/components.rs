@@ -10,14 +10,14 @@ use crate::hostile::Fence;
 use crate::support;
 use crate::support::{SLACK, trap_kind};
 
-fn hostile() -> host::GuestModule {
+pub(crate) fn hostile() -> host::GuestModule {
     support::components::hostile_component()
 }
 
 /// Runs `args` of the hostile component with `timeout`, on a thread the test
 /// stops waiting for past `timeout + SLACK`: a broken defense fails the test
 /// instead of hanging it.
-fn attack_with_timeout(sandbox: Sandbox, timeout: Duration, args: &[&str]) -> RunOutcome {
+pub(crate) fn attack_with_timeout(sandbox: Sandbox, timeout: Duration, args: &[&str]) -> RunOutcome {
     let (done, outcome) = std::sync::mpsc::channel();
     let sandbox = sandbox.limits(Limits {
         timeout: Some(timeout),

@@ -22,6 +22,7 @@ mod limits;
 mod malformed_modules;
 mod memory_bounds;
 mod module_cache;
+mod network;
 mod pooling;
 mod primes;
 mod string_processor;

@@ -54,3 +54,38 @@ fn a_component_that_fails_exits_1_and_one_that_waits_on_stdin_times_out() {
     assert_eq!(status.code(), Some(TIMEOUT));
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
 }
+
+#[test]
+fn the_network_is_reachable_only_at_the_addresses_granted() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut stream in listener.incoming().flatten() {
+            let mut request = Vec::new();
+            let _ = stream.read_to_end(&mut request);
+            let _ = stream.write_all(b"pong");
+        }
+    });
+    let connect = |grants: &[&str]| {
+        let output = wasm_host()
+            .arg("run")
+            .args(grants)
+            .arg(component("hostile_component"))
+            .args(["connect", &addr])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (output.status.code(), text(&output.stdout), text(&output.stderr))
+    };
+    assert_eq!(
+        connect(&["--allow-connect", &addr]).1,
+        format!("connect {addr}: pong\n")
+    );
+    assert_eq!(connect(&["--allow-network"]).1, format!("connect {addr}: pong\n"));
+    let (_, denied, _) = connect(&["--allow-connect", "127.0.0.1:1", "--allow-bind", "127.0.0.1"]);
+    assert!(denied.starts_with(&format!("connect {addr}: ERROR")), "{denied}");
+    let (status, _, message) = connect(&["--allow-connect", "localhost"]);
+    assert_eq!(status, Some(2));
+    assert!(message.contains("is not an address rule"), "{message}");
+}
