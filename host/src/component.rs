@@ -164,6 +164,13 @@ impl ComponentInstance {
         self.store.data().host_log()
     }
 
+    /// The most linear memory the component's instances have had so far,
+    /// all of them together, in bytes: never more than
+    /// [`crate::Limits::max_memory_bytes`].
+    pub fn peak_memory_bytes(&self) -> usize {
+        self.store.data().peak_memory_bytes()
+    }
+
     /// The exported function `export` (see [`ComponentInstance::call_values`]).
     fn func(&mut self, export: &str) -> Result<Func, Error> {
         let missing = || Error::MissingExport {

@@ -92,22 +92,13 @@ pub fn check(data: &[u8]) -> Result<Checked, Violation> {
     // One input in sixteen is tried as a module as it is, so the fuzzer
     // also mutates raw bytes through the loader.
     let raw = u.ratio(1, 16).unwrap_or(false);
-    let fuel = match u.ratio(3, 4) {
-        Ok(true) => Some(u.int_in_range(0..=2_000_000).unwrap_or(0)),
-        _ => None,
-    };
+    let fuel = fuel(&mut u);
     let bytes = if raw {
         u.take_rest().to_vec()
     } else {
-        match generate(&mut u) {
+        match generate(&mut u, Some(AVAILABLE_IMPORTS), "_start") {
             Ok(bytes) => bytes,
-            // Not enough input to finish a module: nothing to check.
-            Err(_) => {
-                return Ok(Checked::Invalid(Error::InvalidModule {
-                    module: "fuzzed".into(),
-                    source: "input too short to generate a module".into(),
-                }));
-            }
+            Err(_) => return Ok(too_short()),
         }
     };
     let limits = limits(fuel);
@@ -153,6 +144,84 @@ pub fn check(data: &[u8]) -> Result<Checked, Violation> {
     })
 }
 
+/// The property for components: a generated core module (no imports, a
+/// `run` export), wrapped in a component that lifts `run`, instantiated
+/// and called through [`crate::ComponentInstance::call_values`] under the
+/// same limits. The same violations count: a call past its timeout, memory
+/// past its limit.
+pub fn check_component(data: &[u8]) -> Result<Checked, Violation> {
+    let mut u = Unstructured::new(data);
+    let fuel = fuel(&mut u);
+    let core = match generate(&mut u, None, "run") {
+        Ok(bytes) => bytes,
+        Err(_) => return Ok(too_short()),
+    };
+    let limits = limits(fuel);
+    let component = match runtime().load_bytes_for("fuzzed-component", lift_run(&core), &limits) {
+        Ok(component) => component,
+        Err(error @ Error::CompileLimit { .. }) => return Ok(Checked::Invalid(error)),
+        Err(error) => return Err(Violation(format!("a valid generated component was refused: {error}"))),
+    };
+    let sandbox = Sandbox::new().limits(limits);
+
+    let started = Instant::now();
+    let instantiated = sandbox.instantiate_component(&component);
+    within_timeout("instantiation", started)?;
+    let mut guest = match instantiated {
+        Ok(guest) => guest,
+        Err(Error::Trap { trap, .. }) => return Ok(Checked::Ran(Termination::Trapped(trap))),
+        Err(error) => return Ok(Checked::NotStarted(error)),
+    };
+    let started = Instant::now();
+    let called = guest.call_values("run", &[]);
+    within_timeout("run", started)?;
+
+    let peak = guest.peak_memory_bytes();
+    if peak > MAX_MEMORY_BYTES {
+        return Err(Violation(format!(
+            "memory reached {peak} bytes, past the {MAX_MEMORY_BYTES}-byte limit"
+        )));
+    }
+    Ok(match called {
+        Ok(_) => Checked::Ran(Termination::Exited(0)),
+        Err(Error::Trap { trap, .. }) => Checked::Ran(Termination::Trapped(trap)),
+        Err(other) => Checked::NotStarted(other),
+    })
+}
+
+/// A fuel budget for three inputs in four, so runs are also cut by fuel.
+fn fuel(u: &mut Unstructured<'_>) -> Option<u64> {
+    match u.ratio(3, 4) {
+        Ok(true) => Some(u.int_in_range(0..=2_000_000).unwrap_or(0)),
+        _ => None,
+    }
+}
+
+/// Not enough input to finish a module: nothing to check.
+fn too_short() -> Checked {
+    Checked::Invalid(Error::InvalidModule {
+        module: "fuzzed".into(),
+        source: "input too short to generate a module".into(),
+    })
+}
+
+/// A component around the core module `core`, exporting its `run`
+/// function lifted as `run: func()`.
+fn lift_run(core: &[u8]) -> Vec<u8> {
+    use wasm_encoder::{ComponentBuilder, ComponentExportKind, ExportKind, ModuleArg};
+    let mut component = ComponentBuilder::default();
+    let module = component.core_module_raw(None, core);
+    let instance = component.core_instantiate(None, module, std::iter::empty::<(&str, ModuleArg)>());
+    let run = component.core_alias_export(None, instance, "run", ExportKind::Func);
+    let (ty, mut encoder) = component.type_function(None);
+    encoder
+        .params(std::iter::empty::<(&str, wasm_encoder::ComponentValType)>())
+        .result(None);
+    let lifted = component.lift_func(None, run, ty, []);
+    component.export("run", ComponentExportKind::Func, lifted, None);
+    component.finish()
+}
+
 /// The engine fuzzed modules run on: the default configuration, but no
 /// compiled-module cache, which would keep every module ever generated.
 fn runtime() -> &'static Runtime {
@@ -175,15 +244,18 @@ fn within_timeout(what: &str, started: Instant) -> Result<(), Violation> {
 }
 
 /// A valid module from `u`: wasm-smith with the proposals this engine
-/// runs (no reference types, GC, exceptions, threads or memory64), [`AVAILABLE_IMPORTS`], and the exports a WASI command has, with a
+/// runs (no reference types, GC, exceptions, threads or memory64), the
+/// `imports` given, and the exports a WASI command has (`entry` and a memory), with a
 /// memory of up to 20 pages (some over the limit, so that instantiation
 /// refuses them).
-fn generate(u: &mut Unstructured<'_>) -> arbitrary::Result<Vec<u8>> {
+fn generate(u: &mut Unstructured<'_>, imports: Option<&str>, entry: &str) -> arbitrary::Result<Vec<u8>> {
     let pages = u.int_in_range(0..=20)?;
-    let exports = format!(r#"(module (func (export "_start")) (memory (export "memory") {pages}))"#);
+    let exports = format!(r#"(module (func (export "{entry}")) (memory (export "memory") {pages}))"#);
     let wat_bytes = |text: &str| wat::parse_str(text).expect("the fuzzing templates are valid WAT");
     let config = wasm_smith::Config {
-        available_imports: Some(wat_bytes(AVAILABLE_IMPORTS)),
+        available_imports: imports.map(wat_bytes),
+        // Without a list, wasm-smith invents imports nothing provides.
+        max_imports: if imports.is_some() { 100 } else { 0 },
         exports: Some(wat_bytes(&exports)),
         // The exported memory is the only one: a WASI command has one.
         max_memories: 0,

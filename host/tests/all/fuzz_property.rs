@@ -3,7 +3,7 @@
 //! memory past its limit. The same property runs open-ended under libFuzzer
 //! with `cargo xtask fuzz`.
 
-use host::fuzzing::{Checked, check};
+use host::fuzzing::{Checked, Violation, check, check_component};
 use host::{Termination, TrapKind};
 
 /// How many inputs each of the two threads checks.
@@ -36,11 +36,16 @@ struct Tally {
 }
 
 fn run(thread: u64) -> Tally {
+    tally(check, thread, INPUTS_PER_THREAD)
+}
+
+/// Checks `inputs` seeded inputs with `property` and counts the endings.
+fn tally(property: fn(&[u8]) -> Result<Checked, Violation>, thread: u64, inputs: u64) -> Tally {
     let mut tally = Tally::default();
-    for i in 0..INPUTS_PER_THREAD {
+    for i in 0..inputs {
         let seed = SEED ^ (thread << 32 | i);
         let len = 512 + (seed % 7680) as usize;
-        match check(&input(seed, len)) {
+        match property(&input(seed, len)) {
             Err(violation) => panic!("input seed {seed:#x}, {len} bytes: {violation}"),
             Ok(Checked::Invalid(_)) => tally.invalid += 1,
             Ok(Checked::NotStarted(_)) => tally.not_started += 1,
@@ -77,4 +82,18 @@ fn generated_modules_never_break_the_sandbox() {
         total(|t| t.not_started) > 0,
         "memories over the limit were refused: {tallies:?}"
     );
+}
+
+#[test]
+fn generated_components_never_break_the_sandbox() {
+    const INPUTS: u64 = 400;
+    let tally = tally(check_component, 7, INPUTS);
+    eprintln!("{tally:?}");
+    let ran = tally.exited + tally.timeouts + tally.out_of_fuel + tally.other_traps;
+    assert!(ran * 2 > INPUTS, "only {ran} of {INPUTS} ran: {tally:?}");
+    assert!(
+        tally.exited > 0 && tally.out_of_fuel > 0 && tally.other_traps > 0,
+        "{tally:?}"
+    );
+    assert!(tally.timeouts > 0, "{tally:?}");
 }
