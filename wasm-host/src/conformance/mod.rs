@@ -2,9 +2,11 @@
 //! this process, all tests at once, and judge and report them as the
 //! reference runner (`wasi-testsuite/test-runner`) does.
 
+mod check;
 mod execute;
 mod expectations;
 mod report;
+mod schedule;
 mod select;
 mod spec;
 mod suite;
@@ -206,7 +208,7 @@ fn run_suites(args: &ConformanceArgs, console: &mut Console) -> Result<Option<Su
     // The guest runs on the worker's stack: room for --max-stack of wasm, and the host's own frames.
     let stack_size = args.limits.max_stack() + (2 << 20);
     let run = |job: &Job<'_>| execute::run_one(&executor, job, started);
-    results.extend(execute::run_all(jobs, workers, stack_size, run, |result| {
+    results.extend(schedule::run_all(jobs, workers, stack_size, run, |result| {
         if let Some(line) = report::failure_line(result) {
             console.line(&line);
         }
