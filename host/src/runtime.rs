@@ -516,6 +516,28 @@ impl GuestModule {
         Ok(linked.get_or_init(|| pre))
     }
 
+    /// The component linked with WASI and, through `add`, a sandbox's own
+    /// component functions (which may shadow WASI's): linked afresh, as
+    /// they differ from sandbox to sandbox.
+    pub(crate) fn linked_component_with(
+        &self,
+        metering: Metering,
+        add: impl FnOnce(&mut component::Linker<GuestState>) -> wasmtime::Result<()>,
+    ) -> Result<component::InstancePre<GuestState>, Error> {
+        let Code::Component { component, .. } = self.code(metering)? else {
+            return Err(self.wrong_kind("a component"));
+        };
+        let mut linker = self.runtime.flavour(metering)?.component_linker()?.clone();
+        linker.allow_shadowing(true);
+        add(&mut linker).map_err(|e| Error::Instantiate {
+            module: self.name.to_string(),
+            source: e.context("registering a component function").into(),
+        })?;
+        linker
+            .instantiate_pre(component)
+            .map_err(|e| self.component_link_error(e))
+    }
+
     /// The core module for `metering`, for linking with a sandbox's own
     /// host functions.
     pub(crate) fn core_module(&self, metering: Metering) -> Result<&Module, Error> {

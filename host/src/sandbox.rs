@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use wasmtime::{IntoFunc, Linker, Store};
+use wasmtime::component::{self, ComponentNamedList, Lift, Lower};
+use wasmtime::{IntoFunc, Linker, Store, StoreContextMut};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
@@ -55,6 +56,7 @@ enum OutputMode {
 }
 
 type LinkHostFunc = dyn Fn(&mut Linker<GuestState>) -> wasmtime::Result<()> + Send + Sync;
+type LinkComponentFunc = dyn Fn(&mut component::Linker<GuestState>) -> wasmtime::Result<()> + Send + Sync;
 
 /// The capabilities and limits of one run, built up by chaining.
 ///
@@ -88,6 +90,7 @@ pub struct Sandbox {
     network: NetworkGrant,
     limits: Limits,
     host_funcs: Vec<Arc<LinkHostFunc>>,
+    component_funcs: Vec<Arc<LinkComponentFunc>>,
 }
 
 impl Default for Sandbox {
@@ -103,6 +106,7 @@ impl Default for Sandbox {
             network: NetworkGrant::default(),
             limits: Limits::default(),
             host_funcs: Vec::new(),
+            component_funcs: Vec::new(),
         }
     }
 }
@@ -225,6 +229,41 @@ impl Sandbox {
         self
     }
 
+    /// Offers a component one more import: the function `name` of the
+    /// interface `interface` (`example:host/log`, as the guest's WIT names
+    /// it), implemented by `func`, which takes the store's context and the
+    /// parameters as a tuple and returns the results as a tuple. Like
+    /// every grant, nothing is offered unless registered: a component
+    /// importing what was not fails to instantiate
+    /// ([`Error::UnknownImport`]). It may shadow a WASI function.
+    ///
+    /// ```
+    /// let sandbox = host::Sandbox::new().component_func(
+    ///     "example:host/log",
+    ///     "log",
+    ///     |_store: wasmtime::StoreContextMut<'_, host::GuestState>, (message,): (String,)| {
+    ///         eprintln!("guest says {message}");
+    ///         Ok(())
+    ///     },
+    /// );
+    /// ```
+    pub fn component_func<Params, Results>(
+        mut self,
+        interface: &str,
+        name: &str,
+        func: impl Fn(StoreContextMut<'_, GuestState>, Params) -> wasmtime::Result<Results> + Send + Sync + Clone + 'static,
+    ) -> Self
+    where
+        Params: ComponentNamedList + Lift + 'static,
+        Results: ComponentNamedList + Lower + 'static,
+    {
+        let (interface, name) = (interface.to_owned(), name.to_owned());
+        self.component_funcs.push(Arc::new(move |linker| {
+            linker.instance(&interface)?.func_wrap(&name, func.clone())
+        }));
+        self
+    }
+
     /// Offers the guest one more import, `module::name`, implemented by `func`
     /// (any closure Wasmtime's `Linker::func_wrap` accepts; it may take a
     /// `Caller<'_, GuestState>` first). It may shadow a built-in import.
@@ -273,7 +312,7 @@ impl Sandbox {
     fn run_component(&self, module: &GuestModule, metering: Metering, started: Instant) -> Result<RunOutcome, Error> {
         let pre = self.linked_component(module, metering)?;
         let (mut store, pipes) = self.store(module, metering)?;
-        let termination = crate::component::run_command(module.name(), pre, &mut store, self.limits.timeout)?;
+        let termination = crate::component::run_command(module.name(), &pre, &mut store, self.limits.timeout)?;
         Ok(finish(&store, &pipes, termination, started))
     }
 
@@ -283,24 +322,30 @@ impl Sandbox {
         let metering = Metering::of(&self.limits);
         let pre = self.linked_component(module, metering)?;
         let (store, _pipes) = self.store(module, metering)?;
-        ComponentInstance::new(module.name(), pre, store, self.limits.timeout)
+        ComponentInstance::new(module.name(), &pre, store, self.limits.timeout)
     }
 
-    /// The component linked for a run. Host functions are core-module
-    /// imports, which a component cannot name, so a sandbox with some
-    /// refuses to run one.
-    fn linked_component<'m>(
+    /// The component linked for a run: the module's cached link, or one
+    /// with this sandbox's component functions. Host functions are
+    /// core-module imports, which a component cannot name, so a sandbox
+    /// with some refuses to run one.
+    fn linked_component(
         &self,
-        module: &'m GuestModule,
+        module: &GuestModule,
         metering: Metering,
-    ) -> Result<&'m wasmtime::component::InstancePre<GuestState>, Error> {
+    ) -> Result<component::InstancePre<GuestState>, Error> {
         if !self.host_funcs.is_empty() {
             return Err(Error::WrongKind {
                 module: module.name().to_owned(),
                 expected: "a core module (host functions are core-module imports)",
             });
         }
-        module.linked_component(metering)
+        if self.component_funcs.is_empty() {
+            return module.linked_component(metering).cloned();
+        }
+        module.linked_component_with(metering, |linker| {
+            self.component_funcs.iter().try_for_each(|add| add(linker))
+        })
     }
 
     /// Instantiates a library-style guest whose exports the caller will call
@@ -399,6 +444,12 @@ impl Sandbox {
         metering: Metering,
         store: &mut Store<GuestState>,
     ) -> Result<wasmtime::Instance, LinkFailure> {
+        if !self.component_funcs.is_empty() {
+            return Err(LinkFailure::Setup(Error::WrongKind {
+                module: module.name().to_owned(),
+                expected: "a component (component functions are component imports)",
+            }));
+        }
         crate::deadline::arm(store, self.limits.timeout);
         let result = if self.host_funcs.is_empty() {
             let pre = module.linked_core(metering).map_err(LinkFailure::Setup)?;

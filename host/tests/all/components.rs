@@ -333,3 +333,34 @@ fn a_dynamic_call_finds_a_function_at_the_root_in_an_exported_interface_or_by_a_
         Err(Error::ExportSignature { .. })
     ));
 }
+
+/// A component importing `double` from the interface `example:host/math`
+/// and exporting `run`, which returns `double(21)`.
+const IMPORTS_DOUBLE: &str = r#"(component
+    (import "example:host/math" (instance $math (export "double" (func (param "x" u32) (result u32)))))
+    (core func $double (canon lower (func $math "double")))
+    (core module $m
+      (import "host" "double" (func $double (param i32) (result i32)))
+      (func (export "run") (result i32) (call $double (i32.const 21))))
+    (core instance $i (instantiate $m (with "host" (instance (export "double" (func $double))))))
+    (func (export "run") (result u32) (canon lift (core func $i "run"))))"#;
+
+#[test]
+fn a_component_calls_the_host_functions_granted_and_no_others() {
+    let guest = support::wat("imports-double", IMPORTS_DOUBLE);
+    let doubling = Sandbox::new().component_func("example:host/math", "double", |_store, (x,): (u32,)| Ok((x * 2,)));
+    let (answer,): (u32,) = doubling.instantiate_component(&guest).unwrap().call("run", ()).unwrap();
+    assert_eq!(answer, 42);
+
+    match Sandbox::new().instantiate_component(&guest) {
+        Err(Error::UnknownImport { import_module, .. }) => assert_eq!(import_module, "example:host/math"),
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    let wrong_type = Sandbox::new().component_func("example:host/math", "double", |_store, (x,): (String,)| Ok((x,)));
+    assert!(wrong_type.instantiate_component(&guest).is_err());
+    // A component function is no import of a core module.
+    assert!(matches!(
+        doubling.instantiate(&support::modules::csv_processor()),
+        Err(Error::WrongKind { .. })
+    ));
+}
