@@ -1,13 +1,13 @@
-//! Running a component (a `wasm32-wasip2` program) under the same deadline
-//! as a core module: a command's `wasi:cli/run`, or typed calls into a
-//! library-style component's exports ([`ComponentInstance`]).
+//! Running a component (a `wasm32-wasip2` program, or a WASI 0.3 one) under
+//! the same deadline as a core module: a command's `wasi:cli/run`, or typed
+//! calls into a library-style component's exports ([`ComponentInstance`]).
 //!
 //! WASI 0.2's calls that wait (`poll`, `pollable.block`, blocking stream
 //! reads and writes, sleeps, file system work on blocking threads) are
-//! linked in their async form, and the whole run is awaited against the
-//! deadline: whatever the guest waits on, the wait ends there, and the run
-//! with it, as a timeout. Computation is cut by the epoch deadline, as for
-//! core modules.
+//! linked in their async form, WASI 0.3's are async by nature, and the whole
+//! run is awaited against the deadline: whatever the guest waits on, the
+//! wait ends there, and the run with it, as a timeout. Computation is cut
+//! by the epoch deadline, as for core modules.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,34 +16,70 @@ use wasmtime::Store;
 use wasmtime::component::types::ComponentFunc;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, ComponentNamedList, Func, Instance, InstancePre, Lift, Lower, Val};
-use wasmtime_wasi::p2::bindings::CommandPre;
+use wasmtime_wasi::{p2, p3};
 
 use crate::Error;
 use crate::deadline::{self, Guarded};
 use crate::outcome::{Termination, classify, ended_by_guest};
 use crate::state::GuestState;
 
-/// Runs the `wasi:cli/run` export of the component `pre` in `store`,
-/// within `timeout` (instantiation included).
+/// Which `wasi:cli/run` a command exports. A component built by Rust for
+/// WASI 0.3 exports both; the 0.3 one is run, as Wasmtime's CLI does.
+enum Command {
+    P3(p3::bindings::CommandIndices),
+    P2(p2::bindings::CommandIndices),
+}
+
+impl Command {
+    fn of(module: &str, pre: &InstancePre<GuestState>) -> Result<Self, Error> {
+        if let Ok(p3) = p3::bindings::CommandIndices::new(pre) {
+            return Ok(Command::P3(p3));
+        }
+        p2::bindings::CommandIndices::new(pre)
+            .map(Command::P2)
+            .map_err(|_| Error::MissingExport {
+                module: module.to_owned(),
+                export: "wasi:cli/run".to_owned(),
+            })
+    }
+
+    /// Calls `run` in `instance`: its result, `Err(())` for a failure.
+    async fn run(&self, store: &mut Store<GuestState>, instance: &Instance) -> wasmtime::Result<Result<(), ()>> {
+        match self {
+            Command::P3(indices) => {
+                let command = indices.load(&mut *store, instance)?;
+                // An async export runs in the store's event loop, with every
+                // task the guest starts (stream writes, waits) beside it.
+                store
+                    .run_concurrent(async |store| command.wasi_cli_run().call_run(store).await)
+                    .await?
+            }
+            Command::P2(indices) => {
+                let command = indices.load(&mut *store, instance)?;
+                command.wasi_cli_run().call_run(&mut *store).await
+            }
+        }
+    }
+}
+
+/// Runs the `wasi:cli/run` export (WASI 0.3's, else 0.2's) of the component
+/// `pre` in `store`, within `timeout` (instantiation included).
 pub(crate) fn run_command(
     module: &str,
     pre: &InstancePre<GuestState>,
     store: &mut Store<GuestState>,
     timeout: Option<Duration>,
 ) -> Result<Termination, Error> {
-    let command = CommandPre::new(pre.clone()).map_err(|_| Error::MissingExport {
-        module: module.to_owned(),
-        export: "wasi:cli/run".to_owned(),
-    })?;
+    let command = Command::of(module, pre)?;
     deadline::arm(store, timeout);
     let deadline = store.data().deadline().get();
-    let instance = match until(deadline, command.instantiate_async(&mut *store)) {
+    let instance = match until(deadline, pre.instantiate_async(&mut *store)) {
         Ok(instance) => instance,
         // A start function that traps or exits is the guest's own ending.
         Err(error) if ended_by_guest(&error) => return Ok(classify(error)),
         Err(error) => return Err(instantiate_error(module, error)),
     };
-    Ok(match until(deadline, instance.wasi_cli_run().call_run(&mut *store)) {
+    Ok(match until(deadline, command.run(store, &instance)) {
         Ok(Ok(())) => Termination::Exited(0),
         // `wasi:cli/exit.exit(err)`, or `run` returning its error: status 1.
         Ok(Err(())) => Termination::Exited(1),

@@ -18,12 +18,15 @@ use crate::state::GuestState;
 
 const WASI: &str = "wasi_snapshot_preview1";
 
-/// A linker for components: WASI 0.2 (the `wasi:cli/command` world), its
-/// blocking calls awaited so that the run's deadline can cut them (see
-/// `crate::component`).
+/// A linker for components: WASI 0.2 and 0.3 (each's `wasi:cli/command`
+/// world), their blocking calls awaited so that the run's deadline can cut
+/// them (see `crate::component`). Both at once, as Wasmtime's own CLI links
+/// them: a WASI 0.3 program built by Rust's `wasm32-wasip2` target imports
+/// 0.2 through its standard library.
 pub(crate) fn component_linker(engine: &Engine) -> wasmtime::Result<component::Linker<GuestState>> {
     let mut linker = component::Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi::p3::add_to_linker(&mut linker)?;
     Ok(linker)
 }
 

@@ -132,7 +132,7 @@ impl Metering {
 pub(crate) struct Flavour {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<GuestState>,
-    /// WASI 0.2 for components, made when the first component is linked.
+    /// WASI 0.2 and 0.3 for components, made when the first component is linked.
     component_linker: OnceLock<component::Linker<GuestState>>,
     cache_key: [u8; 32],
 }
@@ -147,7 +147,9 @@ impl Flavour {
             .max_wasm_stack(config.max_wasm_stack)
             // Components run on a fiber of this size (see `crate::component`),
             // which must hold the whole wasm stack and the host calls beyond it.
-            .async_stack_size(config.max_wasm_stack + ASYNC_STACK_MARGIN);
+            .async_stack_size(config.max_wasm_stack + ASYNC_STACK_MARGIN)
+            // WASI 0.3 components lift and lower functions asynchronously.
+            .wasm_component_model_async(true);
         if let Some(pooling) = config.pooling {
             let tables_per_module = crate::limits::Shape::CORE.tables as u32;
             let mut pool = PoolingAllocationConfig::new();
@@ -497,7 +499,7 @@ impl GuestModule {
         Ok(linked.get_or_init(|| pre))
     }
 
-    /// The component for `metering`, linked against WASI 0.2 (done once),
+    /// The component for `metering`, linked against WASI 0.2 and 0.3 (done once),
     /// or the import nothing provides.
     pub(crate) fn linked_component(&self, metering: Metering) -> Result<&component::InstancePre<GuestState>, Error> {
         let (component, linked) = match self.code(metering)? {

@@ -140,8 +140,16 @@ class ModuleAdapterTest(unittest.TestCase):
     def test_it_describes_the_runtime(self):
         self.assertEqual(self.adapter.get_name(), "wasm-host")
         self.assertEqual(f"wasm-host {self.adapter.get_version()}\n", legacy("--version").stdout)
-        self.assertEqual(self.adapter.get_wasi_versions(), ["wasm32-wasip1"])
+        self.assertEqual(self.adapter.get_wasi_versions(), ["wasm32-wasip1", "wasm32-wasip3"])
         self.assertEqual(self.adapter.get_wasi_worlds(), ["wasi:cli/command"])
+
+    def test_the_sockets_proposal_is_granted_on_loopback_and_nothing_else_is(self):
+        plain = self.argv(PROC_EXIT_13)
+        self.assertFalse([flag for flag in plain if flag.startswith("--allow-")], plain)
+        argv = self.adapter.compute_argv(str(PROC_EXIT_13), ([], {}, None), ["sockets"], "wasi:cli/command", "wasm32-wasip3")
+        self.assertEqual(argv[argv.index("--") - 4 : argv.index("--")], self.adapter.SOCKETS_GRANT)
+        self.assertIn("--allow-connect=127.0.0.0/8", argv)
+        self.assertEqual(run(argv).returncode, 13)
 
     def test_proc_exit_13_exits_13(self):
         result = run(self.argv(PROC_EXIT_13))

@@ -44,7 +44,8 @@ def get_version() -> str:
 
 
 def get_wasi_versions() -> List[str]:
-    return ["wasm32-wasip1"]
+    # Components of WASI 0.3 run as modules do.
+    return ["wasm32-wasip1", "wasm32-wasip3"]
 
 
 def get_wasi_worlds() -> List[str]:
@@ -62,11 +63,25 @@ def compute_argv(
 
     The runner skips tests of other WASI versions and worlds itself (it even
     asks for the command line of a skipped test, so this must not raise).
-    wasm-host offers no WASI proposals: a test that needs one fails when run.
+    The `sockets` proposal is granted as `wasm-host conformance` grants it:
+    connections to loopback only, binding anywhere the system allows; a test
+    needing another proposal (`http`) fails when run.
     """
-    del proposals, wasi_world, wasi_version  # nothing to choose between
+    del wasi_world, wasi_version  # nothing to choose between
     args, env, root = args_env_root
-    return _legacy.run_argv(test_path, args, list(env.items()), _dir_pairs(root))
+    argv = _legacy.run_argv(test_path, args, list(env.items()), _dir_pairs(root))
+    if "sockets" in proposals:
+        # Before the `--` that ends wasm-host's options.
+        argv[-2:-2] = SOCKETS_GRANT
+    return argv
+
+
+SOCKETS_GRANT = [
+    "--allow-connect=127.0.0.0/8",
+    "--allow-connect=::1",
+    "--allow-bind=0.0.0.0/0",
+    "--allow-bind=::/0",
+]
 
 
 def _dir_pairs(root: Dirs) -> List[Tuple[str, str]]:

@@ -364,3 +364,22 @@ fn a_component_calls_the_host_functions_granted_and_no_others() {
         Err(Error::WrongKind { .. })
     ));
 }
+
+#[test]
+fn a_component_may_import_wasi_0_3_as_well_as_0_2() {
+    // `run` returns two numbers from WASI 0.3's `get-random-u64`.
+    let guest = support::wat(
+        "wasi-0.3-random",
+        r#"(component
+             (import "wasi:random/random@0.3.0" (instance $random (export "get-random-u64" (func (result u64)))))
+             (core func $u64 (canon lower (func $random "get-random-u64")))
+             (core module $m
+               (import "wasi" "u64" (func $u64 (result i64)))
+               (func (export "run") (result i64) (i64.xor (call $u64) (call $u64))))
+             (core instance $i (instantiate $m (with "wasi" (instance (export "u64" (func $u64))))))
+             (func (export "run") (result u64) (canon lift (core func $i "run"))))"#,
+    );
+    let mut instance = Sandbox::new().instantiate_component(&guest).unwrap();
+    let (mixed,): (u64,) = instance.call("run", ()).unwrap();
+    assert_ne!(mixed, 0, "two random numbers in a row were equal");
+}

@@ -31,8 +31,9 @@ use suite::{Suite, remove_cleanup_files};
 /// The exit status of a run that selects no test (as cargo-nextest's).
 pub const NO_TESTS: u8 = 4;
 
-/// WASI versions whose tests this host runs (wasm32-wasip3 needs WASI 0.3).
-const SUPPORTED_WASI_VERSIONS: &[&str] = &[suite::DEFAULT_WASI_VERSION];
+/// WASI versions whose tests this host runs: preview 1 modules, and
+/// components of WASI 0.2 or 0.3.
+const SUPPORTED_WASI_VERSIONS: &[&str] = &[suite::DEFAULT_WASI_VERSION, "wasm32-wasip2", "wasm32-wasip3"];
 
 const CONFORMANCE_HELP: &str = "\
 Each DIR is a suite in the WASI test suite's format (its doc/specification.md):
@@ -41,8 +42,10 @@ either legacy (\"args\", \"env\", \"root\": a directory preopened as the guest's
 `/`, \"exit_code\", \"stdout\", \"stderr\"; the older \"dirs\" too) or
 operation-based (\"operations\": run, write to stdin, read of stdout/stderr,
 wait; \"proposals\"); manifest.json gives the suite's \"name\" and WASI
-\"version\". Tests of other WASI versions, needing a proposal, or using
-connect/send/recv/request/kill are skipped with the reason. A specification
+\"version\" (wasm32-wasip1 modules; wasm32-wasip2 and wasm32-wasip3
+components). Tests of other WASI versions, needing a proposal other than
+`sockets` (granted on loopback only), or using connect/send/recv/request/kill
+are skipped with the reason. A specification
 that breaks a validation rule fails its test, naming the rule; unknown fields
 are reported on stderr.
 
