@@ -13,10 +13,14 @@ use wasmtime::{Caller, Engine, Extern, Linker};
 
 use crate::deadline::guarded_poll_oneoff;
 use crate::memory::checked_range;
-use crate::open::guarded_path_open;
+use crate::open::{OpenAtParams, guarded_open_at, guarded_path_open};
 use crate::state::GuestState;
 
 const WASI: &str = "wasi_snapshot_preview1";
+
+/// The WASI 0.2 interface whose `open-at` is guarded: the version
+/// wasmtime-wasi links (older 0.2 imports resolve to it).
+const P2_FILESYSTEM_TYPES: &str = "wasi:filesystem/types@0.2.12";
 
 /// A linker for components: WASI 0.2 and 0.3 (each's `wasi:cli/command`
 /// world), their blocking calls awaited so that the run's deadline can cut
@@ -27,6 +31,13 @@ pub(crate) fn component_linker(engine: &Engine) -> wasmtime::Result<component::L
     let mut linker = component::Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi::p3::add_to_linker(&mut linker)?;
+    linker.allow_shadowing(true);
+    linker
+        .instance(P2_FILESYSTEM_TYPES)?
+        .func_wrap_async("[method]descriptor.open-at", |store, params: OpenAtParams| {
+            Box::new(guarded_open_at(store, params))
+        })?;
+    linker.allow_shadowing(false);
     Ok(linker)
 }
 

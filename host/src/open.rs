@@ -7,14 +7,21 @@
 //! Wasmtime's own sandboxed path resolution and with the guest's own lookup
 //! flags, and anything but a file or directory is refused with `EACCES`.
 //! A path that does not exist yet is passed on: `O_CREAT` makes a regular
-//! file. Wasmtime pushes every opened descriptor into the store's resource
+//! file. A component's `open-at` (WASI 0.2) is guarded the same way
+//! ([`guarded_open_at`]); there the refusal keeps a blocking thread from
+//! staying stuck in `open(2)` after the run has timed out. Wasmtime pushes every opened descriptor into the store's resource
 //! table, the only table entry a guest can keep, so the table's size is the
 //! count of what the guest holds.
 
-use wasmtime::Caller;
+use wasmtime::component::Resource;
+use wasmtime::{Caller, StoreContextMut};
 use wasmtime_wasi::WasiView;
+use wasmtime_wasi::filesystem::WasiFilesystemView;
 use wasmtime_wasi::p1::types::{Errno, Fd, Filetype, Lookupflags};
 use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as p1, WasiSnapshotPreview1};
+use wasmtime_wasi::p2::bindings::filesystem::types::{
+    Descriptor, DescriptorFlags, DescriptorType, ErrorCode, HostDescriptor, OpenFlags, PathFlags,
+};
 use wiggle::GuestPtr;
 
 use crate::deadline::with_wasi;
@@ -71,4 +78,33 @@ pub(crate) fn guarded_path_open(
             opened,
         ))
     })
+}
+
+/// The parameters of WASI 0.2's `[method]descriptor.open-at`.
+pub(crate) type OpenAtParams = (Resource<Descriptor>, PathFlags, String, OpenFlags, DescriptorFlags);
+
+/// WASI 0.2's `descriptor.open-at`, refusing (`access`) anything but a file,
+/// a directory or a link to one, before `open(2)` could block on it.
+pub(crate) async fn guarded_open_at(
+    mut store: StoreContextMut<'_, GuestState>,
+    (dir, path_flags, path, open_flags, flags): OpenAtParams,
+) -> wasmtime::Result<(Result<Resource<Descriptor>, ErrorCode>,)> {
+    let mut view = store.data_mut().filesystem();
+    let same_dir = Resource::new_borrow(dir.rep());
+    let may_block = match view.stat_at(same_dir, path_flags, path.clone()).await {
+        Ok(stat) => !matches!(
+            stat.type_,
+            DescriptorType::RegularFile | DescriptorType::Directory | DescriptorType::SymbolicLink
+        ),
+        // Missing (O_CREAT makes a file), or an error open-at reports itself.
+        Err(_) => false,
+    };
+    if may_block {
+        return Ok((Err(ErrorCode::Access),));
+    }
+    Ok((match view.open_at(dir, path_flags, path, open_flags, flags).await {
+        Ok(opened) => Ok(opened),
+        // A code for the guest, or a trap for the run.
+        Err(error) => Err(error.downcast()?),
+    },))
 }
