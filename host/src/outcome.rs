@@ -110,9 +110,9 @@ pub enum Termination {
 pub struct RunOutcome {
     /// How the run ended.
     pub termination: Termination,
-    /// Captured standard output (empty when stdout was inherited).
+    /// Captured standard output (empty when stdout was inherited or went to a writer).
     pub stdout: Vec<u8>,
-    /// Captured standard error (empty when stderr was inherited).
+    /// Captured standard error (empty when stderr was inherited or went to a writer).
     pub stderr: Vec<u8>,
     /// True when the guest wrote more to stdout than the limit kept.
     pub stdout_truncated: bool,

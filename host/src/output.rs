@@ -1,4 +1,5 @@
-//! A guest's stdout or stderr, with a byte cap, captured or streamed.
+//! A guest's stdout or stderr, with a byte cap, captured or streamed (to
+//! the host's own stream or to a writer).
 //!
 //! Wasmtime's `MemoryOutputPipe` fails the guest's write once full, which
 //! turns a chatty guest into a crashed one. A host that runs untrusted code
@@ -24,13 +25,26 @@ pub(crate) enum HostStream {
     Stderr,
 }
 
+/// A writer shared by every run of a sandbox (see [`crate::Sandbox::stdout_writer`]).
+pub(crate) type SharedWriter = Arc<Mutex<dyn Write + Send>>;
+
+/// Where the bytes a [`CappedPipe`] lets through go.
+#[derive(Clone)]
+pub(crate) enum Sink {
+    /// Kept in memory, for the outcome.
+    Memory,
+    /// The host process's own stream.
+    Host(HostStream),
+    /// A writer the embedder gave.
+    Writer(SharedWriter),
+}
+
 /// A guest's stdout or stderr that lets at most `cap` bytes through, into
-/// memory or on to the host's own stream.
+/// memory or on to a stream.
 #[derive(Clone)]
 pub(crate) struct CappedPipe {
     cap: usize,
-    /// Where the kept bytes go: `None` keeps them in memory.
-    stream: Option<HostStream>,
+    sink: Sink,
     state: Arc<Mutex<State>>,
 }
 
@@ -44,20 +58,11 @@ struct State {
 }
 
 impl CappedPipe {
-    /// Keeps the first `cap` bytes in memory.
-    pub(crate) fn captured(cap: usize) -> Self {
-        Self::new(cap, None)
-    }
-
-    /// Writes the first `cap` bytes to the host's `stream` as they come.
-    pub(crate) fn streamed(cap: usize, stream: HostStream) -> Self {
-        Self::new(cap, Some(stream))
-    }
-
-    fn new(cap: usize, stream: Option<HostStream>) -> Self {
+    /// Lets the first `cap` bytes through to `sink` as they come.
+    pub(crate) fn new(cap: usize, sink: Sink) -> Self {
         Self {
             cap,
-            stream,
+            sink,
             state: Arc::default(),
         }
     }
@@ -74,12 +79,13 @@ impl CappedPipe {
         let kept = &bytes[..bytes.len().min(room)];
         state.truncated |= kept.len() < bytes.len();
         state.kept += kept.len();
-        match self.stream {
-            None => state.captured.extend_from_slice(kept),
+        match &self.sink {
+            Sink::Memory => state.captured.extend_from_slice(kept),
             // Flushed at once: a guest that prints and then hangs must be seen
             // to have printed.
-            Some(HostStream::Stdout) => write_through(io::stdout().lock(), kept)?,
-            Some(HostStream::Stderr) => write_through(io::stderr().lock(), kept)?,
+            Sink::Host(HostStream::Stdout) => write_through(io::stdout().lock(), kept)?,
+            Sink::Host(HostStream::Stderr) => write_through(io::stderr().lock(), kept)?,
+            Sink::Writer(writer) => write_through(&mut *writer.lock().unwrap_or_else(|e| e.into_inner()), kept)?,
         }
         Ok(())
     }
@@ -101,10 +107,10 @@ fn write_through(mut out: impl Write, bytes: &[u8]) -> io::Result<()> {
 
 impl IsTerminal for CappedPipe {
     fn is_terminal(&self) -> bool {
-        match self.stream {
-            None => false,
-            Some(HostStream::Stdout) => io::IsTerminal::is_terminal(&io::stdout()),
-            Some(HostStream::Stderr) => io::IsTerminal::is_terminal(&io::stderr()),
+        match self.sink {
+            Sink::Memory | Sink::Writer(_) => false,
+            Sink::Host(HostStream::Stdout) => io::IsTerminal::is_terminal(&io::stdout()),
+            Sink::Host(HostStream::Stderr) => io::IsTerminal::is_terminal(&io::stderr()),
         }
     }
 }
@@ -160,7 +166,7 @@ mod tests {
 
     #[test]
     fn keeps_a_prefix_and_records_truncation() {
-        let pipe = CappedPipe::captured(5);
+        let pipe = CappedPipe::new(5, Sink::Memory);
         pipe.append(b"hel").unwrap();
         assert_eq!(pipe.contents(), (b"hel".to_vec(), false));
         pipe.append(b"lo world").unwrap();

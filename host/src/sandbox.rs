@@ -5,7 +5,7 @@
 //! program name, no directories, empty stdin, captured stdout and stderr.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use wasmtime::component::{self, ComponentNamedList, Lift, Lower};
@@ -19,10 +19,10 @@ use crate::instance::GuestInstance;
 use crate::limits::Shape;
 use crate::network::NetworkGrant;
 use crate::outcome::{RunOutcome, Termination, classify, ended_by_guest};
-use crate::output::{CappedPipe, HostStream};
+use crate::output::{CappedPipe, HostStream, Sink};
 use crate::runtime::Metering;
 use crate::state::{GuestState, Pipes, finish};
-use crate::stdin::GuardedStdin;
+use crate::stdin::{GuardedStdin, InputSource};
 use crate::{AddrRule, CacheMode, Error, GuestModule, Limits};
 
 /// What a guest may do with a directory it is granted.
@@ -43,16 +43,6 @@ struct DirGrant {
     guest_path: String,
     /// What the guest may do there.
     access: DirAccess,
-}
-
-/// Where a guest's standard output or error goes; either way at most
-/// [`Limits::max_output_bytes`] of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OutputMode {
-    /// Kept in memory and returned in the outcome.
-    Capture,
-    /// Written to the host process's own stream as the guest writes.
-    Inherit,
 }
 
 type LinkHostFunc = dyn Fn(&mut Linker<GuestState>) -> wasmtime::Result<()> + Send + Sync;
@@ -80,9 +70,11 @@ type LinkComponentFunc = dyn Fn(&mut component::Linker<GuestState>) -> wasmtime:
 /// ```
 #[derive(Clone)]
 pub struct Sandbox {
-    stdin: Option<bytes::Bytes>,
-    stdout: OutputMode,
-    stderr: OutputMode,
+    stdin: Input,
+    /// Where stdout and stderr go; wherever it is, at most
+    /// [`Limits::max_output_bytes`] of each.
+    stdout: Sink,
+    stderr: Sink,
     env: Vec<(String, String)>,
     argv0: Option<String>,
     args: Vec<String>,
@@ -96,9 +88,9 @@ pub struct Sandbox {
 impl Default for Sandbox {
     fn default() -> Self {
         Self {
-            stdin: Some(bytes::Bytes::new()),
-            stdout: OutputMode::Capture,
-            stderr: OutputMode::Capture,
+            stdin: Input::Bytes(bytes::Bytes::new()),
+            stdout: Sink::Memory,
+            stderr: Sink::Memory,
             env: Vec::new(),
             argv0: None,
             args: Vec::new(),
@@ -119,13 +111,24 @@ impl Sandbox {
 
     /// The bytes the guest reads from stdin.
     pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
-        self.stdin = Some(bytes.into().into());
+        self.stdin = Input::Bytes(bytes.into().into());
         self
     }
 
     /// Lets the guest read the host process's own stdin.
     pub fn inherit_stdin(mut self) -> Self {
-        self.stdin = None;
+        self.stdin = Input::Source(InputSource::host());
+        self
+    }
+
+    /// Lets the guest read `reader` as its stdin, while it runs: what the
+    /// reader gives is read on a thread of its own when the guest asks for
+    /// input, and a guest waiting for it waits only until its timeout, as
+    /// for [`Sandbox::inherit_stdin`]. Feed a running guest through a pipe
+    /// (`std::io::pipe`); every run of this sandbox (and of its clones)
+    /// reads on from the same reader.
+    pub fn stdin_reader(mut self, reader: impl std::io::Read + Send + 'static) -> Self {
+        self.stdin = Input::Source(InputSource::reader(reader));
         self
     }
 
@@ -133,14 +136,29 @@ impl Sandbox {
     /// instead of capturing it; still cut at [`Limits::max_output_bytes`]
     /// (the outcome says so).
     pub fn inherit_stdout(mut self) -> Self {
-        self.stdout = OutputMode::Inherit;
+        self.stdout = Sink::Host(HostStream::Stdout);
         self
     }
 
     /// Sends the guest's stderr straight to the host's instead of capturing
     /// it; still cut at [`Limits::max_output_bytes`].
     pub fn inherit_stderr(mut self) -> Self {
-        self.stderr = OutputMode::Inherit;
+        self.stderr = Sink::Host(HostStream::Stderr);
+        self
+    }
+
+    /// Writes the guest's stdout to `writer` as the guest writes it (each
+    /// write flushed), instead of capturing it, so it can be read while the
+    /// guest runs; still cut at [`Limits::max_output_bytes`]. The guest
+    /// waits for each write as long as the writer takes.
+    pub fn stdout_writer(mut self, writer: impl std::io::Write + Send + 'static) -> Self {
+        self.stdout = Sink::Writer(Arc::new(Mutex::new(writer)));
+        self
+    }
+
+    /// Writes the guest's stderr to `writer`, as [`Sandbox::stdout_writer`] does stdout.
+    pub fn stderr_writer(mut self, writer: impl std::io::Write + Send + 'static) -> Self {
+        self.stderr = Sink::Writer(Arc::new(Mutex::new(writer)));
         self
     }
 
@@ -379,12 +397,13 @@ impl Sandbox {
         wasi.monotonic_clock(RunClock::new());
         let deadline = Deadline::default();
         match &self.stdin {
-            Some(bytes) => wasi.stdin(MemoryInputPipe::new(bytes.clone())),
-            None => wasi.stdin(GuardedStdin::new(deadline.clone())),
+            Input::Bytes(bytes) => wasi.stdin(MemoryInputPipe::new(bytes.clone())),
+            Input::Source(source) => wasi.stdin(GuardedStdin::new(source.clone(), deadline.clone())),
         };
+        let cap = self.limits.max_output_bytes;
         let pipes = Pipes {
-            stdout: self.output(self.stdout, HostStream::Stdout),
-            stderr: self.output(self.stderr, HostStream::Stderr),
+            stdout: CappedPipe::new(cap, self.stdout.clone()),
+            stderr: CappedPipe::new(cap, self.stderr.clone()),
         };
         wasi.stdout(pipes.stdout.clone()).stderr(pipes.stderr.clone());
         self.network.apply(&mut wasi);
@@ -426,14 +445,6 @@ impl Sandbox {
         }
         store.epoch_deadline_trap();
         Ok((store, pipes))
-    }
-
-    fn output(&self, mode: OutputMode, host: HostStream) -> CappedPipe {
-        let cap = self.limits.max_output_bytes;
-        match mode {
-            OutputMode::Capture => CappedPipe::captured(cap),
-            OutputMode::Inherit => CappedPipe::streamed(cap, host),
-        }
     }
 
     /// Instantiates `module` in `store`: through the module's cached
@@ -483,6 +494,15 @@ impl Sandbox {
             }
         })
     }
+}
+
+/// Where a guest's stdin comes from.
+#[derive(Clone)]
+enum Input {
+    /// These bytes, then its end.
+    Bytes(bytes::Bytes),
+    /// The host's stdin or a reader, read while the guest runs.
+    Source(Arc<InputSource>),
 }
 
 /// Why instantiation failed: the host could not set the guest up, or the

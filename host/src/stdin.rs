@@ -1,15 +1,17 @@
-//! The host process's stdin, offered to a guest behind its run's deadline.
+//! A guest's stdin read from the host process's own stdin or from any
+//! reader, behind its run's deadline.
 //!
 //! Wasmtime's inherited stdin blocks the guest's thread in a read that no
 //! epoch check can interrupt: a guest waiting for input that never comes
 //! would outlive its timeout. [`GuardedStdin`] waits only until the deadline;
-//! one worker thread per process does the blocking reads, and only when a
+//! one worker thread per source (the process's stdin, or a reader given to
+//! [`crate::Sandbox::stdin_reader`]) does the blocking reads, and only when a
 //! guest asks, so nothing is consumed that no guest read.
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::pin::Pin;
-use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -19,20 +21,22 @@ use wasmtime_wasi::p2::{InputStream, Pollable, StreamError, StreamResult};
 
 use crate::deadline::Deadline;
 
-/// The host process's stdin for one run, read through [`HostStdin`]: a
-/// guest waiting for it is interrupted at its deadline like one in a loop.
+/// A run's stdin, read from an [`InputSource`]: a guest waiting for it is
+/// interrupted at its deadline like one in a loop.
 pub(crate) struct GuardedStdin {
     deadline: Deadline,
+    source: Arc<InputSource>,
 }
 
 impl GuardedStdin {
-    pub(crate) fn new(deadline: Deadline) -> Self {
-        Self { deadline }
+    pub(crate) fn new(source: Arc<InputSource>, deadline: Deadline) -> Self {
+        Self { deadline, source }
     }
 
     fn stream(&self) -> GuardedStdinStream {
         GuardedStdinStream {
             deadline: self.deadline.clone(),
+            source: self.source.clone(),
             timed_out: false,
         }
     }
@@ -40,7 +44,7 @@ impl GuardedStdin {
 
 impl IsTerminal for GuardedStdin {
     fn is_terminal(&self) -> bool {
-        io::IsTerminal::is_terminal(&io::stdin())
+        self.source.terminal
     }
 }
 
@@ -56,6 +60,7 @@ impl StdinStream for GuardedStdin {
 
 struct GuardedStdinStream {
     deadline: Deadline,
+    source: Arc<InputSource>,
     /// Set when a wait reached the deadline: the next read interrupts the guest.
     timed_out: bool,
 }
@@ -63,14 +68,14 @@ struct GuardedStdinStream {
 impl GuardedStdinStream {
     /// Waits until input, end of input or the deadline, whichever is first.
     fn wait(&mut self) {
-        self.timed_out = !HostStdin::get().wait(self.deadline.get());
+        self.timed_out = !self.source.wait(self.deadline.get());
     }
 
     fn take(&mut self, size: usize) -> StreamResult<Bytes> {
         if self.timed_out {
             return Err(StreamError::Trap(wasmtime::Trap::Interrupt.into()));
         }
-        HostStdin::get().take(size)
+        self.source.take(size)
     }
 }
 
@@ -108,69 +113,92 @@ impl tokio::io::AsyncRead for GuardedStdinStream {
     }
 }
 
-/// The host process's stdin, read by one worker thread for every run, and
-/// only when a guest asks for input, so nothing is consumed that no guest read.
-struct HostStdin {
+/// Where guests' stdin comes from: a reader, read by one worker thread for
+/// every run that shares it, and only when a guest asks for input, so
+/// nothing is consumed that no guest read.
+pub(crate) struct InputSource {
+    shared: Arc<Shared>,
+    terminal: bool,
+}
+
+/// What the worker thread shares with the runs reading from it.
+struct Shared {
     state: Mutex<StdinState>,
     changed: Condvar,
 }
 
-#[derive(Default)]
 struct StdinState {
     buffered: VecDeque<u8>,
     worker: Worker,
+    /// No run can read any more: an idle worker ends.
+    abandoned: bool,
 }
 
 /// Where the worker thread is.
-#[derive(Default)]
 enum Worker {
     /// Not started: no guest has asked for input yet.
-    #[default]
-    NotStarted,
+    NotStarted(Box<dyn Read + Send>),
     /// Waiting until a guest asks for more.
     Idle,
-    /// A guest is waiting: the worker reads the host's stdin.
+    /// A guest is waiting: the worker reads the source.
     Wanted,
     /// Input ended: cleanly (`None`), or with this error.
     Ended(Option<String>),
 }
 
-impl HostStdin {
-    fn get() -> &'static HostStdin {
-        static STDIN: OnceLock<HostStdin> = OnceLock::new();
-        STDIN.get_or_init(|| HostStdin {
-            state: Mutex::default(),
-            changed: Condvar::new(),
+impl InputSource {
+    /// The host process's own stdin, one source for the whole process.
+    pub(crate) fn host() -> Arc<InputSource> {
+        static STDIN: OnceLock<Arc<InputSource>> = OnceLock::new();
+        STDIN
+            .get_or_init(|| InputSource::new(io::stdin(), io::IsTerminal::is_terminal(&io::stdin())))
+            .clone()
+    }
+
+    /// A source reading `reader`; its worker thread ends when the reader does.
+    pub(crate) fn reader(reader: impl Read + Send + 'static) -> Arc<InputSource> {
+        InputSource::new(reader, false)
+    }
+
+    fn new(reader: impl Read + Send + 'static, terminal: bool) -> Arc<InputSource> {
+        Arc::new(InputSource {
+            shared: Arc::new(Shared {
+                state: Mutex::new(StdinState {
+                    buffered: VecDeque::new(),
+                    worker: Worker::NotStarted(Box::new(reader)),
+                    abandoned: false,
+                }),
+                changed: Condvar::new(),
+            }),
+            terminal,
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, StdinState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Waits until there is input or its end (true), or `deadline` passed (false).
-    fn wait(&'static self, deadline: Option<Instant>) -> bool {
-        let mut state = self.lock();
+    fn wait(&self, deadline: Option<Instant>) -> bool {
+        let shared = &self.shared;
+        let mut state = shared.lock();
         loop {
             if !state.buffered.is_empty() || matches!(state.worker, Worker::Ended(_)) {
                 return true;
             }
-            if matches!(state.worker, Worker::NotStarted) {
+            if let Worker::NotStarted(reader) = std::mem::replace(&mut state.worker, Worker::Wanted) {
+                let shared = shared.clone();
                 std::thread::Builder::new()
                     .name("wasm-host-stdin".into())
-                    .spawn(move || self.read_forever())
+                    .spawn(move || shared.read_forever(reader))
                     .expect("spawning the stdin reader thread");
             }
-            state.worker = Worker::Wanted;
-            self.changed.notify_all();
+            shared.changed.notify_all();
             state = match deadline {
-                None => self.changed.wait(state).unwrap_or_else(|e| e.into_inner()),
+                None => shared.changed.wait(state).unwrap_or_else(|e| e.into_inner()),
                 Some(deadline) => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         return false;
                     }
-                    self.changed
+                    shared
+                        .changed
                         .wait_timeout(state, left)
                         .unwrap_or_else(|e| e.into_inner())
                         .0
@@ -181,7 +209,7 @@ impl HostStdin {
 
     /// Up to `size` buffered bytes; none when nothing has arrived yet.
     fn take(&self, size: usize) -> StreamResult<Bytes> {
-        let mut state = self.lock();
+        let mut state = self.shared.lock();
         if state.buffered.is_empty() {
             return match &state.worker {
                 Worker::Ended(None) => Err(StreamError::Closed),
@@ -194,16 +222,33 @@ impl HostStdin {
         let n = size.min(state.buffered.len());
         Ok(state.buffered.drain(..n).collect())
     }
+}
 
-    fn read_forever(&self) {
+impl Drop for InputSource {
+    /// Lets an idle worker end (one in the middle of a read ends after it).
+    fn drop(&mut self) {
+        self.shared.lock().abandoned = true;
+        self.shared.changed.notify_all();
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, StdinState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn read_forever(&self, mut reader: Box<dyn Read + Send>) {
         let mut chunk = vec![0; 64 * 1024];
         loop {
             let mut state = self.lock();
             while !matches!(state.worker, Worker::Wanted) {
+                if state.abandoned {
+                    return;
+                }
                 state = self.changed.wait(state).unwrap_or_else(|e| e.into_inner());
             }
             drop(state);
-            let read = io::stdin().lock().read(&mut chunk);
+            let read = reader.read(&mut chunk);
             let mut state = self.lock();
             match read {
                 Ok(0) => state.worker = Worker::Ended(None),

@@ -19,6 +19,7 @@ mod host_imports;
 mod hostile;
 mod large_module;
 mod limits;
+mod live_stdio;
 mod malformed_modules;
 mod memory_bounds;
 mod module_cache;
