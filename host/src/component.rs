@@ -35,12 +35,19 @@ impl Command {
         if let Ok(p3) = p3::bindings::CommandIndices::new(pre) {
             return Ok(Command::P3(p3));
         }
-        p2::bindings::CommandIndices::new(pre)
-            .map(Command::P2)
-            .map_err(|_| Error::MissingExport {
-                module: module.to_owned(),
+        if let Ok(p2) = p2::bindings::CommandIndices::new(pre) {
+            return Ok(Command::P2(p2));
+        }
+        let module = module.to_owned();
+        let serves_http = wasmtime_wasi_http::p3::bindings::ServiceIndices::new(pre).is_ok()
+            || wasmtime_wasi_http::p2::bindings::ProxyIndices::new(pre).is_ok();
+        Err(match serves_http {
+            true => Error::HttpService { module },
+            false => Error::MissingExport {
+                module,
                 export: "wasi:cli/run".to_owned(),
-            })
+            },
+        })
     }
 
     /// Calls `run` in `instance`: its result, `Err(())` for a failure.

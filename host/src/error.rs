@@ -63,6 +63,26 @@ pub enum Error {
         max: u64,
     },
 
+    /// A component that serves HTTP (it exports `wasi:http/handler` or
+    /// `wasi:http/incoming-handler`, not `wasi:cli/run`) was run as a
+    /// command: serve it with [`crate::Sandbox::serve_http`] instead.
+    #[error("{module} is an HTTP service, not a command: serve it (`wasm-host serve`)")]
+    HttpService {
+        /// The module's name.
+        module: String,
+    },
+
+    /// Serving HTTP could not start or end: the listener could not be
+    /// used, or the service's thread failed.
+    #[error("cannot serve HTTP with {module}: {}", chain(.source))]
+    Serve {
+        /// The module's name.
+        module: String,
+        /// Why.
+        #[source]
+        source: Cause,
+    },
+
     /// A core module was given where only a component will do, or the
     /// other way round (such as [`crate::Sandbox::instantiate`] of a component).
     #[error("{module} is not {expected}")]
@@ -212,6 +232,8 @@ impl Error {
             Error::InvalidModule { module, .. }
             | Error::CompileLimit { module, .. }
             | Error::WrongKind { module, .. }
+            | Error::HttpService { module }
+            | Error::Serve { module, .. }
             | Error::UnknownImport { module, .. }
             | Error::MissingExport { module, .. }
             | Error::AmbiguousExport { module, .. }

@@ -23,7 +23,7 @@ const WASI: &str = "wasi_snapshot_preview1";
 const P2_FILESYSTEM_TYPES: &str = "wasi:filesystem/types@0.2.12";
 
 /// A linker for components: WASI 0.2 and 0.3 (each's `wasi:cli/command`
-/// world), their blocking calls awaited so that the run's deadline can cut
+/// world, and `wasi:http`), their blocking calls awaited so that the run's deadline can cut
 /// them (see `crate::component`). Both at once, as Wasmtime's own CLI links
 /// them: a WASI 0.3 program built by Rust's `wasm32-wasip2` target imports
 /// 0.2 through its standard library.
@@ -31,6 +31,10 @@ pub(crate) fn component_linker(engine: &Engine) -> wasmtime::Result<component::L
     let mut linker = component::Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi::p3::add_to_linker(&mut linker)?;
+    // wasi:http's types and outgoing requests; sending is refused unless
+    // granted (`crate::outgoing`).
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
     linker.allow_shadowing(true);
     linker
         .instance(P2_FILESYSTEM_TYPES)?

@@ -34,8 +34,8 @@
 
 // The modules form layers, each using only those below it (checked by
 // xtask/tests/tidy.rs): outcome, limits, compile, network; error; memory; deadline, output,
-// stdin; state; open; imports, cache; runtime; instance, component; sandbox;
-// fuzzing.
+// stdin; outgoing; state; open; imports, cache; runtime; instance, component; sandbox;
+// http; fuzzing.
 mod cache;
 mod compile;
 mod component;
@@ -43,6 +43,7 @@ mod deadline;
 mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+mod http;
 mod imports;
 mod instance;
 mod limits;
@@ -50,6 +51,7 @@ mod memory;
 mod network;
 mod open;
 mod outcome;
+mod outgoing;
 mod output;
 mod runtime;
 mod sandbox;
@@ -60,6 +62,7 @@ pub use cache::{CACHE_DIR_ENV, CACHE_ENV, CACHE_MAX_MIB_ENV, CacheLimits, CacheM
 pub use compile::{CompileLimit, CompileLimits};
 pub use component::ComponentInstance;
 pub use error::{Cause, Error};
+pub use http::HttpService;
 pub use instance::GuestInstance;
 pub use limits::Limits;
 pub use network::{AddrRule, ParseAddrRuleError};

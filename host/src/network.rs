@@ -1,11 +1,13 @@
-//! Network access for components (`wasi:sockets`, WASI 0.2 and 0.3):
-//! none unless granted, and then only to the addresses granted.
+//! Network access for components (`wasi:sockets` and outgoing `wasi:http`,
+//! WASI 0.2 and 0.3): none unless granted, and then only to the addresses
+//! granted.
 //!
 //! Wasmtime asks the grant about every address a socket uses
 //! ([`SocketAddrUse`]): a connection or a datagram is checked against the
 //! addresses granted for connecting, a bind or a listener against those
 //! granted for binding. The bind a connection makes implicitly (any local
-//! address, port 0) comes with any connect grant.
+//! address, port 0) comes with any connect grant. Outgoing HTTP has rules
+//! of its own, checked by `crate::outgoing` on the address it connects to.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -126,6 +128,7 @@ pub struct ParseAddrRuleError(String);
 pub(crate) struct NetworkGrant {
     connect: Vec<AddrRule>,
     bind: Vec<AddrRule>,
+    http: Vec<AddrRule>,
     name_lookup: bool,
 }
 
@@ -133,6 +136,16 @@ impl NetworkGrant {
     pub(crate) fn allow_all(&mut self) {
         self.connect.extend(AddrRule::ANY);
         self.bind.extend(AddrRule::ANY);
+        self.http.extend(AddrRule::ANY);
+    }
+
+    pub(crate) fn allow_http(&mut self, rule: AddrRule) {
+        self.http.push(rule);
+    }
+
+    /// The addresses outgoing HTTP requests may go to.
+    pub(crate) fn http_rules(&self) -> Arc<[AddrRule]> {
+        self.http.as_slice().into()
     }
 
     pub(crate) fn allow_connect(&mut self, rule: AddrRule) {

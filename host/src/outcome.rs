@@ -139,7 +139,26 @@ pub struct RunOutcome {
 /// 1000000 units`, `trapped: unreachable: wasm trap: ...`.
 impl fmt::Display for RunOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let trap = match &self.termination {
+        Ending {
+            termination: &self.termination,
+            timeout: self.timeout,
+            fuel_consumed: self.fuel_consumed,
+        }
+        .fmt(f)
+    }
+}
+
+/// An ending worded as [`RunOutcome`] words it, for endings that have no
+/// outcome of their own (a request to an HTTP service).
+pub(crate) struct Ending<'a> {
+    pub(crate) termination: &'a Termination,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) fuel_consumed: Option<u64>,
+}
+
+impl fmt::Display for Ending<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let trap = match self.termination {
             Termination::Exited(code) => return write!(f, "exited with code {code}"),
             Termination::Trapped(trap) => trap,
         };

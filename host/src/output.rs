@@ -73,7 +73,8 @@ impl CappedPipe {
         (state.captured.clone(), state.truncated)
     }
 
-    fn append(&self, bytes: &[u8]) -> io::Result<()> {
+    /// Passes on what fits under the cap, as if the guest had written it.
+    pub(crate) fn append(&self, bytes: &[u8]) -> io::Result<()> {
         let mut state = self.lock();
         let room = self.cap.saturating_sub(state.kept);
         let kept = &bytes[..bytes.len().min(room)];

@@ -227,6 +227,12 @@ impl Runtime {
         self.inner.cache.mode()
     }
 
+    /// True when guests are compiled with epoch checks, so that a timeout
+    /// stops a guest that computes ([`RuntimeConfig::epoch_interruption`]).
+    pub(crate) fn epoch_interruption(&self) -> bool {
+        self.inner.config.epoch_interruption
+    }
+
     /// What the compiled-module cache has done so far.
     pub fn cache_stats(&self) -> CacheStats {
         self.inner.cache.stats()

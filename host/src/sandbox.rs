@@ -80,7 +80,7 @@ pub struct Sandbox {
     args: Vec<String>,
     dirs: Vec<DirGrant>,
     network: NetworkGrant,
-    limits: Limits,
+    pub(crate) limits: Limits,
     host_funcs: Vec<Arc<LinkHostFunc>>,
     component_funcs: Vec<Arc<LinkComponentFunc>>,
 }
@@ -213,8 +213,9 @@ impl Sandbox {
     }
 
     /// Grants a component the whole network: TCP and UDP to and from any
-    /// address (as `wasmtime run -S inherit-network`), name lookup
-    /// excepted ([`Sandbox::allow_ip_name_lookup`]). Core modules have no
+    /// address (as `wasmtime run -S inherit-network`) and outgoing HTTP to
+    /// any address, name lookup for sockets excepted
+    /// ([`Sandbox::allow_ip_name_lookup`]). Core modules have no
     /// sockets to use it with.
     pub fn allow_network(mut self) -> Self {
         self.network.allow_all();
@@ -232,6 +233,17 @@ impl Sandbox {
     /// `rule` covers, and accepting clients there (repeatable).
     pub fn allow_bind(mut self, rule: AddrRule) -> Self {
         self.network.allow_bind(rule);
+        self
+    }
+
+    /// Grants a component outgoing HTTP requests (`wasi:http`, plain HTTP)
+    /// to the addresses `rule` covers (repeatable). A host name is resolved
+    /// by the host, and only a granted address it resolves to is connected
+    /// to; a request to anything else fails in the guest with
+    /// `destination-ip-prohibited`. [`Sandbox::allow_network`] grants every
+    /// address; the socket grants do not cover HTTP, nor this grant sockets.
+    pub fn allow_http(mut self, rule: AddrRule) -> Self {
+        self.network.allow_http(rule);
         self
     }
 
@@ -347,7 +359,7 @@ impl Sandbox {
     /// with this sandbox's component functions. Host functions are
     /// core-module imports, which a component cannot name, so a sandbox
     /// with some refuses to run one.
-    fn linked_component(
+    pub(crate) fn linked_component(
         &self,
         module: &GuestModule,
         metering: Metering,
@@ -384,8 +396,30 @@ impl Sandbox {
     }
 
     /// A fresh store, on the engine `metering` needs, holding this
-    /// sandbox's WASI context and limits.
+    /// sandbox's WASI context and limits, and output streams of its own.
     fn store(&self, module: &GuestModule, metering: Metering) -> Result<(Store<GuestState>, Pipes), Error> {
+        let pipes = self.pipes();
+        let store = self.store_with(module, metering, &pipes)?;
+        Ok((store, pipes))
+    }
+
+    /// Output streams as this sandbox sends them.
+    pub(crate) fn pipes(&self) -> Pipes {
+        let cap = self.limits.max_output_bytes;
+        Pipes {
+            stdout: CappedPipe::new(cap, self.stdout.clone()),
+            stderr: CappedPipe::new(cap, self.stderr.clone()),
+        }
+    }
+
+    /// A fresh store like [`Sandbox::store`]'s writing to `pipes`, which
+    /// several stores may share.
+    pub(crate) fn store_with(
+        &self,
+        module: &GuestModule,
+        metering: Metering,
+        pipes: &Pipes,
+    ) -> Result<Store<GuestState>, Error> {
         let mut wasi = WasiCtxBuilder::new();
         // Preview 1 is synchronous: file I/O on the calling thread is both
         // faster and keeps a run's work on the thread that asked for it. A
@@ -399,11 +433,6 @@ impl Sandbox {
         match &self.stdin {
             Input::Bytes(bytes) => wasi.stdin(MemoryInputPipe::new(bytes.clone())),
             Input::Source(source) => wasi.stdin(GuardedStdin::new(source.clone(), deadline.clone())),
-        };
-        let cap = self.limits.max_output_bytes;
-        let pipes = Pipes {
-            stdout: CappedPipe::new(cap, self.stdout.clone()),
-            stderr: CappedPipe::new(cap, self.stderr.clone()),
         };
         wasi.stdout(pipes.stdout.clone()).stderr(pipes.stderr.clone());
         self.network.apply(&mut wasi);
@@ -434,7 +463,13 @@ impl Sandbox {
         } else {
             Shape::CORE
         };
-        let state = GuestState::new(wasi.build_p1(), &self.limits, shape, deadline);
+        let state = GuestState::new(
+            wasi.build_p1(),
+            self.network.http_rules(),
+            &self.limits,
+            shape,
+            deadline,
+        );
         let engine = &module.runtime().flavour(metering)?.engine;
         let mut store = Store::new(engine, state);
         store.limiter(|state| &mut state.limits);
@@ -444,7 +479,7 @@ impl Sandbox {
                 .expect("a run with a fuel budget gets the engine that consumes fuel");
         }
         store.epoch_deadline_trap();
-        Ok((store, pipes))
+        Ok(store)
     }
 
     /// Instantiates `module` in `store`: through the module's cached

@@ -1,19 +1,24 @@
-//! The state Wasmtime keeps for one guest (its WASI context, limits,
-//! `host.log` messages and deadline), and gathering what a finished run
+//! The state Wasmtime keeps for one guest (its WASI and `wasi:http`
+//! contexts, limits, `host.log` messages and deadline), and gathering what a finished run
 //! left behind into its outcome. Everything that runs a guest builds on it.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::Store;
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::deadline::{Deadline, Guarded};
 use crate::limits::{GuestLimiter, Limits, Shape};
+use crate::network::AddrRule;
 use crate::outcome::{RunOutcome, Termination};
+use crate::outgoing::OutgoingHttp;
 use crate::output::CappedPipe;
 
-/// The output streams of one run.
+/// The output streams of one run, or of every request of an HTTP service.
+#[derive(Clone)]
 pub(crate) struct Pipes {
     pub(crate) stdout: CappedPipe,
     pub(crate) stderr: CappedPipe,
@@ -24,6 +29,8 @@ pub(crate) struct Pipes {
 /// [`Sandbox::host_func`] reach it through their `Caller`.
 pub struct GuestState {
     pub(crate) wasi: WasiP1Ctx,
+    http: WasiHttpCtx,
+    outgoing_http: OutgoingHttp,
     /// `None` when the run is not metered.
     pub(crate) fuel_budget: Option<u64>,
     pub(crate) limits: GuestLimiter,
@@ -44,10 +51,19 @@ impl GuestState {
         self.limits.peak_memory_bytes()
     }
 
-    /// The state of a run granted `wasi`, within `limits`.
-    pub(crate) fn new(wasi: WasiP1Ctx, limits: &Limits, shape: Shape, deadline: Deadline) -> Self {
+    /// The state of a run granted `wasi` and outgoing HTTP to `http_rules`,
+    /// within `limits`.
+    pub(crate) fn new(
+        wasi: WasiP1Ctx,
+        http_rules: Arc<[AddrRule]>,
+        limits: &Limits,
+        shape: Shape,
+        deadline: Deadline,
+    ) -> Self {
         Self {
             wasi,
+            http: WasiHttpCtx::new(),
+            outgoing_http: OutgoingHttp::new(http_rules, deadline.clone()),
             fuel_budget: limits.fuel,
             limits: GuestLimiter::new(limits, shape),
             host_log: HostLog::new(limits.max_log_bytes),
@@ -59,7 +75,7 @@ impl GuestState {
     /// A state that grants nothing, for stores that never run a guest.
     pub(crate) fn scratch() -> Self {
         let wasi = WasiCtxBuilder::new().build_p1();
-        Self::new(wasi, &Limits::default(), Shape::CORE, Deadline::default())
+        Self::new(wasi, Arc::new([]), &Limits::default(), Shape::CORE, Deadline::default())
     }
 }
 
@@ -70,28 +86,54 @@ pub(crate) fn finish(
     termination: Termination,
     started: Instant,
 ) -> RunOutcome {
+    let state = store.data();
+    RunOutcome {
+        host_log: state.host_log.messages().to_vec(),
+        host_log_truncated: state.host_log.truncated(),
+        fuel_consumed: state
+            .fuel_budget
+            .map(|budget| budget - store.get_fuel().unwrap_or(budget)),
+        ..outcome(pipes, termination, started, state.timeout)
+    }
+}
+
+/// The outcome of runs whose stores are gone (those of an HTTP service):
+/// their output, and how they ended, nothing logged or metered.
+pub(crate) fn outcome(
+    pipes: &Pipes,
+    termination: Termination,
+    started: Instant,
+    timeout: Option<Duration>,
+) -> RunOutcome {
     let (stdout, stdout_truncated) = pipes.stdout.contents();
     let (stderr, stderr_truncated) = pipes.stderr.contents();
-    let state = store.data();
     RunOutcome {
         termination,
         stdout,
         stderr,
         stdout_truncated,
         stderr_truncated,
-        host_log: state.host_log.messages().to_vec(),
-        host_log_truncated: state.host_log.truncated(),
-        fuel_consumed: state
-            .fuel_budget
-            .map(|budget| budget - store.get_fuel().unwrap_or(budget)),
+        host_log: Vec::new(),
+        host_log_truncated: false,
+        fuel_consumed: None,
         duration: started.elapsed(),
-        timeout: state.timeout,
+        timeout,
     }
 }
 
 impl WasiView for GuestState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         self.wasi.ctx()
+    }
+}
+
+impl WasiHttpView for GuestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: self.wasi.ctx().table,
+            hooks: &mut self.outgoing_http,
+        }
     }
 }
 

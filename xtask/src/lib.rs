@@ -1,9 +1,11 @@
 //! Project automation shared by the `xtask` binary and the host's tests:
 //! where the project lives, how the wasm guests are found and built, and
-//! how the conformance suite and the benchmarks' large module are built.
+//! how the conformance suite and the benchmarks' large module are built;
+//! a small HTTP client for the tests of serving.
 
 mod guest_targets;
 pub mod guests;
+pub mod http;
 pub mod large_module;
 pub mod suite;
 

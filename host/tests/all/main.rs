@@ -17,6 +17,7 @@ mod file_access;
 mod fuzz_property;
 mod host_imports;
 mod hostile;
+mod http_service;
 mod large_module;
 mod limits;
 mod live_stdio;

@@ -1,0 +1,413 @@
+//! Serving HTTP with a component: [`Sandbox::serve_http`] answers each
+//! request on a listener with the component's WASI 0.3 `wasi:http/handler`
+//! or WASI 0.2 `wasi:http/incoming-handler`, as `wasmtime serve` does, under
+//! the sandbox's grants and limits.
+//!
+//! Each request gets an instance of its own, in a store of its own: the
+//! sandbox's timeout, fuel and memory limits hold per request (the timeout
+//! from instantiation to the end of the guest's work on it), and nothing
+//! one request leaves behind is seen by the next. Output goes to one pair
+//! of capped streams for the whole service. wasmtime-wasi-http's
+//! `ProxyHandler` drives the instances; the HTTP/1 server around it runs
+//! on a Tokio runtime of its own, on threads of its own, so a synchronous
+//! caller can make requests to it.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use tokio::sync::{Semaphore, oneshot, watch};
+use tokio::task::JoinSet;
+use wasmtime::component::{GuestTaskId, InstancePre};
+use wasmtime::{Store, StoreContextMut};
+use wasmtime_wasi_http::handler::{
+    ExpirationError, HandlerState, Instance, InstantiationError, ProxyHandler, ProxyPre, ShouldAccept,
+    WorkerExpiration, WorkerState, WorkerStatus,
+};
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::{WasiBody, WasiHttpView, p2, p3};
+
+use crate::deadline::{self, Guarded};
+use crate::outcome::{Ending, Termination, Trap, TrapKind, classify};
+use crate::runtime::Metering;
+use crate::state::{GuestState, Pipes, outcome};
+use crate::{Error, GuestModule, RunOutcome, Sandbox};
+
+/// Requests answered at once; more wait for their turn. Each holds an
+/// instance, whose memory may reach [`crate::Limits::max_memory_bytes`].
+const MAX_CONCURRENT_REQUESTS: usize = 64;
+/// Connections held open at once; more wait in the listener's backlog.
+const MAX_CONNECTIONS: usize = 1024;
+/// How long shutting down waits for requests in flight when the sandbox
+/// sets no timeout (with one, each request ends by it anyway).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// A pause after a failed `accept` (out of descriptors, say), so that the
+/// loop does not spin while the condition lasts.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+impl Sandbox {
+    /// Serves HTTP on `listener` with `component`, an HTTP service (a
+    /// component exporting WASI 0.3's `wasi:http/handler` or WASI 0.2's
+    /// `wasi:http/incoming-handler`), on threads of its own, until
+    /// [`HttpService::shutdown`].
+    ///
+    /// Every request runs in a fresh instance with this sandbox's grants
+    /// (environment, arguments, directories, network, outgoing HTTP) and
+    /// limits ([`crate::Limits::timeout`] per request, fuel and memory per
+    /// request, output for the whole service). A request the guest fails to
+    /// answer (a trap, the timeout, no response) gets status 500, and its
+    /// ending is written to the service's stderr.
+    ///
+    /// Errors: [`Error::WrongKind`] for a core module,
+    /// [`Error::MissingExport`] for a component that is no HTTP service,
+    /// the grant errors of [`Sandbox::run`], and [`Error::Serve`] when the
+    /// listener cannot be used or the timeout could not be kept (a runtime
+    /// without epoch interruption).
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let component = host::Runtime::shared().load_file("service.wasm")?;
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let service = host::Sandbox::new().serve_http(&component, listener)?;
+    /// println!("serving on http://{}/", service.local_addr());
+    /// // ... requests ...
+    /// let outcome = service.shutdown()?;
+    /// assert_eq!(outcome.exit_code(), Some(0));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn serve_http(&self, component: &GuestModule, listener: std::net::TcpListener) -> Result<HttpService, Error> {
+        let started = Instant::now();
+        let module = component.name().to_owned();
+        let serve_error = |source: std::io::Error| Error::Serve {
+            module: module.clone(),
+            source: source.into(),
+        };
+        let metering = Metering::of(&self.limits);
+        let proxy = proxy_pre(&module, self.linked_component(component, metering)?)?;
+        if self.limits.timeout.is_some() && !component.runtime().epoch_interruption() {
+            return Err(serve_error(std::io::Error::other(
+                "a request's timeout needs a runtime with epoch interruption",
+            )));
+        }
+        let pipes = self.pipes();
+        // Grants that cannot be made fail now, not at the first request.
+        drop(self.store_with(component, metering, &pipes)?);
+
+        let local_addr = listener.local_addr().map_err(serve_error)?;
+        listener.set_nonblocking(true).map_err(serve_error)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get().max(2)))
+            .thread_name("wasm-http")
+            .enable_all()
+            .build()
+            .map_err(serve_error)?;
+        let listener = {
+            let _context = runtime.enter();
+            tokio::net::TcpListener::from_std(listener).map_err(serve_error)?
+        };
+        let service = Service {
+            sandbox: self.clone(),
+            component: component.clone(),
+            proxy,
+            metering,
+            pipes: pipes.clone(),
+            requests: Semaphore::new(MAX_CONCURRENT_REQUESTS),
+        };
+        let grace = self.limits.timeout.unwrap_or(SHUTDOWN_GRACE);
+        let timeout = self.limits.timeout;
+        let (stop, stopped) = oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("wasm-http-service".into())
+            .spawn(move || {
+                runtime.block_on(accept(listener, ProxyHandler::new(service), stopped, grace));
+                // Instances still running past the grace are dropped here.
+                runtime.shutdown_timeout(Duration::ZERO);
+                outcome(&pipes, Termination::Exited(0), started, timeout)
+            })
+            .map_err(serve_error)?;
+        Ok(HttpService {
+            module,
+            local_addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+/// An HTTP service running on threads of its own (see
+/// [`Sandbox::serve_http`]). Dropping it shuts it down too, discarding the
+/// outcome.
+pub struct HttpService {
+    module: String,
+    local_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<RunOutcome>>,
+}
+
+impl HttpService {
+    /// The address the service listens on (with the port the system chose,
+    /// for a listener bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting connections, lets the requests in flight finish
+    /// (each within the sandbox's timeout; without one, for at most 10 s),
+    /// and returns the service's outcome: exit code 0, and the output of
+    /// every request, captured as for [`Sandbox::run`].
+    pub fn shutdown(mut self) -> Result<RunOutcome, Error> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<RunOutcome, Error> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let thread = self.thread.take().ok_or_else(|| self.failed("already shut down"))?;
+        thread.join().map_err(|_| self.failed("the service's thread panicked"))
+    }
+
+    fn failed(&self, why: &str) -> Error {
+        Error::Serve {
+            module: self.module.clone(),
+            source: why.into(),
+        }
+    }
+}
+
+impl Drop for HttpService {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            let _ = self.stop();
+        }
+    }
+}
+
+/// The component's HTTP export, WASI 0.3's first (a component built for
+/// 0.3 may carry both), as `wasmtime serve` chooses.
+fn proxy_pre(module: &str, pre: InstancePre<GuestState>) -> Result<ProxyPre<GuestState>, Error> {
+    if let Ok(service) = p3::bindings::ServicePre::new(pre.clone()) {
+        return Ok(ProxyPre::P3(service));
+    }
+    p2::bindings::ProxyPre::new(pre)
+        .map(ProxyPre::P2)
+        .map_err(|_| Error::MissingExport {
+            module: module.to_owned(),
+            export: "wasi:http/handler (WASI 0.3) or wasi:http/incoming-handler (WASI 0.2)".to_owned(),
+        })
+}
+
+/// Accepts connections until `stop`, then lets those open finish for at
+/// most `grace`.
+async fn accept(
+    listener: tokio::net::TcpListener,
+    handler: ProxyHandler<Service>,
+    mut stop: oneshot::Receiver<()>,
+    grace: Duration,
+) {
+    let (closing, closed) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            accepted = listener.accept(), if connections.len() < MAX_CONNECTIONS => match accepted {
+                Ok((stream, _)) => {
+                    // Small writes of a streamed body go out at once.
+                    let _ = stream.set_nodelay(true);
+                    connections.spawn(connection(stream, handler.clone(), closed.clone()));
+                }
+                Err(_) => tokio::time::sleep(ACCEPT_BACKOFF).await,
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    let _ = closing.send(true);
+    let _ = tokio::time::timeout(grace, async { while connections.join_next().await.is_some() {} }).await;
+}
+
+/// Serves one connection's requests until it closes, or until `closing`,
+/// when the request in progress is finished and the connection closed.
+async fn connection(stream: tokio::net::TcpStream, handler: ProxyHandler<Service>, mut closing: watch::Receiver<bool>) {
+    let respond = hyper::service::service_fn(move |request| {
+        let handler = handler.clone();
+        async move { Ok::<_, Infallible>(respond(&handler, request).await) }
+    });
+    let serving = http1::Builder::new().serve_connection(TokioIo::new(stream), respond);
+    tokio::pin!(serving);
+    tokio::select! {
+        _ = serving.as_mut() => return,
+        _ = closing.wait_for(|closing| *closing) => serving.as_mut().graceful_shutdown(),
+    }
+    let _ = serving.await;
+}
+
+/// The guest's response to `request`, or a 500 when it gave none.
+async fn respond(
+    handler: &ProxyHandler<Service>,
+    request: hyper::Request<hyper::body::Incoming>,
+) -> hyper::Response<WasiBody> {
+    let service = handler.state();
+    let Ok(_turn) = service.requests.acquire().await else {
+        return failure("the service is shutting down");
+    };
+    let request = request.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
+    match handler.handle((), request).await {
+        Ok(response) => response,
+        Err(error) if error.is::<ExpirationError>() => failure("the guest timed out"),
+        // Other failures of a running instance are noted when it is dropped
+        // (`OneRequest::drop`); one that never started, here.
+        Err(error) => {
+            if let Some(failed) = error.downcast_ref::<InstantiationError<()>>() {
+                let why = format!("{:#}", failed.error);
+                service.note(&format!("a request could not start: {why}"));
+            }
+            failure("the guest failed to respond")
+        }
+    }
+}
+
+fn failure(why: &'static str) -> hyper::Response<WasiBody> {
+    let body = Full::new(bytes::Bytes::from(format!("{why}\n")))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let mut response = hyper::Response::new(body);
+    *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+    response
+}
+
+/// What every instance of the service is made from.
+struct Service {
+    sandbox: Sandbox,
+    component: GuestModule,
+    proxy: ProxyPre<GuestState>,
+    metering: Metering,
+    pipes: Pipes,
+    requests: Semaphore,
+}
+
+impl Service {
+    /// Writes `what` to the service's stderr, as one line naming the component.
+    fn note(&self, what: &str) {
+        note(&self.pipes, self.component.name(), what);
+    }
+}
+
+fn note(pipes: &Pipes, module: &str, what: &str) {
+    let line = format!("wasm-host: {module}: {what}\n");
+    // Past the output cap it is dropped like the guest's own output.
+    let _ = pipes.stderr.append(line.as_bytes());
+}
+
+impl HandlerState for Service {
+    type StoreData = GuestState;
+    type WorkerExpiration = Expiry;
+    type WorkerState = OneRequest;
+
+    async fn instantiate(&self) -> wasmtime::Result<Instance<GuestState, Expiry, OneRequest>> {
+        let mut store = self
+            .sandbox
+            .store_with(&self.component, self.metering, &self.pipes)
+            .map_err(wasmtime::Error::new)?;
+        // The request's timeout starts now, instantiation included.
+        let timeout = self.sandbox.limits.timeout;
+        deadline::arm(&mut store, timeout);
+        let deadline = store.data().deadline().get();
+        let proxy = within(deadline, self.proxy.instantiate_async(&mut store)).await?;
+        Ok(Instance {
+            store,
+            proxy,
+            view: <GuestState as WasiHttpView>::http,
+            expiration: Expiry(deadline.map(|deadline| Box::pin(tokio::time::sleep_until(deadline.into())))),
+            state: OneRequest {
+                module: self.component.name().to_owned(),
+                deadline,
+                timeout,
+                pipes: self.pipes.clone(),
+            },
+        })
+    }
+}
+
+/// Awaits `work` until `deadline`, past which it is a timeout.
+async fn within<T>(deadline: Option<Instant>, work: impl Future<Output = wasmtime::Result<T>>) -> wasmtime::Result<T> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline.into(), work)
+            .await
+            .unwrap_or_else(|_| Err(wasmtime::Trap::Interrupt.into())),
+        None => work.await,
+    }
+}
+
+/// An instance ends at its request's deadline, whatever it is doing: this
+/// is polled from outside the store's event loop, so it also ends one that
+/// waits in a host call.
+struct Expiry(Option<Pin<Box<tokio::time::Sleep>>>);
+
+impl WorkerExpiration for Expiry {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>, _: WorkerStatus, _: Instant) -> Poll<()> {
+        match &mut self.get_mut().0 {
+            Some(sleep) => sleep.as_mut().poll(cx),
+            None => Poll::Pending,
+        }
+    }
+}
+
+/// One instance, one request.
+struct OneRequest {
+    module: String,
+    deadline: Option<Instant>,
+    timeout: Option<Duration>,
+    pipes: Pipes,
+}
+
+impl WorkerState for OneRequest {
+    type StoreData = GuestState;
+    type RequestData = ();
+
+    fn should_accept_request(&self, _concurrent: usize, total: usize) -> ShouldAccept {
+        if total == 0 {
+            ShouldAccept::Yes
+        } else {
+            ShouldAccept::Never
+        }
+    }
+
+    fn on_request_start(
+        &self,
+        _store: StoreContextMut<'_, GuestState>,
+        _data: (),
+        _task: GuestTaskId,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+        match self.deadline {
+            Some(deadline) => Box::pin(tokio::time::sleep_until(deadline.into())),
+            None => Box::pin(std::future::pending()),
+        }
+    }
+
+    fn drop(&self, store: Store<GuestState>, result: wasmtime::Result<()>) {
+        drop(store);
+        let Err(error) = result else { return };
+        // The deadline's expiry is no trap of its own: it is the timeout.
+        let termination = match self.deadline {
+            Some(deadline) if Instant::now() >= deadline => Termination::Trapped(Trap {
+                kind: TrapKind::Timeout,
+                message: error.to_string(),
+                backtrace: None,
+            }),
+            _ => classify(error),
+        };
+        let ending = Ending {
+            termination: &termination,
+            timeout: self.timeout,
+            fuel_consumed: None,
+        };
+        note(&self.pipes, &self.module, &format!("a request {ending}"));
+    }
+}

@@ -1,0 +1,201 @@
+//! Serving HTTP with a component (`Sandbox::serve_http`), and its outgoing
+//! requests: refused unless granted, and then only to the granted
+//! addresses, proved on loopback against a server the test owns.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use host::{AddrRule, Error, HttpService, Limits, Sandbox, Termination, TrapKind};
+use xtask::http::{Response, request};
+
+use crate::support::{self, SLACK, components};
+
+fn serve(sandbox: &Sandbox) -> HttpService {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    sandbox.serve_http(&components::http_component(), listener).unwrap()
+}
+
+fn get(service: &HttpService, path: &str) -> Response {
+    request(service.local_addr(), "GET", path, b"", Duration::from_secs(60)).unwrap()
+}
+
+fn rule(text: &str) -> AddrRule {
+    text.parse().unwrap()
+}
+
+/// A loopback server answering every request `200 upstream says hi`,
+/// recording each request line it was sent.
+fn upstream() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut head = Vec::new();
+            let mut byte = [0];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                head.push(byte[0]);
+            }
+            let line = String::from_utf8_lossy(&head)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            log.lock().unwrap().push(line);
+            let body = "upstream says hi";
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    (addr, seen)
+}
+
+#[test]
+fn a_component_serves_status_headers_and_body_and_shuts_down_with_exit_0() {
+    let service = serve(&Sandbox::new());
+    let root = get(&service, "/");
+    assert_eq!((root.status, root.text().as_str()), (200, "GET /"));
+    assert_eq!(root.header("x-guest"), Some("http_component"));
+    let echo = request(
+        service.local_addr(),
+        "POST",
+        "/echo",
+        b"hello, echo",
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    assert_eq!((echo.status, echo.text().as_str()), (200, "hello, echo"));
+    assert_eq!(get(&service, "/nothing-here").status, 404);
+    let outcome = service.shutdown().unwrap();
+    assert_eq!(outcome.termination, Termination::Exited(0));
+}
+
+#[test]
+fn each_request_gets_the_sandbox_grants_and_its_output_is_the_services() {
+    let service = serve(&Sandbox::new().env("GREETING", "hi"));
+    assert_eq!(get(&service, "/env/GREETING").text(), "hi");
+    // The host's own environment is never passed through.
+    assert_eq!(get(&service, "/env/PATH").status, 404);
+    assert_eq!(get(&service, "/print").status, 200);
+    assert_eq!(get(&service, "/print").status, 200);
+    let outcome = service.shutdown().unwrap();
+    assert_eq!(outcome.stdout_text(), "to stdout\nto stdout\n");
+    assert_eq!(outcome.stderr_text(), "to stderr\nto stderr\n");
+}
+
+#[test]
+fn outgoing_http_reaches_a_granted_address_and_no_other() {
+    let (addr, seen) = upstream();
+    let fetch = |sandbox: Sandbox, upstream: &str| {
+        let service = serve(&sandbox.env("UPSTREAM", upstream));
+        let response = get(&service, "/fetch");
+        service.shutdown().unwrap();
+        response
+    };
+    let granted = fetch(Sandbox::new().allow_http(rule(&addr.to_string())), &addr.to_string());
+    assert_eq!((granted.status, granted.text().as_str()), (200, "upstream says hi"));
+    assert_eq!(*seen.lock().unwrap(), ["GET /upstream HTTP/1.1"]);
+    // A name is checked on the address it resolves to.
+    let by_name = format!("localhost:{}", addr.port());
+    let resolved = fetch(Sandbox::new().allow_http(rule("127.0.0.1")), &by_name);
+    assert_eq!(resolved.status, 200, "{}", resolved.text());
+
+    seen.lock().unwrap().clear();
+    let other_port = rule(&format!("127.0.0.1:{}", addr.port() + 1));
+    for sandbox in [
+        Sandbox::new(),
+        Sandbox::new().allow_http(other_port),
+        Sandbox::new().allow_http(rule("10.0.0.0/8")),
+        // Sockets are not HTTP.
+        Sandbox::new().allow_connect(rule("127.0.0.1")),
+    ] {
+        for upstream in [addr.to_string(), by_name.clone()] {
+            let refused = fetch(sandbox.clone(), &upstream);
+            assert_eq!(
+                (refused.status, refused.text().as_str()),
+                (502, "ErrorCode::DestinationIpProhibited")
+            );
+        }
+    }
+    assert!(seen.lock().unwrap().is_empty(), "refused requests were sent: {seen:?}");
+    let everywhere = fetch(Sandbox::new().allow_network(), &addr.to_string());
+    assert_eq!(everywhere.status, 200);
+}
+
+#[test]
+fn a_request_past_the_timeout_is_cut_and_the_service_goes_on() {
+    let timeout = Duration::from_millis(500);
+    let limits = Limits {
+        timeout: Some(timeout),
+        ..Limits::default()
+    };
+    let service = serve(&Sandbox::new().limits(limits));
+    for path in ["/sleep", "/loop"] {
+        let started = Instant::now();
+        let cut = get(&service, path);
+        assert_eq!(cut.status, 500, "{path}: {}", cut.text());
+        assert!(
+            started.elapsed() < timeout + SLACK,
+            "{path} took {:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(get(&service, "/").status, 200);
+    let outcome = service.shutdown().unwrap();
+    assert_eq!(outcome.exit_code(), Some(0));
+    let stderr = outcome.stderr_text();
+    assert_eq!(stderr.matches("a request timed out after 500ms").count(), 2, "{stderr}");
+}
+
+#[test]
+fn a_trapping_request_is_a_500_noted_on_stderr() {
+    let service = serve(&Sandbox::new());
+    assert_eq!(get(&service, "/trap").status, 500);
+    assert_eq!(get(&service, "/").status, 200);
+    let stderr = service.shutdown().unwrap().stderr_text();
+    assert!(stderr.contains("http_component trapped on purpose"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("a request trapped: {}", TrapKind::Unreachable)),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn shutting_down_finishes_a_request_in_flight() {
+    let limits = Limits {
+        timeout: Some(Duration::from_secs(1)),
+        ..Limits::default()
+    };
+    let service = serve(&Sandbox::new().limits(limits));
+    let addr = service.local_addr();
+    let in_flight = std::thread::spawn(move || request(addr, "GET", "/sleep", b"", Duration::from_secs(60)).unwrap());
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let outcome = service.shutdown().unwrap();
+    assert_eq!(outcome.exit_code(), Some(0));
+    // It ran to its timeout, and was answered, before the service ended.
+    assert_eq!(in_flight.join().unwrap().status, 500);
+    assert!(started.elapsed() < Duration::from_secs(1) + SLACK);
+    assert!(std::net::TcpStream::connect(addr).is_err(), "the listener is closed");
+}
+
+#[test]
+fn only_an_http_service_can_be_served_and_it_cannot_be_run() {
+    let listener = || TcpListener::bind("127.0.0.1:0").unwrap();
+    let command = Sandbox::new().serve_http(&components::hostile_component(), listener());
+    assert!(
+        matches!(command, Err(Error::MissingExport { .. })),
+        "{:?}",
+        command.err()
+    );
+    let core = Sandbox::new().serve_http(&support::wat("empty", "(module)"), listener());
+    assert!(matches!(core, Err(Error::WrongKind { .. })), "{:?}", core.err());
+    let run = Sandbox::new().run(&components::http_component());
+    assert!(matches!(run, Err(Error::HttpService { .. })), "{:?}", run.err());
+}
