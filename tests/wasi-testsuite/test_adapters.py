@@ -8,11 +8,13 @@ WAT text as well as binaries.
 
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 import unittest
 import unittest.mock
+import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -27,6 +29,9 @@ ARGS_ENV_ECHO = WASI_SUITE / "args_env_echo.wat"
 FS_READ = WASI_SUITE / "fs_read.wat"
 
 TRAP_STATUS = 134
+# guests/http_component built (`cargo xtask conformance` sets it): an HTTP
+# service whose /env/NAME answers with the variable NAME.
+HTTP_COMPONENT_ENV = "WASM_HOST_HTTP_COMPONENT"
 
 
 def legacy(*args: str, cwd=None, env=None) -> subprocess.CompletedProcess:
@@ -141,7 +146,7 @@ class ModuleAdapterTest(unittest.TestCase):
         self.assertEqual(self.adapter.get_name(), "wasm-host")
         self.assertEqual(f"wasm-host {self.adapter.get_version()}\n", legacy("--version").stdout)
         self.assertEqual(self.adapter.get_wasi_versions(), ["wasm32-wasip1", "wasm32-wasip3"])
-        self.assertEqual(self.adapter.get_wasi_worlds(), ["wasi:cli/command"])
+        self.assertEqual(self.adapter.get_wasi_worlds(), ["wasi:cli/command", "wasi:http/service"])
 
     def test_the_sockets_proposal_is_granted_on_loopback_and_nothing_else_is(self):
         plain = self.argv(PROC_EXIT_13)
@@ -150,6 +155,35 @@ class ModuleAdapterTest(unittest.TestCase):
         self.assertEqual(argv[argv.index("--") - 4 : argv.index("--")], self.adapter.SOCKETS_GRANT)
         self.assertIn("--allow-connect=127.0.0.0/8", argv)
         self.assertEqual(run(argv).returncode, 13)
+
+    def test_the_http_proposal_grants_outgoing_http_to_loopback_only(self):
+        argv = self.adapter.compute_argv(str(PROC_EXIT_13), ([], {}, None), ["http"], "wasi:cli/command", "wasm32-wasip3")
+        self.assertEqual(argv[1], "run")
+        self.assertEqual(argv[argv.index("--") - 2 : argv.index("--")], self.adapter.HTTP_GRANT)
+        self.assertEqual([flag for flag in argv if flag.startswith("--allow-")], self.adapter.HTTP_GRANT)
+        self.assertIn("--allow-http=127.0.0.0/8", argv)
+        self.assertEqual(run(argv).returncode, 13)
+
+    def test_an_http_service_is_served_on_the_port_its_first_stderr_line_names_until_sigint(self):
+        component = os.environ.get(HTTP_COMPONENT_ENV)
+        self.assertTrue(component, f"${HTTP_COMPONENT_ENV} must name guests/http_component built")
+        argv = self.adapter.compute_argv(
+            component, ([], {"GREETING": "hi"}, None), ["http"], "wasi:http/service", "wasm32-wasip3"
+        )
+        self.assertEqual(argv[1], "serve")
+        self.assertIn("--addr=127.0.0.1:0", argv)
+        self.assertIn("--allow-http=127.0.0.0/8", argv)
+        with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as service:
+            try:
+                # As the runner finds the server: the URL on the first stderr line.
+                line = service.stderr.readline()
+                url = line[line.find("http://") :].split()[0]
+                with urllib.request.urlopen(url.rstrip("/") + "/env/GREETING", timeout=30) as response:
+                    self.assertEqual(response.read(), b"hi")
+                service.send_signal(signal.SIGINT)
+                self.assertEqual(service.wait(timeout=30), 0, service.stderr.read())
+            finally:
+                service.kill()
 
     def test_proc_exit_13_exits_13(self):
         result = run(self.argv(PROC_EXIT_13))

@@ -11,9 +11,9 @@ prints anything when run as a script, so this file only defines functions.
         -r /path/to/this/repo/tests/wasi-testsuite/wasm_host.py
 
 The binary is found as the legacy adapter (adapter.py, beside this file)
-finds it: $WASM_HOST (which may carry flags for `wasm-host run`, split as a
-shell would, as the reference adapter splits $WASMTIME), else the newest
-target/{debug,release}/wasm-host.
+finds it: $WASM_HOST (which may carry flags for `wasm-host run` or `serve`,
+split as a shell would, as the reference adapter splits $WASMTIME), else the
+newest target/{debug,release}/wasm-host.
 """
 
 import importlib.util
@@ -49,7 +49,7 @@ def get_wasi_versions() -> List[str]:
 
 
 def get_wasi_worlds() -> List[str]:
-    return ["wasi:cli/command"]
+    return ["wasi:cli/command", "wasi:http/service"]
 
 
 def compute_argv(
@@ -63,16 +63,24 @@ def compute_argv(
 
     The runner skips tests of other WASI versions and worlds itself (it even
     asks for the command line of a skipped test, so this must not raise).
-    The `sockets` proposal is granted as `wasm-host conformance` grants it:
-    connections to loopback only, binding anywhere the system allows; a test
-    needing another proposal (`http`) fails when run.
+    A `wasi:http/service` test is served (`wasm-host serve` on a port the
+    system chooses, which its first stderr line names, as the runner reads
+    it); a command is run. The `sockets` proposal is granted as `wasm-host
+    conformance` grants it: connections to loopback only, binding anywhere
+    the system allows; the `http` proposal grants outgoing HTTP to loopback
+    only, where the runner's test servers listen.
     """
-    del wasi_world, wasi_version  # nothing to choose between
+    del wasi_version  # nothing to choose between
     args, env, root = args_env_root
     argv = _legacy.run_argv(test_path, args, list(env.items()), _dir_pairs(root))
+    if wasi_world == "wasi:http/service":
+        argv[1] = "serve"
+        argv[-2:-2] = [SERVE_ADDR]
     if "sockets" in proposals:
         # Before the `--` that ends wasm-host's options.
         argv[-2:-2] = SOCKETS_GRANT
+    if "http" in proposals:
+        argv[-2:-2] = HTTP_GRANT
     return argv
 
 
@@ -82,6 +90,11 @@ SOCKETS_GRANT = [
     "--allow-bind=0.0.0.0/0",
     "--allow-bind=::/0",
 ]
+
+HTTP_GRANT = ["--allow-http=127.0.0.0/8", "--allow-http=::1"]
+
+# Loopback, on a port the system chooses.
+SERVE_ADDR = "--addr=127.0.0.1:0"
 
 
 def _dir_pairs(root: Dirs) -> List[Tuple[str, str]]:

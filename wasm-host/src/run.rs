@@ -2,12 +2,13 @@
 //! code as ours. Output is streamed as the guest writes it.
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use clap::Args;
-use host::{DirAccess, RunOutcome, Sandbox, Termination};
+use host::{RunOutcome, Sandbox, Termination};
 
+use crate::grants::GrantArgs;
 use crate::invoke::Failure;
 use crate::limits::LimitArgs;
 use crate::status;
@@ -24,41 +25,8 @@ use crate::status;
     after_help = status::RUN_STATUS_HELP
 )]
 pub struct RunArgs {
-    /// Grant an environment variable (repeatable); NAME alone grants wasm-host's own value of NAME. Nothing else of wasm-host's environment is passed
-    #[arg(long = "env", value_name = "NAME[=VAL]", value_parser = parse_env)]
-    env: Vec<(String, Option<String>)>,
-
-    /// Grant a host directory read-write, seen by the guest at GUEST (default: HOST as written) (repeatable)
-    #[arg(long = "dir", value_name = "HOST[::GUEST]", value_parser = parse_dir)]
-    dirs: Vec<(PathBuf, String)>,
-
-    /// Grant a host directory read-only: list, stat and read, but never write, create, rename or delete (repeatable)
-    #[arg(long = "dir-ro", value_name = "HOST[::GUEST]", value_parser = parse_dir)]
-    read_only_dirs: Vec<(PathBuf, String)>,
-
-    /// Grant a component the whole network: TCP and UDP, any address, connecting and listening (as wasmtime's -S inherit-network)
-    #[arg(long)]
-    allow_network: bool,
-
-    /// Grant a component TCP connections and UDP datagrams to ADDR: an IP address or network, optionally with a port (127.0.0.1:8080, 10.0.0.0/8, [::1]:53) (repeatable)
-    #[arg(long, value_name = "ADDR")]
-    allow_connect: Vec<host::AddrRule>,
-
-    /// Grant a component binding and listening on the local ADDR (same forms as --allow-connect) (repeatable)
-    #[arg(long, value_name = "ADDR")]
-    allow_bind: Vec<host::AddrRule>,
-
-    /// Grant a component name lookup (wasi:sockets/ip-name-lookup) through the host's resolver
-    #[arg(long)]
-    allow_ip_name_lookup: bool,
-
-    /// Append an argument for the guest (repeatable); these come before the ARGS after MODULE
-    #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
-    arg: Vec<String>,
-
-    /// The guest's program name, argv[0] [default: MODULE's file name]
-    #[arg(long, value_name = "NAME")]
-    argv0: Option<String>,
+    #[command(flatten)]
+    grants: GrantArgs,
 
     /// Collect stdout and stderr in memory, each capped by --max-output, and write them out when the guest ends, instead of streaming them
     #[arg(long)]
@@ -86,13 +54,6 @@ pub fn run(args: RunArgs) -> u8 {
     let fail = |error: host::Error| {
         eprintln!("wasm-host: error: {}", status::describe_error(module_path, &error));
         status::LOAD_ERROR
-    };
-    let env = match granted_env(&args.env) {
-        Ok(env) => env,
-        Err(message) => {
-            eprintln!("wasm-host: error: {message}");
-            return status::USAGE;
-        }
     };
     let from_stdin = module_path == Path::new(STDIN);
     let mut limits = args.limits.limits();
@@ -129,35 +90,18 @@ pub fn run(args: RunArgs) -> u8 {
         limits.max_output_bytes = usize::MAX;
     }
     let timeout = limits.timeout;
-    let mut sandbox = Sandbox::new()
-        .limits(limits)
-        .envs(env)
-        .args(args.arg.iter().chain(guest_args).cloned());
+    let mut sandbox = match args.grants.apply(Sandbox::new().limits(limits)) {
+        Ok(sandbox) => sandbox.args(guest_args.iter().cloned()),
+        Err(message) => {
+            eprintln!("wasm-host: error: {message}");
+            return status::USAGE;
+        }
+    };
     if !from_stdin {
         sandbox = sandbox.inherit_stdin();
     }
-    if args.allow_network {
-        sandbox = sandbox.allow_network();
-    }
-    for rule in &args.allow_connect {
-        sandbox = sandbox.allow_connect(*rule);
-    }
-    for rule in &args.allow_bind {
-        sandbox = sandbox.allow_bind(*rule);
-    }
-    if args.allow_ip_name_lookup {
-        sandbox = sandbox.allow_ip_name_lookup();
-    }
-    if let Some(argv0) = &args.argv0 {
-        sandbox = sandbox.argv0(argv0);
-    }
     if !args.capture {
         sandbox = sandbox.inherit_stdout().inherit_stderr();
-    }
-    let grants = (args.dirs.iter().map(|d| (d, DirAccess::ReadWrite)))
-        .chain(args.read_only_dirs.iter().map(|d| (d, DirAccess::ReadOnly)));
-    for ((host_path, guest_path), access) in grants {
-        sandbox = sandbox.dir(host_path, guest_path, access);
     }
     if watchdog && let Some(timeout) = timeout {
         start_watchdog(module.name().to_owned(), timeout);
@@ -234,7 +178,7 @@ fn write_captured(outcome: &RunOutcome) {
 }
 
 /// Says which stream, captured or streamed, was cut at --max-output.
-fn report_truncation(module: &str, outcome: &RunOutcome) {
+pub fn report_truncation(module: &str, outcome: &RunOutcome) {
     for (stream, truncated) in [
         ("stdout", outcome.stdout_truncated),
         ("stderr", outcome.stderr_truncated),
@@ -249,69 +193,3 @@ fn report_truncation(module: &str, outcome: &RunOutcome) {
 const STDIN: &str = "-";
 /// The name a module read from stdin goes by (messages, default argv[0]).
 const STDIN_NAME: &str = "<stdin>";
-
-/// `NAME=VALUE`, or `NAME` alone to copy wasm-host's own value.
-fn parse_env(text: &str) -> Result<(String, Option<String>), String> {
-    let (name, value) = match text.split_once('=') {
-        Some((name, value)) => (name, Some(value.to_owned())),
-        None => (text, None),
-    };
-    if name.is_empty() {
-        return Err(format!("`{text}` is not NAME=VALUE or NAME"));
-    }
-    Ok((name.to_owned(), value))
-}
-
-/// The variables to grant, each `--env NAME` with no value taking
-/// wasm-host's own; one that is unset (or not UTF-8) is an error, not a
-/// silent omission, since it was asked for by name.
-fn granted_env(grants: &[(String, Option<String>)]) -> Result<Vec<(String, String)>, String> {
-    grants
-        .iter()
-        .map(|(name, value)| match value {
-            Some(value) => Ok((name.clone(), value.clone())),
-            None => match std::env::var(name) {
-                Ok(value) => Ok((name.clone(), value)),
-                Err(std::env::VarError::NotPresent) => {
-                    Err(format!("--env {name}: {name} is not set in wasm-host's environment"))
-                }
-                Err(std::env::VarError::NotUnicode(_)) => {
-                    Err(format!("--env {name}: wasm-host's value of {name} is not UTF-8"))
-                }
-            },
-        })
-        .collect()
-}
-
-fn parse_dir(text: &str) -> Result<(PathBuf, String), String> {
-    let (host, guest) = text.split_once("::").unwrap_or((text, text));
-    if host.is_empty() || guest.is_empty() {
-        return Err(format!("`{text}` is not HOST or HOST::GUEST"));
-    }
-    Ok((PathBuf::from(host), guest.to_owned()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn env_grants_split_at_the_first_equals_sign() {
-        assert_eq!(parse_env("A=1=2"), Ok(("A".into(), Some("1=2".into()))));
-        assert_eq!(parse_env("EMPTY="), Ok(("EMPTY".into(), Some(String::new()))));
-        assert_eq!(parse_env("HOME"), Ok(("HOME".into(), None)));
-        assert!(parse_env("=x").is_err());
-        assert!(parse_env("").is_err());
-    }
-
-    #[test]
-    fn a_directory_is_seen_under_its_own_name_unless_mapped() {
-        assert_eq!(parse_dir("data"), Ok((PathBuf::from("data"), "data".into())));
-        assert_eq!(
-            parse_dir("/srv/x::/data"),
-            Ok((PathBuf::from("/srv/x"), "/data".into()))
-        );
-        assert!(parse_dir("::/data").is_err());
-        assert!(parse_dir("/srv/x::").is_err());
-    }
-}

@@ -22,7 +22,8 @@ Usage: cargo xtask conformance [--partition KIND:K/N]
 3. wasm-host conformance on them, with tests/conformance/expectations.toml,
    writing target/conformance/report.json and target/conformance/junit.xml
 4. the same suites through tests/wasi-testsuite/adapter.py, a process per test
-5. the Python tests of both adapters (python3 -m unittest, in tests/wasi-testsuite)
+5. the Python tests of both adapters (python3 -m unittest, in tests/wasi-testsuite;
+   $WASM_HOST_HTTP_COMPONENT names guests/http_component built, for serving)
 $PYTHON overrides the python3 used. Exits non-zero if any step fails.
 `cargo xtask test` runs these steps after the Rust tests.
 With --partition (hash:K/N or count:K/N, as cargo-nextest names them), only
@@ -96,6 +97,7 @@ pub fn run_all() -> Result<()> {
         .args(["--pattern", "test_*.py"])
         .current_dir(&adapters)
         .env("WASM_HOST", &wasm_host)
+        .env("WASM_HOST_HTTP_COMPONENT", xtask::guests::component("http_component")?)
         // Keep __pycache__ out of the source tree.
         .env("PYTHONDONTWRITEBYTECODE", "1"))
 }

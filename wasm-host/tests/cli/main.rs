@@ -8,4 +8,6 @@ mod conformance;
 mod invoke;
 mod junit_schema;
 mod run;
+#[cfg(unix)]
+mod serve;
 mod support;

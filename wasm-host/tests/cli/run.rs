@@ -58,10 +58,23 @@ fn version_prints_the_name_and_version_the_adapter_contract_wants() {
 
 #[test]
 fn the_help_of_every_subcommand_documents_its_options_and_statuses() {
-    let cases: [(&[&str], &[&str]); 4] = [
+    let cases: [(&[&str], &[&str]); 5] = [
         (
             &["--help"],
-            &["run", "conformance", "completions", "126", "134", "142", "152"],
+            &["run", "serve", "conformance", "completions", "126", "134", "142", "152"],
+        ),
+        (
+            &["serve", "--help"],
+            &[
+                "--addr <HOST:PORT>",
+                "[default: 0.0.0.0:8080]",
+                "--allow-http <ADDR>",
+                "--env <NAME[=VAL]>",
+                "--timeout <DURATION>",
+                "<COMPONENT>",
+                "Serving HTTP on http://ADDR/",
+                "SIGTERM",
+            ],
         ),
         (
             &["run", "--help"],
@@ -71,6 +84,7 @@ fn the_help_of_every_subcommand_documents_its_options_and_statuses() {
                 "--dir <HOST[::GUEST]>",
                 "--dir-ro",
                 "--arg <ARG>",
+                "--allow-http <ADDR>",
                 "--capture",
                 "--timeout <DURATION>",
                 "[default: 10s]",
