@@ -4,9 +4,11 @@
 //!
 //! A suite folder holds only:
 //! - `NAME.wat`: a test program, compiled to `NAME.wasm`;
-//! - `NAME.guest`: the name of a crate under `guests/` whose build becomes `NAME.wasm`;
+//! - `NAME.guest`: the name of a crate under `guests/` whose build becomes
+//!   `NAME.wasm` (its component, in a suite whose manifest gives the
+//!   `version` `wasm32-wasip2` or `wasm32-wasip3`);
 //! - `NAME.json`: the test's specification, copied as is;
-//! - `manifest.json`: the suite's name;
+//! - `manifest.json`: the suite's name, and its WASI version;
 //! - `*.dir` folders: directories the tests are granted, copied as they are.
 //!
 //! No `.wasm` is committed: every build starts from these sources.
@@ -51,9 +53,15 @@ pub fn build_into(dest: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn build_suite(source: &Path, out: &Path) -> Result<()> {
-    if !source.join("manifest.json").is_file() {
+    let manifest = source.join("manifest.json");
+    if !manifest.is_file() {
         bail!("{} has no manifest.json naming the suite", source.display());
     }
+    let manifest: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(&manifest).with_context(|| format!("reading {}", manifest.display()))?,
+    )
+    .with_context(|| format!("parsing {}", manifest.display()))?;
+    let components = matches!(manifest["version"].as_str(), Some("wasm32-wasip2" | "wasm32-wasip3"));
     fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let mut programs = BTreeSet::new();
     let mut specs = Vec::new();
@@ -69,7 +77,11 @@ fn build_suite(source: &Path, out: &Path) -> Result<()> {
             }
             Some("guest") => {
                 let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-                let artifact = crate::guests::artifact(text.trim()).with_context(|| format!("{}", path.display()))?;
+                let built = match components {
+                    true => crate::guests::component(text.trim()),
+                    false => crate::guests::artifact(text.trim()),
+                };
+                let artifact = built.with_context(|| format!("{}", path.display()))?;
                 let wasm = fs::read(&artifact).with_context(|| format!("reading {}", artifact.display()))?;
                 write_program(out, &stem, &wasm, &mut programs)?;
             }

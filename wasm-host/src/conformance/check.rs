@@ -15,6 +15,7 @@ pub struct Observed {
 }
 
 /// How a run ended.
+#[derive(Clone)]
 pub enum Ending {
     Exited(i32),
     /// The guest trapped, timed out or was killed.
@@ -24,6 +25,23 @@ pub enum Ending {
 }
 
 impl Observed {
+    /// What a run in this process did, or why it could not start.
+    pub fn of(result: Result<host::RunOutcome, host::Error>) -> Self {
+        match result {
+            Ok(outcome) => Observed {
+                ending: match outcome.termination {
+                    host::Termination::Exited(code) => Ending::Exited(code),
+                    host::Termination::Trapped(_) => Ending::Stopped(outcome.to_string()),
+                },
+                stdout: outcome.stdout,
+                stderr: outcome.stderr,
+                stdout_truncated: outcome.stdout_truncated,
+                stderr_truncated: outcome.stderr_truncated,
+            },
+            Err(error) => Observed::not_run(crate::status::one_line(&error.to_string())),
+        }
+    }
+
     /// A run that could not start, and why.
     pub fn not_run(reason: String) -> Self {
         Observed {
@@ -37,8 +55,7 @@ impl Observed {
 }
 
 /// A stream as the reference runner reads it: text with universal
-/// newlines (`\r\n` and `\r` read as `\n`), taken a number of characters
-/// at a time.
+/// newlines, taken a number of characters at a time.
 struct Stream {
     text: Vec<char>,
     at: usize,
@@ -47,9 +64,8 @@ struct Stream {
 
 impl Stream {
     fn new(bytes: &[u8], truncated: bool) -> Stream {
-        let text = String::from_utf8_lossy(bytes).replace("\r\n", "\n").replace('\r', "\n");
         Stream {
-            text: text.chars().collect(),
+            text: decode(bytes, true),
             at: 0,
             truncated,
         }
@@ -63,6 +79,55 @@ impl Stream {
     }
 }
 
+/// Output as the reference runner's text pipes read it: UTF-8 (invalid
+/// bytes replaced) with universal newlines (`\r\n` and `\r` read as `\n`).
+/// While more may come (`complete` false), a character cut at the end is
+/// left out until the rest arrives; a `\r` is read at once, as `\r\n`
+/// gives the same one `\n`.
+pub fn decode(bytes: &[u8], complete: bool) -> Vec<char> {
+    let whole = match std::str::from_utf8(bytes) {
+        Err(e) if !complete && e.error_len().is_none() => &bytes[..e.valid_up_to()],
+        _ => bytes,
+    };
+    let text = String::from_utf8_lossy(whole).replace("\r\n", "\n").replace('\r', "\n");
+    text.chars().collect()
+}
+
+/// The failure of a `read` of `id` that expected `payload` and got `got`,
+/// `from` characters into the stream, if it differs.
+pub fn read_failure(id: &str, payload: &str, from: usize, got: &str, truncated: bool) -> Option<String> {
+    let difference = compare(payload, got)?;
+    let place = if from > 0 {
+        format!(" (after {from} characters)")
+    } else {
+        String::new()
+    };
+    let cut = if truncated {
+        " (cut at the --max-output limit)"
+    } else {
+        ""
+    };
+    Some(format!("{id}{place} {difference}{cut}"))
+}
+
+/// The failure of a `wait` for `exit_code` after the run ended so, if it did not end with it.
+pub fn wait_failure(exit_code: i32, ending: &Ending) -> Option<String> {
+    match ending {
+        Ending::Exited(code) if *code == exit_code => None,
+        Ending::Exited(code) => Some(format!("exit code {code}, expected {exit_code}")),
+        Ending::Stopped(why) => Some(format!("{why}; expected exit code {exit_code}")),
+        Ending::NotRun(why) => Some(format!("could not run: {why}")),
+    }
+}
+
+/// Adds what the guest said on stderr to `failures` when there are some
+/// and no `read` showed it: an unexpected ending is easier to understand with it.
+pub fn stderr_note(failures: &mut Vec<String>, stderr_read: bool, stderr: &[u8]) {
+    if !failures.is_empty() && !stderr_read && !stderr.is_empty() {
+        failures.push(format!("stderr was {}", excerpt(stderr, 0)));
+    }
+}
+
 /// Checks the operations after a `run` against what the guest did, in
 /// order, up to the first that fails.
 pub fn check(steps: &[Operation], observed: &Observed) -> Vec<String> {
@@ -71,7 +136,7 @@ pub fn check(steps: &[Operation], observed: &Observed) -> Vec<String> {
     let mut stderr_read = false;
     let mut failures = Vec::new();
     for step in steps {
-        match step {
+        let failure = match step {
             Operation::Read { id, payload } => {
                 let stream = match id.as_str() {
                     "stderr" => {
@@ -82,41 +147,22 @@ pub fn check(steps: &[Operation], observed: &Observed) -> Vec<String> {
                 };
                 let from = stream.at;
                 let got = stream.take(payload.chars().count());
-                if let Some(difference) = compare(payload, &got) {
-                    let place = if from > 0 {
-                        format!(" (after {from} characters)")
-                    } else {
-                        String::new()
-                    };
-                    let cut = if stream.truncated {
-                        " (cut at the --max-output limit)"
-                    } else {
-                        ""
-                    };
-                    failures.push(format!("{id}{place} {difference}{cut}"));
-                }
+                read_failure(id, payload, from, &got, stream.truncated)
             }
-            Operation::Wait { exit_code } => match &observed.ending {
-                Ending::Exited(code) if code == exit_code => {}
-                Ending::Exited(code) => failures.push(format!("exit code {code}, expected {exit_code}")),
-                Ending::Stopped(why) => failures.push(format!("{why}; expected exit code {exit_code}")),
-                Ending::NotRun(why) => failures.push(format!("could not run: {why}")),
-            },
-            _ => {}
-        }
-        if !failures.is_empty() {
+            Operation::Wait { exit_code } => wait_failure(*exit_code, &observed.ending),
+            _ => None,
+        };
+        if let Some(failure) = failure {
+            failures.push(failure);
             break;
         }
     }
-    // An unexpected ending is easier to understand with what the guest said.
-    if !failures.is_empty() && !stderr_read && !observed.stderr.is_empty() {
-        failures.push(format!("stderr was {}", excerpt(&observed.stderr, 0)));
-    }
+    stderr_note(&mut failures, stderr_read, &observed.stderr);
     failures
 }
 
 /// Where `actual` first departs from `expected`, with both around that point.
-fn compare(expected: &str, actual: &str) -> Option<String> {
+pub fn compare(expected: &str, actual: &str) -> Option<String> {
     if expected == actual {
         return None;
     }

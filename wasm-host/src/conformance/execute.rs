@@ -2,10 +2,14 @@
 //! all), or in a process of its own through a legacy adapter, each on its
 //! own copy of its directories; [`super::check`] judges what it did.
 //!
-//! A guest runs to its end in one go: the `write`s between a `run` and its
-//! `wait` are its stdin (closed after them), and the `read`s then check its
-//! output in order. For a guest whose output depends only on its input,
-//! that is the verdict of the reference runner, which interleaves them.
+//! A guest runs to its end in one go where its operations allow: the
+//! `write`s between a `run` and its `wait` are its stdin (closed after
+//! them), and the `read`s then check its output in order. For a guest
+//! whose output depends only on its input, that is the verdict of the
+//! reference runner, which interleaves them. Where the operations must talk
+//! to the guest while it runs (a server, or a `read` before a `write`), it
+//! runs live in this process ([`super::live`]). A test's `servers` listen
+//! from its first `run` to its end ([`super::servers`]).
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
@@ -14,10 +18,12 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use host::{DirAccess, Limits, Runtime, Sandbox, Termination};
+use host::{DirAccess, Limits, Runtime, Sandbox};
 use wait_timeout::ChildExt;
 
 use super::check::{Ending, Observed, check};
+use super::live;
+use super::servers::TestServers;
 use super::spec::{Operation, Run, Spec};
 use super::suite::TestCase;
 use super::workspace::Workspace;
@@ -137,32 +143,43 @@ fn sockets_grant(mut sandbox: Sandbox, spec: &Spec) -> Sandbox {
     sandbox
 }
 
-/// Why a test whose specification asks for what this host cannot do is
-/// not run, as the reference runner skips a test its runtime cannot run.
-pub fn unsupported(spec: &Spec) -> Option<String> {
-    if let Some(proposal) = spec.proposals.iter().find(|p| !OFFERED_PROPOSALS.contains(&p.as_str())) {
-        return Some(format!(
-            "needs the WASI proposal `{proposal}`, which wasm-host does not offer"
-        ));
+impl Executor {
+    /// Why a test whose specification asks for what this executor cannot
+    /// do is not run, as the reference runner skips a test its runtime
+    /// cannot run.
+    pub fn unsupported(&self, spec: &Spec) -> Option<String> {
+        if let Some(proposal) = spec.proposals.iter().find(|p| !OFFERED_PROPOSALS.contains(&p.as_str())) {
+            return Some(format!(
+                "needs the WASI proposal `{proposal}`, which wasm-host does not offer"
+            ));
+        }
+        if spec.world != super::spec::CLI_COMMAND {
+            return Some(format!("WASI world {} unsupported by wasm-host", spec.world));
+        }
+        match self {
+            Executor::InProcess { .. } => spec.operations.iter().find_map(|op| match op {
+                Operation::Kill(signal) => Some(format!(
+                    "sends {}, and a command guest running in this process cannot be signalled",
+                    signal.name
+                )),
+                _ => None,
+            }),
+            Executor::Adapter { .. } if !spec.servers.is_empty() => {
+                Some("needs HTTP servers (`servers`), which only the in-process runner stands up".to_owned())
+            }
+            Executor::Adapter { .. } => spec.operations.iter().find_map(|op| match op {
+                Operation::Connect { .. }
+                | Operation::Send { .. }
+                | Operation::Recv { .. }
+                | Operation::Request(_)
+                | Operation::Kill(_) => Some(format!(
+                    "a `{}` operation talks to the guest while it runs, which only the in-process runner does",
+                    op.kind()
+                )),
+                _ => None,
+            }),
+        }
     }
-    if spec.world != super::spec::CLI_COMMAND {
-        return Some(format!("WASI world {} unsupported by wasm-host", spec.world));
-    }
-    if spec.servers {
-        return Some("needs HTTP servers (`servers`), which only the http proposal uses".to_owned());
-    }
-    spec.operations.iter().find_map(|op| match op {
-        Operation::Connect { .. } | Operation::Send { .. } | Operation::Recv { .. } => Some(format!(
-            "a `{}` operation talks to the guest while it runs, and a guest runs here to its end first \
-             (the reference runner with tests/wasi-testsuite/wasm_host.py runs it)",
-            op.kind()
-        )),
-        Operation::Request | Operation::Kill => Some(format!(
-            "`{}` operations are not supported: a guest runs in this process, to its end",
-            op.kind()
-        )),
-        _ => None,
-    })
 }
 
 /// Runs each `run` ... `wait` of the specification and checks its
@@ -175,6 +192,7 @@ fn run_operations(
     output: &mut (String, String),
 ) -> Result<Vec<String>, String> {
     let mut workspace = None;
+    let mut servers = None;
     let mut rest = spec.operations.as_slice();
     while let Some((Operation::Run(run), after)) = rest.split_first() {
         // Validation guarantees a wait after every run.
@@ -193,18 +211,20 @@ fn run_operations(
             };
             preopens.push((workspace.copy_in(job.suite_dir, &dir.host)?, dir.guest.clone()));
         }
-        let stdin: String = steps
-            .iter()
-            .filter_map(|op| match op {
-                Operation::Write { payload, .. } => Some(payload.as_str()),
-                _ => None,
-            })
-            .collect();
-        let observed = executor.execute(job, run, &preopens, stdin.as_bytes());
+        let servers = match &mut servers {
+            Some(servers) => servers,
+            None => servers.insert(
+                TestServers::start(&spec.servers).map_err(|e| format!("cannot start the test's HTTP servers: {e}"))?,
+            ),
+        };
+        let run = Run {
+            env: with_servers(&run.env, servers.env()),
+            ..run.clone()
+        };
+        let (observed, failures) = executor.execute(job, &run, &preopens, steps);
         if let Ending::NotRun(why) = &observed.ending {
             return Err(format!("could not run: {why}"));
         }
-        let failures = check(steps, &observed);
         output.0.push_str(&String::from_utf8_lossy(&observed.stdout));
         output.1.push_str(&String::from_utf8_lossy(&observed.stderr));
         if !failures.is_empty() {
@@ -214,17 +234,57 @@ fn run_operations(
     Ok(Vec::new())
 }
 
+/// `env` with each server's variable: replacing one of the same name in
+/// place, else after the others (as a Python dict's `update`).
+fn with_servers(env: &[(String, String)], servers: &[(String, String)]) -> Vec<(String, String)> {
+    let mut env = env.to_vec();
+    for (name, addr) in servers {
+        match env.iter_mut().find(|(n, _)| n == name) {
+            Some(var) => var.1 = addr.clone(),
+            None => env.push((name.clone(), addr.clone())),
+        }
+    }
+    env
+}
+
 impl Executor {
-    fn execute(&self, job: &Job<'_>, run: &Run, preopens: &[(PathBuf, String)], stdin: &[u8]) -> Observed {
-        match self {
-            Executor::InProcess { runtime, limits } => run_in_process(runtime, limits, job, run, preopens, stdin),
+    /// Runs the guest as `run` says and checks `steps`, the operations up
+    /// to its `wait`: what it did, and the failures.
+    fn execute(
+        &self,
+        job: &Job<'_>,
+        run: &Run,
+        preopens: &[(PathBuf, String)],
+        steps: &[Operation],
+    ) -> (Observed, Vec<String>) {
+        let stdin: String = steps
+            .iter()
+            .filter_map(|op| match op {
+                Operation::Write { payload, .. } => Some(payload.as_str()),
+                _ => None,
+            })
+            .collect();
+        let observed = match self {
+            Executor::InProcess { runtime, limits } => {
+                let module = match runtime.load_file_for(&job.test.wasm, limits) {
+                    Ok(module) => module,
+                    Err(error) => return (Observed::not_run(one_line(&error.to_string())), Vec::new()),
+                };
+                let sandbox = sandbox(limits, job, run, preopens);
+                if live::needed(steps) {
+                    return live::run(sandbox, &module, steps);
+                }
+                Observed::of(sandbox.stdin(stdin).run(&module))
+            }
             Executor::Adapter {
                 python,
                 script,
                 timeout,
-            } => run_adapter(python, script, *timeout, job, run, preopens, stdin)
+            } => run_adapter(python, script, *timeout, job, run, preopens, stdin.as_bytes())
                 .unwrap_or_else(|e| Observed::not_run(format!("running the adapter: {e}"))),
-        }
+        };
+        let failures = check(steps, &observed);
+        (observed, failures)
     }
 
     /// Says how tests are run, for reports.
@@ -236,42 +296,19 @@ impl Executor {
     }
 }
 
-fn run_in_process(
-    runtime: &Runtime,
-    limits: &Limits,
-    job: &Job<'_>,
-    run: &Run,
-    preopens: &[(PathBuf, String)],
-    stdin: &[u8],
-) -> Observed {
-    let module = match runtime.load_file_for(&job.test.wasm, limits) {
-        Ok(module) => module,
-        Err(error) => return Observed::not_run(one_line(&error.to_string())),
-    };
+/// What the test's `run` grants the guest, and the proposals it needs.
+fn sandbox(limits: &Limits, job: &Job<'_>, run: &Run, preopens: &[(PathBuf, String)]) -> Sandbox {
     let mut sandbox = Sandbox::new()
         .limits(limits.clone())
         .args(run.args.iter().cloned())
-        .envs(run.env.iter().cloned())
-        .stdin(stdin);
+        .envs(run.env.iter().cloned());
     for (host, guest) in preopens {
         sandbox = sandbox.dir(host, guest, DirAccess::ReadWrite);
     }
     if let Ok(spec) = &job.test.spec {
         sandbox = sockets_grant(sandbox, spec);
     }
-    match sandbox.run(&module) {
-        Ok(outcome) => Observed {
-            ending: match outcome.termination {
-                Termination::Exited(code) => Ending::Exited(code),
-                Termination::Trapped(_) => Ending::Stopped(outcome.to_string()),
-            },
-            stdout: outcome.stdout,
-            stderr: outcome.stderr,
-            stdout_truncated: outcome.stdout_truncated,
-            stderr_truncated: outcome.stderr_truncated,
-        },
-        Err(error) => Observed::not_run(one_line(&error.to_string())),
-    }
+    sandbox
 }
 
 /// Runs the test through a legacy adapter the way the reference runner
@@ -365,27 +402,69 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tests_needing_what_the_host_lacks_are_named_for_skipping() {
+    fn tests_needing_what_an_executor_lacks_are_named_for_skipping() {
         let spec = |json: &str| super::super::spec::parse(json).unwrap().spec;
+        let in_process = Executor::InProcess {
+            runtime: Runtime::shared().clone(),
+            limits: Limits::default(),
+        };
+        let adapter = Executor::Adapter {
+            python: "python3".into(),
+            script: "adapter.py".into(),
+            timeout: None,
+        };
+        let connect = r#"{"operations": [{"type": "run"}, {"type": "connect"}, {"type": "wait"}]}"#;
+        let kill = r#"{"operations": [{"type": "run"}, {"type": "kill"}, {"type": "wait"}]}"#;
+        let servers = r#"{"servers": [{"name": "s"}], "operations": []}"#;
         let cases = [
-            (r#"{"proposals": ["sockets", "http"]}"#, "WASI proposal `http`"),
             (
+                &in_process,
+                r#"{"proposals": ["sockets", "http"]}"#,
+                "WASI proposal `http`",
+            ),
+            (
+                &in_process,
                 r#"{"operations": [], "world": "wasi:http/service"}"#,
                 "WASI world wasi:http/service",
             ),
             (
-                r#"{"operations": [{"type": "run"}, {"type": "connect"}, {"type": "wait"}]}"#,
-                "`connect` operation talks to the guest while it runs",
+                &in_process,
+                kill,
+                "a command guest running in this process cannot be signalled",
             ),
             (
-                r#"{"operations": [{"type": "run"}, {"type": "kill"}, {"type": "wait"}]}"#,
-                "`kill` operations are not supported",
+                &adapter,
+                connect,
+                "`connect` operation talks to the guest while it runs",
             ),
+            (&adapter, kill, "`kill` operation talks to the guest while it runs"),
+            (&adapter, servers, "needs HTTP servers"),
         ];
-        for (json, reason) in cases {
-            let why = unsupported(&spec(json)).unwrap_or_default();
+        for (executor, json, reason) in cases {
+            let why = executor.unsupported(&spec(json)).unwrap_or_default();
             assert!(why.contains(reason), "{json}: {why}");
         }
-        assert_eq!(unsupported(&spec(r#"{"root": "x"}"#)), None);
+        for json in [r#"{"root": "x"}"#, connect, servers] {
+            assert_eq!(in_process.unsupported(&spec(json)), None, "{json}");
+        }
+    }
+
+    #[test]
+    fn server_addresses_join_the_environment_as_a_python_dict_update() {
+        let pair = |n: &str, v: &str| (n.to_owned(), v.to_owned());
+        let env = [pair("A", "1"), pair("HTTP_SERVER_MAIN", "x"), pair("B", "2")];
+        let servers = [
+            pair("HTTP_SERVER_MAIN", "127.0.0.1:1"),
+            pair("HTTP_SERVER_DEAD", "127.0.0.1:2"),
+        ];
+        assert_eq!(
+            with_servers(&env, &servers),
+            [
+                pair("A", "1"),
+                pair("HTTP_SERVER_MAIN", "127.0.0.1:1"),
+                pair("B", "2"),
+                pair("HTTP_SERVER_DEAD", "127.0.0.1:2")
+            ]
+        );
     }
 }

@@ -5,11 +5,15 @@
 mod check;
 mod execute;
 mod expectations;
+mod live;
 mod report;
+mod request;
 mod schedule;
 mod select;
+mod servers;
 mod spec;
 mod suite;
+mod wire;
 mod workspace;
 
 use std::io::{self, Write};
@@ -41,11 +45,14 @@ every *.wasm directly in it is a test, NAME.json beside it its specification,
 either legacy (\"args\", \"env\", \"root\": a directory preopened as the guest's
 `/`, \"exit_code\", \"stdout\", \"stderr\"; the older \"dirs\" too) or
 operation-based (\"operations\": run, write to stdin, read of stdout/stderr,
-wait; \"proposals\"); manifest.json gives the suite's \"name\" and WASI
-\"version\" (wasm32-wasip1 modules; wasm32-wasip2 and wasm32-wasip3
-components). Tests of other WASI versions, needing a proposal other than
-`sockets` (granted on loopback only), or using connect/send/recv/request/kill
-are skipped with the reason. A specification
+wait, connect/send/recv, request, kill; \"proposals\", \"servers\");
+manifest.json gives the suite's \"name\" and WASI \"version\" (wasm32-wasip1
+modules; wasm32-wasip2 and wasm32-wasip3 components). A guest whose
+operations talk to it while it runs (connect, request, a read before a write)
+runs live. Tests of other WASI versions, needing a proposal other than
+`sockets` (granted on loopback only), or sending a signal (kill) are skipped
+with the reason; so is connect/send/recv/request/kill or \"servers\" through
+--adapter. A specification
 that breaks a validation rule fails its test, naming the rule; unknown fields
 are reported on stderr.
 
@@ -179,7 +186,7 @@ fn run_suites(args: &ConformanceArgs, console: &mut Console) -> Result<Option<Su
                 )));
             }
             let expected = expectations.get(&suite.name, &test.name);
-            let skip = expected.skip.or_else(|| skip_reason(suite, test));
+            let skip = expected.skip.or_else(|| skip_reason(&executor, suite, test));
             match skip {
                 Some(reason) => results.push(TestResult::skipped(&suite.name, &test.name, reason)),
                 None => jobs.push(Job {
@@ -246,14 +253,14 @@ fn run_suites(args: &ConformanceArgs, console: &mut Console) -> Result<Option<Su
 }
 
 /// Why this host does not run `test` at all, if it does not.
-fn skip_reason(suite: &Suite, test: &suite::TestCase) -> Option<String> {
+fn skip_reason(executor: &Executor, suite: &Suite, test: &suite::TestCase) -> Option<String> {
     if !SUPPORTED_WASI_VERSIONS.contains(&suite.wasi_version.as_str()) {
         return Some(format!(
             "{} tests need WASI 0.3 (asynchronous components), which wasm-host does not offer",
             suite.wasi_version
         ));
     }
-    test.spec.as_ref().ok().and_then(execute::unsupported)
+    test.spec.as_ref().ok().and_then(|spec| executor.unsupported(spec))
 }
 
 fn clean(suite: &Suite) -> Result<()> {

@@ -2,19 +2,28 @@
 //! two styles of the WASI test suite's `doc/specification.md`: the legacy
 //! fields (`args`, `env`, `root`, `exit_code`, `stdout`, `stderr`; also the
 //! older `dirs`), or `operations` (`run`, `write`, `read`, `wait`, `connect`,
-//! `send`, `recv`, `request`, `kill`) with `proposals`. Both become a list of
-//! operations, checked against the specification's validation rules, as the
-//! reference runner does.
+//! `send`, `recv`, `request`, `kill`) with `proposals`, `world` and
+//! `servers` (`http`). Both become a list of operations, checked against the
+//! specification's validation rules, as the reference runner does.
+
+mod http;
 
 use serde_json::{Map, Value};
 
+pub use http::{Endpoint, EndpointBody, EndpointMode, Request, Server, ServerKind, Signal};
+
 /// The WASI world every test targets unless its specification says otherwise.
 pub const CLI_COMMAND: &str = "wasi:cli/command";
+/// The world of a guest that serves HTTP, run as `wasmtime serve` runs it.
+pub const HTTP_SERVICE: &str = "wasi:http/service";
 
 /// Top-level fields of the legacy style (`dirs` is the older form of `root`).
 const LEGACY_FIELDS: &[&str] = &["args", "root", "dirs", "env", "exit_code", "stderr", "stdout"];
 /// Top-level fields of the operation-based style.
 const OPERATION_FIELDS: &[&str] = &["operations", "proposals", "world", "servers"];
+/// The fields whose value (not `null`) makes a specification operation-based
+/// (`world` alone does not, in the reference runner).
+const OPERATION_STYLE_MARKS: &[&str] = &["operations", "proposals", "servers"];
 
 /// What a test does and expects, as operations run in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,8 +33,8 @@ pub struct Spec {
     pub proposals: Vec<String>,
     /// The WASI world the test targets.
     pub world: String,
-    /// Whether the test asks for HTTP servers to be stood up for it.
-    pub servers: bool,
+    /// HTTP servers stood up for the test's guest, in the order written.
+    pub servers: Vec<Server>,
 }
 
 /// One step of a test.
@@ -52,12 +61,16 @@ pub enum Operation {
     },
     Send {
         id: String,
+        payload: String,
     },
     Recv {
         id: String,
+        payload: String,
     },
-    Request,
-    Kill,
+    /// An HTTP request to the guest's service, and the response it must get.
+    Request(Box<Request>),
+    /// Sends the guest this signal.
+    Kill(Signal),
 }
 
 /// How the guest is started.
@@ -90,8 +103,8 @@ impl Operation {
             Operation::Connect { .. } => "connect",
             Operation::Send { .. } => "send",
             Operation::Recv { .. } => "recv",
-            Operation::Request => "request",
-            Operation::Kill => "kill",
+            Operation::Request(_) => "request",
+            Operation::Kill(_) => "kill",
         }
     }
 }
@@ -103,7 +116,7 @@ impl Default for Spec {
             operations: vec![Operation::Run(Run::default()), Operation::Wait { exit_code: 0 }],
             proposals: Vec::new(),
             world: CLI_COMMAND.to_owned(),
-            servers: false,
+            servers: Vec::new(),
         }
     }
 }
@@ -124,7 +137,7 @@ pub fn parse(text: &str) -> Result<Parsed, String> {
         return Err("a specification is a JSON object".to_owned());
     };
     let mut warnings = Vec::new();
-    let spec = if OPERATION_FIELDS
+    let spec = if OPERATION_STYLE_MARKS
         .iter()
         .any(|f| fields.get(*f).is_some_and(|v| !v.is_null()))
     {
@@ -216,15 +229,21 @@ fn operation_style(fields: &Map<String, Value>, warnings: &mut Vec<String>) -> R
             unknown.escape_debug()
         ));
     }
-    let world = optional_string(fields, "world")?.unwrap_or_else(|| CLI_COMMAND.to_owned());
-    if ![CLI_COMMAND, "wasi:http/service"].contains(&world.as_str()) {
-        return Err(format!("unknown WASI world `{}`", world.escape_debug()));
-    }
+    let world = match fields.get("world") {
+        None => CLI_COMMAND.to_owned(),
+        Some(Value::String(world)) if [CLI_COMMAND, HTTP_SERVICE].contains(&world.as_str()) => world.clone(),
+        Some(Value::String(world)) => return Err(format!("unknown WASI world `{}`", world.escape_debug())),
+        Some(other) => return Err(format!("unknown WASI world {other} (the world is a string)")),
+    };
+    let servers = match fields.get("servers") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(servers) => http::servers(servers)?,
+    };
     Ok(Spec {
         operations,
         proposals,
         world,
-        servers: fields.get("servers").is_some_and(|v| !v.is_null()),
+        servers,
     })
 }
 
@@ -278,10 +297,16 @@ fn operation(value: &Value, warnings: &mut Vec<String>) -> Result<Operation, Str
             id: id_or("server")?,
             protocol: optional_string(fields, "protocol_type")?.unwrap_or_else(|| "tcp".to_owned()),
         },
-        "send" => Operation::Send { id: required_id()? },
-        "recv" => Operation::Recv { id: required_id()? },
-        "request" => Operation::Request,
-        _ => Operation::Kill,
+        "send" => Operation::Send {
+            id: required_id()?,
+            payload: payload()?,
+        },
+        "recv" => Operation::Recv {
+            id: required_id()?,
+            payload: payload()?,
+        },
+        "request" => Operation::Request(Box::new(http::request(fields)?)),
+        _ => Operation::Kill(http::signal(fields)?),
     })
 }
 
@@ -321,7 +346,7 @@ fn validate(operations: &[Operation]) -> Result<(), String> {
                 }
                 connections.push(id);
             }
-            Operation::Send { id } | Operation::Recv { id } if !connections.contains(&id.as_str()) => {
+            Operation::Send { id, .. } | Operation::Recv { id, .. } if !connections.contains(&id.as_str()) => {
                 return broken(
                     RULE_4,
                     &format!("uses `{}`, which no connect defined", id.escape_debug()),
