@@ -235,11 +235,17 @@ async fn accept(
 /// Serves one connection's requests until it closes, or until `closing`,
 /// when the request in progress is finished and the connection closed.
 async fn connection(stream: tokio::net::TcpStream, handler: ProxyHandler<Service>, mut closing: watch::Receiver<bool>) {
-    let respond = hyper::service::service_fn(move |request| {
+    let Ok(local) = stream.local_addr() else { return };
+    let respond = hyper::service::service_fn(move |mut request| {
         let handler = handler.clone();
+        absolute(&mut request, local);
         async move { Ok::<_, Infallible>(respond(&handler, request).await) }
     });
-    let serving = http1::Builder::new().serve_connection(TokioIo::new(stream), respond);
+    // The timer bounds how long a client may take to send a request's
+    // headers (hyper's default, 30 s), idle keep-alive included.
+    let serving = http1::Builder::new()
+        .timer(TokioTimer)
+        .serve_connection(TokioIo::new(stream), respond);
     tokio::pin!(serving);
     tokio::select! {
         _ = serving.as_mut() => return,
@@ -247,6 +253,56 @@ async fn connection(stream: tokio::net::TcpStream, handler: ProxyHandler<Service
     }
     let _ = serving.await;
 }
+
+/// Makes the request's URI absolute: a WASI request carries its scheme
+/// and authority, which an HTTP/1 request line leaves out. The authority
+/// is the `Host` header's, or else the address the connection came to.
+fn absolute<B>(request: &mut hyper::Request<B>, local: SocketAddr) {
+    // Only an origin-form target (`/path?query`) lacks them; an
+    // asterisk-form one (`OPTIONS *`) has no absolute form.
+    if !request
+        .uri()
+        .path_and_query()
+        .is_some_and(|target| target.as_str().starts_with('/'))
+        || request.uri().authority().is_some()
+    {
+        return;
+    }
+    let mut parts = request.uri().clone().into_parts();
+    parts.scheme = Some(http::uri::Scheme::HTTP);
+    let host = request.headers().get(http::header::HOST);
+    let named = host.and_then(|host| host.to_str().ok()?.parse().ok());
+    parts.authority = named.or_else(|| local.to_string().parse().ok());
+    if let Ok(uri) = http::Uri::from_parts(parts) {
+        *request.uri_mut() = uri;
+    }
+}
+
+/// Tokio's timers, for hyper's.
+#[derive(Clone, Copy)]
+struct TokioTimer;
+
+impl hyper::rt::Timer for TokioTimer {
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        Box::pin(TokioSleep(Box::pin(tokio::time::sleep(duration))))
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        Box::pin(TokioSleep(Box::pin(tokio::time::sleep_until(deadline.into()))))
+    }
+}
+
+struct TokioSleep(Pin<Box<tokio::time::Sleep>>);
+
+impl Future for TokioSleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.get_mut().0.as_mut().poll(cx)
+    }
+}
+
+impl hyper::rt::Sleep for TokioSleep {}
 
 /// The guest's response to `request`, or a 500 when it gave none.
 async fn respond(
@@ -409,5 +465,32 @@ impl WorkerState for OneRequest {
             fuel_consumed: None,
         };
         note(&self.pipes, &self.module, &format!("a request {ending}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::absolute;
+
+    fn made_absolute(target: &str, host: Option<&str>) -> String {
+        let mut request = hyper::Request::builder().uri(target);
+        if let Some(host) = host {
+            request = request.header("host", host);
+        }
+        let mut request = request.body(()).unwrap();
+        absolute(&mut request, "127.0.0.1:8080".parse().unwrap());
+        request.uri().to_string()
+    }
+
+    #[test]
+    fn a_request_reaches_the_guest_with_its_scheme_and_authority() {
+        assert_eq!(
+            made_absolute("/a?b=1", Some("example.com:81")),
+            "http://example.com:81/a?b=1"
+        );
+        assert_eq!(made_absolute("/", None), "http://127.0.0.1:8080/");
+        assert_eq!(made_absolute("/", Some("not a host")), "http://127.0.0.1:8080/");
+        assert_eq!(made_absolute("http://other/x", Some("example.com")), "http://other/x");
+        assert_eq!(made_absolute("*", Some("example.com")), "*");
     }
 }
