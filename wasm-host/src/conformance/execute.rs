@@ -22,11 +22,11 @@ use host::{DirAccess, Limits, Runtime, Sandbox};
 use wait_timeout::ChildExt;
 
 use super::check::{Ending, Observed, check};
-use super::live;
 use super::servers::TestServers;
-use super::spec::{Operation, Run, Spec};
+use super::spec::{CLI_COMMAND, HTTP_SERVICE, Operation, Run, Spec};
 use super::suite::TestCase;
 use super::workspace::Workspace;
+use super::{live, service};
 use crate::status::one_line;
 
 /// How each test is run.
@@ -126,18 +126,23 @@ pub fn run_one(executor: &Executor, job: &Job<'_>, run_started: Instant) -> Test
     }
 }
 
-/// The proposals a test may need: `sockets`, connecting only to loopback
-/// (see [`sockets_grant`]).
-const OFFERED_PROPOSALS: &[&str] = &["sockets"];
+/// The proposals a test may need in this process (see [`grants`]); through
+/// an adapter, `sockets` only.
+const OFFERED_PROPOSALS: &[&str] = &["sockets", "http"];
 
-/// `sandbox` with what `spec`'s proposals need: for `sockets`, connections
-/// and datagrams to loopback addresses only, and binding any address (the
-/// system refuses those not of this machine, as the suite's tests expect).
-fn sockets_grant(mut sandbox: Sandbox, spec: &Spec) -> Sandbox {
-    if spec.proposals.iter().any(|p| p == "sockets") {
-        for (connect, bind) in [("127.0.0.0/8", "0.0.0.0/0"), ("::1", "::/0")] {
-            let rule = |text: &str| text.parse::<host::AddrRule>().expect("a constant address rule");
-            sandbox = sandbox.allow_connect(rule(connect)).allow_bind(rule(bind));
+/// `sandbox` with what `spec`'s proposals need, on loopback only: for
+/// `sockets`, connections and datagrams to loopback addresses, and binding
+/// any address (the system refuses those not of this machine, as the
+/// suite's tests expect); for `http`, outgoing requests to loopback.
+fn grants(mut sandbox: Sandbox, spec: &Spec) -> Sandbox {
+    let rule = |text: &str| text.parse::<host::AddrRule>().expect("a constant address rule");
+    let asks = |proposal: &str| spec.proposals.iter().any(|p| p == proposal);
+    for (loopback, any) in [("127.0.0.0/8", "0.0.0.0/0"), ("::1", "::/0")] {
+        if asks("sockets") {
+            sandbox = sandbox.allow_connect(rule(loopback)).allow_bind(rule(any));
+        }
+        if asks("http") {
+            sandbox = sandbox.allow_http(rule(loopback));
         }
     }
     sandbox
@@ -148,37 +153,60 @@ impl Executor {
     /// do is not run, as the reference runner skips a test its runtime
     /// cannot run.
     pub fn unsupported(&self, spec: &Spec) -> Option<String> {
-        if let Some(proposal) = spec.proposals.iter().find(|p| !OFFERED_PROPOSALS.contains(&p.as_str())) {
+        let in_process = matches!(self, Executor::InProcess { .. });
+        let offered = if in_process { OFFERED_PROPOSALS } else { &["sockets"] };
+        if let Some(proposal) = spec.proposals.iter().find(|p| !offered.contains(&p.as_str())) {
             return Some(format!(
-                "needs the WASI proposal `{proposal}`, which wasm-host does not offer"
+                "needs the WASI proposal `{proposal}`, which wasm-host {} does not offer",
+                self.describe()
             ));
         }
-        if spec.world != super::spec::CLI_COMMAND {
-            return Some(format!("WASI world {} unsupported by wasm-host", spec.world));
+        let service = spec.world == HTTP_SERVICE;
+        if spec.world != CLI_COMMAND && !(service && in_process) {
+            return Some(format!(
+                "WASI world {} unsupported by wasm-host {}",
+                spec.world,
+                self.describe()
+            ));
         }
-        match self {
-            Executor::InProcess { .. } => spec.operations.iter().find_map(|op| match op {
-                Operation::Kill(signal) => Some(format!(
-                    "sends {}, and a command guest running in this process cannot be signalled",
-                    signal.name
-                )),
-                _ => None,
-            }),
-            Executor::Adapter { .. } if !spec.servers.is_empty() => {
-                Some("needs HTTP servers (`servers`), which only the in-process runner stands up".to_owned())
+        if !in_process && !spec.servers.is_empty() {
+            return Some("needs HTTP servers (`servers`), which only the in-process runner stands up".to_owned());
+        }
+        spec.operations.iter().find_map(|op| match op {
+            Operation::Read { .. }
+            | Operation::Write { .. }
+            | Operation::Connect { .. }
+            | Operation::Send { .. }
+            | Operation::Recv { .. }
+                if service =>
+            {
+                Some(format!(
+                    "a `{}` operation on an HTTP service: its stdio and its sockets are not the runner's here",
+                    op.kind()
+                ))
             }
-            Executor::Adapter { .. } => spec.operations.iter().find_map(|op| match op {
-                Operation::Connect { .. }
-                | Operation::Send { .. }
-                | Operation::Recv { .. }
-                | Operation::Request(_)
-                | Operation::Kill(_) => Some(format!(
+            Operation::Kill(signal) if service && !signal.terminates() => Some(format!(
+                "sends {}, which does not end a process: a service stops here only as a signal would stop it",
+                signal.name
+            )),
+            Operation::Kill(signal) if in_process && !service => Some(format!(
+                "sends {}, and a command guest running in this process cannot be signalled",
+                signal.name
+            )),
+            Operation::Connect { .. }
+            | Operation::Send { .. }
+            | Operation::Recv { .. }
+            | Operation::Request(_)
+            | Operation::Kill(_)
+                if !in_process =>
+            {
+                Some(format!(
                     "a `{}` operation talks to the guest while it runs, which only the in-process runner does",
                     op.kind()
-                )),
-                _ => None,
-            }),
-        }
+                ))
+            }
+            _ => None,
+        })
     }
 }
 
@@ -221,7 +249,7 @@ fn run_operations(
             env: with_servers(&run.env, servers.env()),
             ..run.clone()
         };
-        let (observed, failures) = executor.execute(job, &run, &preopens, steps);
+        let (observed, failures) = executor.execute(job, spec, &run, &preopens, steps);
         if let Ending::NotRun(why) = &observed.ending {
             return Err(format!("could not run: {why}"));
         }
@@ -253,6 +281,7 @@ impl Executor {
     fn execute(
         &self,
         job: &Job<'_>,
+        spec: &Spec,
         run: &Run,
         preopens: &[(PathBuf, String)],
         steps: &[Operation],
@@ -270,7 +299,10 @@ impl Executor {
                     Ok(module) => module,
                     Err(error) => return (Observed::not_run(one_line(&error.to_string())), Vec::new()),
                 };
-                let sandbox = sandbox(limits, job, run, preopens);
+                let sandbox = grants(sandbox(limits, run, preopens), spec);
+                if spec.world == HTTP_SERVICE {
+                    return service::run(sandbox, &module, steps);
+                }
                 if live::needed(steps) {
                     return live::run(sandbox, &module, steps);
                 }
@@ -296,17 +328,14 @@ impl Executor {
     }
 }
 
-/// What the test's `run` grants the guest, and the proposals it needs.
-fn sandbox(limits: &Limits, job: &Job<'_>, run: &Run, preopens: &[(PathBuf, String)]) -> Sandbox {
+/// What the test's `run` grants the guest.
+fn sandbox(limits: &Limits, run: &Run, preopens: &[(PathBuf, String)]) -> Sandbox {
     let mut sandbox = Sandbox::new()
         .limits(limits.clone())
         .args(run.args.iter().cloned())
         .envs(run.env.iter().cloned());
     for (host, guest) in preopens {
         sandbox = sandbox.dir(host, guest, DirAccess::ReadWrite);
-    }
-    if let Ok(spec) = &job.test.spec {
-        sandbox = sockets_grant(sandbox, spec);
     }
     sandbox
 }
@@ -413,39 +442,52 @@ mod tests {
             script: "adapter.py".into(),
             timeout: None,
         };
-        let connect = r#"{"operations": [{"type": "run"}, {"type": "connect"}, {"type": "wait"}]}"#;
-        let kill = r#"{"operations": [{"type": "run"}, {"type": "kill"}, {"type": "wait"}]}"#;
-        let servers = r#"{"servers": [{"name": "s"}], "operations": []}"#;
+        let ops = |world: &str, op: &str| {
+            format!(r#"{{"world": "{world}", "operations": [{{"type": "run"}}, {op}, {{"type": "wait"}}]}}"#)
+        };
+        let connect = ops(CLI_COMMAND, r#"{"type": "connect"}"#);
+        let kill = ops(CLI_COMMAND, r#"{"type": "kill"}"#);
+        let served = ops(
+            HTTP_SERVICE,
+            r#"{"type": "request"}, {"type": "kill", "signal": "SIGINT"}"#,
+        );
+        let servers = r#"{"servers": [{"name": "s"}], "operations": []}"#.to_owned();
         let cases = [
             (
-                &in_process,
-                r#"{"proposals": ["sockets", "http"]}"#,
+                &adapter,
+                r#"{"proposals": ["sockets", "http"]}"#.to_owned(),
                 "WASI proposal `http`",
             ),
+            (&adapter, served.clone(), "WASI world wasi:http/service"),
             (
-                &in_process,
-                r#"{"operations": [], "world": "wasi:http/service"}"#,
-                "WASI world wasi:http/service",
+                &adapter,
+                connect.clone(),
+                "`connect` operation talks to the guest while it runs",
             ),
+            (&adapter, servers.clone(), "needs HTTP servers"),
             (
                 &in_process,
                 kill,
                 "a command guest running in this process cannot be signalled",
             ),
             (
-                &adapter,
-                connect,
-                "`connect` operation talks to the guest while it runs",
+                &in_process,
+                ops(HTTP_SERVICE, r#"{"type": "read"}"#),
+                "a `read` operation on an HTTP service",
             ),
-            (&adapter, kill, "`kill` operation talks to the guest while it runs"),
-            (&adapter, servers, "needs HTTP servers"),
+            (
+                &in_process,
+                ops(HTTP_SERVICE, r#"{"type": "kill", "signal": "SIGSTOP"}"#),
+                "sends SIGSTOP, which does not end a process",
+            ),
         ];
         for (executor, json, reason) in cases {
-            let why = executor.unsupported(&spec(json)).unwrap_or_default();
+            let why = executor.unsupported(&spec(&json)).unwrap_or_default();
             assert!(why.contains(reason), "{json}: {why}");
         }
-        for json in [r#"{"root": "x"}"#, connect, servers] {
-            assert_eq!(in_process.unsupported(&spec(json)), None, "{json}");
+        let http = r#"{"proposals": ["sockets", "http"]}"#.to_owned();
+        for json in [r#"{"root": "x"}"#.to_owned(), connect, servers, served, http] {
+            assert_eq!(in_process.unsupported(&spec(&json)), None, "{json}");
         }
     }
 

@@ -11,6 +11,7 @@ mod request;
 mod schedule;
 mod select;
 mod servers;
+mod service;
 mod spec;
 mod suite;
 mod wire;

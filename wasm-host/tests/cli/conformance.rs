@@ -130,7 +130,15 @@ fn the_projects_suite_passes_using_every_feature_of_the_specification() {
     // Components of the wasm32-wasip3 suite run, WASI 0.3 imports and all;
     // a guest is talked to while it runs: a server reached at the address it
     // printed, and stdin written after reading its answer to the last.
-    for name in ["cli_component", "cli_component_fails", "sockets_echo", "live_echo"] {
+    // An HTTP service is served, sent requests, and stopped as a signal would stop it.
+    for name in [
+        "cli_component",
+        "cli_component_fails",
+        "sockets_echo",
+        "live_echo",
+        "http_service",
+        "http_service_sigterm",
+    ] {
         assert_eq!(outcome(name), "pass", "{name}");
     }
 }
@@ -221,6 +229,30 @@ fn a_live_guest_that_answers_wrongly_fails_at_that_operation() {
         assert!(stdout.contains(failure), "{failure}\n{stdout}");
     }
     assert_eq!(last_line(&output), "0 passed, 3 failed", "{stdout}");
+}
+
+#[test]
+fn a_service_that_answers_wrongly_or_is_never_stopped_fails() {
+    let suites = build_suites();
+    let service = fs::read_to_string(suites.wasip3.join("http_service.json")).unwrap();
+    let wrong = service.replace(r#""body": "GET /"}"#, r#""body": "PUT /"}"#);
+    assert_ne!(wrong, service);
+    fs::write(suites.wasip3.join("http_service.json"), wrong).unwrap();
+    fs::write(
+        suites.wasip3.join("http_service_sigterm.json"),
+        r#"{"proposals": ["http"], "world": "wasi:http/service", "operations": [{"type": "run"}, {"type": "wait"}]}"#,
+    )
+    .unwrap();
+    let output = conformance(&["--filter", "http_service"], &[&suites.wasip3]);
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    for failure in [
+        r#"FAIL wasm-host-wasip3/http_service: request GET /: body differs at byte 0: got "GET /", expected "PUT /""#,
+        "FAIL wasm-host-wasip3/http_service_sigterm: `wait` on a service that was not killed",
+    ] {
+        assert!(stdout.contains(failure), "{failure}\n{stdout}");
+    }
+    assert_eq!(last_line(&output), "0 passed, 2 failed", "{stdout}");
 }
 
 #[test]

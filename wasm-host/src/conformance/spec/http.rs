@@ -140,6 +140,19 @@ const SIGNALS: &[(&str, i32)] = &[
     ("SIGRTMAX", 64),
 ];
 
+impl Signal {
+    pub const INT: Signal = Signal {
+        name: "SIGINT",
+        number: 2,
+    };
+
+    /// Whether a process that does not handle it ends (rather than
+    /// ignoring it, stopping or continuing).
+    pub fn terminates(self) -> bool {
+        !matches!(self.number, 17..=23 | 28)
+    }
+}
+
 /// `servers`: a list of servers with distinct names (ignoring case).
 pub fn servers(value: &Value) -> Result<Vec<Server>, String> {
     let Value::Array(list) = value else {
@@ -426,10 +439,7 @@ mod tests {
                         body: "no".into()
                     },
                 })),
-                Operation::Kill(Signal {
-                    name: "SIGINT",
-                    number: 2
-                }),
+                Operation::Kill(Signal::INT),
                 Operation::Kill(Signal {
                     name: "SIGTERM",
                     number: 15
@@ -531,5 +541,13 @@ mod tests {
         // Beside a legacy field it is a mix of the two styles.
         let mixed = parse(r#"{"world": "wasi:http/service", "exit_code": 3}"#).unwrap_err();
         assert!(mixed.contains("cannot mix"), "{mixed}");
+    }
+
+    #[test]
+    fn only_signals_that_end_a_process_are_terminating() {
+        let named = |name: &str| signal(&serde_json::from_str(&format!(r#"{{"signal": "{name}"}}"#)).unwrap()).unwrap();
+        assert!(named("SIGINT").terminates() && named("SIGKILL").terminates() && named("SIGRTMAX").terminates());
+        assert!(!named("SIGCHLD").terminates() && !named("SIGSTOP").terminates() && !named("SIGWINCH").terminates());
+        assert_eq!(named("SIGIOT").number, 6);
     }
 }
