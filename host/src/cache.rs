@@ -32,7 +32,7 @@ use wasmtime::{Engine, Module, Precompiled};
 pub(crate) use disk::overlaps;
 use disk::{DiskCache, Entry};
 
-use crate::compile::CompileLimits;
+use crate::compile::{CompileLimits, Exceeded};
 
 /// Set to `off` to disable the cache, or `memory` to keep it in memory only.
 pub const CACHE_ENV: &str = "WASM_HOST_CACHE";
@@ -131,7 +131,9 @@ pub(crate) struct ModuleCache {
     mode: CacheMode,
     disk: Option<DiskCache>,
     limits: CacheLimits,
-    modules: Mutex<HashMap<[u8; 32], InMemory>>,
+    /// By key and whether the load asked for a pooled engine: code a pool
+    /// holds and code for the on-demand engine are different objects.
+    modules: Mutex<HashMap<([u8; 32], bool), InMemory>>,
     /// Orders uses of in-memory entries, for eviction.
     clock: AtomicU64,
     memory_hits: AtomicU64,
@@ -157,16 +159,20 @@ pub(crate) enum Compiled {
 impl Compiled {
     /// Compiles `bytes`, a core module or a component as its header says,
     /// if they are within `limits`, giving up after `limits.timeout` (see
-    /// [`crate::compile::within`]). Only a compile is checked: code already
-    /// compiled costs nothing to load, so a cache hit skips the check.
-    fn compile(engine: &Engine, bytes: &Bytes, limits: &CompileLimits) -> wasmtime::Result<Self> {
+    /// [`crate::compile::within`]), into the engine `engines` gives it.
+    /// Only a compile is checked: code already compiled costs nothing to
+    /// load, so a cache hit skips the check.
+    fn compile(engines: &Engines, bytes: &Bytes, limits: &CompileLimits) -> wasmtime::Result<Self> {
         crate::compile::check(bytes, limits)?;
-        let (engine, bytes) = (engine.clone(), bytes.clone());
-        crate::compile::within(limits.timeout, move || {
-            Ok(if is_component(&bytes) {
-                Compiled::Component(Component::from_binary(&engine, &bytes)?)
-            } else {
-                Compiled::Module(Module::from_binary(&engine, &bytes)?)
+        let component = is_component(bytes);
+        engines.place(component, |engine| {
+            let (engine, bytes) = (engine.clone(), bytes.clone());
+            crate::compile::within(limits.timeout, move || {
+                Ok(if component {
+                    Compiled::Component(Component::from_binary(&engine, &bytes)?)
+                } else {
+                    Compiled::Module(Module::from_binary(&engine, &bytes)?)
+                })
             })
         })
     }
@@ -180,13 +186,58 @@ impl Compiled {
 
     /// # Safety
     /// `payload` must be what [`Compiled::serialize`] wrote.
-    unsafe fn deserialize(engine: &Engine, payload: &[u8]) -> wasmtime::Result<Self> {
-        // SAFETY: as the caller promises; the kind is the one it was written as.
-        unsafe {
-            Ok(match Engine::detect_precompiled(payload) {
-                Some(Precompiled::Component) => Compiled::Component(Component::deserialize(engine, payload)?),
-                _ => Compiled::Module(Module::deserialize(engine, payload)?),
-            })
+    unsafe fn deserialize(engines: &Engines, payload: &[u8]) -> wasmtime::Result<Self> {
+        let component = Engine::detect_precompiled(payload) == Some(Precompiled::Component);
+        engines.place(component, |engine| {
+            // SAFETY: as the caller promises; the kind is the one it was written as.
+            unsafe {
+                Ok(match component {
+                    true => Compiled::Component(Component::deserialize(engine, payload)?),
+                    false => Compiled::Module(Module::deserialize(engine, payload)?),
+                })
+            }
+        })
+    }
+
+    /// The engine this code is for.
+    pub(crate) fn engine(&self) -> &Engine {
+        match self {
+            Compiled::Module(module) => module.engine(),
+            Compiled::Component(component) => component.engine(),
+        }
+    }
+}
+
+/// The engines a load may put code in: core modules in `first`; components,
+/// when `first` pools instances, and core modules it refuses (a pool
+/// refuses a memory or table larger than its slots), in the one `unpooled`
+/// gives, made when first needed. Pooling does not change the code
+/// compiled, so both share a disk entry.
+pub(crate) struct Engines<'a> {
+    pub(crate) first: &'a Engine,
+    pub(crate) pooled: bool,
+    pub(crate) unpooled: &'a dyn Fn() -> Result<&'a Engine, crate::Error>,
+}
+
+impl Engines<'_> {
+    /// What `make` gives for the engine of a component (when `component`)
+    /// or of a core module, or for the unpooled engine if a pooled one
+    /// refused the module. A module past a compile limit is not tried
+    /// twice, and one the unpooled engine refuses too gets its refusal.
+    fn place(
+        &self,
+        component: bool,
+        make: impl Fn(&Engine) -> wasmtime::Result<Compiled>,
+    ) -> wasmtime::Result<Compiled> {
+        if !self.pooled {
+            return make(self.first);
+        }
+        if component {
+            return make((self.unpooled)()?);
+        }
+        match make(self.first) {
+            Err(error) if !error.is::<Exceeded>() => make((self.unpooled)()?),
+            placed => placed,
         }
     }
 }
@@ -304,30 +355,28 @@ impl ModuleCache {
     /// bytes are read only for a compile.
     pub(crate) fn load(
         &self,
-        engine: &Engine,
+        engines: &Engines,
         engine_key: &[u8; 32],
         source: &dyn Source,
         limits: &CompileLimits,
     ) -> wasmtime::Result<Compiled> {
         if self.mode == CacheMode::Disabled {
             self.compiled.fetch_add(1, Ordering::Relaxed);
-            return Compiled::compile(engine, &source.bytes()?, limits);
+            return Compiled::compile(engines, &source.bytes()?, limits);
         }
         let key: [u8; 32] = blake3::Hasher::new()
             .update(engine_key)
             .update(&source.hash()?)
             .finalize()
             .into();
-        if let Some(entry) = self.lock().get_mut(&key) {
-            entry.last_used = self.tick();
-            self.memory_hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(entry.module.clone());
+        if let Some(module) = self.memory_hit(&key, engines) {
+            return Ok(module);
         }
-        let module = match self.disk.as_ref().and_then(|disk| self.read(engine, disk, &key)) {
+        let module = match self.disk.as_ref().and_then(|disk| self.read(engines, disk, &key)) {
             Some(module) => module,
             None => {
                 self.compiled.fetch_add(1, Ordering::Relaxed);
-                let module = Compiled::compile(engine, &source.bytes()?, limits)?;
+                let module = Compiled::compile(engines, &source.bytes()?, limits)?;
                 if let Some(disk) = &self.disk {
                     // A cache that cannot be written only costs speed.
                     let evicted = module.serialize().map(|payload| disk.write(&key, &payload));
@@ -338,8 +387,29 @@ impl ModuleCache {
                 module
             }
         };
-        self.remember(key, module.clone());
+        self.remember((key, engines.pooled), module.clone());
         Ok(module)
+    }
+
+    /// The code kept in memory for `key` and `engines`: what a load that
+    /// asked the same of the pool left, or for an unpooled load, code a
+    /// pooled one put in the unpooled engine (a component, a module larger
+    /// than a slot).
+    fn memory_hit(&self, key: &[u8; 32], engines: &Engines) -> Option<Compiled> {
+        let mut modules = self.lock();
+        let exact = (*key, engines.pooled);
+        let found = if modules.contains_key(&exact) {
+            exact
+        } else {
+            (*key, true)
+        };
+        let entry = modules.get_mut(&found)?;
+        if found != exact && !Engine::same(entry.module.engine(), engines.first) {
+            return None;
+        }
+        entry.last_used = self.tick();
+        self.memory_hits.fetch_add(1, Ordering::Relaxed);
+        Some(entry.module.clone())
     }
 
     /// The content hash of the file whose metadata is `meta`, if it was
@@ -365,7 +435,7 @@ impl ModuleCache {
 
     /// The entry for `key` from disk, or `None` when there is none or it was
     /// rejected (deleted and counted as discarded).
-    fn read(&self, engine: &Engine, disk: &DiskCache, key: &[u8; 32]) -> Option<Compiled> {
+    fn read(&self, engines: &Engines, disk: &DiskCache, key: &[u8; 32]) -> Option<Compiled> {
         let file = match disk.read(key) {
             Entry::Missing => return None,
             Entry::Rejected => {
@@ -378,7 +448,7 @@ impl ModuleCache {
         // key: its MAC is keyed with a secret only this user can read, in a
         // directory only this user can write. Wasmtime itself rejects
         // artifacts from another version or configuration.
-        match unsafe { Compiled::deserialize(engine, Entry::payload(&file)) } {
+        match unsafe { Compiled::deserialize(engines, Entry::payload(&file)) } {
             Ok(module) => {
                 self.disk_hits.fetch_add(1, Ordering::Relaxed);
                 Some(module)
@@ -397,7 +467,7 @@ impl ModuleCache {
 
     /// Keeps `module` in memory, dropping the least recently used entries
     /// past [`CacheLimits::memory_modules`].
-    fn remember(&self, key: [u8; 32], module: Compiled) {
+    fn remember(&self, key: ([u8; 32], bool), module: Compiled) {
         let mut modules = self.lock();
         let last_used = self.tick();
         modules.insert(key, InMemory { module, last_used });
@@ -412,7 +482,7 @@ impl ModuleCache {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], InMemory>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<([u8; 32], bool), InMemory>> {
         self.modules.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -456,8 +526,14 @@ mod tests {
         let module = Bytes::from(wat::parse_str("(module (func (export \"f\") (result i32) i32.const 7))").unwrap());
         let (fuelled, plain) = (engine(true), engine(false));
         let load = |cache: &ModuleCache, engine: &Engine| {
+            let unpooled = || Ok(engine);
+            let engines = Engines {
+                first: engine,
+                pooled: false,
+                unpooled: &unpooled,
+            };
             cache
-                .load(engine, &engine_key(engine), &module, &CompileLimits::default())
+                .load(&engines, &engine_key(engine), &module, &CompileLimits::default())
                 .unwrap();
         };
         load(&cache(), &fuelled);

@@ -34,7 +34,7 @@ use wasmtime_wasi_http::{WasiBody, WasiHttpView, p2, p3};
 
 use crate::deadline::{self, Guarded};
 use crate::outcome::{Ending, Termination, Trap, TrapKind, classify};
-use crate::runtime::Metering;
+use crate::runtime::EngineKind;
 use crate::state::{GuestState, Pipes, outcome};
 use crate::{Error, GuestModule, RunOutcome, Sandbox};
 
@@ -88,8 +88,8 @@ impl Sandbox {
             module: module.clone(),
             source: source.into(),
         };
-        let metering = Metering::of(&self.limits);
-        let proxy = proxy_pre(&module, self.linked_component(component, metering)?)?;
+        let kind = component.runtime().kind_for(&self.limits);
+        let proxy = proxy_pre(&module, self.linked_component(component, kind)?)?;
         if self.limits.timeout.is_some() && !component.runtime().epoch_interruption() {
             return Err(serve_error(std::io::Error::other(
                 "a request's timeout needs a runtime with epoch interruption",
@@ -97,7 +97,7 @@ impl Sandbox {
         }
         let pipes = self.pipes();
         // Grants that cannot be made fail now, not at the first request.
-        drop(self.store_with(component, metering, &pipes)?);
+        drop(self.store_with(component, kind, &pipes)?);
 
         let local_addr = listener.local_addr().map_err(serve_error)?;
         listener.set_nonblocking(true).map_err(serve_error)?;
@@ -115,7 +115,7 @@ impl Sandbox {
             sandbox: self.clone(),
             component: component.clone(),
             proxy,
-            metering,
+            kind,
             pipes: pipes.clone(),
             requests: Semaphore::new(MAX_CONCURRENT_REQUESTS),
         };
@@ -343,7 +343,7 @@ struct Service {
     sandbox: Sandbox,
     component: GuestModule,
     proxy: ProxyPre<GuestState>,
-    metering: Metering,
+    kind: EngineKind,
     pipes: Pipes,
     requests: Semaphore,
 }
@@ -369,7 +369,7 @@ impl HandlerState for Service {
     async fn instantiate(&self) -> wasmtime::Result<Instance<GuestState, Expiry, OneRequest>> {
         let mut store = self
             .sandbox
-            .store_with(&self.component, self.metering, &self.pipes)
+            .store_with(&self.component, self.kind, &self.pipes)
             .map_err(wasmtime::Error::new)?;
         // The request's timeout starts now, instantiation included.
         let timeout = self.sandbox.limits.timeout;

@@ -29,8 +29,16 @@ pub struct RuntimeConfig {
     /// What a module may be to be compiled, and how long compiling it may
     /// take. Default: [`CompileLimits::default`].
     pub compile_limits: CompileLimits,
-    /// Pre-reserve instance slots (Wasmtime's pooling allocator) instead of
-    /// mapping memory for each instance. Default `None`.
+    /// Pre-reserve slots for core modules' instances (Wasmtime's pooling
+    /// allocator) instead of mapping memory for each one: a run of a small
+    /// guest a third cheaper. Default `Some(Pooling::default())`; `None`
+    /// allocates every instance on demand. Nothing is refused for want of a
+    /// slot: a run finds the runtime's on-demand engine instead when every
+    /// slot is taken, when its module's memory or table is larger than a
+    /// slot, or when its [`crate::Limits`] allow more than a slot holds.
+    /// Components always allocate on demand. Where the machine cannot
+    /// reserve the pool's address space (a `ulimit -v`), the runtime
+    /// allocates on demand.
     pub pooling: Option<Pooling>,
     /// Compile epoch checks into guests, so that a run's
     /// [`crate::Limits::timeout`] stops a guest that computes past it.
@@ -43,16 +51,17 @@ pub struct RuntimeConfig {
 }
 
 /// Sizes for the pooling allocator: slots are reserved once and reused, so
-/// instantiation costs no `mmap`. A guest that needs more than a slot holds
-/// fails to instantiate.
+/// instantiation costs no `mmap`. A guest that needs more than a slot holds,
+/// or finds every slot taken, runs on demand instead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pooling {
-    /// How many guests may be alive at once.
+    /// How many core-module guests the pool holds at once.
     pub max_instances: u32,
-    /// Largest linear memory of any guest; keep it at least the
-    /// [`crate::Limits::max_memory_bytes`] of every run.
+    /// A slot's linear memory; a run whose [`crate::Limits::max_memory_bytes`]
+    /// is larger runs on demand.
     pub max_memory_bytes: usize,
-    /// Largest table of any guest; at least every run's [`crate::Limits::max_table_elements`].
+    /// A slot's tables; a run whose [`crate::Limits::max_table_elements`] is
+    /// larger runs on demand.
     pub max_table_elements: usize,
 }
 
@@ -74,7 +83,7 @@ impl Default for RuntimeConfig {
             cache: CacheMode::from_env(),
             cache_limits: CacheLimits::default(),
             compile_limits: CompileLimits::default(),
-            pooling: None,
+            pooling: Some(Pooling::default()),
             epoch_interruption: true,
         }
     }
@@ -87,6 +96,9 @@ impl Default for RuntimeConfig {
 /// for fuel (instrumentation costs a CPU-bound guest 10-15% of its time); the
 /// first run that sets [`crate::Limits::fuel`] creates a second, metered
 /// engine, and modules are compiled for it when such a run needs them.
+/// Likewise core modules run in the pool of [`RuntimeConfig::pooling`], and
+/// components, and any run the pool cannot hold, in an engine that
+/// allocates on demand, made when first needed.
 ///
 /// Creating one is expensive (it starts a compiler and a timer thread), so a
 /// process normally uses [`Runtime::shared`]; cloning is cheap.
@@ -105,9 +117,10 @@ pub struct Runtime {
 
 struct RuntimeInner {
     config: RuntimeConfig,
-    unmetered: Flavour,
-    /// Made by the first run with a fuel budget.
-    metered: OnceLock<Flavour>,
+    /// Indexed by [`EngineKind::index`]: the default engine made with the
+    /// runtime, the others when first needed. `None` is a pool that could
+    /// not be reserved, whose runs go to the on-demand engine.
+    flavours: [OnceLock<Option<Flavour>>; 4],
     cache: ModuleCache,
     compile_limits: CompileLimits,
 }
@@ -120,7 +133,7 @@ pub(crate) enum Metering {
 }
 
 impl Metering {
-    pub(crate) fn of(limits: &Limits) -> Self {
+    fn of(limits: &Limits) -> Self {
         match limits.fuel {
             Some(_) => Metering::Fuel,
             None => Metering::Unmetered,
@@ -128,8 +141,34 @@ impl Metering {
     }
 }
 
+/// Which of a runtime's engines a run asks for: metered or not, and with
+/// its core instances from the pool or allocated on demand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EngineKind {
+    metering: Metering,
+    pooled: bool,
+}
+
+impl EngineKind {
+    /// The same metering, allocating on demand.
+    pub(crate) fn unpooled(self) -> Self {
+        Self { pooled: false, ..self }
+    }
+
+    pub(crate) fn is_pooled(self) -> bool {
+        self.pooled
+    }
+
+    fn index(self) -> usize {
+        self.metering as usize * 2 + usize::from(self.pooled)
+    }
+}
+
 /// One engine, the linkers for it, and its key in the module cache.
 pub(crate) struct Flavour {
+    /// What this engine is: an engine asked for with a pool is made without
+    /// one when the pool cannot be reserved.
+    kind: EngineKind,
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<GuestState>,
     /// WASI 0.2 and 0.3 for components, made when the first component is linked.
@@ -138,24 +177,29 @@ pub(crate) struct Flavour {
 }
 
 impl Flavour {
-    fn new(config: &RuntimeConfig, metering: Metering) -> Result<Self, Error> {
+    fn new(config: &RuntimeConfig, kind: EngineKind) -> Result<Self, Error> {
         let mut wasm = Config::new();
         // Timeouts interrupt the guest at the next epoch check; fuel counts
         // instructions, only for runs that ask for a deterministic budget.
         wasm.epoch_interruption(config.epoch_interruption)
-            .consume_fuel(metering == Metering::Fuel)
+            .consume_fuel(kind.metering == Metering::Fuel)
             .max_wasm_stack(config.max_wasm_stack)
             // Components run on a fiber of this size (see `crate::component`),
             // which must hold the whole wasm stack and the host calls beyond it.
             .async_stack_size(config.max_wasm_stack + ASYNC_STACK_MARGIN)
             // WASI 0.3 components lift and lower functions asynchronously.
             .wasm_component_model_async(true);
-        if let Some(pooling) = config.pooling {
+        if let Some(pooling) = config.pooling.filter(|_| kind.pooled) {
+            // Core modules only (components go to the on-demand engine), so
+            // a slot is one instance of `Shape::CORE` and no fiber stacks
+            // are reserved: core modules run on the caller's stack.
             let tables_per_module = crate::limits::Shape::CORE.tables as u32;
             let mut pool = PoolingAllocationConfig::new();
             pool.total_core_instances(pooling.max_instances)
                 .total_memories(pooling.max_instances)
                 .total_tables(pooling.max_instances.saturating_mul(tables_per_module))
+                .total_stacks(0)
+                .total_component_instances(0)
                 .max_memories_per_module(1)
                 .max_tables_per_module(tables_per_module)
                 .max_memory_size(pooling.max_memory_bytes)
@@ -170,6 +214,7 @@ impl Flavour {
         }
         let cache_key = crate::cache::engine_key(&engine);
         Ok(Self {
+            kind,
             engine,
             linker,
             component_linker: OnceLock::new(),
@@ -193,17 +238,18 @@ fn config_error(error: wasmtime::Error) -> Error {
 impl Runtime {
     /// Creates a runtime with its own engine.
     pub fn new(config: &RuntimeConfig) -> Result<Self, Error> {
-        let unmetered = Flavour::new(config, Metering::Unmetered)?;
-        let cache = ModuleCache::new(config.cache.clone(), config.cache_limits);
-        Ok(Self {
+        let runtime = Self {
             inner: Arc::new(RuntimeInner {
                 config: config.clone(),
-                unmetered,
-                metered: OnceLock::new(),
-                cache,
+                flavours: Default::default(),
+                cache: ModuleCache::new(config.cache.clone(), config.cache_limits),
                 compile_limits: config.compile_limits,
             }),
-        })
+        };
+        // The main engine now, so that a bad configuration is an error here
+        // and the pool is reserved (or found impossible) once.
+        runtime.flavour(runtime.main_kind())?;
+        Ok(runtime)
     }
 
     /// The process-wide runtime with the default configuration: one engine
@@ -214,10 +260,19 @@ impl Runtime {
             .get_or_init(|| Runtime::new(&RuntimeConfig::default()).expect("the default engine configuration is valid"))
     }
 
-    /// The engine of runs without a fuel budget, for embedders who need
-    /// Wasmtime directly.
+    /// The engine of core modules' runs without a fuel budget, for
+    /// embedders who need Wasmtime directly: it pools instances when the
+    /// runtime does.
     pub fn engine(&self) -> &Engine {
-        &self.inner.unmetered.engine
+        &self.flavour(self.main_kind()).expect("made with the runtime").engine
+    }
+
+    /// The engine made with the runtime: unmetered, pooled if configured so.
+    fn main_kind(&self) -> EngineKind {
+        EngineKind {
+            metering: Metering::Unmetered,
+            pooled: self.inner.config.pooling.is_some(),
+        }
     }
 
     /// Where compiled modules are kept: the configured [`CacheMode`], except
@@ -238,19 +293,38 @@ impl Runtime {
         self.inner.cache.stats()
     }
 
-    /// The engine and linkers for runs metered as `metering` says, the
-    /// metered ones made on first use.
-    pub(crate) fn flavour(&self, metering: Metering) -> Result<&Flavour, Error> {
-        let inner = &*self.inner;
-        match metering {
-            Metering::Unmetered => Ok(&inner.unmetered),
-            Metering::Fuel => {
-                if let Some(flavour) = inner.metered.get() {
-                    return Ok(flavour);
-                }
-                let flavour = Flavour::new(&inner.config, Metering::Fuel)?;
-                Ok(inner.metered.get_or_init(|| flavour))
+    /// The engine a run within `limits` asks for: metered if it has a fuel
+    /// budget, pooled if the runtime pools and a slot holds what the limits
+    /// allow.
+    pub(crate) fn kind_for(&self, limits: &Limits) -> EngineKind {
+        let fits = |pool: &Pooling| {
+            limits.max_memory_bytes <= pool.max_memory_bytes && limits.max_table_elements <= pool.max_table_elements
+        };
+        EngineKind {
+            metering: Metering::of(limits),
+            pooled: self.inner.config.pooling.as_ref().is_some_and(fits),
+        }
+    }
+
+    /// The engine and linkers of `kind`, made on first use; a pool that
+    /// cannot be reserved gives the on-demand engine instead.
+    fn flavour(&self, kind: EngineKind) -> Result<&Flavour, Error> {
+        let slot = &self.inner.flavours[kind.index()];
+        let made = match slot.get() {
+            Some(made) => made,
+            None => {
+                let made = match Flavour::new(&self.inner.config, kind) {
+                    Ok(flavour) => Some(flavour),
+                    // Its address space could not be reserved (`ulimit -v`).
+                    Err(_) if kind.pooled => None,
+                    Err(error) => return Err(error),
+                };
+                slot.get_or_init(|| made)
             }
+        };
+        match made {
+            Some(flavour) => Ok(flavour),
+            None => self.flavour(kind.unpooled()),
         }
     }
 
@@ -287,7 +361,7 @@ impl Runtime {
             },
             None => ModuleSource::new(&name, read_module(path, &name)?, Some(path)),
         };
-        let module = self.load(&name, source, Metering::of(limits))?;
+        let module = self.load(&name, source, self.kind_for(limits))?;
         if module.source.bytes.get().is_some()
             && let Some(hash) = module.source.hash.get()
         {
@@ -307,18 +381,18 @@ impl Runtime {
     /// (see [`Runtime::load_file_for`]).
     pub fn load_bytes_for(&self, name: &str, bytes: impl AsRef<[u8]>, limits: &Limits) -> Result<GuestModule, Error> {
         let bytes = binary(name, Bytes::copy_from_slice(bytes.as_ref()))?;
-        self.load(name, ModuleSource::new(name, bytes, None), Metering::of(limits))
+        self.load(name, ModuleSource::new(name, bytes, None), self.kind_for(limits))
     }
 
-    fn load(&self, name: &str, source: ModuleSource, metering: Metering) -> Result<GuestModule, Error> {
+    fn load(&self, name: &str, source: ModuleSource, kind: EngineKind) -> Result<GuestModule, Error> {
         let module = GuestModule {
             name: name.into(),
             runtime: self.clone(),
             source: Arc::new(source),
-            first: metering,
+            first: kind,
             code: Arc::default(),
         };
-        module.code(metering)?;
+        module.code(kind)?;
         Ok(module)
     }
 }
@@ -398,8 +472,8 @@ impl cache::Source for ModuleSource {
 /// number of sandboxes.
 ///
 /// It keeps its binary (or the file it reads it from again), so that a run
-/// metered otherwise than the load was for (see [`Runtime::load_file_for`])
-/// can have it compiled for its engine.
+/// metered otherwise than the load was for (see [`Runtime::load_file_for`]),
+/// or that the pool cannot hold, can have it compiled for its engine.
 /// Cloning is cheap and clones share the compiled code.
 #[derive(Clone)]
 pub struct GuestModule {
@@ -407,9 +481,11 @@ pub struct GuestModule {
     runtime: Runtime,
     source: Arc<ModuleSource>,
     /// What the load compiled for.
-    first: Metering,
-    /// Indexed by [`Metering`]: compiled when a run first needs it.
-    code: Arc<[OnceLock<Code>; 2]>,
+    first: EngineKind,
+    /// Indexed by [`EngineKind::index`] of the engine asked for: the code
+    /// and the engine that holds it (the on-demand one for a component or
+    /// a module the pool refused), found when a run first needs it.
+    code: Arc<[OnceLock<(EngineKind, Code)>; 4]>,
 }
 
 /// The code compiled for one engine, and its pre-linked form once made.
@@ -432,7 +508,10 @@ impl GuestModule {
 
     /// True for a component (a `wasm32-wasip2` program), false for a core module.
     pub fn is_component(&self) -> bool {
-        matches!(self.first_code(), Code::Component { .. })
+        let (_, code) = self.code[self.first.index()]
+            .get()
+            .expect("the load compiled the code it was for");
+        matches!(code, Code::Component { .. })
     }
 
     /// The runtime this module was compiled for.
@@ -440,29 +519,29 @@ impl GuestModule {
         &self.runtime
     }
 
-    fn first_code(&self) -> &Code {
-        self.code[self.first as usize]
-            .get()
-            .expect("the load compiled the code it was for")
-    }
-
-    /// The code compiled for the engine of `metering`, compiled now (or
-    /// taken from the cache) the first time.
-    fn code(&self, metering: Metering) -> Result<&Code, Error> {
-        let slot = &self.code[metering as usize];
-        if let Some(code) = slot.get() {
-            return Ok(code);
+    /// The code for runs that ask for the engine `kind`, and the engine that
+    /// holds it: compiled now (or taken from the cache) the first time.
+    fn code(&self, kind: EngineKind) -> Result<(&Flavour, &Code), Error> {
+        let slot = &self.code[kind.index()];
+        if let Some((held_by, code)) = slot.get() {
+            return Ok((self.runtime.flavour(*held_by)?, code));
         }
-        let flavour = self.runtime.flavour(metering)?;
-        let compiled = self
-            .runtime
+        let runtime = &self.runtime;
+        let flavour = runtime.flavour(kind)?;
+        let unpooled = || runtime.flavour(kind.unpooled()).map(|unpooled| &unpooled.engine);
+        let engines = cache::Engines {
+            first: &flavour.engine,
+            pooled: flavour.kind.pooled,
+            unpooled: &unpooled,
+        };
+        let compiled = runtime
             .inner
             .cache
             .load(
-                &flavour.engine,
+                &engines,
                 &flavour.cache_key,
                 &*self.source,
-                &self.runtime.inner.compile_limits,
+                &runtime.inner.compile_limits,
             )
             .map_err(|e| match e.downcast::<Error>() {
                 // Reading the file again failed, or found it changed.
@@ -475,6 +554,10 @@ impl GuestModule {
                     },
                 },
             })?;
+        let flavour = match Engine::same(compiled.engine(), &flavour.engine) {
+            true => flavour,
+            false => runtime.flavour(kind.unpooled())?,
+        };
         let code = match compiled {
             Compiled::Module(module) => Code::Core {
                 module,
@@ -485,39 +568,50 @@ impl GuestModule {
                 linked: OnceLock::new(),
             },
         };
-        Ok(slot.get_or_init(|| code))
+        let (_, code) = slot.get_or_init(|| (flavour.kind, code));
+        Ok((flavour, code))
     }
 
-    /// The core module for `metering`, linked against the runtime's own
+    /// The engine that runs asking for `kind` are instantiated in.
+    pub(crate) fn engine(&self, kind: EngineKind) -> Result<&Engine, Error> {
+        Ok(&self.code(kind)?.0.engine)
+    }
+
+    /// The linker of that engine, for linking with a sandbox's own host functions.
+    pub(crate) fn core_linker(&self, kind: EngineKind) -> Result<&Linker<GuestState>, Error> {
+        Ok(&self.code(kind)?.0.linker)
+    }
+
+    /// The core module for `kind`, linked against the runtime's own
     /// imports (done once), or the first import nothing provides.
-    pub(crate) fn linked_core(&self, metering: Metering) -> Result<&InstancePre<GuestState>, Error> {
-        let (module, linked) = match self.code(metering)? {
+    pub(crate) fn linked_core(&self, kind: EngineKind) -> Result<&InstancePre<GuestState>, Error> {
+        let (flavour, code) = self.code(kind)?;
+        let (module, linked) = match code {
             Code::Core { module, linked } => (module, linked),
             Code::Component { .. } => return Err(self.wrong_kind("a core module")),
         };
         if let Some(pre) = linked.get() {
             return Ok(pre);
         }
-        let linker = &self.runtime.flavour(metering)?.linker;
-        let pre = linker
+        let pre = flavour
+            .linker
             .instantiate_pre(module)
-            .map_err(|e| self.link_error(module, linker, e))?;
+            .map_err(|e| self.link_error(module, &flavour.linker, e))?;
         Ok(linked.get_or_init(|| pre))
     }
 
-    /// The component for `metering`, linked against WASI 0.2 and 0.3 (done once),
+    /// The component for `kind`, linked against WASI 0.2 and 0.3 (done once),
     /// or the import nothing provides.
-    pub(crate) fn linked_component(&self, metering: Metering) -> Result<&component::InstancePre<GuestState>, Error> {
-        let (component, linked) = match self.code(metering)? {
+    pub(crate) fn linked_component(&self, kind: EngineKind) -> Result<&component::InstancePre<GuestState>, Error> {
+        let (flavour, code) = self.code(kind)?;
+        let (component, linked) = match code {
             Code::Component { component, linked } => (component, linked),
             Code::Core { .. } => return Err(self.wrong_kind("a component")),
         };
         if let Some(pre) = linked.get() {
             return Ok(pre);
         }
-        let pre = self
-            .runtime
-            .flavour(metering)?
+        let pre = flavour
             .component_linker()?
             .instantiate_pre(component)
             .map_err(|e| self.component_link_error(e))?;
@@ -529,13 +623,13 @@ impl GuestModule {
     /// they differ from sandbox to sandbox.
     pub(crate) fn linked_component_with(
         &self,
-        metering: Metering,
+        kind: EngineKind,
         add: impl FnOnce(&mut component::Linker<GuestState>) -> wasmtime::Result<()>,
     ) -> Result<component::InstancePre<GuestState>, Error> {
-        let Code::Component { component, .. } = self.code(metering)? else {
+        let (flavour, Code::Component { component, .. }) = self.code(kind)? else {
             return Err(self.wrong_kind("a component"));
         };
-        let mut linker = self.runtime.flavour(metering)?.component_linker()?.clone();
+        let mut linker = flavour.component_linker()?.clone();
         linker.allow_shadowing(true);
         add(&mut linker).map_err(|e| Error::Instantiate {
             module: self.name.to_string(),
@@ -546,10 +640,10 @@ impl GuestModule {
             .map_err(|e| self.component_link_error(e))
     }
 
-    /// The core module for `metering`, for linking with a sandbox's own
+    /// The core module for `kind`, for linking with a sandbox's own
     /// host functions.
-    pub(crate) fn core_module(&self, metering: Metering) -> Result<&Module, Error> {
-        match self.code(metering)? {
+    pub(crate) fn core_module(&self, kind: EngineKind) -> Result<&Module, Error> {
+        match self.code(kind)?.1 {
             Code::Core { module, .. } => Ok(module),
             Code::Component { .. } => Err(self.wrong_kind("a core module")),
         }

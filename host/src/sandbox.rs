@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use wasmtime::component::{self, ComponentNamedList, Lift, Lower};
-use wasmtime::{IntoFunc, Linker, Store, StoreContextMut};
+use wasmtime::{IntoFunc, Linker, PoolConcurrencyLimitError, Store, StoreContextMut};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
@@ -20,7 +20,7 @@ use crate::limits::Shape;
 use crate::network::NetworkGrant;
 use crate::outcome::{RunOutcome, Termination, classify, ended_by_guest};
 use crate::output::{CappedPipe, HostStream, Sink};
-use crate::runtime::Metering;
+use crate::runtime::EngineKind;
 use crate::state::{GuestState, Pipes, finish};
 use crate::stdin::{GuardedStdin, InputSource};
 use crate::{AddrRule, CacheMode, Error, GuestModule, Limits};
@@ -317,17 +317,15 @@ impl Sandbox {
     /// `Err` means the guest could not be started at all.
     pub fn run(&self, module: &GuestModule) -> Result<RunOutcome, Error> {
         let started = Instant::now();
-        let metering = Metering::of(&self.limits);
         if module.is_component() {
-            return self.run_component(module, metering, started);
+            return self.run_component(module, started);
         }
-        let (mut store, pipes) = self.store(module, metering)?;
-        let mut guest = match self.link(module, metering, &mut store) {
+        let (store, pipes, linked) = self.instantiated(module)?;
+        let mut guest = match linked {
             Ok(instance) => GuestInstance::new(module, store, instance, pipes, self.limits.timeout),
             // A start function that traps or exits fails instantiation, but
             // that is still the guest's own ending, not a setup error.
-            Err(LinkFailure::Guest(termination)) => return Ok(finish(&store, &pipes, termination, started)),
-            Err(LinkFailure::Setup(error)) => return Err(error),
+            Err(termination) => return Ok(finish(&store, &pipes, termination, started)),
         };
         let start = guest.typed_func::<(), ()>("_start")?;
         let termination = match guest.call_raw(|store| start.call(store, ())) {
@@ -339,9 +337,10 @@ impl Sandbox {
 
     /// Runs a component's `wasi:cli/run`: the same grants and limits, the
     /// same kind of outcome.
-    fn run_component(&self, module: &GuestModule, metering: Metering, started: Instant) -> Result<RunOutcome, Error> {
-        let pre = self.linked_component(module, metering)?;
-        let (mut store, pipes) = self.store(module, metering)?;
+    fn run_component(&self, module: &GuestModule, started: Instant) -> Result<RunOutcome, Error> {
+        let kind = module.runtime().kind_for(&self.limits);
+        let pre = self.linked_component(module, kind)?;
+        let (mut store, pipes) = self.store(module, kind)?;
         let termination = crate::component::run_command(module.name(), &pre, &mut store, self.limits.timeout)?;
         Ok(finish(&store, &pipes, termination, started))
     }
@@ -349,9 +348,9 @@ impl Sandbox {
     /// Instantiates a library-style component whose exports the caller will
     /// call with typed values (see [`ComponentInstance::call`]).
     pub fn instantiate_component(&self, module: &GuestModule) -> Result<ComponentInstance, Error> {
-        let metering = Metering::of(&self.limits);
-        let pre = self.linked_component(module, metering)?;
-        let (store, _pipes) = self.store(module, metering)?;
+        let kind = module.runtime().kind_for(&self.limits);
+        let pre = self.linked_component(module, kind)?;
+        let (store, _pipes) = self.store(module, kind)?;
         ComponentInstance::new(module.name(), &pre, store, self.limits.timeout)
     }
 
@@ -362,7 +361,7 @@ impl Sandbox {
     pub(crate) fn linked_component(
         &self,
         module: &GuestModule,
-        metering: Metering,
+        kind: EngineKind,
     ) -> Result<component::InstancePre<GuestState>, Error> {
         if !self.host_funcs.is_empty() {
             return Err(Error::WrongKind {
@@ -371,9 +370,9 @@ impl Sandbox {
             });
         }
         if self.component_funcs.is_empty() {
-            return module.linked_component(metering).cloned();
+            return module.linked_component(kind).cloned();
         }
-        module.linked_component_with(metering, |linker| {
+        module.linked_component_with(kind, |linker| {
             self.component_funcs.iter().try_for_each(|add| add(linker))
         })
     }
@@ -381,13 +380,8 @@ impl Sandbox {
     /// Instantiates a library-style guest whose exports the caller will call
     /// (see [`GuestInstance::call`]). A WASI reactor's `_initialize` is run first.
     pub fn instantiate(&self, module: &GuestModule) -> Result<GuestInstance, Error> {
-        let metering = Metering::of(&self.limits);
-        let (mut store, pipes) = self.store(module, metering)?;
-        let instance = match self.link(module, metering, &mut store) {
-            Ok(instance) => instance,
-            Err(LinkFailure::Setup(error)) => return Err(error),
-            Err(LinkFailure::Guest(termination)) => return Err(Error::ended(module.name(), termination)),
-        };
+        let (store, pipes, linked) = self.instantiated(module)?;
+        let instance = linked.map_err(|termination| Error::ended(module.name(), termination))?;
         let mut guest = GuestInstance::new(module, store, instance, pipes, self.limits.timeout);
         if guest.has_export("_initialize") {
             guest.call::<(), ()>("_initialize", ())?;
@@ -395,11 +389,29 @@ impl Sandbox {
         Ok(guest)
     }
 
-    /// A fresh store, on the engine `metering` needs, holding this
-    /// sandbox's WASI context and limits, and output streams of its own.
-    fn store(&self, module: &GuestModule, metering: Metering) -> Result<(Store<GuestState>, Pipes), Error> {
+    /// A core module instantiated (see `link`) in a fresh store
+    /// on the engine these limits ask for; when that is the pool and every
+    /// slot is taken, on the runtime's on-demand engine instead, so that no
+    /// guest fails for a cap the embedder did not set.
+    fn instantiated(&self, module: &GuestModule) -> Result<Instantiated, Error> {
+        let mut kind = module.runtime().kind_for(&self.limits);
+        loop {
+            let (mut store, pipes) = self.store(module, kind)?;
+            match self.link(module, kind, &mut store) {
+                Ok(instance) => return Ok((store, pipes, Ok(instance))),
+                Err(LinkFailure::Guest(termination)) => return Ok((store, pipes, Err(termination))),
+                Err(LinkFailure::Setup(error)) => return Err(error),
+                Err(LinkFailure::PoolFull) => kind = kind.unpooled(),
+            }
+        }
+    }
+
+    /// A fresh store, on the engine that holds `module`'s code for runs
+    /// asking for `kind`, holding this sandbox's WASI context and limits,
+    /// and output streams of its own.
+    fn store(&self, module: &GuestModule, kind: EngineKind) -> Result<(Store<GuestState>, Pipes), Error> {
         let pipes = self.pipes();
-        let store = self.store_with(module, metering, &pipes)?;
+        let store = self.store_with(module, kind, &pipes)?;
         Ok((store, pipes))
     }
 
@@ -417,7 +429,7 @@ impl Sandbox {
     pub(crate) fn store_with(
         &self,
         module: &GuestModule,
-        metering: Metering,
+        kind: EngineKind,
         pipes: &Pipes,
     ) -> Result<Store<GuestState>, Error> {
         let mut wasi = WasiCtxBuilder::new();
@@ -470,8 +482,7 @@ impl Sandbox {
             shape,
             deadline,
         );
-        let engine = &module.runtime().flavour(metering)?.engine;
-        let mut store = Store::new(engine, state);
+        let mut store = Store::new(module.engine(kind)?, state);
         store.limiter(|state| &mut state.limits);
         if let Some(fuel) = self.limits.fuel {
             store
@@ -487,7 +498,7 @@ impl Sandbox {
     fn link(
         &self,
         module: &GuestModule,
-        metering: Metering,
+        kind: EngineKind,
         store: &mut Store<GuestState>,
     ) -> Result<wasmtime::Instance, LinkFailure> {
         if !self.component_funcs.is_empty() {
@@ -498,11 +509,10 @@ impl Sandbox {
         }
         crate::deadline::arm(store, self.limits.timeout);
         let result = if self.host_funcs.is_empty() {
-            let pre = module.linked_core(metering).map_err(LinkFailure::Setup)?;
+            let pre = module.linked_core(kind).map_err(LinkFailure::Setup)?;
             pre.instantiate(&mut *store)
         } else {
-            let flavour = module.runtime().flavour(metering).map_err(LinkFailure::Setup)?;
-            let mut linker = flavour.linker.clone();
+            let mut linker = module.core_linker(kind).map_err(LinkFailure::Setup)?.clone();
             linker.allow_shadowing(true);
             for add in &self.host_funcs {
                 add(&mut linker).map_err(|e| {
@@ -512,14 +522,16 @@ impl Sandbox {
                     })
                 })?;
             }
-            let core = module.core_module(metering).map_err(LinkFailure::Setup)?;
+            let core = module.core_module(kind).map_err(LinkFailure::Setup)?;
             match linker.instantiate_pre(core) {
                 Ok(pre) => pre.instantiate(&mut *store),
                 Err(e) => return Err(LinkFailure::Setup(module.link_error(core, &linker, e))),
             }
         };
         result.map_err(|error| {
-            if ended_by_guest(&error) {
+            if kind.is_pooled() && error.is::<PoolConcurrencyLimitError>() {
+                LinkFailure::PoolFull
+            } else if ended_by_guest(&error) {
                 LinkFailure::Guest(classify(error))
             } else {
                 LinkFailure::Setup(Error::Instantiate {
@@ -540,9 +552,14 @@ enum Input {
     Source(Arc<InputSource>),
 }
 
-/// Why instantiation failed: the host could not set the guest up, or the
-/// guest's own start function ended it.
+/// A store, its output pipes, and the instance in it, or how the guest's
+/// own start function ended it.
+type Instantiated = (Store<GuestState>, Pipes, Result<wasmtime::Instance, Termination>);
+
+/// Why instantiation failed: the host could not set the guest up, the
+/// guest's own start function ended it, or the pool had no slot free.
 enum LinkFailure {
     Setup(Error),
     Guest(Termination),
+    PoolFull,
 }

@@ -133,10 +133,12 @@ impl LimitArgs {
 
     /// A runtime whose guests carry no epoch checks, for a caller that keeps
     /// the timeout of computing guests itself (`wasm-host run` ends its
-    /// process at the deadline).
+    /// process at the deadline), and that runs one guest: reserving a pool
+    /// of slots costs more than mapping one instance.
     pub fn runtime_without_epochs(&self) -> Result<Runtime, host::Error> {
         Runtime::new(&RuntimeConfig {
             epoch_interruption: false,
+            pooling: None,
             ..self.runtime_config()
         })
     }
