@@ -13,7 +13,7 @@ use wasmtime::{Caller, Engine, Extern, Linker};
 
 use crate::deadline::guarded_poll_oneoff;
 use crate::memory::checked_range;
-use crate::open::{OpenAtParams, guarded_open_at, guarded_path_open};
+use crate::open::{OpenAtParams, guarded_open_at, guarded_open_at_p3, guarded_path_open};
 use crate::state::GuestState;
 
 const WASI: &str = "wasi_snapshot_preview1";
@@ -21,6 +21,8 @@ const WASI: &str = "wasi_snapshot_preview1";
 /// The WASI 0.2 interface whose `open-at` is guarded: the version
 /// wasmtime-wasi links (older 0.2 imports resolve to it).
 const P2_FILESYSTEM_TYPES: &str = "wasi:filesystem/types@0.2.12";
+/// WASI 0.3's, likewise.
+const P3_FILESYSTEM_TYPES: &str = "wasi:filesystem/types@0.3.0";
 
 /// A linker for components: WASI 0.2 and 0.3 (each's `wasi:cli/command`
 /// world, and `wasi:http`), their blocking calls awaited so that the run's deadline can cut
@@ -41,6 +43,9 @@ pub(crate) fn component_linker(engine: &Engine) -> wasmtime::Result<component::L
         .func_wrap_async("[method]descriptor.open-at", |store, params: OpenAtParams| {
             Box::new(guarded_open_at(store, params))
         })?;
+    linker
+        .instance(P3_FILESYSTEM_TYPES)?
+        .func_wrap_concurrent("[method]descriptor.open-at", guarded_open_at_p3)?;
     linker.allow_shadowing(false);
     Ok(linker)
 }

@@ -48,7 +48,9 @@ pub struct Limits {
     /// Descriptors the guest may hold open at once, its three standard
     /// streams and granted directories included; a `path_open` past it
     /// fails with `EMFILE`, so a guest cannot use up the descriptors of the
-    /// process other runs share. Default 256.
+    /// process other runs share. A component's files and directories count
+    /// (not its streams), and an `open-at` past it fails with `quota`.
+    /// Default 256.
     pub max_descriptors: usize,
 }
 
@@ -94,7 +96,7 @@ impl Shape {
 /// Enforces [`Limits::max_memory_bytes`] (over all of a guest's memories
 /// together) and [`Limits::max_table_elements`] for one store, refusing
 /// growth (so `memory.grow` returns -1, as the spec says) rather than
-/// trapping; holds [`Limits::max_descriptors`] for the guarded `path_open`.
+/// trapping; holds [`Limits::max_descriptors`] for the guarded opens.
 pub(crate) struct GuestLimiter {
     shape: Shape,
     max_memory_bytes: usize,

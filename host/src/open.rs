@@ -1,5 +1,5 @@
-//! The guarded `path_open`: a guest opens only regular files and
-//! directories, and no more of them than [`crate::Limits::max_descriptors`].
+//! The guarded opens: a guest opens only regular files and directories,
+//! and holds no more of them than [`crate::Limits::max_descriptors`].
 //!
 //! Opening a FIFO blocks in `open(2)` until another process opens its other
 //! end, and a device may block there too; no deadline reaches a thread
@@ -7,21 +7,30 @@
 //! Wasmtime's own sandboxed path resolution and with the guest's own lookup
 //! flags, and anything but a file or directory is refused with `EACCES`.
 //! A path that does not exist yet is passed on: `O_CREAT` makes a regular
-//! file. A component's `open-at` (WASI 0.2) is guarded the same way
-//! ([`guarded_open_at`]); there the refusal keeps a blocking thread from
-//! staying stuck in `open(2)` after the run has timed out. Wasmtime pushes every opened descriptor into the store's resource
-//! table, the only table entry a guest can keep, so the table's size is the
-//! count of what the guest holds.
+//! file. A component's `open-at` (WASI 0.2 and 0.3) is guarded the same way
+//! ([`guarded_open_at`], [`guarded_open_at_p3`]), refused with `access`;
+//! there the refusal keeps a blocking thread from staying stuck in
+//! `open(2)` after the run has timed out.
+//!
+//! For a core module, Wasmtime pushes every opened descriptor into the
+//! store's resource table, the only table entry a guest can keep, so the
+//! table's size is the count of what the guest holds (past it, `EMFILE`).
+//! A component's table holds streams and pollables too, so there only
+//! descriptors are counted (past the limit, `quota`: WASI's file system has
+//! no code for `EMFILE`).
 
-use wasmtime::component::Resource;
+use std::pin::Pin;
+
+use wasmtime::component::{Accessor, Resource};
 use wasmtime::{Caller, StoreContextMut};
 use wasmtime_wasi::WasiView;
-use wasmtime_wasi::filesystem::WasiFilesystemView;
+use wasmtime_wasi::filesystem::{Descriptor, WasiFilesystem, WasiFilesystemCtxView, WasiFilesystemView};
 use wasmtime_wasi::p1::types::{Errno, Fd, Filetype, Lookupflags};
 use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as p1, WasiSnapshotPreview1};
 use wasmtime_wasi::p2::bindings::filesystem::types::{
-    Descriptor, DescriptorFlags, DescriptorType, ErrorCode, HostDescriptor, OpenFlags, PathFlags,
+    DescriptorFlags, DescriptorType, ErrorCode, HostDescriptor, OpenFlags, PathFlags,
 };
+use wasmtime_wasi::p3::bindings::filesystem::types::{self as p3, HostDescriptorWithStore};
 use wiggle::GuestPtr;
 
 use crate::deadline::with_wasi;
@@ -84,27 +93,92 @@ pub(crate) fn guarded_path_open(
 pub(crate) type OpenAtParams = (Resource<Descriptor>, PathFlags, String, OpenFlags, DescriptorFlags);
 
 /// WASI 0.2's `descriptor.open-at`, refusing (`access`) anything but a file,
-/// a directory or a link to one, before `open(2)` could block on it.
+/// a directory or a link to one, before `open(2)` could block on it, and
+/// (`quota`) a descriptor past the limit.
 pub(crate) async fn guarded_open_at(
     mut store: StoreContextMut<'_, GuestState>,
     (dir, path_flags, path, open_flags, flags): OpenAtParams,
 ) -> wasmtime::Result<(Result<Resource<Descriptor>, ErrorCode>,)> {
     let mut view = store.data_mut().filesystem();
     let same_dir = Resource::new_borrow(dir.rep());
-    let may_block = match view.stat_at(same_dir, path_flags, path.clone()).await {
-        Ok(stat) => !matches!(
+    // An error (missing: O_CREAT makes a file) is open-at's to report.
+    let stat = view.stat_at(same_dir, path_flags, path.clone()).await;
+    if stat.is_ok_and(|stat| {
+        !matches!(
             stat.type_,
             DescriptorType::RegularFile | DescriptorType::Directory | DescriptorType::SymbolicLink
-        ),
-        // Missing (O_CREAT makes a file), or an error open-at reports itself.
-        Err(_) => false,
-    };
-    if may_block {
+        )
+    }) {
         return Ok((Err(ErrorCode::Access),));
     }
-    Ok((match view.open_at(dir, path_flags, path, open_flags, flags).await {
-        Ok(opened) => Ok(opened),
+    let opened = match view.open_at(dir, path_flags, path, open_flags, flags).await {
+        Ok(opened) => opened,
         // A code for the guest, or a trap for the run.
-        Err(error) => Err(error.downcast()?),
-    },))
+        Err(error) => return Ok((Err(error.downcast()?),)),
+    };
+    Ok((within_limit(store.data_mut(), opened)?.ok_or(ErrorCode::Quota),))
+}
+
+/// The parameters of WASI 0.3's `[method]descriptor.open-at`.
+pub(crate) type P3OpenAtParams = (
+    Resource<Descriptor>,
+    p3::PathFlags,
+    String,
+    p3::OpenFlags,
+    p3::DescriptorFlags,
+);
+
+/// What WASI 0.3's `descriptor.open-at` gives the guest.
+type P3Opened = wasmtime::Result<(Result<Resource<Descriptor>, p3::ErrorCode>,)>;
+
+/// WASI 0.3's `descriptor.open-at`, guarded as WASI 0.2's ([`guarded_open_at`]).
+pub(crate) fn guarded_open_at_p3(
+    accessor: &Accessor<GuestState>,
+    (dir, path_flags, path, open_flags, flags): P3OpenAtParams,
+) -> Pin<Box<dyn Future<Output = P3Opened> + Send + '_>> {
+    Box::pin(async move {
+        let files = accessor.with_getter::<WasiFilesystem>(filesystem);
+        let same_dir = Resource::new_borrow(dir.rep());
+        let stat = WasiFilesystem::stat_at(&files, same_dir, path_flags, path.clone()).await;
+        if stat.is_ok_and(|stat| {
+            !matches!(
+                stat.type_,
+                p3::DescriptorType::RegularFile | p3::DescriptorType::Directory | p3::DescriptorType::SymbolicLink
+            )
+        }) {
+            return Ok((Err(p3::ErrorCode::Access),));
+        }
+        let opened = match WasiFilesystem::open_at(&files, dir, path_flags, path, open_flags, flags).await {
+            Ok(opened) => opened,
+            Err(error) => return Ok((Err(error.downcast()?),)),
+        };
+        // Checked after the open, in one step with the count: WASI 0.3
+        // opens run concurrently, and a count taken before could let every
+        // one of them through.
+        let kept = accessor.with(|mut access| within_limit(access.get(), opened))?;
+        Ok((kept.ok_or(p3::ErrorCode::Quota),))
+    })
+}
+
+fn filesystem(state: &mut GuestState) -> WasiFilesystemCtxView<'_> {
+    state.filesystem()
+}
+
+/// `opened`, if with it the guest holds no more than
+/// [`crate::Limits::max_descriptors`] descriptors; else it is closed.
+///
+/// A component's resource table also holds its streams, pollables and the
+/// like, which hold no descriptor of the host's, so only descriptors count.
+fn within_limit(
+    state: &mut GuestState,
+    opened: Resource<Descriptor>,
+) -> wasmtime::Result<Option<Resource<Descriptor>>> {
+    let max = state.limits.max_descriptors();
+    let table = state.wasi.ctx().table;
+    let held = table.iter_mut().filter(|entry| entry.is::<Descriptor>()).count();
+    if held <= max {
+        return Ok(Some(opened));
+    }
+    table.delete(opened)?;
+    Ok(None)
 }

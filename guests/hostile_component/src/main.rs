@@ -9,6 +9,11 @@
 //! - `flood BYTES`: writes BYTES bytes to stdout.
 //! - `open PATH...`: tries to read each path, and to create a file beside it;
 //!   prints `PATH: read OK|ERROR, create OK|ERROR` for each.
+//! - `readonly FILE`: tries to change FILE and its directory every way the
+//!   standard library offers; prints `ATTEMPT: OK|ERROR` for each, then
+//!   `changed N`, N the attempts that succeeded.
+//! - `hoard PATH`: opens PATH again and again, keeping every file, until
+//!   an open fails; prints `held N, then ERROR KIND`.
 //! - `panic`: panics (a trap).
 //! - `exit CODE`: exits with CODE.
 //! - `env`: prints every environment variable it can see.
@@ -47,6 +52,17 @@ fn main() -> ExitCode {
                 println!("{path}: read {}, create {}", outcome(read), outcome(create));
             }
         }
+        ["readonly", file] => readonly(file),
+        ["hoard", path] => {
+            let mut held = Vec::new();
+            let error = loop {
+                match std::fs::File::open(path) {
+                    Ok(file) => held.push(file),
+                    Err(error) => break error,
+                }
+            };
+            println!("held {}, then ERROR {:?}", held.len(), error.kind());
+        }
         ["panic"] => panic!("the guest panicked on purpose"),
         ["exit", code] => return ExitCode::from(code.parse::<u8>().expect("exit CODE")),
         ["env"] => {
@@ -72,7 +88,7 @@ fn main() -> ExitCode {
         }
         _ => {
             eprintln!(
-                "usage: hostile_component loop|sleep|stdin|memory-bomb|recurse|flood N|open PATH...|panic|exit N|env|connect ADDR|listen ADDR|udp ADDR|lookup HOST"
+                "usage: hostile_component loop|sleep|stdin|memory-bomb|recurse|flood N|open PATH...|readonly FILE|hoard PATH|panic|exit N|env|connect ADDR|listen ADDR|udp ADDR|lookup HOST"
             );
             return ExitCode::from(2);
         }
@@ -99,6 +115,32 @@ fn kind(result: std::io::Result<()>) -> String {
 
 fn outcome(result: std::io::Result<()>) -> &'static str {
     if result.is_ok() { "OK" } else { "ERROR" }
+}
+
+/// Every change to `file` and beside it, each attempted once.
+fn readonly(file: &str) {
+    use std::fs::{self, OpenOptions};
+    let dir = std::path::Path::new(file).parent().unwrap_or(std::path::Path::new("."));
+    let beside = |name: &str| dir.join(name);
+    let attempts: [(&str, std::io::Result<()>); 8] = [
+        ("open for writing", OpenOptions::new().write(true).open(file).map(drop)),
+        (
+            "truncate on open",
+            OpenOptions::new().write(true).truncate(true).open(file).map(drop),
+        ),
+        ("append", OpenOptions::new().append(true).open(file).map(drop)),
+        ("create", fs::write(beside("created.txt"), b"new")),
+        ("mkdir", fs::create_dir(beside("made"))),
+        ("rename", fs::rename(file, beside("renamed.txt"))),
+        ("link", fs::hard_link(beside("renamed.txt"), beside("linked.txt"))),
+        ("delete", fs::remove_file(beside("renamed.txt"))),
+    ];
+    let mut changed = 0;
+    for (attempt, result) in attempts {
+        changed += usize::from(result.is_ok());
+        println!("{attempt}: {}", outcome(result));
+    }
+    println!("changed {changed}");
 }
 
 /// Grows a list of 1 MiB blocks until an allocation fails.

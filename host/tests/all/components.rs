@@ -18,6 +18,11 @@ pub(crate) fn hostile() -> host::GuestModule {
 /// stops waiting for past `timeout + SLACK`: a broken defense fails the test
 /// instead of hanging it.
 pub(crate) fn attack_with_timeout(sandbox: Sandbox, timeout: Duration, args: &[&str]) -> RunOutcome {
+    timed_out(&hostile(), sandbox, timeout, args)
+}
+
+/// [`attack_with_timeout`] by another guest.
+fn timed_out(guest: &host::GuestModule, sandbox: Sandbox, timeout: Duration, args: &[&str]) -> RunOutcome {
     let (done, outcome) = std::sync::mpsc::channel();
     let sandbox = sandbox.limits(Limits {
         timeout: Some(timeout),
@@ -25,7 +30,7 @@ pub(crate) fn attack_with_timeout(sandbox: Sandbox, timeout: Duration, args: &[&
     });
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     // Compiled before the clock starts: a cold compile on a loaded machine can take seconds.
-    let module = hostile();
+    let module = guest.clone();
     std::thread::spawn(move || {
         // The test may have stopped waiting: nobody to tell then.
         let _ = done.send(sandbox.args(args).run(&module).unwrap());
@@ -46,8 +51,16 @@ fn a_component_is_recognised_as_one() {
 #[test]
 fn computing_or_sleeping_past_the_timeout_is_a_timeout() {
     let timeout = Duration::from_millis(300);
-    for attack in ["loop", "sleep"] {
-        let outcome = attack_with_timeout(Sandbox::new(), timeout, &[attack]);
+    // WASI 0.2 (the standard library's sleep) and WASI 0.3 (its clock's waits).
+    let attacks = [
+        (hostile(), "loop"),
+        (hostile(), "sleep"),
+        (support::components::hostile_p3(), "loop"),
+        (support::components::hostile_p3(), "sleep"),
+        (support::components::hostile_p3(), "sleep-until"),
+    ];
+    for (guest, attack) in attacks {
+        let outcome = timed_out(&guest, Sandbox::new(), timeout, &[attack]);
         assert!(outcome.duration >= timeout, "{attack}: {:?}", outcome.duration);
         assert!(!outcome.stdout_text().contains("woke up"));
     }
@@ -70,29 +83,83 @@ fn opening_a_fifo_in_a_grant_is_refused_at_once_not_waited_on() {
             timeout: Some(timeout),
             ..Limits::default()
         });
-    let started = std::time::Instant::now();
-    let outcome = grant
-        .args(["open", "/sandbox/fifo", "/sandbox/link"])
-        .run(&hostile())
-        .unwrap();
-    // Refused before `open(2)`, which would wait for a writer: no timeout,
-    // and no blocking thread left stuck in it.
-    assert!(started.elapsed() < timeout / 2, "{:?}", started.elapsed());
-    assert_eq!(outcome.exit_code(), Some(0), "{outcome}");
+    // WASI 0.2's open-at, through the standard library, and WASI 0.3's.
+    let attacks = [
+        (
+            hostile(),
+            ["open", "/sandbox/fifo", "/sandbox/link"],
+            "/sandbox/fifo: read ERROR, create OK\n/sandbox/link: read ERROR, create OK\n",
+        ),
+        (
+            support::components::hostile_p3(),
+            ["open", "fifo", "link"],
+            "fifo: ERROR ErrorCode::Access\nlink: ERROR ErrorCode::Access\n",
+        ),
+    ];
+    for (guest, args, refused) in attacks {
+        let started = std::time::Instant::now();
+        let outcome = grant.clone().args(args).run(&guest).unwrap();
+        // Refused before `open(2)`, which would wait for a writer: no
+        // timeout, and no blocking thread left stuck in it.
+        assert!(started.elapsed() < timeout / 2, "{args:?}: {:?}", started.elapsed());
+        assert_eq!(outcome.exit_code(), Some(0), "{outcome}");
+        assert_eq!(outcome.stdout_text(), refused);
+    }
+}
+
+#[test]
+fn a_component_hoarding_descriptors_is_refused_at_its_limit() {
+    let fence = Fence::new();
+    let at_most = |max_descriptors| Limits {
+        max_descriptors,
+        ..Limits::default()
+    };
+    let hoard = |guest: &host::GuestModule, path: &str, limits: Limits| {
+        let outcome = fence.attack_with(
+            guest,
+            Sandbox::new().limits(limits),
+            DirAccess::ReadOnly,
+            &["hoard", path],
+        );
+        assert!(outcome.success(), "{outcome}: {}", outcome.stderr_text());
+        outcome.stdout_text()
+    };
+    // The granted directory is a descriptor too; streams are not.
+    let p2 = hostile();
     assert_eq!(
-        outcome.stdout_text(),
-        "/sandbox/fifo: read ERROR, create OK\n/sandbox/link: read ERROR, create OK\n"
+        hoard(&p2, "/sandbox/inner.txt", at_most(16)),
+        "held 15, then ERROR QuotaExceeded\n"
+    );
+    assert_eq!(
+        hoard(&p2, "/sandbox/inner.txt", Limits::default()),
+        "held 255, then ERROR QuotaExceeded\n",
+        "256 by default"
+    );
+    let p3 = support::components::hostile_p3();
+    assert_eq!(
+        hoard(&p3, "inner.txt", at_most(16)),
+        "held 15, then ERROR ErrorCode::Quota\n"
     );
 }
 
 #[test]
 fn files_outside_the_grant_cannot_be_read_or_written() {
     let fence = Fence::new();
+    let secret = fence.grant().parent().unwrap().join("secret.txt");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::symlink;
+        symlink("../secret.txt", fence.grant().join("link-to-secret")).unwrap();
+        symlink(&secret, fence.grant().join("absolute-link-to-secret")).unwrap();
+    }
     let paths = [
         "/sandbox/inner.txt",
         "/sandbox/../secret.txt",
         "../secret.txt",
         "/etc/passwd",
+        secret.to_str().unwrap(),
+        "/sandbox/link-to-secret",
+        "/sandbox/absolute-link-to-secret",
     ];
     let outcome = fence.attack_with(
         &hostile(),
@@ -103,10 +170,16 @@ fn files_outside_the_grant_cannot_be_read_or_written() {
     assert!(outcome.success(), "{}", outcome.stderr_text());
     assert_eq!(
         outcome.stdout_text(),
-        "/sandbox/inner.txt: read OK, create ERROR\n\
+        format!(
+            "/sandbox/inner.txt: read OK, create ERROR\n\
          /sandbox/../secret.txt: read ERROR, create ERROR\n\
          ../secret.txt: read ERROR, create ERROR\n\
-         /etc/passwd: read ERROR, create ERROR\n"
+         /etc/passwd: read ERROR, create ERROR\n\
+         {}: read ERROR, create ERROR\n\
+         /sandbox/link-to-secret: read ERROR, create ERROR\n\
+         /sandbox/absolute-link-to-secret: read ERROR, create ERROR\n",
+            secret.display()
+        )
     );
     // Without a grant, nothing at all.
     let ungranted = Sandbox::new()
@@ -132,6 +205,75 @@ fn a_read_write_grant_lets_the_component_create_files_inside_it_only() {
         std::fs::read_to_string(fence.grant().join("inner.txt.created")).unwrap(),
         "escaped"
     );
+}
+
+#[test]
+fn a_read_only_grant_refuses_every_change_a_component_tries() {
+    let fence = Fence::new();
+    let attempts = [
+        "open for writing",
+        "truncate on open",
+        "append",
+        "create",
+        "mkdir",
+        "rename",
+        "link",
+        "delete",
+    ];
+    let args = ["readonly", "/sandbox/inner.txt"];
+    let refused = fence.attack_with(&hostile(), Sandbox::new(), DirAccess::ReadOnly, &args);
+    let expected: String = attempts.iter().map(|attempt| format!("{attempt}: ERROR\n")).collect();
+    assert_eq!(refused.stdout_text(), expected + "changed 0\n");
+    // The probe does change a writable grant.
+    let changed = Sandbox::new()
+        .dir(fence.grant(), "/sandbox", DirAccess::ReadWrite)
+        .args(args)
+        .run(&hostile())
+        .unwrap();
+    assert!(
+        changed.stdout_text().ends_with("changed 8\n"),
+        "{}",
+        changed.stdout_text()
+    );
+}
+
+#[test]
+fn unbounded_recursion_in_a_component_is_a_stack_overflow() {
+    // In WAT: a Rust guest's own stack, in linear memory, runs out first
+    // (a memory trap), before the wasm stack this test is about.
+    let guest = support::wat(
+        "recurse",
+        r#"(component
+             (core module $m (func $down (export "recurse") (call $down)))
+             (core instance $i (instantiate $m))
+             (func (export "recurse") (canon lift (core func $i "recurse"))))"#,
+    );
+    let mut instance = Sandbox::new().instantiate_component(&guest).unwrap();
+    assert_eq!(
+        support::call_trap_kind(instance.call::<(), ()>("recurse", ())),
+        TrapKind::StackOverflow
+    );
+}
+
+#[test]
+fn a_components_table_grows_only_to_the_limit() {
+    let guest = support::wat(
+        "table-grow",
+        r#"(component
+             (core module $m
+               (table $t 1 funcref)
+               (func (export "grow") (param i32) (result i32) (table.grow $t (ref.null func) (local.get 0))))
+             (core instance $i (instantiate $m))
+             (func (export "grow") (param "by" u32) (result s32) (canon lift (core func $i "grow"))))"#,
+    );
+    let limits = Limits {
+        max_table_elements: 10,
+        ..Limits::default()
+    };
+    let mut instance = Sandbox::new().limits(limits).instantiate_component(&guest).unwrap();
+    let mut grow = |by: u32| instance.call::<(u32,), (i32,)>("grow", (by,)).unwrap().0;
+    assert_eq!(grow(9), 1, "to the limit: the old size");
+    assert_eq!(grow(1), -1, "past it: refused");
 }
 
 #[test]

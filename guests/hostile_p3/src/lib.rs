@@ -1,0 +1,84 @@
+//! A WASI 0.3 command attacking through WASI 0.3's own imports, one attack
+//! per argument, each path relative to its first granted directory:
+//!
+//! - `loop`: computes forever.
+//! - `sleep`: waits an hour on WASI 0.3's monotonic clock, then prints `woke up`.
+//! - `sleep-until`: waits for the clock's mark an hour ahead, likewise.
+//! - `open PATH...`: opens each path for reading; prints `PATH: OK` or
+//!   `PATH: ERROR CODE` (the `error-code` of `open-at`).
+//! - `hoard PATH`: opens PATH again and again, keeping every descriptor,
+//!   until `open-at` fails; prints `held N, then ERROR CODE`.
+
+wit_bindgen::generate!({ path: "wit", world: "hostile-p3", generate_all });
+
+use guest_support::spin;
+use wasi::clocks::monotonic_clock;
+use wasi::filesystem::preopens::get_directories;
+use wasi::filesystem::types::{Descriptor, DescriptorFlags, ErrorCode, OpenFlags, PathFlags};
+
+const HOUR_NS: u64 = 3600 * 1_000_000_000;
+
+struct Hostile;
+
+impl exports::wasi::cli::run::Guest for Hostile {
+    async fn run() -> Result<(), ()> {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+            ["loop"] => spin(),
+            ["sleep"] => monotonic_clock::wait_for(HOUR_NS).await,
+            ["sleep-until"] => monotonic_clock::wait_until(monotonic_clock::now() + HOUR_NS).await,
+            ["open", paths @ ..] => {
+                let dir = granted()?;
+                for path in paths {
+                    match open(&dir, path).await {
+                        Ok(_) => println!("{path}: OK"),
+                        Err(code) => println!("{path}: ERROR {code:?}"),
+                    }
+                }
+                return Ok(());
+            }
+            ["hoard", path] => {
+                let dir = granted()?;
+                let mut held = Vec::new();
+                let code = loop {
+                    match open(&dir, path).await {
+                        Ok(file) => held.push(file),
+                        Err(code) => break code,
+                    }
+                };
+                println!("held {}, then ERROR {code:?}", held.len());
+                return Ok(());
+            }
+            _ => {
+                eprintln!("usage: hostile_p3 loop|sleep|sleep-until|open PATH...|hoard PATH");
+                return Err(());
+            }
+        }
+        println!("woke up");
+        Ok(())
+    }
+}
+
+/// The first directory granted.
+fn granted() -> Result<Descriptor, ()> {
+    match get_directories().into_iter().next() {
+        Some((dir, _)) => Ok(dir),
+        None => {
+            eprintln!("no directory granted");
+            Err(())
+        }
+    }
+}
+
+/// Opens `path` under `dir` for reading, following links.
+async fn open(dir: &Descriptor, path: &str) -> Result<Descriptor, ErrorCode> {
+    dir.open_at(
+        PathFlags::SYMLINK_FOLLOW,
+        path.to_owned(),
+        OpenFlags::empty(),
+        DescriptorFlags::READ,
+    )
+    .await
+}
+
+export!(Hostile);
