@@ -103,11 +103,26 @@ pub fn run(args: RunArgs) -> u8 {
     if !args.capture {
         sandbox = sandbox.inherit_stdout().inherit_stderr();
     }
+    // wasmtime-wasi runs its calls on the tokio runtime it finds entered:
+    // one of a single worker here spares it starting its own (a worker per
+    // core) for one guest, and its timer keeps the watchdog.
+    let tokio = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+    {
+        Ok(tokio) => tokio,
+        Err(error) => {
+            eprintln!("wasm-host: error: starting the runtime's worker thread: {error}");
+            return status::LOAD_ERROR;
+        }
+    };
+    let _entered = tokio.enter();
     if watchdog && let Some(timeout) = timeout {
-        start_watchdog(module.name().to_owned(), timeout);
+        start_watchdog(&tokio, module.name().to_owned(), timeout);
     }
     if let Some(call) = &args.invoke {
-        return match crate::invoke::invoke(&sandbox, &module, call, guest_args) {
+        let status = match crate::invoke::invoke(&sandbox, &module, call, guest_args) {
             Ok(results) => {
                 print!("{results}");
                 0
@@ -128,6 +143,7 @@ pub fn run(args: RunArgs) -> u8 {
                 _ => fail(error),
             },
         };
+        exit(status);
     }
     let outcome = match sandbox.run(&module) {
         Ok(outcome) => outcome,
@@ -137,7 +153,7 @@ pub fn run(args: RunArgs) -> u8 {
         write_captured(&outcome);
     }
     report_truncation(module.name(), &outcome);
-    match &outcome.termination {
+    exit(match &outcome.termination {
         Termination::Exited(code) => {
             // WASI's proc_exit only accepts 0..=125, so the code always fits.
             u8::try_from(*code).unwrap_or(status::TRAP)
@@ -146,7 +162,15 @@ pub fn run(args: RunArgs) -> u8 {
             eprintln!("wasm-host: {} {outcome}", module.name());
             status::for_trap(trap)
         }
-    }
+    })
+}
+
+/// Ends the process with `status` now, the guest's output all out (streamed
+/// output is written through, captured output above, and `exit` flushes
+/// what std holds): tearing down the engine, the module's code and the
+/// runtime's threads would only cost time.
+fn exit(status: u8) -> ! {
+    std::process::exit(i32::from(status))
 }
 
 /// Ends the process as a timeout (the same message and status as the
@@ -154,19 +178,16 @@ pub fn run(args: RunArgs) -> u8 {
 /// engine compiles no epoch checks, which cost a tight loop a third of its
 /// speed, so nothing else could stop a guest that only computes. A guest
 /// waiting in a host call is ended by the library at the deadline itself,
-/// before this fires.
-fn start_watchdog(module: String, timeout: Duration) {
+/// before this fires. It waits on `tokio`'s worker, not the guest's thread.
+fn start_watchdog(tokio: &tokio::runtime::Runtime, module: String, timeout: Duration) {
     const GRACE: Duration = Duration::from_millis(100);
-    std::thread::Builder::new()
-        .name("wasm-host-watchdog".into())
-        .spawn(move || {
-            std::thread::sleep(timeout.saturating_add(GRACE));
-            // As `RunOutcome` words a timeout.
-            eprintln!("wasm-host: {module} timed out after {timeout:?}");
-            // Streamed output is already written; `exit` flushes what std holds.
-            std::process::exit(i32::from(status::TIMEOUT));
-        })
-        .expect("spawning the watchdog thread");
+    tokio.spawn(async move {
+        tokio::time::sleep(timeout.saturating_add(GRACE)).await;
+        // As `RunOutcome` words a timeout.
+        eprintln!("wasm-host: {module} timed out after {timeout:?}");
+        // Streamed output is already written; `exit` flushes what std holds.
+        exit(status::TIMEOUT);
+    });
 }
 
 /// Writes what a `--capture` run kept.

@@ -495,6 +495,25 @@ fn streamed_output_is_cut_at_max_output_only_when_asked() {
 }
 
 #[test]
+fn captured_output_is_written_whole_before_the_process_ends() {
+    // `wasm-host run` ends its process at once, without teardown: what it
+    // kept must all be out first, far more than a pipe holds.
+    let hostile = xtask::guests::artifact("hostile").unwrap();
+    let output = run(&[
+        "run",
+        "--capture",
+        "--max-output",
+        "8M",
+        hostile.to_str().unwrap(),
+        "flood",
+        "4194304",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(output.stdout.len(), 4 << 20, "the whole captured flood");
+    assert!(output.stdout.iter().all(|&byte| byte == b'x'));
+}
+
+#[test]
 fn the_guest_reads_wasm_hosts_stdin() {
     let csv_processor: PathBuf = xtask::guests::artifact("csv_processor").unwrap();
     let output = run_with_stdin(&["run", csv_processor.to_str().unwrap()], b"1,2,3\n4\n");
