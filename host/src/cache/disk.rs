@@ -65,7 +65,31 @@ pub(super) enum Entry {
     /// Not a file this cache wrote for this key: already deleted.
     Rejected,
     /// The file, authenticated: [`Entry::payload`] is what `Module::serialize` wrote.
-    Verified(Vec<u8>),
+    Verified(Contents),
+}
+
+/// A file's bytes: a large file is mapped, so that a hit reads the page
+/// cache in place (nothing copied into fresh, zeroed pages), a small one
+/// read. The mapping is private and read-only; only the user can write the
+/// file (it is theirs, in a directory closed to others) and this cache
+/// replaces files by renaming, never in place, so the bytes checked are the
+/// bytes Wasmtime copies into its own memory right after.
+pub(super) enum Contents {
+    Read(Vec<u8>),
+    #[cfg(unix)]
+    Mapped(os::Mapping),
+}
+
+impl std::ops::Deref for Contents {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Contents::Read(bytes) => bytes,
+            #[cfg(unix)]
+            Contents::Mapped(mapping) => mapping,
+        }
+    }
 }
 
 impl Entry {
@@ -298,7 +322,7 @@ fn load_or_create_key(dir: &Path) -> Result<[u8; KEY_LEN], Untrusted> {
     };
     for _ in 0..2 {
         if let Some((_, bytes)) = read_owned(&path, KEY_LEN as u64, os::READABLE_BY_OTHERS)? {
-            return bytes.try_into().map_err(|_| Untrusted::WrongType {
+            return (*bytes).try_into().map_err(|_| Untrusted::WrongType {
                 path: path.clone(),
                 expected: "key of 32 bytes",
             });
@@ -320,8 +344,9 @@ fn load_or_create_key(dir: &Path) -> Result<[u8; KEY_LEN], Untrusted> {
 
 /// Opens `path` without following a link or blocking on a FIFO, requires a
 /// regular file owned by the running user with none of the `forbidden` mode
-/// bits and at most `max_len` bytes, and reads it. `None` if there is no file.
-fn read_owned(path: &Path, max_len: u64, forbidden: u32) -> Result<Option<(File, Vec<u8>)>, Untrusted> {
+/// bits and at most `max_len` bytes, and reads it (or maps it, see
+/// [`Contents`]). `None` if there is no file.
+fn read_owned(path: &Path, max_len: u64, forbidden: u32) -> Result<Option<(File, Contents)>, Untrusted> {
     let io = |source| Untrusted::Io {
         path: path.to_owned(),
         source,
@@ -349,14 +374,25 @@ fn read_owned(path: &Path, max_len: u64, forbidden: u32) -> Result<Option<(File,
             max: max_len,
         });
     }
+    #[cfg(unix)]
+    if meta.len() >= MAP_AT_LEAST {
+        // Of the length checked: the file may grow after the check.
+        let mapping = os::Mapping::of(&file, meta.len() as usize).map_err(io)?;
+        return Ok(Some((file, Contents::Mapped(mapping))));
+    }
     let mut data = Vec::with_capacity(meta.len() as usize);
     // Capped again: the file may grow after the check.
     Read::by_ref(&mut file)
         .take(max_len)
         .read_to_end(&mut data)
         .map_err(io)?;
-    Ok(Some((file, data)))
+    Ok(Some((file, Contents::Read(data))))
 }
+
+/// Files this large are mapped rather than read: below it, reading costs
+/// less than mapping and unmapping.
+#[cfg(unix)]
+const MAP_AT_LEAST: u64 = 64 << 10;
 
 /// A new file in `dir` with an unguessable name, created exclusively
 /// (never through an existing file or link), readable by its owner only.
@@ -378,10 +414,12 @@ fn hex(bytes: &[u8]) -> String {
 
 #[cfg(unix)]
 mod os {
-    use std::fs::{DirBuilder, Metadata, OpenOptions};
+    use std::fs::{DirBuilder, File, Metadata, OpenOptions};
     use std::io;
+    use std::os::fd::AsRawFd;
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
     use std::path::Path;
+    use std::ptr::NonNull;
 
     use super::Untrusted;
 
@@ -401,6 +439,56 @@ mod os {
 
     pub(super) fn private_file(options: &mut OpenOptions) {
         options.mode(0o600);
+    }
+
+    /// A file's first `len` bytes, mapped private and read-only.
+    pub(in super::super) struct Mapping {
+        start: NonNull<u8>,
+        len: usize,
+    }
+
+    // SAFETY: the mapping is read-only and owned by this value alone.
+    unsafe impl Send for Mapping {}
+    // SAFETY: as above; shared references only read.
+    unsafe impl Sync for Mapping {}
+
+    impl Mapping {
+        /// `len` must be at least 1 (an empty mapping is an error).
+        pub(super) fn of(file: &File, len: usize) -> io::Result<Self> {
+            // SAFETY: a new mapping at an address the kernel chooses,
+            // aliasing no Rust object; `file` is open for reading.
+            let start = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ,
+                    libc::MAP_PRIVATE,
+                    file.as_raw_fd(),
+                    0,
+                )
+            };
+            if start == libc::MAP_FAILED {
+                return Err(io::Error::last_os_error());
+            }
+            let start = NonNull::new(start.cast()).ok_or_else(|| io::Error::other("mapped at address 0"))?;
+            Ok(Self { start, len })
+        }
+    }
+
+    impl std::ops::Deref for Mapping {
+        type Target = [u8];
+
+        fn deref(&self) -> &[u8] {
+            // SAFETY: `len` readable bytes are mapped at `start` until drop.
+            unsafe { std::slice::from_raw_parts(self.start.as_ptr(), self.len) }
+        }
+    }
+
+    impl Drop for Mapping {
+        fn drop(&mut self) {
+            // SAFETY: unmaps exactly what `of` mapped, no longer borrowed.
+            unsafe { libc::munmap(self.start.as_ptr().cast(), self.len) };
+        }
     }
 
     pub(super) fn check_owner(path: &Path, meta: &Metadata, forbidden: u32) -> Result<(), Untrusted> {
