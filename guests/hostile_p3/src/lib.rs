@@ -9,18 +9,16 @@
 //! - `hoard PATH`: opens PATH again and again, keeping every descriptor,
 //!   until `open-at` fails; prints `held N, then ERROR CODE`.
 
-wit_bindgen::generate!({ path: "wit", world: "hostile-p3", generate_all });
-
 use guest_support::spin;
-use wasi::clocks::monotonic_clock;
-use wasi::filesystem::preopens::get_directories;
-use wasi::filesystem::types::{Descriptor, DescriptorFlags, ErrorCode, OpenFlags, PathFlags};
+use wasip3::clocks::monotonic_clock;
+use wasip3::filesystem::preopens::get_directories;
+use wasip3::filesystem::types::{Descriptor, DescriptorFlags, ErrorCode, OpenFlags, PathFlags};
 
 const HOUR_NS: u64 = 3600 * 1_000_000_000;
 
 struct Hostile;
 
-impl exports::wasi::cli::run::Guest for Hostile {
+impl wasip3::exports::cli::run::Guest for Hostile {
     async fn run() -> Result<(), ()> {
         let args: Vec<String> = std::env::args().skip(1).collect();
         match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
@@ -81,4 +79,4 @@ async fn open(dir: &Descriptor, path: &str) -> Result<Descriptor, ErrorCode> {
     .await
 }
 
-export!(Hostile);
+wasip3::cli::command::export!(Hostile);
