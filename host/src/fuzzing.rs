@@ -58,6 +58,7 @@ pub fn limits(fuel: Option<u64>) -> Limits {
         max_output_bytes: 4096,
         max_log_bytes: 4096,
         max_descriptors: 64,
+        max_resources: 256,
     }
 }
 

@@ -52,6 +52,13 @@ pub struct Limits {
     /// (not its streams), and an `open-at` past it fails with `quota`.
     /// Default 256.
     pub max_descriptors: usize,
+    /// Resources a guest may hold at once, so that what the host keeps for
+    /// it outside its linear memory stays bounded: WASI's table (files,
+    /// streams, pollables, sockets, HTTP requests and bodies) and, for a
+    /// component, its handles (WASI 0.3's streams and futures, its own
+    /// resources) each refuse an entry past it, and the call that wanted
+    /// one traps ([`crate::TrapKind::HostError`]). Default 4096.
+    pub max_resources: usize,
 }
 
 impl Default for Limits {
@@ -64,6 +71,7 @@ impl Default for Limits {
             max_output_bytes: 1 << 20,
             max_log_bytes: 64 << 10,
             max_descriptors: 256,
+            max_resources: 4096,
         }
     }
 }

@@ -11,7 +11,7 @@ use std::time::Instant;
 use wasmtime::component::{self, ComponentNamedList, Lift, Lower};
 use wasmtime::{IntoFunc, Linker, PoolConcurrencyLimitError, Store, StoreContextMut};
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
-use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder, WasiView};
 
 use crate::component::ComponentInstance;
 use crate::deadline::{Deadline, RunClock};
@@ -484,6 +484,17 @@ impl Sandbox {
         );
         let mut store = Store::new(module.engine(kind)?, state);
         store.limiter(|state| &mut state.limits);
+        // WASI's table holds what the host made for the guest (files,
+        // streams, pollables); a component's handles, which also name what
+        // only Wasmtime holds (WASI 0.3's streams and futures, its own
+        // resources), are counted store-wide. Past either the call traps.
+        store
+            .data_mut()
+            .wasi
+            .ctx()
+            .table
+            .set_max_capacity(self.limits.max_resources);
+        store.set_max_component_handles(self.limits.max_resources);
         if let Some(fuel) = self.limits.fuel {
             store
                 .set_fuel(fuel)

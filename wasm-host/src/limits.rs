@@ -38,6 +38,12 @@ pub struct LimitArgs {
     ))]
     max_descriptors: Option<usize>,
 
+    #[arg(long, value_name = "N", help = format!(
+        "Handles a guest may hold at once (files, streams, pollables, sockets; all of a component's); the call that would take one more traps [default: {}]",
+        Limits::default().max_resources,
+    ))]
+    max_resources: Option<usize>,
+
     #[arg(long, value_name = "BYTES", value_parser = parse_bytes, help = bytes_help(
         "Largest wasm call stack; deeper recursion traps as a stack overflow",
         RuntimeConfig::default().max_wasm_stack,
@@ -95,6 +101,7 @@ impl LimitArgs {
             max_memory_bytes: self.max_memory.unwrap_or(defaults.max_memory_bytes),
             max_output_bytes: self.max_output.unwrap_or(defaults.max_output_bytes),
             max_descriptors: self.max_descriptors.unwrap_or(defaults.max_descriptors),
+            max_resources: self.max_resources.unwrap_or(defaults.max_resources),
             ..defaults
         }
     }
@@ -264,10 +271,12 @@ mod tests {
             fuel: Some(7),
             max_memory: Some(1 << 20),
             max_descriptors: Some(8),
+            max_resources: Some(9),
             ..LimitArgs::default()
         };
         let limits = args.limits();
         assert_eq!(limits.max_descriptors, 8);
+        assert_eq!(limits.max_resources, 9);
         assert_eq!(limits.timeout, None);
         assert_eq!(limits.fuel, Some(7));
         assert_eq!(limits.max_memory_bytes, 1 << 20);
