@@ -17,6 +17,7 @@
 //!                             one poll_oneoff on CLOCK (realtime, monotonic, process, thread) a minute ahead
 //! hostile open-fifo PATH      open PATH (a FIFO, in the first grant) for reading, then for writing
 //! hostile hoard-fds FILE      open FILE (in the first grant) until the host refuses, and keep them all
+//! hostile poll-many N         one poll_oneoff on N clock subscriptions, each due at once
 //! ```
 
 use std::io::Write;
@@ -62,6 +63,7 @@ fn main() -> ExitCode {
         ["sleep-on", clock, mode] => sleep_on(clock, mode),
         ["open-fifo", path] => report("opened", open_fifo(path)),
         ["hoard-fds", file] => hoard_fds(file),
+        ["poll-many", count] => poll_many(count.parse().expect("poll-many N")),
         ["log", ptr, len] => {
             let ptr = match *ptr {
                 "end" => (core::arch::wasm32::memory_size(0) * 65536) as i32,
@@ -328,6 +330,32 @@ fn sleep_on(clock: &str, mode: &str) -> ExitCode {
     // SAFETY: one subscription and room for one event, both outliving the call.
     let result = unsafe { wasi::poll_oneoff(&subscription, &mut event, 1) };
     println!("woke up: {}", describe(result.map(drop)));
+    ExitCode::SUCCESS
+}
+
+/// One `poll_oneoff` on `count` subscriptions, all due at once: the host
+/// makes something of its own for each, out of the guest's memory.
+fn poll_many(count: usize) -> ExitCode {
+    let subscription = wasi::Subscription {
+        userdata: 0,
+        u: wasi::SubscriptionU {
+            tag: wasi::EVENTTYPE_CLOCK.raw(),
+            u: wasi::SubscriptionUU {
+                clock: wasi::SubscriptionClock {
+                    id: wasi::CLOCKID_MONOTONIC,
+                    timeout: 0,
+                    precision: 0,
+                    flags: 0,
+                },
+            },
+        },
+    };
+    let subscriptions = vec![subscription; count];
+    // SAFETY: an all-zero event is a valid value for the host to overwrite.
+    let mut events: Vec<wasi::Event> = vec![unsafe { std::mem::zeroed() }; count];
+    // SAFETY: `count` subscriptions and room for as many events, outliving the call.
+    let result = unsafe { wasi::poll_oneoff(subscriptions.as_ptr(), events.as_mut_ptr(), count) };
+    println!("polled {count}: {}", describe(result.map(drop)));
     ExitCode::SUCCESS
 }
 

@@ -8,6 +8,11 @@
 //!   `PATH: ERROR CODE` (the `error-code` of `open-at`).
 //! - `hoard PATH`: opens PATH again and again, keeping every descriptor,
 //!   until `open-at` fails; prints `held N, then ERROR CODE`.
+//! - `streams`: makes streams and keeps both ends of each (two handles),
+//!   printing `held N` (N streams) after each, until the host stops it.
+//! - `directories`: asks for the granted directories again and again (each
+//!   answer a new descriptor of the host's), keeping them, printing `held N`
+//!   after each, until the host stops it.
 
 use guest_support::spin;
 use wasip3::clocks::monotonic_clock;
@@ -47,13 +52,24 @@ impl wasip3::exports::cli::run::Guest for Hostile {
                 println!("held {}, then ERROR {code:?}", held.len());
                 return Ok(());
             }
+            ["streams"] => keep_making(|| [wasip3::wit_stream::new::<u8>()]),
+            ["directories"] => keep_making(get_directories),
             _ => {
-                eprintln!("usage: hostile_p3 loop|sleep|sleep-until|open PATH...|hoard PATH");
+                eprintln!("usage: hostile_p3 loop|sleep|sleep-until|open PATH...|hoard PATH|streams|directories");
                 return Err(());
             }
         }
         println!("woke up");
         Ok(())
+    }
+}
+
+/// Calls `make` forever, keeping all it made, and prints how many after each call.
+fn keep_making<I: IntoIterator>(make: impl Fn() -> I) -> ! {
+    let mut held = Vec::new();
+    loop {
+        held.extend(make());
+        println!("held {}", held.len());
     }
 }
 

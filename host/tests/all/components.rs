@@ -143,6 +143,29 @@ fn a_component_hoarding_descriptors_is_refused_at_its_limit() {
 }
 
 #[test]
+fn a_component_holding_handles_is_stopped_at_its_resource_limit() {
+    let fence = Fence::new();
+    let limits = Limits {
+        max_resources: 64,
+        ..Limits::default()
+    };
+    // Both are the component's handles (a few are taken before): WASI
+    // 0.3's streams live in Wasmtime alone, and each answer of
+    // `get-directories` is a descriptor in WASI's table too, one that the
+    // descriptor limit, which counts opens, does not see.
+    for (attack, most) in [("streams", "held 30"), ("directories", "held 60")] {
+        let outcome = fence.attack_with(
+            &support::components::hostile_p3(),
+            Sandbox::new().limits(limits.clone()),
+            DirAccess::ReadOnly,
+            &[attack],
+        );
+        assert_eq!(trap_kind(&outcome), TrapKind::HostError, "{attack}: {outcome}");
+        assert_eq!(outcome.stdout_text().lines().last(), Some(most), "{attack}");
+    }
+}
+
+#[test]
 fn files_outside_the_grant_cannot_be_read_or_written() {
     let fence = Fence::new();
     let secret = fence.grant().parent().unwrap().join("secret.txt");

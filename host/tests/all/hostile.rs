@@ -435,6 +435,22 @@ fn a_fifo_in_a_grant_is_refused_at_once_not_waited_on() {
 }
 
 #[test]
+fn a_poll_on_more_subscriptions_than_the_resource_limit_traps() {
+    let fence = Fence::new();
+    let limits = Limits {
+        max_resources: 64,
+        ..Limits::default()
+    };
+    // The host makes a pollable for each subscription: without the limit,
+    // a guest's memory could make it hold millions of them.
+    let poll = |count: &str| fence.attack(limited(limits.clone()), DirAccess::ReadOnly, &["poll-many", count]);
+    assert_eq!(poll("32").stdout_text(), "polled 32: OK\n");
+    let outcome = poll("100");
+    assert_eq!(support::trap_kind(&outcome), TrapKind::HostError, "{outcome}");
+    assert_eq!(outcome.stdout_text(), "");
+}
+
+#[test]
 fn a_guest_hoarding_descriptors_is_refused_at_its_limit_and_others_run_on() {
     let fence = Fence::new();
     let limits = Limits {
