@@ -30,7 +30,7 @@ use wasmtime::component::Component;
 use wasmtime::{Engine, Module, Precompiled};
 
 pub(crate) use disk::overlaps;
-use disk::{DiskCache, Entry};
+use disk::{DiskCache, Entry, Verified};
 
 use crate::compile::{CompileLimits, Exceeded};
 
@@ -184,16 +184,22 @@ impl Compiled {
         }
     }
 
+    /// A core module from a mapped file is mapped by Wasmtime from that
+    /// file, not copied: its code and memory images are the page cache's.
+    ///
     /// # Safety
-    /// `payload` must be what [`Compiled::serialize`] wrote.
-    unsafe fn deserialize(engines: &Engines, payload: &[u8]) -> wasmtime::Result<Self> {
+    /// `entry`'s payload must be what [`Compiled::serialize`] wrote, and
+    /// its file must not change while the code is loaded.
+    unsafe fn deserialize(engines: &Engines, entry: &Verified) -> wasmtime::Result<Self> {
+        let payload = entry.payload();
         let component = Engine::detect_precompiled(payload) == Some(Precompiled::Component);
         engines.place(component, |engine| {
             // SAFETY: as the caller promises; the kind is the one it was written as.
             unsafe {
-                Ok(match component {
-                    true => Compiled::Component(Component::deserialize(engine, payload)?),
-                    false => Compiled::Module(Module::deserialize(engine, payload)?),
+                Ok(match (component, entry.mapped_file()) {
+                    (true, _) => Compiled::Component(Component::deserialize(engine, payload)?),
+                    (false, Some(file)) => Compiled::Module(Module::deserialize_open_file(engine, file.try_clone()?)?),
+                    (false, None) => Compiled::Module(Module::deserialize(engine, payload)?),
                 })
             }
         })
@@ -436,19 +442,20 @@ impl ModuleCache {
     /// The entry for `key` from disk, or `None` when there is none or it was
     /// rejected (deleted and counted as discarded).
     fn read(&self, engines: &Engines, disk: &DiskCache, key: &[u8; 32]) -> Option<Compiled> {
-        let file = match disk.read(key) {
+        let entry = match disk.read(key) {
             Entry::Missing => return None,
             Entry::Rejected => {
                 self.discarded.fetch_add(1, Ordering::Relaxed);
                 return None;
             }
-            Entry::Verified(file) => file,
+            Entry::Verified(entry) => entry,
         };
         // SAFETY: the payload is what `Compiled::serialize` wrote under this
         // key: its MAC is keyed with a secret only this user can read, in a
-        // directory only this user can write. Wasmtime itself rejects
-        // artifacts from another version or configuration.
-        match unsafe { Compiled::deserialize(engines, Entry::payload(&file)) } {
+        // directory only this user can write, where this cache replaces
+        // files by renaming and never writes one in place. Wasmtime itself
+        // rejects artifacts from another version or configuration.
+        match unsafe { Compiled::deserialize(engines, &entry) } {
             Ok(module) => {
                 self.disk_hits.fetch_add(1, Ordering::Relaxed);
                 Some(module)

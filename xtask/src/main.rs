@@ -60,9 +60,28 @@ fn main() -> ExitCode {
 
 fn usage() -> String {
     let mut text = String::from("Usage: cargo xtask <SUBCOMMAND> [ARGS...]\n\nSubcommands:\n");
+    // The widest name and two spaces: no summary runs into its name.
+    let width = SUBCOMMANDS.iter().map(|s| s.name.len()).max().unwrap_or(0) + 2;
     for subcommand in SUBCOMMANDS {
-        text.push_str(&format!("  {:<14}{}\n", subcommand.name, subcommand.summary));
+        text.push_str(&format!("  {:<width$}{}\n", subcommand.name, subcommand.summary));
     }
     text.push_str("\nRun `cargo xtask <SUBCOMMAND> --help` for a subcommand's options.\n");
     text
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_summary_stands_apart_from_its_name() {
+        let usage = super::usage();
+        for subcommand in super::SUBCOMMANDS {
+            let line = usage
+                .lines()
+                .find(|line| line.trim_start().starts_with(subcommand.name))
+                .expect("every subcommand is listed");
+            let gap = &line[line.find(subcommand.name).unwrap() + subcommand.name.len()..];
+            assert!(gap.starts_with("  "), "{line:?}");
+            assert_eq!(gap.trim_start(), subcommand.summary);
+        }
+    }
 }

@@ -14,20 +14,22 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-/// Marks a cache file as ours, in this layout: magic, BLAKE3 keyed with the
-/// per-user secret of (magic, entry key, payload), payload. (Version 2 was
-/// HMAC-SHA256, three times slower to check on every hit.)
-const MAGIC: &[u8; 8] = b"WHCACHE3";
+/// Marks a cache file as ours, in this layout: payload, magic, BLAKE3 keyed
+/// with the per-user secret of (magic, entry key, payload). The payload
+/// comes first so that Wasmtime can map a module's file as it stands (see
+/// [`Verified::mapped_file`]). (Version 3 put the magic and MAC first;
+/// version 2 was HMAC-SHA256, three times slower to check on every hit.)
+const MAGIC: &[u8; 8] = b"WHCACHE4";
 const TAG_LEN: usize = 32;
-const HEADER_LEN: usize = MAGIC.len() + TAG_LEN;
+const TRAILER_LEN: usize = MAGIC.len() + TAG_LEN;
 /// No entry is read (or written) past this size: a planted huge file, or a
 /// link to `/dev/zero`, is refused before it is read.
 const MAX_ENTRY_BYTES: u64 = 1 << 30;
 /// The name every cache entry's file ends with.
 const ENTRY_EXTENSION: &str = "cwasm";
-/// Marks a file identity's alias, in the entries' layout: magic, MAC of
-/// (magic, identity, content hash), content hash.
-const ALIAS_MAGIC: &[u8; 8] = b"WHALIAS1";
+/// Marks a file identity's alias, in the entries' layout: content hash,
+/// magic, MAC of (magic, identity, content hash).
+const ALIAS_MAGIC: &[u8; 8] = b"WHALIAS2";
 /// The name every alias file ends with; aliases are evicted with entries.
 const ALIAS_EXTENSION: &str = "alias";
 /// Temporary files, while an entry or the key is being written.
@@ -64,8 +66,30 @@ pub(super) enum Entry {
     Missing,
     /// Not a file this cache wrote for this key: already deleted.
     Rejected,
-    /// The file, authenticated: [`Entry::payload`] is what `Module::serialize` wrote.
-    Verified(Contents),
+    /// The file, authenticated.
+    Verified(Verified),
+}
+
+/// An authenticated file, still open.
+pub(super) struct Verified {
+    file: File,
+    contents: Contents,
+}
+
+impl Verified {
+    /// What the cache wrote: for an entry, what `Module::serialize` wrote.
+    pub(super) fn payload(&self) -> &[u8] {
+        &self.contents[..self.contents.len() - TRAILER_LEN]
+    }
+
+    /// The file itself when it is large enough to be mapped (see
+    /// [`Contents`]): Wasmtime can then map it in place of copying the
+    /// payload into fresh pages, and take a memory's initial image from the
+    /// file too. Its payload is at offset 0; Wasmtime ignores the trailer
+    /// after the object's last section.
+    pub(super) fn mapped_file(&self) -> Option<&File> {
+        self.contents.is_mapped().then_some(&self.file)
+    }
 }
 
 /// A file's bytes: a large file is mapped, so that a hit reads the page
@@ -73,11 +97,21 @@ pub(super) enum Entry {
 /// read. The mapping is private and read-only; only the user can write the
 /// file (it is theirs, in a directory closed to others) and this cache
 /// replaces files by renaming, never in place, so the bytes checked are the
-/// bytes Wasmtime copies into its own memory right after.
+/// bytes Wasmtime maps from the same open file right after.
 pub(super) enum Contents {
     Read(Vec<u8>),
     #[cfg(unix)]
     Mapped(os::Mapping),
+}
+
+impl Contents {
+    fn is_mapped(&self) -> bool {
+        match self {
+            Contents::Read(_) => false,
+            #[cfg(unix)]
+            Contents::Mapped(_) => true,
+        }
+    }
 }
 
 impl std::ops::Deref for Contents {
@@ -89,13 +123,6 @@ impl std::ops::Deref for Contents {
             #[cfg(unix)]
             Contents::Mapped(mapping) => mapping,
         }
-    }
-}
-
-impl Entry {
-    /// The serialized module of a verified entry (not copied out of the file's bytes).
-    pub(super) fn payload(file: &[u8]) -> &[u8] {
-        &file[HEADER_LEN..]
     }
 }
 
@@ -164,7 +191,7 @@ impl DiskCache {
     /// The file at `path`, of kind `magic`, for `key`, authenticated; a
     /// rejected file is deleted, and a hit's modification time refreshed.
     fn read_file(&self, path: &Path, magic: &[u8; 8], key: &[u8; 32], max_len: u64) -> Entry {
-        let (file, data) = match read_owned(path, max_len, os::WRITABLE_BY_OTHERS) {
+        let (file, contents) = match read_owned(path, max_len, os::WRITABLE_BY_OTHERS) {
             Ok(Some(found)) => found,
             Ok(None) => return Entry::Missing,
             Err(_) => {
@@ -172,19 +199,19 @@ impl DiskCache {
                 return Entry::Rejected;
             }
         };
-        let authentic = data.len() >= HEADER_LEN && &data[..magic.len()] == magic && {
-            let tag: [u8; TAG_LEN] = data[magic.len()..HEADER_LEN]
-                .try_into()
-                .expect("the header holds a tag");
+        let authentic = contents.len() >= TRAILER_LEN && {
+            let (payload, trailer) = contents.split_at(contents.len() - TRAILER_LEN);
+            let (found_magic, tag) = trailer.split_at(magic.len());
+            let tag: [u8; TAG_LEN] = tag.try_into().expect("the trailer ends with a tag");
             // `blake3::Hash` compares in constant time.
-            self.mac(magic, key, &data[HEADER_LEN..]) == blake3::Hash::from_bytes(tag)
+            found_magic == magic && self.mac(magic, key, payload) == blake3::Hash::from_bytes(tag)
         };
         if !authentic {
             let _ = fs::remove_file(path);
             return Entry::Rejected;
         }
         let _ = file.set_modified(SystemTime::now());
-        Entry::Verified(data)
+        Entry::Verified(Verified { file, contents })
     }
 
     /// Deletes the entry for `key` (a link is removed, never followed).
@@ -202,16 +229,16 @@ impl DiskCache {
 
     /// Writes the file at `path`, of kind `magic`, for `key`, as [`Self::write`] says.
     fn write_file(&self, path: &Path, magic: &[u8; 8], key: &[u8; 32], payload: &[u8]) -> io::Result<u64> {
-        let len = (HEADER_LEN + payload.len()) as u64;
+        let len = (payload.len() + TRAILER_LEN) as u64;
         if len > MAX_ENTRY_BYTES {
             return Err(io::Error::other("compiled module too large to cache"));
         }
         let mac = self.mac(magic, key, payload);
         let (temp, mut out) = create_temp(&self.dir)?;
         let written = out
-            .write_all(magic)
+            .write_all(payload)
+            .and_then(|()| out.write_all(magic))
             .and_then(|()| out.write_all(mac.as_bytes()))
-            .and_then(|()| out.write_all(payload))
             .and_then(|()| fs::rename(&temp, path));
         if let Err(e) = written {
             let _ = fs::remove_file(&temp);
@@ -224,8 +251,8 @@ impl DiskCache {
     /// (see `crate::cache::identity`), if there is an authentic record.
     pub(super) fn read_alias(&self, identity: &[u8; 32]) -> Option<[u8; 32]> {
         let path = self.alias_path(identity);
-        match self.read_file(&path, ALIAS_MAGIC, identity, (HEADER_LEN + 32) as u64) {
-            Entry::Verified(data) => Entry::payload(&data).try_into().ok(),
+        match self.read_file(&path, ALIAS_MAGIC, identity, (32 + TRAILER_LEN) as u64) {
+            Entry::Verified(alias) => alias.payload().try_into().ok(),
             Entry::Missing | Entry::Rejected => None,
         }
     }

@@ -99,6 +99,35 @@ fn a_second_process_does_not_invoke_the_compiler() {
     );
 }
 
+/// A core module from the disk cache runs from its entry's file, which
+/// Wasmtime maps (code pages executable) instead of copying it.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_module_from_disk_runs_from_its_mapped_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = xtask::guests::artifact("csv_processor").unwrap();
+    runtime(CacheMode::OnDisk(dir.path().to_owned()))
+        .load_file(&path)
+        .unwrap();
+    let entry = the_only_entry(dir.path());
+    let entry_name = entry.file_name().unwrap().to_str().unwrap();
+
+    let warm = runtime(CacheMode::OnDisk(dir.path().to_owned()));
+    let module = warm.load_file(&path).unwrap();
+    assert_eq!(warm.cache_stats().disk_hits, 1, "loaded from disk");
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let executable_from_entry = maps
+        .lines()
+        .filter(|line| line.ends_with(entry_name))
+        .any(|line| line.split_whitespace().nth(1) == Some("r-xp"));
+    assert!(
+        executable_from_entry,
+        "no executable mapping of {entry_name} in:\n{maps}"
+    );
+    let outcome = Sandbox::new().stdin("1,2,3,4,5\n").run(&module).unwrap();
+    assert_eq!(outcome.stdout_text().trim(), "15");
+}
+
 #[test]
 fn a_corrupt_entry_is_discarded_and_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
