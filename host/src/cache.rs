@@ -198,7 +198,12 @@ impl Compiled {
             unsafe {
                 Ok(match (component, entry.mapped_file()) {
                     (true, _) => Compiled::Component(Component::deserialize(engine, payload)?),
-                    (false, Some(file)) => Compiled::Module(Module::deserialize_open_file(engine, file.try_clone()?)?),
+                    // A directory mounted `noexec` refuses executable
+                    // mappings of its files: then the bytes are copied.
+                    (false, Some(file)) => Compiled::Module(
+                        Module::deserialize_open_file(engine, file.try_clone()?)
+                            .or_else(|_| Module::deserialize(engine, payload))?,
+                    ),
                     (false, None) => Compiled::Module(Module::deserialize(engine, payload)?),
                 })
             }
@@ -453,8 +458,10 @@ impl ModuleCache {
         // SAFETY: the payload is what `Compiled::serialize` wrote under this
         // key: its MAC is keyed with a secret only this user can read, in a
         // directory only this user can write, where this cache replaces
-        // files by renaming and never writes one in place. Wasmtime itself
-        // rejects artifacts from another version or configuration.
+        // files by renaming and never writes one in place, so a mapped file
+        // (one with no other name) stays as checked while it is loaded.
+        // Wasmtime itself rejects artifacts from another version or
+        // configuration.
         match unsafe { Compiled::deserialize(engines, &entry) } {
             Ok(module) => {
                 self.disk_hits.fetch_add(1, Ordering::Relaxed);

@@ -95,9 +95,10 @@ impl Verified {
 /// A file's bytes: a large file is mapped, so that a hit reads the page
 /// cache in place (nothing copied into fresh, zeroed pages), a small one
 /// read. The mapping is private and read-only; only the user can write the
-/// file (it is theirs, in a directory closed to others) and this cache
-/// replaces files by renaming, never in place, so the bytes checked are the
-/// bytes Wasmtime maps from the same open file right after.
+/// file (it is theirs, has no other name, and is in a directory closed to
+/// others) and this cache replaces files by renaming, never in place, so the
+/// bytes checked are the bytes Wasmtime maps from the same open file right
+/// after, and keeps mapping (code, memory images) while the module is loaded.
 pub(super) enum Contents {
     Read(Vec<u8>),
     #[cfg(unix)]
@@ -401,8 +402,12 @@ fn read_owned(path: &Path, max_len: u64, forbidden: u32) -> Result<Option<(File,
             max: max_len,
         });
     }
+    // Only a file with no other name is mapped (and so handed to Wasmtime
+    // to run from): a hard link elsewhere, inside a directory some guest
+    // was granted, would let that guest rewrite code while it runs. Every
+    // entry this cache writes has one name; another is read and copied.
     #[cfg(unix)]
-    if meta.len() >= MAP_AT_LEAST {
+    if meta.len() >= MAP_AT_LEAST && std::os::unix::fs::MetadataExt::nlink(&meta) == 1 {
         // Of the length checked: the file may grow after the check.
         let mapping = os::Mapping::of(&file, meta.len() as usize).map_err(io)?;
         return Ok(Some((file, Contents::Mapped(mapping))));

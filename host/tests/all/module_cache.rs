@@ -105,27 +105,60 @@ fn a_second_process_does_not_invoke_the_compiler() {
 #[test]
 fn a_module_from_disk_runs_from_its_mapped_entry() {
     let dir = tempfile::tempdir().unwrap();
-    let path = xtask::guests::artifact("csv_processor").unwrap();
-    runtime(CacheMode::OnDisk(dir.path().to_owned()))
-        .load_file(&path)
-        .unwrap();
-    let entry = the_only_entry(dir.path());
-    let entry_name = entry.file_name().unwrap().to_str().unwrap();
-
+    let entry = warm_cache_entry(dir.path());
     let warm = runtime(CacheMode::OnDisk(dir.path().to_owned()));
-    let module = warm.load_file(&path).unwrap();
+    let module = warm.load_file(csv_processor()).unwrap();
     assert_eq!(warm.cache_stats().disk_hits, 1, "loaded from disk");
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-    let executable_from_entry = maps
-        .lines()
-        .filter(|line| line.ends_with(entry_name))
-        .any(|line| line.split_whitespace().nth(1) == Some("r-xp"));
     assert!(
-        executable_from_entry,
-        "no executable mapping of {entry_name} in:\n{maps}"
+        mapped_executable(&entry),
+        "no executable mapping of {}",
+        entry.display()
     );
     let outcome = Sandbox::new().stdin("1,2,3,4,5\n").run(&module).unwrap();
     assert_eq!(outcome.stdout_text().trim(), "15");
+}
+
+/// An entry with a second name (a hard link, which could sit in a
+/// directory a guest was granted and let it rewrite the code) is copied,
+/// never run from the file.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_entry_with_another_name_is_copied_not_mapped() {
+    let dir = tempfile::tempdir().unwrap();
+    let entry = warm_cache_entry(dir.path());
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::hard_link(&entry, elsewhere.path().join("granted-name")).unwrap();
+    let warm = runtime(CacheMode::OnDisk(dir.path().to_owned()));
+    let module = warm.load_file(csv_processor()).unwrap();
+    assert_eq!(warm.cache_stats().disk_hits, 1, "still loaded from disk");
+    assert!(!mapped_executable(&entry), "{} is mapped", entry.display());
+    let outcome = Sandbox::new().stdin("1,2,3,4,5\n").run(&module).unwrap();
+    assert_eq!(outcome.stdout_text().trim(), "15");
+}
+
+#[cfg(target_os = "linux")]
+fn csv_processor() -> PathBuf {
+    xtask::guests::artifact("csv_processor").unwrap()
+}
+
+/// Compiles csv_processor into the disk cache in `dir`; its entry's path.
+#[cfg(target_os = "linux")]
+fn warm_cache_entry(dir: &Path) -> PathBuf {
+    runtime(CacheMode::OnDisk(dir.to_owned()))
+        .load_file(csv_processor())
+        .unwrap();
+    the_only_entry(dir).canonicalize().unwrap()
+}
+
+/// Whether this process maps `file` (by its full path: other tests' cache
+/// entries for the same module have the same name) executable.
+#[cfg(target_os = "linux")]
+fn mapped_executable(file: &Path) -> bool {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let file = file.to_str().unwrap();
+    maps.lines()
+        .filter(|line| line.ends_with(file))
+        .any(|line| line.split_whitespace().nth(1) == Some("r-xp"))
 }
 
 #[test]
