@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use clap::Args;
 use host::{DirAccess, Sandbox};
 
-/// What the guest is granted.
+// What the guest is granted. (Not a doc comment: clap would take it for
+// the description of each subcommand that flattens these options.)
 #[derive(Args, Debug)]
 pub struct GrantArgs {
     /// Grant an environment variable (repeatable); NAME alone grants wasm-host's own value of NAME. Nothing else of wasm-host's environment is passed

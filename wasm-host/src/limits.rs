@@ -10,7 +10,9 @@ use std::time::Duration;
 use clap::Args;
 use host::{CacheMode, CompileLimits, Limits, Runtime, RuntimeConfig};
 
-/// Per-run limits; each one left out keeps the library's default.
+// Per-run limits; each one left out keeps the library's default. (Not a
+// doc comment: clap would take it for the description of each subcommand
+// that flattens these options.)
 #[derive(Args, Debug, Clone, Default)]
 pub struct LimitArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_timeout, help = timeout_help())]

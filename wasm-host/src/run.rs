@@ -13,12 +13,7 @@ use crate::invoke::Failure;
 use crate::limits::LimitArgs;
 use crate::status;
 
-/// Run a WASI command module (.wasm or .wat) with exactly the capabilities granted.
-///
-/// The guest gets no environment variables, no directories and no arguments
-/// beyond its program name (argv[0], MODULE's file name) unless granted
-/// below. It reads wasm-host's stdin, and its stdout and stderr are streamed
-/// to wasm-host's own as it writes them.
+// Described on `Command::Run` in main.rs.
 #[derive(Args, Debug)]
 #[command(
     override_usage = "wasm-host run [OPTIONS] <MODULE> [ARGS]...",

@@ -13,14 +13,7 @@ use crate::limits::LimitArgs;
 use crate::run::report_truncation;
 use crate::status;
 
-/// Serve HTTP with a component exporting wasi:http/handler (WASI 0.3) or wasi:http/incoming-handler (WASI 0.2), as `wasmtime serve` does.
-///
-/// Each request runs in a fresh instance with exactly the capabilities
-/// granted, and --timeout, --fuel and --max-memory hold per request; a
-/// request the guest does not answer gets status 500 and a line on stderr.
-/// The first line on stderr is `Serving HTTP on http://ADDR/`. SIGINT or
-/// SIGTERM stops accepting, lets requests in flight finish, and exits with
-/// status 0; 126 if the component cannot be served.
+// Described on `Command::Serve` in main.rs.
 #[derive(Args, Debug)]
 pub struct ServeArgs {
     /// The address to listen on; port 0 lets the system choose

@@ -68,7 +68,7 @@ passes counts as failed), 2 for an invalid command line, 4 when no test is
 selected, 126 when the suites could not be run (a DIR without tests, an
 unreadable expectation file, a report that cannot be written).";
 
-/// Run test suites in the WASI test suite's format, in this process.
+// Described on `Command::Conformance` in main.rs.
 #[derive(Args, Debug)]
 #[command(after_help = CONFORMANCE_HELP)]
 pub struct ConformanceArgs {
