@@ -182,3 +182,33 @@ fn the_library_modules_form_no_cycle() {
         }
     }
 }
+
+/// Embedders of the `host` library compile its dependencies, not the CLI's:
+/// no argument parser, and no JSON (wasmtime's `wave` feature, which brings
+/// wit-parser and serde_json, is enabled by `wasm-host` alone).
+#[test]
+fn the_library_does_not_depend_on_the_clis_crates() {
+    let output = std::process::Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "-p",
+            "host",
+            "-e",
+            "normal,no-proc-macro",
+            "--prefix",
+            "none",
+            "--offline",
+        ])
+        .current_dir(project_root())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let tree = String::from_utf8(output.stdout).unwrap();
+    assert!(tree.contains("wasmtime v"), "not host's tree:\n{tree}");
+    for cli_only in ["clap", "serde_json", "wasm-wave"] {
+        assert!(
+            !tree.lines().any(|line| line.starts_with(&format!("{cli_only} v"))),
+            "host depends on {cli_only}:\n{tree}"
+        );
+    }
+}
