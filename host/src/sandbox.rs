@@ -115,9 +115,35 @@ impl Sandbox {
         self
     }
 
-    /// Lets the guest read the host process's own stdin.
+    /// Lets the guest read the host process's own stdin (descriptor 0:
+    /// what the program already pulled into `std::io::stdin()`'s buffer is
+    /// not passed on), only when it asks and only until its timeout: one
+    /// worker thread for the process does the reads, so a guest never
+    /// waits for anything past its deadline.
     pub fn inherit_stdin(mut self) -> Self {
-        self.stdin = Input::Source(InputSource::host());
+        self.stdin = Input::Source {
+            source: InputSource::host(),
+            on_guest_thread: false,
+        };
+        self
+    }
+
+    /// As [`Sandbox::inherit_stdin`], but on Linux the guest's own thread
+    /// reads a pipe or socket: it waits with `poll` until the deadline and
+    /// reads with `RWF_NOWAIT`, so no read waits for input, and no read is
+    /// handed to a worker thread and back (a tenth of a small guest's
+    /// run). Other kinds of stdin (a terminal, a named FIFO) still go to
+    /// the worker. What `poll` cannot bound is the kernel's lock of the
+    /// pipe or socket itself: another process stalled while holding it (in
+    /// a read or write whose buffer faults on `userfaultfd`- or
+    /// FUSE-backed memory) holds up the guest's thread too. Meant for a
+    /// process that ends with its one guest, as `wasm-host run`: there
+    /// a worker stalled that way would hold up the process's exit alike.
+    pub fn inherit_stdin_on_guest_thread(mut self) -> Self {
+        self.stdin = Input::Source {
+            source: InputSource::host(),
+            on_guest_thread: true,
+        };
         self
     }
 
@@ -128,7 +154,10 @@ impl Sandbox {
     /// (`std::io::pipe`); every run of this sandbox (and of its clones)
     /// reads on from the same reader.
     pub fn stdin_reader(mut self, reader: impl std::io::Read + Send + 'static) -> Self {
-        self.stdin = Input::Source(InputSource::reader(reader));
+        self.stdin = Input::Source {
+            source: InputSource::reader(reader),
+            on_guest_thread: false,
+        };
         self
     }
 
@@ -444,7 +473,10 @@ impl Sandbox {
         let deadline = Deadline::default();
         match &self.stdin {
             Input::Bytes(bytes) => wasi.stdin(MemoryInputPipe::new(bytes.clone())),
-            Input::Source(source) => wasi.stdin(GuardedStdin::new(source.clone(), deadline.clone())),
+            Input::Source {
+                source,
+                on_guest_thread,
+            } => wasi.stdin(GuardedStdin::new(source.clone(), deadline.clone(), *on_guest_thread)),
         };
         wasi.stdout(pipes.stdout.clone()).stderr(pipes.stderr.clone());
         self.network.apply(&mut wasi);
@@ -559,8 +591,12 @@ impl Sandbox {
 enum Input {
     /// These bytes, then its end.
     Bytes(bytes::Bytes),
-    /// The host's stdin or a reader, read while the guest runs.
-    Source(Arc<InputSource>),
+    /// The host's stdin or a reader, read while the guest runs, by a
+    /// worker thread or where it can on the guest's own.
+    Source {
+        source: Arc<InputSource>,
+        on_guest_thread: bool,
+    },
 }
 
 /// A store, its output pipes, and the instance in it, or how the guest's

@@ -93,19 +93,24 @@ pub fn run(args: RunArgs) -> u8 {
         }
     };
     if !from_stdin {
-        sandbox = sandbox.inherit_stdin();
+        // This process ends with its guest: a read stalled in the kernel
+        // would hold up its exit with a worker as without one.
+        sandbox = sandbox.inherit_stdin_on_guest_thread();
     }
     if !args.capture {
         sandbox = sandbox.inherit_stdout().inherit_stderr();
     }
     // wasmtime-wasi runs its calls on the tokio runtime it finds entered:
     // one of a single worker here spares it starting its own (a worker per
-    // core) for one guest, and its timer keeps the watchdog.
-    let tokio = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-    {
+    // core) for one guest, and its timer keeps the watchdog. Only WASI 0.2
+    // and 0.3 (sockets, HTTP) use its I/O driver, whose epoll instance and
+    // signal pipe a core module's run need not set up.
+    let mut tokio = tokio::runtime::Builder::new_multi_thread();
+    tokio.worker_threads(1).enable_time();
+    if module.is_component() {
+        tokio.enable_io();
+    }
+    let tokio = match tokio.build() {
         Ok(tokio) => tokio,
         Err(error) => {
             eprintln!("wasm-host: error: starting the runtime's worker thread: {error}");
