@@ -359,7 +359,8 @@ impl InputSource {
     /// the bytes.
     #[cfg(target_os = "linux")]
     fn wait_on_own_thread(&self, no_wait: &NoWait, deadline: Option<Instant>) -> Option<bool> {
-        let mut chunk = vec![0; CHUNK];
+        // Allocated only for a read: most waits find bytes already buffered.
+        let mut chunk = Vec::new();
         let mut polled = false;
         loop {
             let mut state = self.shared.lock();
@@ -369,6 +370,7 @@ impl InputSource {
             if !matches!(state.worker, Worker::NotStarted(_)) {
                 return None;
             }
+            chunk.resize(CHUNK, 0);
             match no_wait.read(&mut chunk) {
                 Ok(0) => {
                     state.worker = Worker::Ended(None);
