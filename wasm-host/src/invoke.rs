@@ -5,6 +5,7 @@
 //! and prints one result per line.
 
 use host::{GuestModule, Sandbox};
+use wasmtime::component::Type;
 use wasmtime::component::wasm_wave::untyped::UntypedFuncCall;
 use wasmtime::component::wasm_wave::wasm::{DisplayFuncResults, WasmFunc};
 use wasmtime::{Val, ValType};
@@ -43,6 +44,12 @@ fn invoke_component(sandbox: &Sandbox, module: &GuestModule, call: &str) -> Resu
         .map_err(|e| Failure::Usage(format!("--invoke `{call}` is not a WAVE function call: {e}")))?;
     let mut guest = sandbox.instantiate_component(module)?;
     let ty = guest.func_type(parsed.name())?;
+    if let Some(unprintable) = ty.results().find_map(|result| unprintable(&result)) {
+        return Err(Failure::Usage(format!(
+            "--invoke `{}`: the export returns {unprintable}, which has no WAVE text to print; nothing was called",
+            parsed.name()
+        )));
+    }
     let param_types: Vec<_> = WasmFunc::params(&ty).collect();
     let params = parsed
         .to_wasm_params(&param_types)
@@ -70,6 +77,43 @@ fn invoke_core(sandbox: &Sandbox, module: &GuestModule, export: &str, args: &[St
         .collect::<Result<Vec<_>, _>>()?;
     let results = guest.call_values(export, &params)?;
     Ok(results.iter().map(|value| format!("{}\n", show_core(value))).collect())
+}
+
+/// The first part of a result of type `ty` that WAVE cannot write (a
+/// handle, which only means something inside the instance, or a type WAVE
+/// does not know), said in words; `None` when all of it can be printed.
+/// Checked before the call: Wasmtime's WAVE writer panics on such a value.
+fn unprintable(ty: &Type) -> Option<&'static str> {
+    let inner = |mut types: Box<dyn Iterator<Item = Type> + '_>| types.find_map(|ty| unprintable(&ty));
+    match ty {
+        Type::Own(_) | Type::Borrow(_) => Some("a resource"),
+        Type::Stream(_) => Some("a stream"),
+        Type::Future(_) => Some("a future"),
+        Type::ErrorContext => Some("an error-context"),
+        Type::Map(_) => Some("a map"),
+        Type::List(list) => unprintable(&list.ty()),
+        Type::FixedLengthList(list) => unprintable(&list.ty()),
+        Type::Option(option) => unprintable(&option.ty()),
+        Type::Record(record) => inner(Box::new(record.fields().map(|field| field.ty))),
+        Type::Tuple(tuple) => inner(Box::new(tuple.types())),
+        Type::Variant(variant) => inner(Box::new(variant.cases().filter_map(|case| case.ty))),
+        Type::Result(result) => inner(Box::new(result.ok().into_iter().chain(result.err()))),
+        Type::Bool
+        | Type::S8
+        | Type::U8
+        | Type::S16
+        | Type::U16
+        | Type::S32
+        | Type::U32
+        | Type::S64
+        | Type::U64
+        | Type::Float32
+        | Type::Float64
+        | Type::Char
+        | Type::String
+        | Type::Enum(_)
+        | Type::Flags(_) => None,
+    }
 }
 
 /// A numeric argument, decimal or `0x` hexadecimal for integers, as

@@ -90,3 +90,29 @@ fn a_core_export_takes_numeric_arguments_and_prints_one_result_per_line() {
     assert_fails(&invoke("sub", &module, &[]), LOAD_ERROR, &["does not export `sub`"]);
     assert_eq!(invoke("crash", &module, &[]).status.code(), Some(TRAP));
 }
+
+#[test]
+fn an_export_returning_a_handle_is_refused_before_it_is_called() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("handles.wasm");
+    // Each export traps if called: a refusal before the call is the only way to exit 2.
+    let component = r#"(component
+      (type $r (resource (rep i32)))
+      (export $exported "r" (type $r))
+      (core module $m
+        (memory (export "memory") 1)
+        (func (export "make") (result i32) unreachable)
+        (func (export "maybe") (result i32) unreachable))
+      (core instance $i (instantiate $m))
+      (alias core export $i "memory" (core memory $memory))
+      (func $make (result (own $exported)) (canon lift (core func $i "make")))
+      (func $maybe (result (option (own $exported))) (canon lift (core func $i "maybe") (memory $memory)))
+      (export "make" (func $make))
+      (export "maybe" (func $maybe)))"#;
+    std::fs::write(&module, wat::parse_str(component).unwrap()).unwrap();
+    for call in ["make()", "maybe()"] {
+        let output = invoke(call, &module, &[]);
+        assert_fails(&output, USAGE, &["returns a resource, which has no WAVE text to print"]);
+        assert!(output.stdout.is_empty());
+    }
+}
