@@ -26,7 +26,7 @@ use super::servers::TestServers;
 use super::spec::{CLI_COMMAND, HTTP_SERVICE, Operation, Run, Spec};
 use super::suite::TestCase;
 use super::workspace::Workspace;
-use super::{live, service};
+use super::{live, loopback, service};
 use crate::status::one_line;
 
 /// How each test is run.
@@ -135,14 +135,14 @@ const OFFERED_PROPOSALS: &[&str] = &["sockets", "http"];
 /// any address (the system refuses those not of this machine, as the
 /// suite's tests expect); for `http`, outgoing requests to loopback.
 fn grants(mut sandbox: Sandbox, spec: &Spec) -> Sandbox {
-    let rule = |text: &str| text.parse::<host::AddrRule>().expect("a constant address rule");
+    let any = ["0.0.0.0/0", "::/0"].map(|text| text.parse::<host::AddrRule>().expect("a constant address rule"));
     let asks = |proposal: &str| spec.proposals.iter().any(|p| p == proposal);
-    for (loopback, any) in [("127.0.0.0/8", "0.0.0.0/0"), ("::1", "::/0")] {
+    for (loopback, any) in loopback::rules().into_iter().zip(any) {
         if asks("sockets") {
-            sandbox = sandbox.allow_connect(rule(loopback)).allow_bind(rule(any));
+            sandbox = sandbox.allow_connect(loopback).allow_bind(any);
         }
         if asks("http") {
-            sandbox = sandbox.allow_http(rule(loopback));
+            sandbox = sandbox.allow_http(loopback);
         }
     }
     sandbox
@@ -301,10 +301,10 @@ impl Executor {
                 };
                 let sandbox = grants(sandbox(limits, run, preopens), spec);
                 if spec.world == HTTP_SERVICE {
-                    return service::run(sandbox, &module, steps);
+                    return service::run(sandbox, &module, steps, limits.timeout);
                 }
                 if live::needed(steps) {
-                    return live::run(sandbox, &module, steps);
+                    return live::run(sandbox, &module, steps, limits.timeout);
                 }
                 Observed::of(sandbox.stdin(stdin).run(&module))
             }

@@ -8,21 +8,23 @@
 //! thread of their own; `wait` closes stdin and judges the ending.
 //!
 //! Every wait here ends: output ends when the guest does (at its timeout
-//! at the latest), and sockets wait at most [`SOCKET_TIMEOUT`].
+//! at the latest), and sockets wait at most [`SOCKET_TIMEOUT`] each, and
+//! never past the guest's timeout. Connections go to loopback only
+//! ([`super::loopback`]).
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use host::{GuestModule, Sandbox};
 
 use super::check::{Observed, decode, read_failure, stderr_note, wait_failure};
-use super::request;
 use super::spec::Operation;
+use super::{loopback, request};
 
 /// How long a `connect`, `send` or `recv` may wait on its socket.
 pub const SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,9 +47,16 @@ pub fn needed(steps: &[Operation]) -> bool {
 }
 
 /// Runs `module` under `sandbox` while `steps` (the operations after its
-/// `run`, up to its `wait`) talk to it; returns what it did and the
-/// failures, the first unmet expectation and what the guest said.
-pub fn run(sandbox: Sandbox, module: &GuestModule, steps: &[Operation]) -> (Observed, Vec<String>) {
+/// `run`, up to its `wait`) talk to it, none of them waiting past
+/// `timeout` (the guest's); returns what it did and the failures, the
+/// first unmet expectation and what the guest said.
+pub fn run(
+    sandbox: Sandbox,
+    module: &GuestModule,
+    steps: &[Operation],
+    timeout: Option<Duration>,
+) -> (Observed, Vec<String>) {
+    let deadline = timeout.map(|timeout| Instant::now() + timeout);
     let stdout = Output::default();
     let stderr = Output::default();
     let (stdin, input) = mpsc::channel();
@@ -58,7 +67,7 @@ pub fn run(sandbox: Sandbox, module: &GuestModule, steps: &[Operation]) -> (Obse
     thread::scope(|scope| {
         let driver = thread::Builder::new()
             .name("conformance-live".into())
-            .spawn_scoped(scope, || Driver::new(&stdout, &stderr).drive(steps, stdin))
+            .spawn_scoped(scope, || Driver::new(&stdout, &stderr, deadline).drive(steps, stdin))
             .expect("spawning a thread for a test's operations");
         let result = sandbox.run(module);
         // Lets the stdin reader go, and tells waiting reads that no more comes.
@@ -90,17 +99,30 @@ struct Driver<'a> {
     sockets: HashMap<String, TcpStream>,
     /// The service's URL, once read from stderr.
     http_server: Option<String>,
+    /// The guest's timeout, past which no socket waits.
+    deadline: Option<Instant>,
 }
 
 impl<'a> Driver<'a> {
-    fn new(stdout: &'a Output, stderr: &'a Output) -> Self {
+    fn new(stdout: &'a Output, stderr: &'a Output, deadline: Option<Instant>) -> Self {
         Driver {
             stdout,
             stderr,
             stderr_read: false,
             sockets: HashMap::new(),
             http_server: None,
+            deadline,
         }
+    }
+
+    /// How long a socket operation may wait: [`SOCKET_TIMEOUT`], and no
+    /// longer than the guest may run (at least a millisecond: a zero
+    /// timeout means none to the socket calls).
+    fn socket_timeout(&self) -> Duration {
+        let left = self.deadline.map_or(SOCKET_TIMEOUT, |deadline| {
+            deadline.saturating_duration_since(Instant::now())
+        });
+        SOCKET_TIMEOUT.min(left).max(Duration::from_millis(1))
     }
 
     /// Performs `steps` up to the `wait` or the first failure; returns the
@@ -129,7 +151,7 @@ impl<'a> Driver<'a> {
                 Operation::Send { id, payload } => self.send(id, payload),
                 Operation::Recv { id, payload } => self.recv(id, payload),
                 Operation::Request(request) => match self.http_server() {
-                    Ok(server) => request::judge(&server, request, request::TIMEOUT),
+                    Ok(server) => request::judge(&server, request, request::limit(self.deadline)),
                     Err(failure) => Some(failure),
                 },
                 Operation::Kill(signal) => Some(format!(
@@ -149,22 +171,14 @@ impl<'a> Driver<'a> {
     fn connect(&mut self, id: &str) -> Result<(), String> {
         let line = self.stdout.read_line();
         let line = line.trim();
-        let expected = || format!("connect `{id}`: expected the address as HOST:PORT on stdout, found {line:?}");
-        let (host, port) = match line.split(':').collect::<Vec<_>>()[..] {
-            [host, port] if !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()) => (host, port),
-            _ => return Err(expected()),
-        };
-        let port: u16 = port.parse().map_err(|_| expected())?;
-        let connected = (host, port).to_socket_addrs().and_then(|mut addrs| {
-            let addr = addrs
-                .find(|a| a.is_ipv4())
-                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no IPv4 address"))?;
-            let stream = TcpStream::connect_timeout(&addr, SOCKET_TIMEOUT)?;
-            stream.set_read_timeout(Some(SOCKET_TIMEOUT))?;
-            stream.set_write_timeout(Some(SOCKET_TIMEOUT))?;
-            Ok(stream)
-        });
-        let stream = connected.map_err(|e| format!("connect `{id}`: could not connect to {host}:{port}: {e}"))?;
+        if line.split(':').count() != 2 {
+            return Err(format!(
+                "connect `{id}`: expected the address as HOST:PORT on stdout, found {line:?}"
+            ));
+        }
+        let addr = loopback::address(line, None).map_err(|why| format!("connect `{id}`: {why}"))?;
+        let stream = TcpStream::connect_timeout(&addr, self.socket_timeout())
+            .map_err(|e| format!("connect `{id}`: could not connect to {line}: {e}"))?;
         self.sockets.insert(id.to_owned(), stream);
         Ok(())
     }
@@ -178,7 +192,8 @@ impl<'a> Driver<'a> {
     fn send(&self, id: &str, payload: &str) -> Option<String> {
         let sent = self.socket(id).and_then(|mut socket| {
             socket
-                .write_all(payload.as_bytes())
+                .set_write_timeout(Some(self.socket_timeout()))
+                .and_then(|()| socket.write_all(payload.as_bytes()))
                 .map_err(|e| format!("send to `{id}`: {e}"))
         });
         sent.err()
@@ -192,7 +207,10 @@ impl<'a> Driver<'a> {
             Err(failure) => return Some(failure),
         };
         let mut buffer = vec![0; payload.chars().count()];
-        match socket.read(&mut buffer) {
+        let received = socket
+            .set_read_timeout(Some(self.socket_timeout()))
+            .and_then(|()| socket.read(&mut buffer));
+        match received {
             Ok(read) => match std::str::from_utf8(&buffer[..read]) {
                 Ok(got) if got == payload => None,
                 Ok(got) => Some(format!("recv from `{id}`: expected {payload:?}, got {got:?}")),

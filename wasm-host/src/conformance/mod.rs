@@ -6,6 +6,7 @@ mod check;
 mod execute;
 mod expectations;
 mod live;
+mod loopback;
 mod report;
 mod request;
 mod schedule;

@@ -2,23 +2,34 @@
 //! judged as the reference runner's `do_request` judges the response of
 //! Python's `requests`: the status, each expected header (any case; the
 //! values of a repeated one joined by `, `) equal, the body's text equal,
-//! and no socket operation waiting more than 5 s.
+//! and the whole exchange done within 5 s (`requests` allows 5 s for each
+//! socket operation, which lets a server that trickles its bytes hold the
+//! runner for ever) and within the test's own `--timeout`.
 
-use std::io::{BufReader, Write};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::io::{self, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
 
 use super::check::compare;
+use super::loopback;
 use super::spec::Request;
 use super::wire::{self, Fields};
 
-/// As `requests.request(..., timeout=5)`: for connecting, and for each read.
+/// As `requests.request(..., timeout=5)`, for the whole exchange.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Sends `request` to the service at `server` (`http://HOST:PORT/`, as
-/// `wasmtime serve` prints it) and says how the response differs from the
-/// one expected, if it does; no socket operation waits past `timeout`
-/// ([`TIMEOUT`] in a test).
+/// The time a request may take: [`TIMEOUT`], and no more than what is
+/// left before `deadline` (the test's `--timeout`).
+pub fn limit(deadline: Option<Instant>) -> Duration {
+    deadline.map_or(TIMEOUT, |deadline| {
+        TIMEOUT.min(deadline.saturating_duration_since(Instant::now()))
+    })
+}
+
+/// Sends `request` to the service at `server` (`http://HOST:PORT/` on
+/// loopback, as `wasmtime serve` prints it) and says how the response
+/// differs from the one expected, if it does; the whole exchange ends
+/// within `timeout` ([`limit`]).
 pub fn judge(server: &str, request: &Request, timeout: Duration) -> Option<String> {
     let failure = match exchange(server, request, timeout) {
         Err(Failed::Timeout) => format!("timed out waiting for the response ({timeout:?})"),
@@ -44,12 +55,45 @@ enum Failed {
     Other(String),
 }
 
-impl From<std::io::Error> for Failed {
-    fn from(error: std::io::Error) -> Failed {
+impl From<io::Error> for Failed {
+    fn from(error: io::Error) -> Failed {
         match error.kind() {
-            std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => Failed::Timeout,
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Failed::Timeout,
             _ => Failed::Other(error.to_string()),
         }
+    }
+}
+
+/// A connection whose every read and write ends at one deadline.
+struct Deadlined {
+    stream: TcpStream,
+    deadline: Instant,
+}
+
+impl Deadlined {
+    /// What is left before the deadline; `TimedOut` once it has passed.
+    fn left(&self) -> io::Result<Duration> {
+        Some(self.deadline.saturating_duration_since(Instant::now()))
+            .filter(|left| !left.is_zero())
+            .ok_or_else(|| io::ErrorKind::TimedOut.into())
+    }
+}
+
+impl Read for Deadlined {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        self.stream.set_read_timeout(Some(self.left()?))?;
+        self.stream.read(buffer)
+    }
+}
+
+impl Write for Deadlined {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.stream.set_write_timeout(Some(self.left()?))?;
+        self.stream.write(bytes)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
     }
 }
 
@@ -73,18 +117,14 @@ fn target(server: &str, path: &str) -> Result<(String, String), Failed> {
 }
 
 fn exchange(server: &str, request: &Request, timeout: Duration) -> Result<Response, Failed> {
+    let deadline = Instant::now() + timeout;
     let (authority, target) = target(server, &request.path)?;
-    let addr = match authority.contains(':') {
-        true => authority.clone(),
-        false => format!("{authority}:80"),
-    };
-    let addr = addr
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| Failed::Other(format!("{authority} has no address")))?;
+    let addr = loopback::address(&authority, Some(80)).map_err(Failed::Other)?;
+    if timeout.is_zero() {
+        return Err(Failed::Timeout);
+    }
     let stream = TcpStream::connect_timeout(&addr, timeout)?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
+    let mut stream = Deadlined { stream, deadline };
 
     // The headers `requests` sends, which the specification's replace (any case).
     let mut fields: Fields = vec![
@@ -106,9 +146,9 @@ fn exchange(server: &str, request: &Request, timeout: Duration) -> Result<Respon
     }
     message.push_str("\r\n");
     message.push_str(&request.body);
-    (&stream).write_all(message.as_bytes())?;
+    stream.write_all(message.as_bytes())?;
 
-    let mut reader = BufReader::new(&stream);
+    let mut reader = BufReader::new(stream);
     let head = wire::read_head(&mut reader)?.ok_or_else(|| Failed::Other("the connection closed".into()))?;
     let status = head
         .start
@@ -250,6 +290,47 @@ mod tests {
             verdict.starts_with("request GET /: failed to make the request: "),
             "{verdict}"
         );
+    }
+
+    #[test]
+    fn a_server_that_trickles_its_response_cannot_hold_the_request_past_its_limit() {
+        let request = &requests(r#"{"type": "request"}"#)[0];
+        let trickler = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", trickler.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let (mut connection, _) = trickler.accept().unwrap();
+            // A whole, valid response, one byte every 50 ms: each read waits
+            // far less than the limit, the exchange far more.
+            for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n" {
+                std::thread::sleep(Duration::from_millis(50));
+                if connection.write_all(&[*byte]).is_err() {
+                    return;
+                }
+            }
+        });
+        let verdict = judge(&url, request, Duration::from_millis(300));
+        assert_eq!(
+            verdict.as_deref(),
+            Some("request GET /: timed out waiting for the response (300ms)")
+        );
+    }
+
+    #[test]
+    fn a_service_off_loopback_or_named_is_refused_without_a_connection() {
+        let request = &requests(r#"{"type": "request"}"#)[0];
+        for (url, why) in [
+            (
+                "http://169.254.169.254/latest/",
+                "refused 169.254.169.254: not a loopback address",
+            ),
+            (
+                "http://metadata.internal:80/",
+                "refused \"metadata.internal\": the runner resolves no name",
+            ),
+        ] {
+            let verdict = judge(url, request, TIMEOUT).unwrap();
+            assert!(verdict.contains(why), "{verdict}");
+        }
     }
 
     #[test]

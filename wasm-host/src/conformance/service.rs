@@ -7,6 +7,7 @@
 //! Python reports for it (`-N`); `wait` judges that code.
 
 use std::net::TcpListener;
+use std::time::{Duration, Instant};
 
 use host::{GuestModule, HttpService, Sandbox};
 
@@ -16,9 +17,15 @@ use super::spec::{Operation, Signal};
 use crate::status::one_line;
 
 /// Serves `module` under `sandbox` while `steps` (the operations after its
-/// `run`, up to its `wait`) talk to it; returns what it did and the
+/// `run`, up to its `wait`) talk to it, each request within `timeout` (the
+/// one each request has in the service); returns what it did and the
 /// failures, the first unmet expectation and what the guest said.
-pub fn run(sandbox: Sandbox, module: &GuestModule, steps: &[Operation]) -> (Observed, Vec<String>) {
+pub fn run(
+    sandbox: Sandbox,
+    module: &GuestModule,
+    steps: &[Operation],
+    timeout: Option<Duration>,
+) -> (Observed, Vec<String>) {
     let served = TcpListener::bind("127.0.0.1:0")
         .map_err(|e| format!("cannot listen on loopback: {e}"))
         .and_then(|listener| {
@@ -36,7 +43,10 @@ pub fn run(sandbox: Sandbox, module: &GuestModule, steps: &[Operation]) -> (Obse
     let mut failures = Vec::new();
     for step in steps {
         let failure = match step {
-            Operation::Request(request) => request::judge(&url, request, request::TIMEOUT),
+            Operation::Request(request) => {
+                let deadline = timeout.map(|timeout| Instant::now() + timeout);
+                request::judge(&url, request, request::limit(deadline))
+            }
             Operation::Kill(signal) => {
                 // A signal to a process that has ended does nothing.
                 state = match state {
