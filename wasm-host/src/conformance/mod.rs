@@ -7,6 +7,7 @@ mod execute;
 mod expectations;
 mod live;
 mod loopback;
+mod progress;
 mod report;
 mod request;
 mod schedule;
@@ -24,12 +25,13 @@ use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result};
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use crate::limits::LimitArgs;
 use crate::status::{self, escape_controls};
 use execute::{Executor, Job, TestResult};
 use expectations::Expectations;
+use progress::Progress;
 use report::Summary;
 use select::{Filter, Partition};
 use suite::{Suite, remove_cleanup_files};
@@ -62,12 +64,16 @@ All tests run at once, each on its own copy of its directories (on /dev/shm
 when there is one); a directory must be inside its suite. *.cleanup files
 below DIR (output of earlier runs) are removed before and after the run. Each failure is
 printed as `FAIL SUITE/TEST: reasons` as it happens; the last line is
-`N passed, N failed` (and `, N skipped`).
+`N passed, N failed` (and `, N skipped`); a test that fails as the
+expectation file says counts as passed, on the console and in both reports.
+Progress goes to stderr: a live bar on a terminal, else a line per finished
+test (`-q`: none).
 
 Exit status: 0 when no test failed, 1 when one did (an expected failure that
 passes counts as failed), 2 for an invalid command line, 4 when no test is
-selected, 126 when the suites could not be run (a DIR without tests, an
-unreadable expectation file, a report that cannot be written).";
+selected (unless --no-tests says otherwise), 126 when the suites could not be
+run (a DIR without tests, an unreadable expectation file, a report that cannot
+be written).";
 
 // Described on `Command::Conformance` in main.rs.
 #[derive(Args, Debug)]
@@ -82,7 +88,7 @@ pub struct ConformanceArgs {
     jobs: Option<NonZeroUsize>,
 
     /// Run only the tests whose name or `SUITE/TEST` matches GLOB; without *?[{ a substring (repeatable)
-    #[arg(long, value_name = "GLOB")]
+    #[arg(long, value_name = "GLOB", value_parser = parse_glob)]
     filter: Vec<String>,
 
     /// Run only partition K of N: `hash:K/N` (by name) or `count:K/N` (dealt in turn), as cargo-nextest
@@ -105,8 +111,37 @@ pub struct ConformanceArgs {
     #[arg(long, value_name = "ADAPTER.py", conflicts_with_all = ["fuel", "max_memory", "max_output", "max_stack"])]
     adapter: Option<PathBuf>,
 
+    /// Print the selected tests (`SUITE/TEST`, and why one would be skipped) instead of running them
+    #[arg(long)]
+    list: bool,
+
+    /// Stop starting tests after the first that fails the run; those not started are reported as skipped
+    #[arg(long)]
+    fail_fast: bool,
+
+    /// What a run that selects no test does, as cargo-nextest: fail (exit 4), warn (exit 0 with a warning) or pass
+    #[arg(long, value_name = "ACTION", default_value = "fail")]
+    no_tests: NoTests,
+
+    /// No progress on stderr (failures and the summary are still printed)
+    #[arg(long, short = 'q')]
+    quiet: bool,
+
     #[command(flatten)]
     limits: LimitArgs,
+}
+
+/// `--no-tests`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum NoTests {
+    Pass,
+    Warn,
+    Fail,
+}
+
+/// A `--filter` pattern that compiles, so that a bad one is a usage error.
+fn parse_glob(pattern: &str) -> Result<String, globset::Error> {
+    Filter::new(&[pattern.to_owned()]).map(|_| pattern.to_owned())
 }
 
 /// Runs the suites and returns the exit status.
@@ -168,16 +203,16 @@ fn run_suites(args: &ConformanceArgs, console: &mut Console) -> Result<Option<Su
 
     let mut jobs = Vec::new();
     let mut results = Vec::new();
-    let mut index = 0;
+    let mut matched = 0;
     for suite in &suites {
         for test in &suite.tests {
             if !filter.matches(&suite.name, &test.name) {
                 continue;
             }
-            index += 1;
+            matched += 1;
             if args
                 .partition
-                .is_some_and(|p| !p.takes(index - 1, &suite.name, &test.name))
+                .is_some_and(|p| !p.takes(matched - 1, &suite.name, &test.name))
             {
                 continue;
             }
@@ -200,14 +235,28 @@ fn run_suites(args: &ConformanceArgs, console: &mut Console) -> Result<Option<Su
             }
         }
     }
+    if args.list {
+        list(console, &jobs, &results);
+        return Ok(Some(Summary::default()));
+    }
     if jobs.is_empty() && results.is_empty() {
         let total: usize = suites.iter().map(|s| s.tests.len()).sum();
-        let partition = args.partition.map(|p| format!(" in partition {p}")).unwrap_or_default();
-        console.error(&escape_controls(&format!(
-            "wasm-host: error: no test selected{partition}: --filter {:?} matches none of {total} tests",
-            args.filter
-        )));
-        return Ok(None);
+        let why = match args.partition {
+            Some(partition) if matched > 0 => {
+                format!("partition {partition} holds none of the {matched} tests selected")
+            }
+            _ => format!("--filter {:?} matches none of {total} tests", args.filter),
+        };
+        match args.no_tests {
+            NoTests::Fail => {
+                console.error(&escape_controls(&format!("wasm-host: error: no test selected: {why}")));
+                return Ok(None);
+            }
+            NoTests::Warn => console.error(&escape_controls(&format!(
+                "wasm-host: warning: no test selected: {why}"
+            ))),
+            NoTests::Pass => {}
+        }
     }
     for suite in &suites {
         clean(suite)?;
@@ -220,10 +269,20 @@ fn run_suites(args: &ConformanceArgs, console: &mut Console) -> Result<Option<Su
     // The guest runs on the worker's stack: room for --max-stack of wasm, and the host's own frames.
     let stack_size = args.limits.max_stack() + (2 << 20);
     let run = |job: &Job<'_>| execute::run_one(&executor, job, started);
-    results.extend(schedule::run_all(jobs, workers, stack_size, run, |result| {
-        if let Some(line) = report::failure_line(result) {
-            console.line(&line);
-        }
+    let mut progress = Progress::new(jobs.len(), args.quiet);
+    let stop_after = |result: &TestResult| args.fail_fast && report::fails_the_run(&result.status);
+    let (ran, not_started) = schedule::run_all(jobs, workers, stack_size, run, stop_after, |result| {
+        progress.finished(result, || {
+            if let Some(line) = report::failure_line(result) {
+                console.line(&line);
+            }
+        });
+    });
+    progress.finish();
+    results.extend(ran);
+    results.extend(not_started.iter().map(|job| {
+        let reason = "not started: --fail-fast stopped the run at the first failure".to_owned();
+        TestResult::skipped(job.suite, &job.test.name, reason)
     }));
 
     for suite in &suites {
@@ -252,6 +311,23 @@ fn run_suites(args: &ConformanceArgs, console: &mut Console) -> Result<Option<Su
         report::write_junit(path, &run)?;
     }
     Ok(Some(summary))
+}
+
+/// `--list`: each selected test, and why one that would be skipped is.
+fn list(console: &mut Console, jobs: &[Job<'_>], skipped: &[TestResult]) {
+    let mut lines: Vec<String> = jobs
+        .iter()
+        .map(|job| format!("{}/{}", job.suite, job.test.name))
+        .collect();
+    for result in skipped {
+        if let execute::Status::Skipped(reason) = &result.status {
+            lines.push(format!("{}/{} (skipped: {reason})", result.suite, result.name));
+        }
+    }
+    lines.sort();
+    for line in lines {
+        console.line(&escape_controls(&line));
+    }
 }
 
 /// Why this host does not run `test` at all, if it does not.

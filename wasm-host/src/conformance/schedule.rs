@@ -3,35 +3,44 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread;
 
 use super::execute::{Job, TestResult};
 
 /// Runs `jobs` with `run` on up to `workers` threads, each with a stack of
-/// `stack_size` bytes, and hands each result to `on_result` as it arrives;
-/// returns them all.
+/// `stack_size` bytes, and hands each result to `on_result` as it arrives.
+/// Once a result meets `stop_after`, no other job starts (the worker that
+/// ran it decides, so with one worker no job after it runs). Returns the
+/// results, and the jobs not started.
 pub fn run_all<'a>(
     jobs: Vec<Job<'a>>,
     workers: usize,
     stack_size: usize,
     run: impl Fn(&Job<'a>) -> TestResult + Sync,
+    stop_after: impl Fn(&TestResult) -> bool + Sync,
     mut on_result: impl FnMut(&TestResult),
-) -> Vec<TestResult> {
+) -> (Vec<TestResult>, Vec<Job<'a>>) {
     let workers = workers.clamp(1, jobs.len().max(1));
     let queue = Mutex::new(VecDeque::from(jobs));
+    let stopped = AtomicBool::new(false);
     let (sender, receiver) = mpsc::channel();
     let mut results = Vec::new();
     thread::scope(|scope| {
         for _ in 0..workers {
             let sender = sender.clone();
-            let (queue, run) = (&queue, &run);
+            let (queue, run, stop_after, stopped) = (&queue, &run, &stop_after, &stopped);
             let worker = move || {
-                loop {
+                while !stopped.load(Ordering::SeqCst) {
                     // Taken in a statement of its own, so the lock is released before the test runs.
                     let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
                     let Some(job) = next else { return };
-                    if sender.send(run(&job)).is_err() {
+                    let result = run(&job);
+                    if stop_after(&result) {
+                        stopped.store(true, Ordering::SeqCst);
+                    }
+                    if sender.send(result).is_err() {
                         return;
                     }
                 }
@@ -48,7 +57,8 @@ pub fn run_all<'a>(
             results.push(result);
         }
     });
-    results
+    let not_started = queue.into_inner().unwrap_or_else(|e| e.into_inner());
+    (results, not_started.into())
 }
 
 #[cfg(test)]
@@ -86,7 +96,7 @@ mod tests {
             })
             .collect();
         let mut seen = 0;
-        let results = run_all(
+        let (results, not_started) = run_all(
             jobs,
             3,
             16 << 20,
@@ -110,9 +120,30 @@ mod tests {
                 result.duration = Duration::from_nanos(u64::from(big[0]));
                 result
             },
+            |_| false,
             |_| seen += 1,
         );
         assert_eq!(seen, 3, "every result was handed over as it came");
+        assert!(not_started.is_empty());
         assert!(results.iter().all(|r| r.status == Status::Passed), "{results:?}");
+    }
+
+    #[test]
+    fn no_job_starts_after_a_result_that_stops_the_run() {
+        let cases = [case("a"), case("b"), case("c")];
+        let jobs = cases
+            .iter()
+            .map(|test| Job {
+                suite: "s",
+                suite_dir: Path::new("/nonexistent-suite"),
+                test,
+                expected_failure: None,
+            })
+            .collect();
+        let run = |job: &Job<'_>| TestResult::skipped(job.suite, &job.test.name, String::new());
+        let (results, not_started) = run_all(jobs, 1, 1 << 20, run, |result| result.name == "a", |_| {});
+        assert_eq!(results.len(), 1);
+        let names: Vec<&str> = not_started.iter().map(|job| job.test.name.as_str()).collect();
+        assert_eq!(names, ["b", "c"]);
     }
 }

@@ -87,6 +87,7 @@ fn the_projects_suite_passes_using_every_feature_of_the_specification() {
     let expectations = our_expectations();
     let output = conformance(
         &[
+            "-q",
             "-e",
             expectations.to_str().unwrap(),
             "--json-report",
@@ -100,7 +101,7 @@ fn the_projects_suite_passes_using_every_feature_of_the_specification() {
         stdout,
         format!("1 failed as expected, 0 passed but were expected to fail\n{total} passed, 0 failed\n")
     );
-    // Unknown fields are reported, and the test still runs.
+    // Unknown fields are reported, and the test still runs; -q: no progress.
     assert_eq!(
         text(&output.stderr),
         "wasm-host: warning: wasm-host-wasi/unknown_field_warned.json: unknown field `comment`\n"
@@ -399,11 +400,14 @@ fn the_junit_report_passes_the_schema_check() {
     fs::write(suites.wasi.join("exit_code_42.json"), r#"{"exit_code": 41}"#).unwrap();
     fs::write(suites.wasi.join("fs_read.json"), r#"{"root": "../outside"}"#).unwrap();
     let junit = suites.wasi.join("junit.xml");
+    let json = suites.wasi.join("report.json");
     let started = std::time::Instant::now();
     let output = conformance(
         &[
             "--junit",
             junit.to_str().unwrap(),
+            "--json-report",
+            json.to_str().unwrap(),
             "-e",
             our_expectations().to_str().unwrap(),
         ],
@@ -415,6 +419,56 @@ fn the_junit_report_passes_the_schema_check() {
     crate::junit_schema::check(&xml, wall);
 
     let report = quick_junit::Report::deserialize_from_str(&xml).unwrap();
+    // One count everywhere: an expected failure passed (the console's and
+    // the reference runner's rule), in JUnit a passed case named in a property.
+    let console: Vec<usize> = last_line(&output)
+        .split(", ")
+        .map(|part| part.split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    let junit_skipped: usize = report.test_suites.iter().map(|s| s.skipped).sum();
+    let junit_failed: usize = report.test_suites.iter().map(|s| s.failures + s.errors).sum();
+    let junit_passed = report.test_suites.iter().map(|s| s.tests).sum::<usize>() - junit_failed - junit_skipped;
+    let json = read_json(&json);
+    let json_count = |field: &str| -> usize {
+        json["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|suite| suite[field].as_u64().unwrap() as usize)
+            .sum()
+    };
+    let mut junit_counts = vec![junit_passed, junit_failed];
+    let mut json_counts = vec![json_count("passed"), json_count("failed")];
+    if junit_skipped > 0 {
+        junit_counts.push(junit_skipped);
+        json_counts.push(json_count("skipped"));
+    }
+    assert_eq!(console, junit_counts, "console against JUnit");
+    assert_eq!(console, json_counts, "console against JSON");
+    assert_eq!(json_count("xfailed"), 1);
+    let wasi_suite = report
+        .test_suites
+        .iter()
+        .find(|s| s.name.as_str() == "wasm-host-wasi")
+        .unwrap();
+    let xfail = wasi_suite
+        .test_cases
+        .iter()
+        .find(|c| c.name.as_str() == "rule_2_broken")
+        .unwrap();
+    assert!(
+        matches!(xfail.status, quick_junit::TestCaseStatus::Success { .. }),
+        "{:?}",
+        xfail.status
+    );
+    assert!(
+        wasi_suite
+            .properties
+            .iter()
+            .any(|p| p.name.as_str() == "xfail" && p.value.as_str().starts_with("rule_2_broken: failed as expected: ")),
+        "{:?}",
+        wasi_suite.properties
+    );
     let wasi = report
         .test_suites
         .iter()
@@ -648,7 +702,7 @@ fn a_closed_stdout_ends_the_run_quietly_and_the_reports_are_still_written() {
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     let stderr = text(&output.stderr);
-    assert!(!stderr.contains("panicked") && !stderr.contains("error"), "{stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("error:"), "{stderr}");
     let report = read_json(&report);
     assert_eq!(json_tests(&report).len(), count_tests(&suites.wasi));
 }
@@ -786,4 +840,212 @@ fn a_test_that_opens_descriptors_until_it_fails_cannot_starve_the_others() {
     let stdout = text(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{stdout}{}", text(&output.stderr));
     assert_eq!(last_line(&output), "4 passed, 0 failed");
+}
+
+/// A core module that writes `text` to descriptor `fd` (1 stdout, 2
+/// stderr) and exits 0.
+fn printing_guest(fd: u32, text: &str) -> Vec<u8> {
+    let bytes: String = text.bytes().map(|b| format!("\\{b:02x}")).collect();
+    wat::parse_str(format!(
+        r#"(module
+      (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 16) "{bytes}")
+      (func (export "_start")
+        (i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (i32.const {len}))
+        (drop (call $w (i32.const {fd}) (i32.const 0) (i32.const 1) (i32.const 8)))))"#,
+        len = text.len()
+    ))
+    .unwrap()
+}
+
+/// A suite in a temporary folder: each test a [`printing_guest`] with its specification.
+fn printing_suite(tests: &[(&str, u32, &str, &str)]) -> TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("manifest.json"), r#"{"name": "s"}"#).unwrap();
+    for (name, fd, text, spec) in tests {
+        fs::write(dir.path().join(format!("{name}.wasm")), printing_guest(*fd, text)).unwrap();
+        fs::write(dir.path().join(format!("{name}.json")), spec).unwrap();
+    }
+    dir
+}
+
+const CONNECT: &str = r#"{"operations": [{"type": "run"}, {"type": "connect"}, {"type": "wait"}]}"#;
+const REQUEST: &str = r#"{"operations": [{"type": "run"}, {"type": "request"}, {"type": "wait"}]}"#;
+
+#[test]
+fn the_runner_connects_only_to_loopback_whatever_a_guest_prints() {
+    let suite = printing_suite(&[
+        ("connect_metadata", 1, "169.254.169.254:80\n", CONNECT),
+        ("connect_named", 1, "db.internal:5432\n", CONNECT),
+        (
+            "request_metadata",
+            2,
+            "http://169.254.169.254/latest/meta-data\n",
+            REQUEST,
+        ),
+        ("request_named", 2, "http://metadata.internal/\n", REQUEST),
+    ]);
+    let output = conformance(&["-q"], &[suite.path()]);
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}{}", text(&output.stderr));
+    for failure in [
+        "connect_metadata: connect `server`: refused 169.254.169.254: not a loopback address",
+        r#"connect_named: connect `server`: refused "db.internal": the runner resolves no name but localhost"#,
+        "request_metadata: request GET /: failed to make the request: refused 169.254.169.254: not a loopback address",
+        r#"request_named: request GET /: failed to make the request: refused "metadata.internal": the runner resolves no name"#,
+    ] {
+        assert!(stdout.contains(failure), "{failure}\n{stdout}");
+    }
+    assert_eq!(last_line(&output), "0 passed, 4 failed");
+}
+
+#[test]
+fn a_service_that_trickles_its_answer_cannot_keep_a_request_past_the_timeout() {
+    let trickler = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/\n", trickler.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let (mut connection, _) = trickler.accept().unwrap();
+        // A whole, valid response in 3.8 s, a byte at a time: under
+        // `requests`' 5 s per read, and past the test's 1 s.
+        for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n" {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            if std::io::Write::write_all(&mut connection, &[*byte]).is_err() {
+                return;
+            }
+        }
+    });
+    let suite = printing_suite(&[("trickled", 2, &url, REQUEST)]);
+    let output = conformance(&["-q", "--timeout", "1s"], &[suite.path()]);
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}{}", text(&output.stderr));
+    assert!(
+        stdout.contains("FAIL") && stdout.contains("trickled: request GET /: timed out waiting for the response"),
+        "{stdout}"
+    );
+}
+
+/// Two tests: `one_passes` and `two_fails`.
+fn pass_and_fail_suite() -> TempDir {
+    printing_suite(&[
+        ("one_passes", 1, "a", r#"{"stdout": "a"}"#),
+        ("two_fails", 1, "b", r#"{"stdout": "x"}"#),
+    ])
+}
+
+#[test]
+fn progress_is_a_line_per_test_off_a_terminal_and_nothing_with_quiet() {
+    let suite = pass_and_fail_suite();
+    let output = conformance(&["--jobs", "1"], &[suite.path()]);
+    let mut lines: Vec<String> = text(&output.stderr).lines().map(str::to_owned).collect();
+    lines.sort();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].starts_with("[1/2] ") || lines[0].starts_with("[2/2] "),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("PASS") && l.ends_with("/one_passes")),
+        "{lines:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("FAIL") && l.ends_with("/two_fails")),
+        "{lines:?}"
+    );
+    // The failure and the summary stay on stdout.
+    assert_eq!(last_line(&output), "1 passed, 1 failed");
+
+    let quiet = conformance(&["-q"], &[suite.path()]);
+    assert_eq!(text(&quiet.stderr), "");
+    assert_eq!(text(&quiet.stdout), text(&output.stdout));
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn progress_is_a_live_bar_on_a_terminal() {
+    let suite = pass_and_fail_suite();
+    // util-linux's `script` gives the run a terminal and copies what it drew.
+    let command = format!(
+        "{} conformance {} >/dev/null",
+        env!("CARGO_BIN_EXE_wasm-host"),
+        suite.path().display()
+    );
+    let output = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let drawn = text(&output.stdout);
+    assert!(drawn.contains("[") && drawn.contains("/2 "), "{drawn:?}");
+    assert!(!drawn.contains("PASS"), "no lines on a terminal: {drawn:?}");
+}
+
+#[test]
+fn list_prints_the_selected_tests_and_runs_none() {
+    let suite = pass_and_fail_suite();
+    let report = suite.path().join("report.json");
+    let output = conformance(&["--list", "--json-report", report.to_str().unwrap()], &[suite.path()]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout), "s/one_passes\ns/two_fails\n");
+    assert!(!report.exists(), "nothing ran");
+}
+
+#[test]
+fn fail_fast_starts_no_test_after_the_first_failure() {
+    let suite = printing_suite(&[
+        ("a_fails", 1, "b", r#"{"stdout": "x"}"#),
+        ("b_passes", 1, "a", r#"{"stdout": "a"}"#),
+        ("c_passes", 1, "a", r#"{"stdout": "a"}"#),
+    ]);
+    // One at a time, in name order: a fails first, so neither b nor c starts.
+    let output = conformance(&["-q", "--jobs", "1", "--fail-fast"], &[suite.path()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(last_line(&output), "0 passed, 1 failed, 2 skipped");
+    let output = conformance(&["-q", "--jobs", "1"], &[suite.path()]);
+    assert_eq!(last_line(&output), "2 passed, 1 failed");
+}
+
+#[test]
+fn an_empty_selection_names_its_cause_and_no_tests_decides_the_status() {
+    let suite = pass_and_fail_suite();
+    // `two_fails` hashes into one of two partitions; the other holds nothing.
+    let empty = ["hash:1/2", "hash:2/2"]
+        .into_iter()
+        .find(|p| {
+            conformance(&["-q", "--filter", "two_fails", "--partition", p], &[suite.path()])
+                .status
+                .code()
+                == Some(4)
+        })
+        .unwrap();
+    let output = conformance(&["--filter", "two_fails", "--partition", empty], &[suite.path()]);
+    assert_eq!(
+        text(&output.stderr),
+        format!("wasm-host: error: no test selected: partition {empty} holds none of the 1 tests selected\n")
+    );
+    let junit = suite.path().join("junit.xml");
+    for (action, status, stderr) in [("warn", 0, "wasm-host: warning: no test selected"), ("pass", 0, "")] {
+        let output = conformance(
+            &[
+                "--filter",
+                "nothing_at_all",
+                "--no-tests",
+                action,
+                "--junit",
+                junit.to_str().unwrap(),
+            ],
+            &[suite.path()],
+        );
+        assert_eq!(output.status.code(), Some(status), "{action}");
+        assert!(
+            text(&output.stderr).starts_with(stderr),
+            "{action}: {}",
+            text(&output.stderr)
+        );
+        assert_eq!(last_line(&output), "0 passed, 0 failed");
+        crate::junit_schema::check(&fs::read_to_string(&junit).unwrap(), std::time::Duration::from_secs(60));
+    }
+    let output = conformance(&["--filter", "[bad"], &[suite.path()]);
+    assert_eq!(output.status.code(), Some(2), "a bad glob is a usage error");
+    assert!(text(&output.stderr).contains("[bad"), "{}", text(&output.stderr));
 }
