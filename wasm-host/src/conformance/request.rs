@@ -32,7 +32,11 @@ pub fn limit(deadline: Option<Instant>) -> Duration {
 /// within `timeout` ([`limit`]).
 pub fn judge(server: &str, request: &Request, timeout: Duration) -> Option<String> {
     let failure = match exchange(server, request, timeout) {
-        Err(Failed::Timeout) => format!("timed out waiting for the response ({timeout:?})"),
+        Err(Failed::Timeout) => {
+            // Whole milliseconds: what is left of a guest's timeout has many digits.
+            let shown = Duration::from_millis(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
+            format!("timed out waiting for the response ({shown:?})")
+        }
         Err(Failed::Other(why)) => format!("failed to make the request: {why}"),
         Ok(response) => differences(request, &response)?,
     };
