@@ -3,10 +3,10 @@
 //! reference runner (`wasi-testsuite/test-runner`) does.
 
 mod check;
-mod execute;
+pub mod execute;
 mod expectations;
 mod live;
-mod report;
+pub mod report;
 mod request;
 mod schedule;
 mod select;
