@@ -281,7 +281,7 @@ fn cargo_test_with_the_runner_gives_native_verdicts() {
         native_verdicts.remove("tests::should_panic - should panic").as_deref(),
         Some("ok")
     );
-    assert_eq!(native_verdicts.len(), 9, "{}", text(&native.stdout));
+    assert_eq!(native_verdicts.len(), 6, "{}", text(&native.stdout));
     for target in TARGETS {
         let wasm = cargo_on_fixture(&["test", "--target", target])
             .args(libtest_args)
@@ -295,6 +295,11 @@ fn cargo_test_with_the_runner_gives_native_verdicts() {
                 .unwrap()
                 .starts_with("ignored, #[should_panic]")
         );
+        let sandbox_only: Vec<String> = wasm_verdicts
+            .extract_if(.., |name, _| !native_verdicts.contains_key(name))
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(sandbox_only.len(), 3, "the grant tests, wasm only: {sandbox_only:?}");
         assert_eq!(wasm_verdicts, native_verdicts, "{target}: {}", text(&wasm.stdout));
         assert_eq!(wasm.status.code(), native.status.code(), "{target}");
     }
@@ -302,7 +307,8 @@ fn cargo_test_with_the_runner_gives_native_verdicts() {
 
 /// nextest lists through the runner, then runs one test per invocation
 /// (`--exact NAME --nocapture`): the same verdicts as native `cargo test`,
-/// the test that never ends cut at the package's timeout.
+/// the test that never ends cut at the package's timeout, the grant tests
+/// (wasm only) passing.
 #[test]
 fn nextest_with_the_runner_gives_native_verdicts() {
     let native = cargo_on_fixture(&["test"])
@@ -310,9 +316,15 @@ fn nextest_with_the_runner_gives_native_verdicts() {
         .output()
         .unwrap();
     let mut expected = verdicts(&text(&native.stdout));
-    expected.retain(|_, verdict| verdict != "ignored");
+    expected.retain(|_, verdict| !verdict.starts_with("ignored"));
     expected.remove("tests::should_panic - should panic");
     expected.insert("tests::never_ends".to_owned(), "FAILED".to_owned());
+    // The package's grants hold under nextest too (it sets CARGO_MANIFEST_DIR).
+    expected.extend(verdict_map(&[
+        ("cannot_write_to_its_read_only_directory", "ok"),
+        ("reads_its_granted_package_directory", "ok"),
+        ("sees_its_granted_variable", "ok"),
+    ]));
     let target = TARGETS[0];
     let nextest = cargo_on_fixture(&["nextest", "run", "--no-fail-fast", "--target", target])
         .env(runner_variable(target), runner())
