@@ -261,7 +261,7 @@ mod tests {
     #[test]
     fn libtests_own_lines_are_taken_off_a_tests_output() {
         let passed = "\nrunning 1 test\ntest t ... hello\nok\n\ntest result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 2 filtered out; finished in 0.00s\n\n";
-        assert_eq!(one_test_output(passed).output, "hello");
+        assert_eq!(one_test_output(passed).output, "hello\n");
         let failed = "\nrunning 1 test\ntest t ... FAILED\n\nfailures:\n\nfailures:\n    t\n\ntest result: FAILED. 0 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s\n\n";
         assert_eq!(one_test_output(failed).output, "");
         let aborted = "\nrunning 1 test\ntest t ... before the panic\n";

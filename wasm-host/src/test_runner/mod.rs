@@ -413,7 +413,7 @@ impl Console {
             (true, verdict) => {
                 self.on_line += 1;
                 // libtest breaks its terse line every 88 tests.
-                let end = if self.on_line % 88 == 0 { "\n" } else { "" };
+                let end = if self.on_line.is_multiple_of(88) { "\n" } else { "" };
                 let mark = match verdict {
                     Verdict::Passed => ".",
                     Verdict::Failed(_) => "F",
