@@ -451,8 +451,31 @@ fn registry_crate_copy(name: &str) -> Result<PathBuf> {
     run(Command::new("cp").arg("-r").arg(source).arg(&copy))?;
     let manifest = copy.join("Cargo.toml");
     let text = std::fs::read_to_string(&manifest)?;
-    std::fs::write(&manifest, text + "\n[workspace]\n")?;
+    std::fs::write(&manifest, without_optional_dependencies(&text) + "\n[workspace]\n")?;
     Ok(manifest)
+}
+
+/// A registry manifest without its optional dependencies (regex-syntax's
+/// `arbitrary`, for fuzzing) and the features that name them: nextest
+/// resolves every feature, which offline finds no such crate for.
+fn without_optional_dependencies(manifest: &str) -> String {
+    let mut tables: Vec<Vec<&str>> = vec![Vec::new()];
+    for line in manifest.lines() {
+        if line.starts_with('[') {
+            tables.push(Vec::new());
+        }
+        tables.last_mut().expect("one table at least").push(line);
+    }
+    let optional = |table: &Vec<&str>| {
+        table[0].starts_with("[dependencies.") && table.iter().any(|line| line.replace(' ', "") == "optional=true")
+    };
+    tables
+        .iter()
+        .filter(|table| table.is_empty() || !optional(table))
+        .flatten()
+        .filter(|line| !line.contains("\"dep:"))
+        .map(|line| format!("{line}\n"))
+        .collect()
 }
 
 /// The wasmtime CLI to compare against, if there is one.
