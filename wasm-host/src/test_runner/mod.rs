@@ -237,11 +237,12 @@ impl Tests<'_> {
     fn list(&self, args: &[&str]) -> Result<Vec<String>> {
         let outcome = self.sandbox.clone().args(args.iter().copied()).run(self.module)?;
         if !outcome.success() {
+            // What the guest said of it, as `wasm-host run` would show it.
+            let _ = std::io::stderr().write_all(&outcome.stderr);
             bail!(
-                "listing the tests of {} ({}): {outcome}\n{}",
+                "listing the tests of {} ({}): {outcome}",
                 self.module.name(),
-                args.join(" "),
-                outcome.stderr_text()
+                args.join(" ")
             );
         }
         Ok(libtest::listed_tests(&outcome.stdout_text()))

@@ -325,19 +325,24 @@ fn nextest_with_the_runner_gives_native_verdicts() {
         ("reads_its_granted_package_directory", "ok"),
         ("sees_its_granted_variable", "ok"),
     ]));
-    let target = TARGETS[0];
-    let nextest = cargo_on_fixture(&["nextest", "run", "--no-fail-fast", "--target", target])
-        .env(runner_variable(target), runner())
-        .output()
-        .unwrap();
-    let mut got = nextest_verdicts(&text(&nextest.stderr));
-    // nextest passes a test libtest reports as ignored.
-    assert_eq!(
-        got.remove("tests::should_panic").as_deref(),
-        Some("ok"),
-        "{}",
-        text(&nextest.stderr)
-    );
-    assert_eq!(got, expected, "{}", text(&nextest.stderr));
-    assert_eq!(nextest.status.code(), Some(100), "nextest's status when a test failed");
+    for target in TARGETS {
+        let nextest = cargo_on_fixture(&["nextest", "run", "--no-fail-fast", "--target", target])
+            .env(runner_variable(target), runner())
+            .output()
+            .unwrap();
+        let mut got = nextest_verdicts(&text(&nextest.stderr));
+        // nextest passes a test libtest reports as ignored.
+        assert_eq!(
+            got.remove("tests::should_panic").as_deref(),
+            Some("ok"),
+            "{target}: {}",
+            text(&nextest.stderr)
+        );
+        assert_eq!(got, expected, "{target}: {}", text(&nextest.stderr));
+        assert_eq!(
+            nextest.status.code(),
+            Some(100),
+            "{target}: nextest's status when a test failed"
+        );
+    }
 }
