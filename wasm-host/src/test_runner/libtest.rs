@@ -71,7 +71,7 @@ impl LibtestArgs {
         (self.filters.is_empty() || self.filters.iter().any(matches)) && !self.skip.iter().any(matches)
     }
 
-    /// What to do with a selected test that is (or is not) `#[ignore]`d.
+    /// What to do with a selected test that is (or is not) marked ignored.
     pub fn runs(&self, ignored: bool) -> Selection {
         match (ignored, self.ignored, self.include_ignored) {
             (_, _, true) | (true, true, _) => Selection::Run,
