@@ -13,6 +13,7 @@ mod limits;
 mod run;
 mod serve;
 mod status;
+mod test_runner;
 
 use std::process::ExitCode;
 
@@ -54,6 +55,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Run test suites in the WASI test suite's format, in this process.
     Conformance(conformance::ConformanceArgs),
+    /// Run a test binary as cargo's runner (`runner = "wasm-host test"`): each libtest test alone in a fresh instance, many at once, reported as libtest reports them.
+    Test(test_runner::TestArgs),
     /// Print a completion script for SHELL, e.g. `wasm-host completions bash > ~/.local/share/bash-completion/completions/wasm-host`
     Completions {
         /// The shell to complete in
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Serve(args) => serve::serve(args),
         Command::Conformance(args) => conformance::run(args),
+        Command::Test(args) => test_runner::run(args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "wasm-host", &mut std::io::stdout());
             0

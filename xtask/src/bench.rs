@@ -34,9 +34,14 @@ Builds in release mode, then measures, each against its baseline in the same run
      the disk cache's time per module for 100, 1,000 and 10,000 distinct
      modules, cold and warm, with peak memory (flat is the target)
   5. `cargo nextest run -p host` vs `cargo test -p host` on an unchanged tree
+  6. a real crate's unit tests (regex-syntax's 147, the version in Cargo.lock,
+     copied from cargo's registry into target/bench) for wasm32-wasip1,
+     through cargo with wasm-host as runner (`wasm-host test`: an instance
+     per test, on every core) vs the wasmtime CLI as runner (one instance,
+     the tests in turn) vs cargo nextest with the wasmtime CLI (a process per test)
 Prints the table and writes target/bench/results.json.
 --quick takes fewer samples of the slow process-level rows; --wasmtime-only
-runs only the rows compared with the wasmtime CLI (2 and 3b).
+runs only the rows compared with the wasmtime CLI (2, 3b and 6).
 ",
     run: run_bench,
 };
@@ -70,6 +75,7 @@ fn run_bench(args: &[String]) -> Result<()> {
         conformance_suite(&mut rows, if quick { 2 } else { 5 })?;
     }
     official_suite(&mut rows, if quick { 3 } else { 5 })?;
+    guest_unit_tests(&mut rows, if quick { 2 } else { 5 })?;
     if all {
         nextest_against_cargo_test(&mut rows, if quick { 1 } else { 3 })?;
     }
@@ -377,6 +383,99 @@ fn nextest_against_cargo_test(rows: &mut Vec<Row>, samples: usize) -> Result<()>
         note: None,
     });
     Ok(())
+}
+
+/// Row 6: a real crate's unit tests built for wasm32-wasip1, run through
+/// cargo on built artifacts with each runner in turn.
+fn guest_unit_tests(rows: &mut Vec<Row>, samples: usize) -> Result<()> {
+    const GROUP: &str = "unit tests as cargo's runner";
+    let Some(wasmtime) = wasmtime_cli() else {
+        eprintln!("no wasmtime CLI; skipping the unit-test runner row");
+        return Ok(());
+    };
+    let manifest = registry_crate_copy("regex-syntax")?;
+    let target = xtask::guests::TARGET;
+    let test = |subcommand: &[&str], runner: String| {
+        let mut command = cargo(subcommand);
+        command
+            .args(["--offline", "--lib", "--target", target, "--manifest-path"])
+            .arg(&manifest)
+            .env(
+                format!("CARGO_TARGET_{}_RUNNER", target.to_uppercase().replace('-', "_")),
+                runner,
+            );
+        command
+    };
+    run(test(&["test", "--no-run"], String::new()))?;
+    // cargo splits a runner from the environment at spaces.
+    let wasmtime_runner = format!(
+        "{} run -C cache-config={}",
+        wasmtime.display(),
+        wasmtime_cache_config()?.display()
+    );
+    let wasm_host_runner = format!("{} test", installed_wasm_host()?.display());
+    const WASMTIME: &str = "regex-syntax's unit tests: wasmtime as runner (one instance)";
+    const WASM_HOST: &str = "regex-syntax's unit tests: wasm-host test (an instance per test)";
+    let commands = vec![
+        (WASMTIME.to_owned(), test(&["test"], wasmtime_runner.clone()), None),
+        (
+            WASM_HOST.to_owned(),
+            test(&["test"], wasm_host_runner),
+            Some(WASMTIME.to_owned()),
+        ),
+        (
+            "regex-syntax's unit tests: nextest + wasmtime (a process per test)".to_owned(),
+            test(&["nextest", "run"], wasmtime_runner),
+            Some(WASM_HOST.to_owned()),
+        ),
+    ];
+    side_by_side(rows, GROUP, commands, samples)
+}
+
+/// A copy of the registry's source of the dependency `name` (the version in
+/// Cargo.lock) in target/bench, a workspace of its own; returns its manifest.
+/// Another project's code: copied at bench time, never committed.
+fn registry_crate_copy(name: &str) -> Result<PathBuf> {
+    let metadata = cargo_metadata::MetadataCommand::new()
+        .manifest_path(xtask::project_root().join("Cargo.toml"))
+        .exec()
+        .context("reading the workspace's metadata")?;
+    let package = metadata
+        .packages
+        .iter()
+        .find(|package| package.name.as_str() == name)
+        .with_context(|| format!("{name} is not in Cargo.lock"))?;
+    let source = package.manifest_path.parent().context("a manifest's folder")?;
+    let copy = xtask::target_dir().join("bench").join(name);
+    let _ = std::fs::remove_dir_all(&copy);
+    run(Command::new("cp").arg("-r").arg(source).arg(&copy))?;
+    let manifest = copy.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest)?;
+    std::fs::write(&manifest, without_optional_dependencies(&text) + "\n[workspace]\n")?;
+    Ok(manifest)
+}
+
+/// A registry manifest without its optional dependencies (regex-syntax's
+/// `arbitrary`, for fuzzing) and the features that name them: nextest
+/// resolves every feature, which offline finds no such crate for.
+fn without_optional_dependencies(manifest: &str) -> String {
+    let mut tables: Vec<Vec<&str>> = vec![Vec::new()];
+    for line in manifest.lines() {
+        if line.starts_with('[') {
+            tables.push(Vec::new());
+        }
+        tables.last_mut().expect("one table at least").push(line);
+    }
+    let optional = |table: &Vec<&str>| {
+        table[0].starts_with("[dependencies.") && table.iter().any(|line| line.replace(' ', "") == "optional=true")
+    };
+    tables
+        .iter()
+        .filter(|table| table.is_empty() || !optional(table))
+        .flatten()
+        .filter(|line| !line.contains("\"dep:"))
+        .map(|line| format!("{line}\n"))
+        .collect()
 }
 
 /// The wasmtime CLI to compare against, if there is one.

@@ -37,17 +37,24 @@ fn relative(path: &Path) -> String {
 #[test]
 fn no_unfinished_markers_or_ignored_tests() {
     // Spelled in pieces so this file does not trip its own check.
+    const IGNORE: &str = concat!("#[ign", "ore");
     let markers = [
         concat!("to", "do!("),
         concat!("unimple", "mented!("),
         concat!("db", "g!("),
-        concat!("#[ign", "ore"),
+        IGNORE,
     ];
+    // The fixture of `wasm-host test` has ignored tests to report as libtest does.
+    let ignored_on_purpose = Path::new("guests/test_fixture");
     let mut found = Vec::new();
     for file in source_files(&["rs", "py"]) {
         let text = fs::read_to_string(&file).unwrap();
+        let ignores_on_purpose = Path::new(&relative(&file)).starts_with(ignored_on_purpose);
         for (number, line) in text.lines().enumerate() {
             for marker in markers.iter().filter(|m| line.contains(*m)) {
+                if ignores_on_purpose && *marker == IGNORE {
+                    continue;
+                }
                 found.push(format!("{}:{}: {marker}", relative(&file), number + 1));
             }
         }

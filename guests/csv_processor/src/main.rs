@@ -46,3 +46,34 @@ fn sum_fields(csv: &str) -> Result<f64, String> {
     }
     Ok(sum)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::sum_fields;
+
+    #[test]
+    fn every_field_of_every_line_is_summed() {
+        assert_eq!(sum_fields("1,2,3\n4.5, -0.5\n"), Ok(10.0));
+    }
+
+    #[test]
+    fn blank_lines_are_skipped_and_no_input_sums_to_zero() {
+        assert_eq!(sum_fields("\n1\n  \n2\n"), Ok(3.0));
+        assert_eq!(sum_fields(""), Ok(0.0));
+    }
+
+    #[test]
+    fn a_field_that_is_not_a_number_is_named_by_line_and_field() {
+        assert_eq!(
+            sum_fields("1,2\n3,x,4\n"),
+            Err(r#"line 2, field 2: "x" is not a number"#.to_owned())
+        );
+    }
+
+    #[test]
+    fn infinities_and_nan_are_not_numbers() {
+        for field in ["inf", "NaN", "1e999"] {
+            assert!(sum_fields(field).is_err(), "{field}");
+        }
+    }
+}

@@ -33,3 +33,32 @@ pub unsafe extern "C" fn process(ptr: *mut u8, len: usize) -> usize {
     bytes.make_ascii_uppercase();
     len
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `process` over a buffer from `alloc`, as the host calls it.
+    fn processed(text: &str) -> String {
+        let ptr = alloc(text.len());
+        // SAFETY: `alloc` gave `text.len()` bytes, freed below.
+        unsafe {
+            std::ptr::copy_nonoverlapping(text.as_ptr(), ptr, text.len());
+            let len = process(ptr, text.len());
+            let result = String::from_utf8(std::slice::from_raw_parts(ptr, len).to_vec()).unwrap();
+            dealloc(ptr, text.len());
+            result
+        }
+    }
+
+    #[test]
+    fn ascii_letters_are_upper_cased_in_place() {
+        assert_eq!(processed("hello, World 42"), "HELLO, WORLD 42");
+    }
+
+    #[test]
+    fn other_characters_are_left_as_they_are() {
+        assert_eq!(processed("été ß"), "éTé ß");
+        assert_eq!(processed(""), "");
+    }
+}

@@ -3,12 +3,12 @@
 //! reference runner (`wasi-testsuite/test-runner`) does.
 
 mod check;
-mod execute;
+pub mod execute;
 mod expectations;
 mod live;
 mod loopback;
 mod progress;
-mod report;
+pub mod report;
 mod request;
 mod schedule;
 mod select;

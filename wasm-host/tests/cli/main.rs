@@ -11,3 +11,4 @@ mod run;
 #[cfg(unix)]
 mod serve;
 mod support;
+mod test_runner;

@@ -1,0 +1,75 @@
+//! Tests with every ending a test can have, for `wasm-host test`: the
+//! runner must give each the verdict native `cargo test` gives it.
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passes() {
+        assert_eq!(2 + 2, 4);
+    }
+
+    #[test]
+    fn fails_an_assertion() {
+        println!("output before the failure");
+        assert_eq!(1 + 1, 3, "arithmetic is broken");
+    }
+
+    #[test]
+    fn panics() {
+        eprintln!("about to panic");
+        panic!("a deliberate panic");
+    }
+
+    #[test]
+    fn returns_an_error() -> Result<(), String> {
+        Err("the test returned an error".to_owned())
+    }
+
+    // What the package's metadata grants, which only the sandbox can hold
+    // back: no native counterpart.
+    #[test]
+    #[cfg(target_family = "wasm")]
+    fn reads_its_granted_package_directory() {
+        let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
+        assert!(manifest.contains("name = \"test_fixture\""));
+    }
+
+    #[test]
+    #[cfg(target_family = "wasm")]
+    fn sees_its_granted_variable() {
+        assert_eq!(std::env::var("FIXTURE_GREETING").as_deref(), Ok("hello"));
+    }
+
+    #[test]
+    #[cfg(target_family = "wasm")]
+    fn cannot_write_to_its_read_only_directory() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/written-by-a-test");
+        assert!(std::fs::write(path, "x").is_err());
+    }
+
+    /// Loops for ever: the runner's per-test timeout ends it (natively it
+    /// would hang, so the native comparison skips it).
+    #[test]
+    fn never_ends() {
+        let mut n = 0u64;
+        loop {
+            n = std::hint::black_box(n.wrapping_add(1));
+        }
+    }
+
+    #[test]
+    #[ignore = "fails when run"]
+    fn ignored_and_failing() {
+        panic!("an ignored test that fails when asked for");
+    }
+
+    #[test]
+    #[ignore]
+    fn ignored_and_passing() {}
+
+    #[test]
+    #[should_panic(expected = "expected panic")]
+    fn should_panic() {
+        panic!("expected panic");
+    }
+}

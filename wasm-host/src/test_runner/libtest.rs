@@ -1,0 +1,273 @@
+//! What libtest (the harness `cargo test` builds) speaks: the arguments
+//! `cargo test -- ARGS` hands it, its `--list --format terse` listing,
+//! what it prints around one test's own output, and its console format,
+//! which `wasm-host test` reproduces for the tests it runs one per instance.
+
+use std::num::NonZeroUsize;
+
+/// The libtest arguments `wasm-host test` honours itself. Anything else
+/// (`--list`, `--bench`, `--format json`, `-Z ...`) is for the guest's own
+/// harness: see [`parse`].
+#[derive(Debug, Default, PartialEq)]
+pub struct LibtestArgs {
+    /// Run the tests whose name contains any of these (equals, with `--exact`).
+    pub filters: Vec<String>,
+    pub skip: Vec<String>,
+    pub exact: bool,
+    /// Run only the ignored tests.
+    pub ignored: bool,
+    pub include_ignored: bool,
+    /// Print each test's output as it comes, failing or not.
+    pub nocapture: bool,
+    pub test_threads: Option<NonZeroUsize>,
+    /// One character per test (`-q`, `--format terse`).
+    pub terse: bool,
+}
+
+/// The arguments as `wasm-host test` understands them, or `None` when one
+/// of them is for the harness alone: the run is then the guest's own, in
+/// one instance, as `wasm-host run` would run it.
+pub fn parse(args: &[String]) -> Option<LibtestArgs> {
+    let mut parsed = LibtestArgs::default();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_owned())),
+            _ => (arg.as_str(), None),
+        };
+        let mut value = || inline.clone().or_else(|| args.next().cloned());
+        match flag {
+            "--exact" => parsed.exact = true,
+            "--ignored" => parsed.ignored = true,
+            "--include-ignored" => parsed.include_ignored = true,
+            "--nocapture" | "--no-capture" => parsed.nocapture = true,
+            "-q" | "--quiet" => parsed.terse = true,
+            "--skip" => parsed.skip.push(value()?),
+            "--test-threads" => parsed.test_threads = Some(value()?.parse().ok()?),
+            "--format" => match value()?.as_str() {
+                "terse" => parsed.terse = true,
+                "pretty" => parsed.terse = false,
+                _ => return None,
+            },
+            // Colour is the console's business; ours has none.
+            "--color" => drop(value()?),
+            // `--test` is what cargo passes a harness to say "run the tests".
+            "--test" => {}
+            _ if flag.starts_with('-') => return None,
+            _ => parsed.filters.push(arg.clone()),
+        }
+    }
+    Some(parsed)
+}
+
+impl LibtestArgs {
+    /// Whether libtest would run a test of this name (ignored or not) with
+    /// these filters.
+    pub fn selects(&self, name: &str) -> bool {
+        let matches = |pattern: &String| match self.exact {
+            true => name == pattern,
+            false => name.contains(pattern.as_str()),
+        };
+        (self.filters.is_empty() || self.filters.iter().any(matches)) && !self.skip.iter().any(matches)
+    }
+
+    /// What to do with a selected test that is (or is not) marked ignored.
+    pub fn runs(&self, ignored: bool) -> Selection {
+        match (ignored, self.ignored, self.include_ignored) {
+            (_, _, true) | (true, true, _) => Selection::Run,
+            (false, true, false) => Selection::FilteredOut,
+            (true, false, false) => Selection::Ignored,
+            (false, false, false) => Selection::Run,
+        }
+    }
+}
+
+/// A test's fate before it runs.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Selection {
+    Run,
+    /// Reported as `ignored` without running.
+    Ignored,
+    /// Not reported, counted as filtered out (`--ignored` leaves out the rest).
+    FilteredOut,
+}
+
+/// The arguments that make libtest run exactly `name` and nothing else,
+/// its output not captured (a test that aborts would take libtest's
+/// capture with it: the instance's own streams keep it instead).
+pub fn one_test(name: &str) -> [&str; 6] {
+    [
+        "--exact",
+        name,
+        "--include-ignored",
+        "--nocapture",
+        "--test-threads",
+        "1",
+    ]
+}
+
+/// The arguments that list every test, ignored or not: `NAME: test` lines.
+pub const LIST: [&str; 3] = ["--list", "--format", "terse"];
+/// The arguments that list the ignored tests alone.
+pub const LIST_IGNORED: [&str; 4] = ["--list", "--format", "terse", "--ignored"];
+
+/// The test names of a terse listing (benchmarks left out: `cargo test`
+/// does not run them).
+pub fn listed_tests(listing: &str) -> Vec<String> {
+    listing
+        .lines()
+        .filter_map(|line| line.strip_suffix(": test"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// What libtest itself said of a test it ran alone, from the instance's stdout.
+#[derive(Debug, PartialEq, Eq)]
+pub struct OneTest<'a> {
+    /// The test's own output: what libtest wrote around it left out.
+    pub output: &'a str,
+    /// libtest ignored the test when asked to run it: a `#[should_panic]`
+    /// test, which libtest cannot check where a panic aborts (wasm).
+    pub ignored_should_panic: bool,
+}
+
+/// Splits what libtest printed when running one test (`one_test`, pretty
+/// format) from what the test printed: `running 1 test`, `test NAME ... `,
+/// then the test's output, then (unless the test aborted) `ok` or
+/// `FAILED`, the failures list and the result line.
+pub fn one_test_output(stdout: &str) -> OneTest<'_> {
+    let Some((header, mut output)) = stdout.split_once(" ... ") else {
+        return OneTest {
+            output: stdout,
+            ignored_should_panic: false,
+        };
+    };
+    if header.ends_with(" - should panic") && output.starts_with("ignored") {
+        return OneTest {
+            output: "",
+            ignored_should_panic: true,
+        };
+    }
+    if let Some(end) = output.rfind("\ntest result: ") {
+        output = &output[..end];
+        if let Some(failures) = output.rfind("\n\nfailures:\n\nfailures:\n") {
+            output = &output[..failures];
+        }
+        output = output.trim_end_matches('\n');
+        for verdict in ["ok", "FAILED"] {
+            if let Some(rest) = output.strip_suffix(verdict) {
+                output = rest;
+                break;
+            }
+        }
+    }
+    OneTest {
+        output,
+        ignored_should_panic: false,
+    }
+}
+
+/// libtest's closing line: `test result: ok. 1 passed; ...`.
+pub fn result_line(counts: &Counts, seconds: f64) -> String {
+    format!(
+        "test result: {}. {} passed; {} failed; {} ignored; 0 measured; {} filtered out; finished in {seconds:.2}s",
+        if counts.failed == 0 { "ok" } else { "FAILED" },
+        counts.passed,
+        counts.failed,
+        counts.ignored,
+        counts.filtered_out,
+    )
+}
+
+/// The counts of libtest's result line.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub passed: usize,
+    pub failed: usize,
+    pub ignored: usize,
+    pub filtered_out: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Option<LibtestArgs> {
+        parse(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn the_arguments_cargo_and_nextest_pass_are_understood() {
+        let parsed = args(&[
+            "--exact",
+            "a::b",
+            "--nocapture",
+            "--skip=c",
+            "--test-threads",
+            "3",
+            "-q",
+        ])
+        .unwrap();
+        assert_eq!(parsed.filters, ["a::b"]);
+        assert_eq!(parsed.skip, ["c"]);
+        assert!(parsed.exact && parsed.nocapture && parsed.terse);
+        assert_eq!(parsed.test_threads, NonZeroUsize::new(3));
+        assert!(
+            args(&["--format", "terse", "--color", "never", "--include-ignored"])
+                .unwrap()
+                .terse
+        );
+        assert_eq!(args(&["--test-threads"]), None, "a flag without its value");
+    }
+
+    #[test]
+    fn arguments_for_the_harness_alone_leave_the_run_to_it() {
+        for harness_only in [
+            &["--list"][..],
+            &["--bench"],
+            &["--format", "json", "-Z", "unstable-options"],
+        ] {
+            assert_eq!(args(harness_only), None, "{harness_only:?}");
+        }
+    }
+
+    #[test]
+    fn filters_skips_and_ignored_tests_are_selected_as_libtest_selects_them() {
+        let parsed = args(&["parse", "sum", "--skip", "slow"]).unwrap();
+        assert!(parsed.selects("tests::parses_a_line"));
+        assert!(!parsed.selects("tests::parses_a_line_slowly"));
+        assert!(!parsed.selects("tests::other"));
+        let exact = args(&["--exact", "tests::sum"]).unwrap();
+        assert!(exact.selects("tests::sum") && !exact.selects("tests::sum_all"));
+        let plain = LibtestArgs::default();
+        assert_eq!(
+            (plain.runs(false), plain.runs(true)),
+            (Selection::Run, Selection::Ignored)
+        );
+        let only = args(&["--ignored"]).unwrap();
+        assert_eq!(
+            (only.runs(false), only.runs(true)),
+            (Selection::FilteredOut, Selection::Run)
+        );
+        let all = args(&["--include-ignored"]).unwrap();
+        assert_eq!((all.runs(false), all.runs(true)), (Selection::Run, Selection::Run));
+    }
+
+    #[test]
+    fn a_listing_gives_the_tests_not_the_benchmarks() {
+        assert_eq!(listed_tests("a::b: test\nc: benchmark\nd: test\n"), ["a::b", "d"]);
+    }
+
+    #[test]
+    fn libtests_own_lines_are_taken_off_a_tests_output() {
+        let passed = "\nrunning 1 test\ntest t ... hello\nok\n\ntest result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 2 filtered out; finished in 0.00s\n\n";
+        assert_eq!(one_test_output(passed).output, "hello\n");
+        let failed = "\nrunning 1 test\ntest t ... FAILED\n\nfailures:\n\nfailures:\n    t\n\ntest result: FAILED. 0 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s\n\n";
+        assert_eq!(one_test_output(failed).output, "");
+        let aborted = "\nrunning 1 test\ntest t ... before the panic\n";
+        assert_eq!(one_test_output(aborted).output, "before the panic\n");
+        let should_panic = "\nrunning 1 test\ntest t - should panic ... ignored\n\ntest result: ok. 0 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.00s\n\n";
+        assert!(one_test_output(should_panic).ignored_should_panic);
+        assert!(!one_test_output(passed).ignored_should_panic);
+    }
+}

@@ -1,0 +1,513 @@
+//! `wasm-host test`: cargo's target runner for wasm32-wasip1 and
+//! wasm32-wasip2 test binaries (`runner = "wasm-host test"`). A libtest
+//! harness has its tests listed, then each runs alone in a fresh instance
+//! of the module compiled once, many at once, reported as libtest reports
+//! them; anything else runs once, as `wasm-host run` would run it.
+
+mod libtest;
+mod metadata;
+
+use std::io::Write;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use host::{GuestModule, RunOutcome, Sandbox, Termination};
+
+use crate::conformance::execute::{Status, TestResult};
+use crate::conformance::report;
+use crate::grants::GrantArgs;
+use crate::limits::LimitArgs;
+use crate::status;
+use libtest::{Counts, LibtestArgs, Selection};
+use metadata::TestMetadata;
+
+const TEST_HELP: &str = "\
+Set it as cargo's runner, in .cargo/config.toml:
+    [target.wasm32-wasip1]
+    runner = \"wasm-host test\"
+    [target.wasm32-wasip2]
+    runner = \"wasm-host test\"
+or CARGO_TARGET_WASM32_WASIP1_RUNNER=\"wasm-host test\"; options go after
+`test` (`runner = \"wasm-host test --timeout 30s\"`), and `cargo test -- ARGS`
+reaches the tests.
+
+A libtest harness (found by libtest's entry point in the module's name
+section) has its tests listed, then each runs alone in a fresh instance of
+the module compiled once, --test-threads at once (default: the CPUs), with
+libtest's own report: `test NAME ... ok|FAILED|ignored`, each failure's
+output, `test result: ...`. A test that panics, traps or passes its
+--timeout fails alone. Filters, --exact, --skip, --ignored,
+--include-ignored, --nocapture, --test-threads, -q and --format terse are
+honoured; any other argument (--list, --bench, --format json) leaves the run
+to the harness itself in one instance, as does a module that is no harness.
+
+Grants and limits: the options below, and the tested package's
+[package.metadata.wasm-host.test] (dirs-ro, dirs, env, timeout, max-memory;
+found through CARGO_MANIFEST_DIR, which cargo sets); an option given here
+wins over the package's limit. Nothing is granted unless asked for.
+
+Exit status: 0 when every test passed, 101 when one failed (as libtest), 126
+when the module cannot be loaded or listed; a run left to the harness exits
+as `wasm-host run` does.";
+
+// Described on `Command::Test` in main.rs.
+#[derive(Args, Debug)]
+#[command(
+    override_usage = "wasm-host test [OPTIONS] <MODULE> [LIBTEST ARGS]...",
+    after_help = TEST_HELP
+)]
+pub struct TestArgs {
+    #[command(flatten)]
+    grants: GrantArgs,
+
+    #[command(flatten)]
+    limits: LimitArgs,
+
+    /// Write a JUnit XML report to FILE (the same writer as `conformance`)
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+
+    /// Write every test's outcome as JSON (the same writer as `conformance`) to FILE
+    #[arg(long, value_name = "FILE")]
+    json_report: Option<PathBuf>,
+
+    /// The test binary (.wasm, a module or a component), then libtest's arguments
+    #[arg(value_name = "MODULE", required = true, num_args = 1.., trailing_var_arg = true)]
+    module_and_args: Vec<String>,
+}
+
+/// Runs the tests and returns the exit status.
+pub fn run(args: TestArgs) -> u8 {
+    match run_tests(&args) {
+        Ok(status) => status,
+        Err(error) => {
+            eprintln!("wasm-host: error: {}", status::escape_controls(&format!("{error:#}")));
+            status::LOAD_ERROR
+        }
+    }
+}
+
+/// libtest's status when a test failed.
+const FAILED: u8 = 101;
+
+fn run_tests(args: &TestArgs) -> Result<u8> {
+    let [module_path, libtest_args @ ..] = args.module_and_args.as_slice() else {
+        return Ok(status::USAGE);
+    };
+    let module_path = Path::new(module_path);
+    let metadata = match std::env::var_os("CARGO_MANIFEST_DIR") {
+        Some(dir) => TestMetadata::read(Path::new(&dir))?,
+        None => TestMetadata::default(),
+    };
+    let limits = metadata.limits(args.limits.limits())?;
+    let runtime = args.limits.runtime()?;
+    let bytes = std::fs::read(module_path).with_context(|| format!("reading {}", module_path.display()))?;
+    let harness = is_libtest_harness(&bytes);
+    let module = runtime.load_bytes_for(&file_name(module_path), bytes, &limits)?;
+    let sandbox = args
+        .grants
+        .apply(Sandbox::new().limits(limits.clone()))
+        .map_err(anyhow::Error::msg)?;
+    let sandbox = metadata.grant(sandbox)?;
+    match libtest::parse(libtest_args).filter(|_| harness) {
+        Some(libtest) => {
+            // Each test runs on a worker's stack: room for --max-stack of
+            // wasm, and the host's own frames.
+            let stack_size = args.limits.max_stack() + (2 << 20);
+            let tests = Tests {
+                module: &module,
+                sandbox: &sandbox,
+                stack_size,
+            };
+            let results = tests.run(&libtest)?;
+            args.write_reports(module_path, &results)?;
+            Ok(results.status())
+        }
+        None => {
+            let streamed = match args.limits.caps_output() {
+                true => limits,
+                // Streamed output goes to the user's terminal or pipe, not
+                // into memory: all of it, unless --max-output says otherwise.
+                false => host::Limits {
+                    max_output_bytes: usize::MAX,
+                    ..limits
+                },
+            };
+            Ok(run_whole(&module, sandbox.limits(streamed), libtest_args))
+        }
+    }
+}
+
+/// Whether the module is a libtest harness: its name section names
+/// libtest's entry point, `test::test_main_static` (cargo's test profiles
+/// keep the name section). Read from the bytes, so no guest runs with
+/// arguments it does not expect; a component's core module is in its bytes
+/// too. A harness whose names were stripped runs as a plain program: its
+/// tests then run in one instance, one after the other.
+fn is_libtest_harness(bytes: &[u8]) -> bool {
+    const ENTRY: &[u8] = b"test_main_static";
+    bytes.windows(ENTRY.len()).any(|window| window == ENTRY)
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |name| name.to_string_lossy().into_owned(),
+    )
+}
+
+/// Runs the module once with `args`, as `wasm-host run` does: its streams
+/// are ours, its exit code our status.
+fn run_whole(module: &GuestModule, sandbox: Sandbox, args: &[String]) -> u8 {
+    let sandbox = sandbox
+        .args(args.iter().cloned())
+        .inherit_stdin()
+        .inherit_stdout()
+        .inherit_stderr();
+    match sandbox.run(module) {
+        Ok(outcome) => {
+            crate::run::report_truncation(module.name(), &outcome);
+            match &outcome.termination {
+                Termination::Exited(code) => u8::try_from(*code).unwrap_or(status::TRAP),
+                Termination::Trapped(trap) => {
+                    eprintln!("wasm-host: {} {outcome}", module.name());
+                    status::for_trap(trap)
+                }
+            }
+        }
+        Err(error) => {
+            eprintln!("wasm-host: error: {error}");
+            status::LOAD_ERROR
+        }
+    }
+}
+
+/// A harness's tests, each run alone in an instance of its own.
+struct Tests<'a> {
+    module: &'a GuestModule,
+    sandbox: &'a Sandbox,
+    stack_size: usize,
+}
+
+/// How one test ended.
+#[derive(Debug)]
+enum Verdict {
+    Passed,
+    /// Why, when more than libtest's own failure: a trap, a timeout, an exit code.
+    Failed(Option<String>),
+    Ignored(Option<&'static str>),
+}
+
+/// Why a `#[should_panic]` test is reported as ignored.
+const SHOULD_PANIC: &str = "#[should_panic] cannot be checked where a panic aborts (wasm); run it natively";
+
+/// One test's ending, output and timing.
+struct Finished {
+    name: String,
+    verdict: Verdict,
+    stdout: String,
+    stderr: String,
+    /// From the start of the run.
+    started: Duration,
+    duration: Duration,
+}
+
+/// Every test's ending, and the run's.
+struct Results {
+    /// In the harness's order.
+    tests: Vec<Finished>,
+    counts: Counts,
+    started: SystemTime,
+    duration: Duration,
+}
+
+impl Results {
+    fn status(&self) -> u8 {
+        if self.counts.failed == 0 { 0 } else { FAILED }
+    }
+}
+
+impl Tests<'_> {
+    /// The tests a listing with `args` gives.
+    fn list(&self, args: &[&str]) -> Result<Vec<String>> {
+        let outcome = self.sandbox.clone().args(args.iter().copied()).run(self.module)?;
+        if !outcome.success() {
+            // What the guest said of it, as `wasm-host run` would show it.
+            let _ = std::io::stderr().write_all(&outcome.stderr);
+            bail!(
+                "listing the tests of {} ({}): {outcome}",
+                self.module.name(),
+                args.join(" ")
+            );
+        }
+        Ok(libtest::listed_tests(&outcome.stdout_text()))
+    }
+
+    fn run(&self, libtest: &LibtestArgs) -> Result<Results> {
+        let started = (SystemTime::now(), Instant::now());
+        let ignored = self.list(&libtest::LIST_IGNORED)?;
+        let mut counts = Counts::default();
+        let mut tests = Vec::new();
+        let mut to_run = Vec::new();
+        for name in self.list(&libtest::LIST)? {
+            let selection = match libtest.selects(&name) {
+                true => libtest.runs(ignored.contains(&name)),
+                false => Selection::FilteredOut,
+            };
+            match selection {
+                Selection::FilteredOut => counts.filtered_out += 1,
+                Selection::Ignored => tests.push(Finished::ignored(name, None)),
+                Selection::Run => to_run.push(name),
+            }
+        }
+        let mut console = Console::new(libtest);
+        console.start(tests.len() + to_run.len());
+        for test in &tests {
+            console.finished(test);
+        }
+        let threads = libtest
+            .test_threads
+            .or_else(|| std::env::var("RUST_TEST_THREADS").ok()?.parse().ok())
+            .or_else(|| std::thread::available_parallelism().ok())
+            .map_or(1, NonZeroUsize::get)
+            .clamp(1, to_run.len().max(1));
+        let next = AtomicUsize::new(0);
+        let (sender, receiver) = mpsc::channel();
+        std::thread::scope(|scope| -> Result<()> {
+            for _ in 0..threads {
+                let (sender, next, to_run) = (sender.clone(), &next, &to_run);
+                let worker = move || {
+                    while let Some(name) = to_run.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        if sender.send(self.run_one(name, started.1)).is_err() {
+                            return;
+                        }
+                    }
+                };
+                std::thread::Builder::new()
+                    .name("test".to_owned())
+                    .stack_size(self.stack_size)
+                    .spawn_scoped(scope, worker)
+                    .context("starting a test thread")?;
+            }
+            drop(sender);
+            for finished in receiver {
+                console.finished(&finished);
+                tests.push(finished);
+            }
+            Ok(())
+        })?;
+        for test in &tests {
+            match test.verdict {
+                Verdict::Passed => counts.passed += 1,
+                Verdict::Failed(_) => counts.failed += 1,
+                Verdict::Ignored(_) => counts.ignored += 1,
+            }
+        }
+        let order: Vec<&String> = to_run.iter().collect();
+        tests.sort_by_key(|test| order.iter().position(|name| **name == test.name));
+        let results = Results {
+            tests,
+            counts,
+            started: started.0,
+            duration: started.1.elapsed(),
+        };
+        console.end(&results);
+        Ok(results)
+    }
+
+    /// Runs the test `name` alone in a fresh instance.
+    fn run_one(&self, name: &str, run_started: Instant) -> Finished {
+        let started = Instant::now();
+        let ran = self.sandbox.clone().args(libtest::one_test(name)).run(self.module);
+        let (verdict, stdout, stderr) = match ran {
+            Ok(outcome) => judge(&outcome),
+            Err(error) => (Verdict::Failed(Some(error.to_string())), String::new(), String::new()),
+        };
+        Finished {
+            name: name.to_owned(),
+            verdict,
+            stdout,
+            stderr,
+            started: started - run_started,
+            duration: started.elapsed(),
+        }
+    }
+}
+
+/// A test's verdict from how its instance ended, and its own output.
+fn judge(outcome: &RunOutcome) -> (Verdict, String, String) {
+    let stdout = outcome.stdout_text();
+    let one = libtest::one_test_output(&stdout);
+    let verdict = match outcome.termination {
+        Termination::Exited(0) if one.ignored_should_panic => Verdict::Ignored(Some(SHOULD_PANIC)),
+        Termination::Exited(0) => Verdict::Passed,
+        // libtest's own failure (a test that returned an error), reported in the output.
+        Termination::Exited(FAILED_CODE) => Verdict::Failed(None),
+        // A panic aborts: the trap, the panic message on stderr.
+        _ => Verdict::Failed(Some(outcome.to_string())),
+    };
+    (verdict, one.output.to_owned(), outcome.stderr_text())
+}
+
+/// [`FAILED`] as the exit code a guest returns.
+const FAILED_CODE: i32 = FAILED as i32;
+
+impl Finished {
+    fn ignored(name: String, reason: Option<&'static str>) -> Finished {
+        Finished {
+            name,
+            verdict: Verdict::Ignored(reason),
+            stdout: String::new(),
+            stderr: String::new(),
+            started: Duration::ZERO,
+            duration: Duration::ZERO,
+        }
+    }
+
+    /// The failure's reason line, as `wasm-host run` words an ending.
+    fn reason(&self) -> Option<String> {
+        match &self.verdict {
+            Verdict::Failed(Some(reason)) => Some(format!("wasm-host: {} {reason}", self.name)),
+            _ => None,
+        }
+    }
+}
+
+/// libtest's console report, pretty or terse.
+struct Console {
+    terse: bool,
+    nocapture: bool,
+    /// Tests reported on the current terse line.
+    on_line: usize,
+}
+
+impl Console {
+    fn new(libtest: &LibtestArgs) -> Console {
+        Console {
+            terse: libtest.terse,
+            nocapture: libtest.nocapture,
+            on_line: 0,
+        }
+    }
+
+    fn start(&mut self, tests: usize) {
+        let plural = if tests == 1 { "" } else { "s" };
+        println!("\nrunning {tests} test{plural}");
+    }
+
+    fn finished(&mut self, test: &Finished) {
+        let mut out = std::io::stdout().lock();
+        if self.nocapture {
+            // A closed stdout or stderr is the reader's choice; nothing to report to.
+            let _ = out.write_all(test.stdout.as_bytes());
+            let _ = std::io::stderr().write_all(test.stderr.as_bytes());
+            if let Some(reason) = test.reason() {
+                eprintln!("{}", status::escape_controls(&reason));
+            }
+        }
+        let _ = match (self.terse, &test.verdict) {
+            (true, verdict) => {
+                self.on_line += 1;
+                // libtest breaks its terse line every 88 tests.
+                let end = if self.on_line.is_multiple_of(88) { "\n" } else { "" };
+                let mark = match verdict {
+                    Verdict::Passed => ".",
+                    Verdict::Failed(_) => "F",
+                    Verdict::Ignored(_) => "i",
+                };
+                write!(out, "{mark}{end}")
+            }
+            (false, Verdict::Passed) => writeln!(out, "test {} ... ok", test.name),
+            (false, Verdict::Failed(_)) => writeln!(out, "test {} ... FAILED", test.name),
+            (false, Verdict::Ignored(None)) => writeln!(out, "test {} ... ignored", test.name),
+            (false, Verdict::Ignored(Some(reason))) => writeln!(out, "test {} ... ignored, {reason}", test.name),
+        };
+        let _ = out.flush();
+    }
+
+    fn end(&mut self, results: &Results) {
+        if self.terse {
+            println!();
+        }
+        let failed: Vec<&Finished> = results
+            .tests
+            .iter()
+            .filter(|test| matches!(test.verdict, Verdict::Failed(_)))
+            .collect();
+        if !failed.is_empty() {
+            println!("\nfailures:\n");
+            if !self.nocapture {
+                for test in &failed {
+                    println!("---- {} stdout ----", test.name);
+                    print!("{}", test.stdout);
+                    print!("{}", test.stderr);
+                    if let Some(reason) = test.reason() {
+                        println!("{}", status::escape_controls(&reason));
+                    }
+                    println!();
+                }
+                println!("\nfailures:");
+            }
+            for test in &failed {
+                println!("    {}", test.name);
+            }
+        }
+        println!(
+            "\n{}\n",
+            libtest::result_line(&results.counts, results.duration.as_secs_f64())
+        );
+    }
+}
+
+impl TestArgs {
+    /// Writes the reports asked for, through `conformance`'s writers: one
+    /// suite, named after the test binary (its crate and cargo's hash).
+    fn write_reports(&self, module_path: &Path, results: &Results) -> Result<()> {
+        if self.junit.is_none() && self.json_report.is_none() {
+            return Ok(());
+        }
+        let suite = module_path
+            .file_stem()
+            .map_or_else(String::new, |stem| stem.to_string_lossy().into_owned());
+        let converted: Vec<TestResult> = results.tests.iter().map(|test| test.as_report(&suite)).collect();
+        let run = report::Run {
+            suites: &[suite.as_str()],
+            results: &converted,
+            executor: "wasm-host test",
+            partition: None,
+            started: results.started,
+            duration: results.duration,
+        };
+        if let Some(path) = &self.junit {
+            report::write_junit(path, &run)?;
+        }
+        if let Some(path) = &self.json_report {
+            report::write_json(path, &run)?;
+        }
+        Ok(())
+    }
+}
+
+impl Finished {
+    fn as_report(&self, suite: &str) -> TestResult {
+        let status = match &self.verdict {
+            Verdict::Passed => Status::Passed,
+            Verdict::Failed(reason) => Status::Failed(vec![reason.clone().unwrap_or_else(|| "failed".to_owned())]),
+            Verdict::Ignored(reason) => Status::Skipped(reason.unwrap_or("ignored").to_owned()),
+        };
+        TestResult {
+            suite: suite.to_owned(),
+            name: self.name.clone(),
+            status,
+            started: self.started,
+            duration: self.duration,
+            stdout: self.stdout.clone(),
+            stderr: self.stderr.clone(),
+        }
+    }
+}

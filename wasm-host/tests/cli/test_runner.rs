@@ -1,0 +1,348 @@
+//! `wasm-host test` as cargo's runner: the fixture crate
+//! `guests/test_fixture` (tests that pass, fail, panic, return an error,
+//! never end, are ignored, should panic) run through it directly, through
+//! `cargo test --target ...` and `cargo nextest run --target ...`, against
+//! the same crate's native `cargo test`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use crate::support::{text, wasm_host};
+
+const TARGETS: [&str; 2] = ["wasm32-wasip1", "wasm32-wasip2"];
+
+fn fixture_dir() -> PathBuf {
+    xtask::project_root().join("guests").join("test_fixture")
+}
+
+/// `cargo ARGS` on the fixture crate, its artifacts with the guests' own.
+fn cargo_on_fixture(args: &[&str]) -> Command {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command
+        .args(args)
+        .arg("--manifest-path")
+        .arg(xtask::guests::manifest_path())
+        .arg("--target-dir")
+        .arg(xtask::guests::target_dir())
+        .args(["-p", "test_fixture"]);
+    command
+}
+
+/// The fixture's test binary for `target`, built once per test process.
+fn fixture_binary(target: &'static str) -> PathBuf {
+    static BUILT: OnceLock<BTreeMap<&str, PathBuf>> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        TARGETS
+            .into_iter()
+            .map(|target| {
+                let output = cargo_on_fixture(&["test", "--no-run", "--message-format", "json", "--target", target])
+                    .output()
+                    .unwrap();
+                assert!(output.status.success(), "{}", text(&output.stderr));
+                let executable = text(&output.stdout)
+                    .lines()
+                    .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+                    .find_map(|message| message["executable"].as_str().map(PathBuf::from))
+                    .expect("cargo names the test binary");
+                (target, executable)
+            })
+            .collect()
+    })[target]
+        .clone()
+}
+
+/// The runner line cargo is given: `wasm-host test`.
+fn runner() -> String {
+    format!("{} test", env!("CARGO_BIN_EXE_wasm-host"))
+}
+
+fn runner_variable(target: &str) -> String {
+    format!("CARGO_TARGET_{}_RUNNER", target.to_uppercase().replace('-', "_"))
+}
+
+/// `wasm-host test BINARY ARGS` as cargo runs it for the fixture (the
+/// package directory in CARGO_MANIFEST_DIR).
+fn run_fixture(target: &'static str, args: &[&str]) -> Output {
+    wasm_host()
+        .arg("test")
+        .arg(fixture_binary(target))
+        .args(args)
+        .env("CARGO_MANIFEST_DIR", fixture_dir())
+        .output()
+        .unwrap()
+}
+
+/// Each `test NAME ... VERDICT` line of libtest's console report.
+fn verdicts(stdout: &str) -> BTreeMap<String, String> {
+    stdout
+        .lines()
+        .filter_map(|line| line.strip_prefix("test ")?.split_once(" ... "))
+        .map(|(name, verdict)| (name.to_owned(), verdict.to_owned()))
+        .collect()
+}
+
+/// Each test nextest ran, PASS or FAIL (any failure: FAIL, TIMEOUT, SIGNAL).
+fn nextest_verdicts(stderr: &str) -> BTreeMap<String, String> {
+    stderr
+        .lines()
+        .filter_map(|line| {
+            let line = line.trim_start();
+            let (status, rest) = line.split_once(' ')?;
+            let name = rest.rsplit(" test_fixture ").next()?;
+            match status {
+                "PASS" => Some((name.to_owned(), "ok".to_owned())),
+                "FAIL" | "TIMEOUT" | "SIGABRT" | "SIGSEGV" => Some((name.to_owned(), "FAILED".to_owned())),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+fn verdict_map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(name, verdict)| (format!("tests::{name}"), verdict.to_string()))
+        .collect()
+}
+
+#[test]
+fn every_test_gets_its_own_verdict_line_and_a_failure_its_own_output() {
+    for target in TARGETS {
+        let output = run_fixture(target, &[]);
+        let stdout = text(&output.stdout);
+        assert_eq!(
+            output.status.code(),
+            Some(101),
+            "{target}: {stdout}{}",
+            text(&output.stderr)
+        );
+        let should_panic = "ignored, #[should_panic] cannot be checked where a panic aborts (wasm); run it natively";
+        assert_eq!(
+            verdicts(&stdout),
+            verdict_map(&[
+                ("cannot_write_to_its_read_only_directory", "ok"),
+                ("fails_an_assertion", "FAILED"),
+                ("ignored_and_failing", "ignored"),
+                ("ignored_and_passing", "ignored"),
+                ("never_ends", "FAILED"),
+                ("panics", "FAILED"),
+                ("passes", "ok"),
+                ("reads_its_granted_package_directory", "ok"),
+                ("returns_an_error", "FAILED"),
+                ("sees_its_granted_variable", "ok"),
+                ("should_panic", should_panic),
+            ]),
+            "{target}: {stdout}"
+        );
+        for own_output in [
+            "---- tests::fails_an_assertion stdout ----\noutput before the failure\n",
+            "arithmetic is broken",
+            "about to panic\n",
+            "a deliberate panic",
+            "Error: \"the test returned an error\"",
+            "wasm-host: tests::never_ends timed out after 3s",
+        ] {
+            assert!(stdout.contains(own_output), "{target}: no {own_output:?} in {stdout}");
+        }
+        assert!(
+            stdout.contains("\nfailures:\n    tests::fails_an_assertion\n    tests::never_ends\n    tests::panics\n    tests::returns_an_error\n"),
+            "{target}: {stdout}"
+        );
+        assert!(
+            stdout.contains(
+                "test result: FAILED. 4 passed; 4 failed; 3 ignored; 0 measured; 0 filtered out; finished in "
+            ),
+            "{target}: {stdout}"
+        );
+    }
+}
+
+#[test]
+fn filters_skips_exact_names_and_ignored_tests_select_as_libtest_does() {
+    let target = TARGETS[0];
+    let exact = run_fixture(target, &["--exact", "tests::passes"]);
+    assert_eq!(exact.status.code(), Some(0));
+    assert_eq!(verdicts(&text(&exact.stdout)), verdict_map(&[("passes", "ok")]));
+    assert!(text(&exact.stdout).contains("1 passed; 0 failed; 0 ignored; 0 measured; 10 filtered out"));
+
+    let filtered = run_fixture(target, &["grant", "read", "--skip", "variable"]);
+    assert_eq!(
+        verdicts(&text(&filtered.stdout)),
+        verdict_map(&[
+            ("reads_its_granted_package_directory", "ok"),
+            ("cannot_write_to_its_read_only_directory", "ok")
+        ])
+    );
+
+    let ignored = run_fixture(target, &["--ignored"]);
+    assert_eq!(ignored.status.code(), Some(101));
+    assert_eq!(
+        verdicts(&text(&ignored.stdout)),
+        verdict_map(&[("ignored_and_failing", "FAILED"), ("ignored_and_passing", "ok")])
+    );
+
+    let terse = run_fixture(
+        target,
+        &["-q", "ignored_and_passing", "--include-ignored", "--test-threads=1"],
+    );
+    assert_eq!(terse.status.code(), Some(0));
+    assert!(
+        text(&terse.stdout).starts_with("\nrunning 1 test\n.\n"),
+        "{}",
+        text(&terse.stdout)
+    );
+}
+
+#[test]
+fn nothing_is_granted_without_the_packages_metadata_or_a_flag() {
+    let args = ["granted", "--skip", "never_ends"];
+    let bare = wasm_host()
+        .arg("test")
+        .arg(fixture_binary(TARGETS[0]))
+        .args(args)
+        .env_remove("CARGO_MANIFEST_DIR")
+        .output()
+        .unwrap();
+    assert_eq!(
+        verdicts(&text(&bare.stdout)),
+        verdict_map(&[
+            ("reads_its_granted_package_directory", "FAILED"),
+            ("sees_its_granted_variable", "FAILED")
+        ])
+    );
+    let dir = fixture_dir().canonicalize().unwrap();
+    let flagged = wasm_host()
+        .args(["test", "--env", "FIXTURE_GREETING=hello", "--dir-ro"])
+        .arg(&dir)
+        .arg(fixture_binary(TARGETS[0]))
+        .args(args)
+        .env_remove("CARGO_MANIFEST_DIR")
+        .output()
+        .unwrap();
+    assert_eq!(flagged.status.code(), Some(0), "{}", text(&flagged.stdout));
+}
+
+#[test]
+fn the_junit_and_json_reports_list_every_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let (junit, json) = (dir.path().join("junit.xml"), dir.path().join("report.json"));
+    let output = wasm_host()
+        .arg("test")
+        .arg("--junit")
+        .arg(&junit)
+        .arg("--json-report")
+        .arg(&json)
+        .arg(fixture_binary(TARGETS[1]))
+        .args(["--skip", "never_ends"])
+        .env("CARGO_MANIFEST_DIR", fixture_dir())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(101));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let tests = report["results"][0]["tests"].as_array().unwrap();
+    let outcomes: BTreeMap<&str, &str> = tests
+        .iter()
+        .map(|test| (test["name"].as_str().unwrap(), test["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(outcomes.len(), 10, "{outcomes:?}");
+    assert_eq!(outcomes["tests::panics"], "fail");
+    assert_eq!(outcomes["tests::passes"], "pass");
+    assert_eq!(outcomes["tests::ignored_and_failing"], "skip");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(xml.matches("<testcase ").count(), 10, "{xml}");
+    assert!(xml.contains("a deliberate panic"), "the failure's own output: {xml}");
+}
+
+#[test]
+fn a_program_that_is_no_harness_runs_as_wasm_host_run_runs_it() {
+    let module = xtask::guests::artifact("config_reader").unwrap();
+    let output = wasm_host()
+        .args(["test", "--env", "APP_MODE=test"])
+        .arg(&module)
+        .arg("--list")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout), "mode=test\nlog_level=info\n");
+}
+
+/// Native `cargo test` of the fixture (no test that never ends), then the
+/// same through cargo with wasm-host as each target's runner: the same
+/// verdict for every test both can run, and the same exit status.
+#[test]
+fn cargo_test_with_the_runner_gives_native_verdicts() {
+    let libtest_args = ["--", "--skip", "never_ends", "--include-ignored"];
+    let native = cargo_on_fixture(&["test"]).args(libtest_args).output().unwrap();
+    let mut native_verdicts = verdicts(&text(&native.stdout));
+    // Natively a panic unwinds, so libtest can check it; not under wasm.
+    assert_eq!(
+        native_verdicts.remove("tests::should_panic - should panic").as_deref(),
+        Some("ok")
+    );
+    assert_eq!(native_verdicts.len(), 6, "{}", text(&native.stdout));
+    for target in TARGETS {
+        let wasm = cargo_on_fixture(&["test", "--target", target])
+            .args(libtest_args)
+            .env(runner_variable(target), runner())
+            .output()
+            .unwrap();
+        let mut wasm_verdicts = verdicts(&text(&wasm.stdout));
+        assert!(
+            wasm_verdicts
+                .remove("tests::should_panic")
+                .unwrap()
+                .starts_with("ignored, #[should_panic]")
+        );
+        let sandbox_only: Vec<String> = wasm_verdicts
+            .extract_if(.., |name, _| !native_verdicts.contains_key(name))
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(sandbox_only.len(), 3, "the grant tests, wasm only: {sandbox_only:?}");
+        assert_eq!(wasm_verdicts, native_verdicts, "{target}: {}", text(&wasm.stdout));
+        assert_eq!(wasm.status.code(), native.status.code(), "{target}");
+    }
+}
+
+/// nextest lists through the runner, then runs one test per invocation
+/// (`--exact NAME --nocapture`): the same verdicts as native `cargo test`,
+/// the test that never ends cut at the package's timeout, the grant tests
+/// (wasm only) passing.
+#[test]
+fn nextest_with_the_runner_gives_native_verdicts() {
+    let native = cargo_on_fixture(&["test"])
+        .args(["--", "--skip", "never_ends"])
+        .output()
+        .unwrap();
+    let mut expected = verdicts(&text(&native.stdout));
+    expected.retain(|_, verdict| !verdict.starts_with("ignored"));
+    expected.remove("tests::should_panic - should panic");
+    expected.insert("tests::never_ends".to_owned(), "FAILED".to_owned());
+    // The package's grants hold under nextest too (it sets CARGO_MANIFEST_DIR).
+    expected.extend(verdict_map(&[
+        ("cannot_write_to_its_read_only_directory", "ok"),
+        ("reads_its_granted_package_directory", "ok"),
+        ("sees_its_granted_variable", "ok"),
+    ]));
+    for target in TARGETS {
+        let nextest = cargo_on_fixture(&["nextest", "run", "--no-fail-fast", "--target", target])
+            .env(runner_variable(target), runner())
+            .output()
+            .unwrap();
+        let mut got = nextest_verdicts(&text(&nextest.stderr));
+        // nextest passes a test libtest reports as ignored.
+        assert_eq!(
+            got.remove("tests::should_panic").as_deref(),
+            Some("ok"),
+            "{target}: {}",
+            text(&nextest.stderr)
+        );
+        assert_eq!(got, expected, "{target}: {}", text(&nextest.stderr));
+        assert_eq!(
+            nextest.status.code(),
+            Some(100),
+            "{target}: nextest's status when a test failed"
+        );
+    }
+}
