@@ -6,6 +6,9 @@
 //! every guest and classifies how it ended; this binary turns command-line
 //! flags into a `Sandbox` and the outcome into an exit status.
 
+#[cfg(test)]
+mod cli_docs;
+mod completions;
 mod conformance;
 mod grants;
 mod invoke;
@@ -13,12 +16,13 @@ mod limits;
 mod run;
 mod serve;
 mod status;
+mod wasmtime_options;
 
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-/// Run WebAssembly (WASI preview 1) modules with exactly the capabilities you grant.
+/// Run WebAssembly modules (WASI preview 1) and components (WASI 0.2 and 0.3) with exactly the capabilities you grant.
 #[derive(Parser)]
 #[command(name = "wasm-host", version, after_help = format!(
     "{}\n\n`wasm-host conformance --help` describes the suite format and its own statuses.",
@@ -68,7 +72,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::serve(args),
         Command::Conformance(args) => conformance::run(args),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "wasm-host", &mut std::io::stdout());
+            completions::print(shell, &mut Cli::command());
             0
         }
     };
