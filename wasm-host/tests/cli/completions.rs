@@ -16,13 +16,20 @@ fn script(dir: &Path, shell: &str) -> String {
     path.to_str().unwrap().to_owned()
 }
 
-fn installed(shell: &str) -> bool {
-    Command::new(shell)
+/// The script for `shell` in `dir`, or `None` (said on stderr) where
+/// `shell` is not installed.
+fn script_if_installed(dir: &Path, shell: &str) -> Option<String> {
+    let installed = Command::new(shell)
         .args(["-c", "exit 0"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .is_ok_and(|status| status.success())
+        .is_ok_and(|status| status.success());
+    if !installed {
+        eprintln!("{shell} is not installed: its script is not checked here (CI installs it)");
+        return None;
+    }
+    Some(script(dir, shell))
 }
 
 /// What bash's completion function offers for the last of `words`, as
@@ -58,12 +65,10 @@ fn bash_completes_a_subcommands_options_after_the_subcommand() {
 
 #[test]
 fn fish_completes_a_subcommands_options_after_the_subcommand() {
-    if !installed("fish") {
-        eprintln!("fish is not installed: its script is not checked here (CI installs it)");
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
-    let script = script(dir.path(), "fish");
+    let Some(script) = script_if_installed(dir.path(), "fish") else {
+        return;
+    };
     let output = Command::new("fish")
         .args([
             "--no-config",
@@ -83,12 +88,10 @@ fn fish_completes_a_subcommands_options_after_the_subcommand() {
 
 #[test]
 fn zsh_completes_a_subcommands_options_after_the_subcommand() {
-    if !installed("zsh") {
-        eprintln!("zsh is not installed: its script is not checked here (CI installs it)");
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
-    let script = script(dir.path(), "zsh");
+    let Some(script) = script_if_installed(dir.path(), "zsh") else {
+        return;
+    };
     // zsh completes only inside its line editor: a pseudo-terminal (zpty)
     // runs an interactive zsh, Tab completes the line, and what the
     // terminal shows is read until the completion appears (5 s at most).

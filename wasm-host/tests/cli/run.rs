@@ -430,6 +430,12 @@ fn fuel_stack_memory_and_descriptor_limits_apply() {
         OUT_OF_FUEL,
         &["spin.wat ran out of fuel"],
     );
+    // wasmtime's spelling, in one list as wasmtime takes it.
+    assert_fails(
+        &run(&["run", "-W", "timeout=20s,fuel=100000", &spin]),
+        OUT_OF_FUEL,
+        &["spin.wat ran out of fuel"],
+    );
 
     let recurse = wat_file(
         &dir,
@@ -453,6 +459,13 @@ fn fuel_stack_memory_and_descriptor_limits_apply() {
                (call $exit (i32.eq (memory.grow (i32.const 64)) (i32.const -1)))))"#,
     );
     assert_eq!(run(&["run", "--max-memory", "1M", &grow]).status.code(), Some(1));
+    assert_eq!(
+        run(&["run", "-W", "max-memory-size=1048576", &grow]).status.code(),
+        Some(1)
+    );
+    // The native option wins over its -W twin.
+    let both = run(&["run", "--max-memory", "8M", "-W", "max-memory-size=1M", &grow]);
+    assert_eq!(both.status.code(), Some(0));
     assert_eq!(run(&["run", &grow]).status.code(), Some(0));
 
     // Exits with the errno of opening the granted directory once more.

@@ -1,6 +1,7 @@
 //! `wasmtime run`'s `-W` and `-S` options on `wasm-host run`: each key
 //! means the limit or grant it means under wasmtime, and any other key is
-//! refused by name.
+//! refused by name. (`-W fuel` and `-W max-memory-size` are beside their
+//! native twins in run.rs; the proposals in proposals.rs.)
 
 use std::process::{Output, Stdio};
 
@@ -68,41 +69,6 @@ fn w_timeout_and_s_inherit_env_are_timeout_and_the_hosts_environment() {
         TIMEOUT,
         &["after 1s"],
     );
-}
-
-#[test]
-fn w_fuel_and_max_memory_size_are_the_fuel_and_memory_limits_in_one_list() {
-    let dir = tempfile::tempdir().unwrap();
-    let spin = wat(
-        &dir,
-        "spin.wat",
-        r#"(module (func (export "_start") (loop $l (br $l))))"#,
-    );
-    let output = run_with_env(&["run", "-W", "timeout=20s,fuel=100000", &spin]);
-    assert_fails(&output, 152, &["spin.wat ran out of fuel"]);
-    // Exits 1 when growing memory by 4 MiB fails, 0 when it succeeds.
-    let grow = wat(
-        &dir,
-        "grow.wat",
-        r#"(module
-             (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
-             (memory (export "memory") 1)
-             (func (export "_start")
-               (call $exit (i32.eq (memory.grow (i32.const 64)) (i32.const -1)))))"#,
-    );
-    assert_eq!(
-        run_with_env(&["run", "-W", "max-memory-size=1048576", &grow])
-            .status
-            .code(),
-        Some(1)
-    );
-    assert_eq!(
-        run_with_env(&["run", "-W", "max-memory-size=8M", &grow]).status.code(),
-        Some(0)
-    );
-    // The native flag wins over its -W twin.
-    let both = run_with_env(&["run", "--max-memory", "8M", "-W", "max-memory-size=1048576", &grow]);
-    assert_eq!(both.status.code(), Some(0));
 }
 
 #[test]
