@@ -40,7 +40,7 @@ struct Cli {
 #[derive(Subcommand)]
 #[command(defer = true)]
 enum Command {
-    /// Run a WASI command module (.wasm or .wat) with exactly the capabilities granted.
+    /// Run a WASI command, a core module (.wasm or .wat) or a component, with exactly the capabilities granted.
     ///
     /// The guest gets no environment variables, no directories and no arguments
     /// beyond its program name (argv[0], MODULE's file name) unless granted

@@ -38,7 +38,7 @@ pub struct RunArgs {
     #[arg(long)]
     no_backtrace: bool,
 
-    /// The module to run (a WebAssembly binary or WAT text exporting `_start`; `-` reads it from stdin, and the guest's stdin is then empty), then the guest's arguments: everything after MODULE goes to the guest, options included
+    /// The module to run (a WebAssembly binary or WAT text exporting `_start`, or a component exporting wasi:cli/run; `-` reads it from stdin, and the guest's stdin is then empty), then the guest's arguments: everything after MODULE goes to the guest, options included
     #[arg(value_name = "MODULE", required = true, num_args = 1.., trailing_var_arg = true)]
     module_and_args: Vec<String>,
 }
