@@ -138,7 +138,7 @@ fn granted_env(grants: &[(String, Option<String>)]) -> Result<Vec<(String, Strin
 
 /// Every address, for `-S http`.
 const ANY_V4: &str = "0.0.0.0/0";
-const ANY_V6: &str = "[::/0]";
+const ANY_V6: &str = "::/0";
 
 /// wasm-host's environment for `-S inherit-env`, without the names
 /// `--env` sets (those it gives) and without what is not UTF-8.
@@ -168,6 +168,14 @@ mod tests {
         assert_eq!(parse_env("HOME"), Ok(("HOME".into(), None)));
         assert!(parse_env("=x").is_err());
         assert!(parse_env("").is_err());
+    }
+
+    #[test]
+    fn s_http_grants_every_address_of_both_families() {
+        for any in [ANY_V4, ANY_V6] {
+            let rule: host::AddrRule = any.parse().unwrap();
+            assert_eq!(rule.to_string(), any);
+        }
     }
 
     #[test]
