@@ -48,6 +48,16 @@ pub enum Error {
         source: Cause,
     },
 
+    /// The module uses WebAssembly proposals the runtime does not enable
+    /// ([`crate::RuntimeConfig::proposals`]).
+    #[error("{module} uses the WebAssembly proposal {}, which is not enabled", names(.proposals))]
+    ProposalDisabled {
+        /// The module's name.
+        module: String,
+        /// Each proposal it needs.
+        proposals: Vec<crate::Proposal>,
+    },
+
     /// The module is past one of the runtime's [`crate::CompileLimits`]:
     /// refused before Cranelift saw it, or given up on when its compile
     /// took too long.
@@ -209,6 +219,11 @@ pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// `error` and its causes in one line, `: ` between them, so that a
 /// message read alone still says why.
+/// `gc, threads`.
+fn names(proposals: &[crate::Proposal]) -> String {
+    proposals.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
+}
+
 fn chain(error: &Cause) -> String {
     let mut text = error.to_string();
     let mut cause = error.source();
@@ -231,6 +246,7 @@ impl Error {
             Error::ReadModule { path, .. } => Some(path.to_string_lossy()),
             Error::InvalidModule { module, .. }
             | Error::CompileLimit { module, .. }
+            | Error::ProposalDisabled { module, .. }
             | Error::WrongKind { module, .. }
             | Error::HttpService { module }
             | Error::Serve { module, .. }

@@ -1,6 +1,7 @@
 //! The runtime: one Wasmtime engine per process, the linker every guest is
 //! instantiated against, and modules compiled for that engine.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::thread;
@@ -13,6 +14,7 @@ use crate::cache::{self, CacheLimits, CacheMode, CacheStats, Compiled, ModuleCac
 use crate::compile::{self, CompileLimits};
 use crate::deadline::EPOCH_TICK;
 use crate::imports;
+use crate::proposals::{self, Proposal};
 use crate::state::GuestState;
 use crate::{Error, Limits};
 
@@ -48,6 +50,12 @@ pub struct RuntimeConfig {
     /// (`poll_oneoff`, stdin), but a guest that only computes runs on: the
     /// embedder must stop it another way (`wasm-host run` ends its process).
     pub epoch_interruption: bool,
+    /// WebAssembly proposals guests may use beyond those always on. Default
+    /// none: a module that needs one is refused with
+    /// [`Error::ProposalDisabled`]. Guests of a runtime with
+    /// [`Proposal::Gc`], [`Proposal::Exceptions`] or [`Proposal::Threads`]
+    /// allocate on demand: the pool holds neither GC heaps nor shared memories.
+    pub proposals: BTreeSet<Proposal>,
 }
 
 /// Sizes for the pooling allocator: slots are reserved once and reused, so
@@ -85,6 +93,7 @@ impl Default for RuntimeConfig {
             compile_limits: CompileLimits::default(),
             pooling: Some(Pooling::default()),
             epoch_interruption: true,
+            proposals: BTreeSet::new(),
         }
     }
 }
@@ -189,6 +198,7 @@ impl Flavour {
             .async_stack_size(config.max_wasm_stack + ASYNC_STACK_MARGIN)
             // WASI 0.3 components lift and lower functions asynchronously.
             .wasm_component_model_async(true);
+        proposals::configure(&mut wasm, &config.proposals);
         if let Some(pooling) = config.pooling.filter(|_| kind.pooled) {
             // Core modules only (components go to the on-demand engine), so
             // a slot is one instance of `Shape::CORE` and no fiber stacks
@@ -238,6 +248,10 @@ fn config_error(error: wasmtime::Error) -> Error {
 impl Runtime {
     /// Creates a runtime with its own engine.
     pub fn new(config: &RuntimeConfig) -> Result<Self, Error> {
+        let mut config = config.clone();
+        if config.proposals.iter().any(|p| p.needs_on_demand()) {
+            config.pooling = None;
+        }
         let runtime = Self {
             inner: Arc::new(RuntimeInner {
                 config: config.clone(),
@@ -410,9 +424,13 @@ fn read_module(path: &Path, name: &str) -> Result<Bytes, Error> {
 /// WAT is recognised as one and the cache only ever sees binaries.
 fn binary(name: &str, bytes: Bytes) -> Result<Bytes, Error> {
     match as_text(&bytes) {
-        Some(text) => Ok(Bytes::from(wat::parse_str(text).map_err(|e| Error::InvalidModule {
-            module: name.to_owned(),
-            source: e.into(),
+        Some(text) => Ok(Bytes::from(wat::parse_str(text).map_err(|mut e| {
+            // `--> NAME:line:col` instead of `<anon>`.
+            e.set_path(name);
+            Error::InvalidModule {
+                module: name.to_owned(),
+                source: e.into(),
+            }
         })?)),
         None => Ok(bytes),
     }
@@ -548,10 +566,7 @@ impl GuestModule {
                 Ok(error) => error,
                 Err(e) => match e.downcast_ref::<compile::Exceeded>() {
                     Some(&exceeded) => Error::compile_limit(&self.name, exceeded),
-                    None => Error::InvalidModule {
-                        module: self.name.to_string(),
-                        source: e.into(),
-                    },
+                    None => self.invalid(e),
                 },
             })?;
         let flavour = match Engine::same(compiled.engine(), &flavour.engine) {
@@ -646,6 +661,25 @@ impl GuestModule {
         match self.code(kind)?.1 {
             Code::Core { module, .. } => Ok(module),
             Code::Component { .. } => Err(self.wrong_kind("a core module")),
+        }
+    }
+
+    /// A module Wasmtime refused: named by the proposals it needs, when it
+    /// is valid with them.
+    fn invalid(&self, error: wasmtime::Error) -> Error {
+        let enabled = &self.runtime.inner.config.proposals;
+        let needed = cache::Source::bytes(&*self.source)
+            .map(|bytes| proposals::needed(&bytes, enabled))
+            .unwrap_or_default();
+        match needed.is_empty() {
+            true => Error::InvalidModule {
+                module: self.name.to_string(),
+                source: error.into(),
+            },
+            false => Error::ProposalDisabled {
+                module: self.name.to_string(),
+                proposals: needed,
+            },
         }
     }
 

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use clap::Args;
 use host::{DirAccess, Sandbox};
 
+use crate::wasmtime_options::{self, Keys, WasiOption};
+
 // What the guest is granted. (Not a doc comment: clap would take it for
 // the description of each subcommand that flattens these options.)
 #[derive(Args, Debug)]
@@ -50,13 +52,30 @@ pub struct GrantArgs {
     /// The guest's program name, argv[0] [default: the module's file name]
     #[arg(long, value_name = "NAME")]
     argv0: Option<String>,
+
+    #[arg(short = 'S', value_name = "KEY[=VAL],...", value_parser = wasmtime_options::parse_wasi, help = format!(
+        "wasmtime's WASI options (comma-separated, repeatable), each the grant it means: inherit-env (all of wasm-host's environment; --env still sets a name), http (outgoing HTTP to any address), inherit-network (as --allow-network), allow-ip-name-lookup (as --allow-ip-name-lookup), cli (always provided). Keys taken: {}",
+        wasmtime_options::WASI_KEYS,
+    ))]
+    wasi: Vec<Keys<WasiOption>>,
 }
 
 impl GrantArgs {
     /// `sandbox` with every grant given; an error names a variable asked
     /// for by name that wasm-host does not have.
     pub fn apply(&self, mut sandbox: Sandbox) -> Result<Sandbox, String> {
-        sandbox = sandbox.envs(granted_env(&self.env)?).args(self.arg.iter().cloned());
+        let env = granted_env(&self.env)?;
+        for option in self.wasi.iter().flat_map(|keys| &keys.0) {
+            sandbox = match option {
+                WasiOption::InheritEnv => sandbox.envs(inherited_env(&env)),
+                WasiOption::Http => sandbox
+                    .allow_http(ANY_V4.parse().expect("a network"))
+                    .allow_http(ANY_V6.parse().expect("a network")),
+                WasiOption::InheritNetwork => sandbox.allow_network(),
+                WasiOption::AllowIpNameLookup => sandbox.allow_ip_name_lookup(),
+            };
+        }
+        sandbox = sandbox.envs(env).args(self.arg.iter().cloned());
         if self.allow_network {
             sandbox = sandbox.allow_network();
         }
@@ -117,6 +136,19 @@ fn granted_env(grants: &[(String, Option<String>)]) -> Result<Vec<(String, Strin
         .collect()
 }
 
+/// Every address, for `-S http`.
+const ANY_V4: &str = "0.0.0.0/0";
+const ANY_V6: &str = "::/0";
+
+/// wasm-host's environment for `-S inherit-env`, without the names
+/// `--env` sets (those it gives) and without what is not UTF-8.
+fn inherited_env(granted: &[(String, String)]) -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
+        .filter(|(name, _)| !granted.iter().any(|(granted, _)| granted == name))
+        .collect()
+}
+
 fn parse_dir(text: &str) -> Result<(PathBuf, String), String> {
     let (host, guest) = text.split_once("::").unwrap_or((text, text));
     if host.is_empty() || guest.is_empty() {
@@ -136,6 +168,14 @@ mod tests {
         assert_eq!(parse_env("HOME"), Ok(("HOME".into(), None)));
         assert!(parse_env("=x").is_err());
         assert!(parse_env("").is_err());
+    }
+
+    #[test]
+    fn s_http_grants_every_address_of_both_families() {
+        for any in [ANY_V4, ANY_V6] {
+            let rule: host::AddrRule = any.parse().unwrap();
+            assert_eq!(rule.to_string(), any);
+        }
     }
 
     #[test]

@@ -1,14 +1,17 @@
-//! The resource-limit flags shared by `run` and `conformance`, turned into
-//! the library's `Limits` and, for the stack size, the compile limits and
-//! the compiled-module cache, a runtime of its own.
+//! The resource-limit flags shared by `run`, `serve` and `conformance`,
+//! turned into the library's `Limits` and, for the stack size, the compile
+//! limits, the proposals and the compiled-module cache, a runtime of its own.
 //!
 //! Defaults are never restated here: the help text is built from
 //! `host::Limits::default()` and `host::RuntimeConfig::default()`.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use clap::Args;
-use host::{CacheMode, CompileLimits, Limits, Runtime, RuntimeConfig};
+use host::{CacheMode, CompileLimits, Limits, Proposal, Runtime, RuntimeConfig};
+
+use crate::wasmtime_options::{self, Keys, WasmOption};
 
 // Per-run limits; each one left out keeps the library's default. (Not a
 // doc comment: clap would take it for the description of each subcommand
@@ -87,6 +90,12 @@ pub struct LimitArgs {
     /// WASM_HOST_CACHE_MAX_MIB bounds its size on disk, default 1024)
     #[arg(long)]
     no_cache: bool,
+
+    #[arg(short = 'W', value_name = "KEY[=VAL],...", value_parser = wasmtime_options::parse_wasm, help = format!(
+        "wasmtime's wasm options (comma-separated, repeatable): timeout, fuel and max-memory-size as --timeout, --fuel and --max-memory (which win when both are given), and the WebAssembly proposals a guest may use, each off unless named: {}",
+        wasmtime_options::WASM_KEYS,
+    ))]
+    wasm: Vec<Keys<WasmOption>>,
 }
 
 /// A `--timeout` value: a duration, or `none` for no limit.
@@ -98,14 +107,52 @@ impl LimitArgs {
     pub fn limits(&self) -> Limits {
         let defaults = Limits::default();
         Limits {
-            timeout: self.timeout.map_or(defaults.timeout, |t| t.0),
-            fuel: self.fuel.or(defaults.fuel),
-            max_memory_bytes: self.max_memory.unwrap_or(defaults.max_memory_bytes),
+            timeout: match self.timeout {
+                Some(Timeout(timeout)) => timeout,
+                None => (self.wasm_last(|o| if let WasmOption::Timeout(t) = o { Some(*t) } else { None }))
+                    .or(defaults.timeout),
+            },
+            fuel: (self.fuel)
+                .or(self.wasm_last(|o| if let WasmOption::Fuel(f) = o { Some(*f) } else { None }))
+                .or(defaults.fuel),
+            max_memory_bytes: (self.max_memory)
+                .or(self.wasm_last(|o| {
+                    if let WasmOption::MaxMemorySize(b) = o {
+                        Some(*b)
+                    } else {
+                        None
+                    }
+                }))
+                .unwrap_or(defaults.max_memory_bytes),
             max_output_bytes: self.max_output.unwrap_or(defaults.max_output_bytes),
             max_descriptors: self.max_descriptors.unwrap_or(defaults.max_descriptors),
             max_resources: self.max_resources.unwrap_or(defaults.max_resources),
             ..defaults
         }
+    }
+
+    /// The `-W` keys given, in order (a later one overrides an earlier one).
+    fn wasm(&self) -> impl DoubleEndedIterator<Item = &WasmOption> {
+        self.wasm.iter().flat_map(|keys| &keys.0)
+    }
+
+    /// The value of the last `-W` key `pick` takes.
+    fn wasm_last<T>(&self, pick: impl Fn(&WasmOption) -> Option<T>) -> Option<T> {
+        self.wasm().rev().find_map(pick)
+    }
+
+    /// The proposals `-W` enables, each as its last mention says.
+    fn proposals(&self) -> BTreeSet<Proposal> {
+        let mut proposals = BTreeSet::new();
+        for option in self.wasm() {
+            if let WasmOption::Proposal(proposal, on) = option {
+                match on {
+                    true => proposals.insert(*proposal),
+                    false => proposals.remove(proposal),
+                };
+            }
+        }
+        proposals
     }
 
     /// True when `--max-output` was given: streamed output is then cut too.
@@ -131,10 +178,14 @@ impl LimitArgs {
     }
 
     /// The runtime to load modules with: the shared one, or one with its own
-    /// engine when `--max-stack`, `--no-cache` or a compile limit asks for
-    /// something else.
+    /// engine when `--max-stack`, `--no-cache`, a compile limit or a
+    /// proposal asks for something else.
     pub fn runtime(&self) -> Result<Runtime, host::Error> {
-        if self.max_stack.is_none() && !self.no_cache && self.compile_limits() == CompileLimits::default() {
+        if self.max_stack.is_none()
+            && !self.no_cache
+            && self.compile_limits() == CompileLimits::default()
+            && self.proposals().is_empty()
+        {
             return Ok(Runtime::shared().clone());
         }
         Runtime::new(&self.runtime_config())
@@ -162,6 +213,7 @@ impl LimitArgs {
                 defaults.cache
             },
             compile_limits: self.compile_limits(),
+            proposals: self.proposals(),
             ..defaults
         }
     }
@@ -192,7 +244,7 @@ fn parse_timeout(text: &str) -> Result<Timeout, String> {
         .map_err(|error| format!("`{text}`: {error}; expected {DURATIONS}"))
 }
 
-fn parse_bytes(text: &str) -> Result<usize, String> {
+pub fn parse_bytes(text: &str) -> Result<usize, String> {
     parse_size::Config::new()
         .with_binary()
         .parse_size(text)

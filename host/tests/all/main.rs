@@ -27,6 +27,7 @@ mod module_cache;
 mod network;
 mod pooling;
 mod primes;
+mod proposals;
 mod string_processor;
 mod support;
 mod wat_add;

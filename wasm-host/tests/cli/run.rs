@@ -35,15 +35,20 @@ fn wat_file(dir: &TempDir, name: &str, source: &str) -> String {
     path.to_str().unwrap().to_owned()
 }
 
-/// Asserts the documented status and a single stderr line saying `expected`.
+/// Asserts the documented status and a single stderr line saying `expected`,
+/// followed only by indented lines: a trap's wasm backtrace, a WAT error's
+/// source excerpt.
 pub(crate) fn assert_fails(output: &Output, status: i32, expected: &[&str]) {
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(status), "stderr: {stderr}");
-    assert_eq!(stderr.lines().count(), 1, "one line: {stderr:?}");
-    assert!(stderr.starts_with("wasm-host: "), "{stderr}");
+    let mut lines = stderr.lines();
+    let message = lines.next().unwrap_or_default();
+    let detail = |line: &str| line.starts_with(' ') || (status == TRAP && line == "wasm backtrace:");
+    assert!(lines.all(detail), "one line, then details: {stderr:?}");
     for part in expected {
-        assert!(stderr.contains(part), "{stderr:?} does not say {part:?}");
+        assert!(message.contains(part), "{stderr:?} does not say {part:?} first");
     }
+    assert!(stderr.starts_with("wasm-host: "), "{stderr}");
 }
 
 #[test]
@@ -329,6 +334,55 @@ fn a_trap_gives_the_trap_status_and_names_the_trap() {
 }
 
 #[test]
+fn a_trap_shows_the_wasm_backtrace_with_names_unless_asked_not_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = wat_file(
+        &dir,
+        "nested.wat",
+        r#"(module
+             (func $inner_function unreachable)
+             (func $outer_function (call $inner_function))
+             (func (export "_start") (call $outer_function)))"#,
+    );
+    let output = run(&["run", &module]);
+    assert_fails(&output, TRAP, &["nested.wat trapped: unreachable"]);
+    let stderr = text(&output.stderr);
+    let (_, frames) = stderr.split_once("wasm backtrace:\n").expect(&stderr);
+    let inner = frames.find("inner_function").expect(&stderr);
+    let outer = frames.find("outer_function").expect(&stderr);
+    assert!(inner < outer, "innermost frame first: {stderr}");
+
+    let quiet = run(&["run", "--no-backtrace", &module]);
+    assert_eq!(quiet.status.code(), Some(TRAP));
+    let stderr = text(&quiet.stderr);
+    assert!(
+        stderr.starts_with("wasm-host: nested.wat trapped: unreachable"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "no backtrace: {stderr}");
+}
+
+#[test]
+fn a_wat_error_names_the_file_line_and_column_and_shows_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = wat_file(&dir, "typo.wat", "(module\n  (func (export \"_start\") i32.konst 1))\n");
+    let output = run(&["run", &module]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(LOAD_ERROR), "{stderr}");
+    let mut lines = stderr.lines();
+    let first = lines.next().unwrap();
+    assert!(
+        first.starts_with("wasm-host: error: typo.wat is not a valid"),
+        "{stderr}"
+    );
+    assert!(first.contains("typo.wat:2:"), "file, line and column: {stderr}");
+    assert!(
+        lines.any(|line| line.contains("2 |") && line.contains("i32.konst 1")),
+        "the line itself: {stderr}"
+    );
+}
+
+#[test]
 fn output_is_streamed_while_the_guest_runs_until_the_timeout_stops_it() {
     let dir = tempfile::tempdir().unwrap();
     let module = wat_file(
@@ -376,6 +430,12 @@ fn fuel_stack_memory_and_descriptor_limits_apply() {
         OUT_OF_FUEL,
         &["spin.wat ran out of fuel"],
     );
+    // wasmtime's spelling, in one list as wasmtime takes it.
+    assert_fails(
+        &run(&["run", "-W", "timeout=20s,fuel=100000", &spin]),
+        OUT_OF_FUEL,
+        &["spin.wat ran out of fuel"],
+    );
 
     let recurse = wat_file(
         &dir,
@@ -399,6 +459,13 @@ fn fuel_stack_memory_and_descriptor_limits_apply() {
                (call $exit (i32.eq (memory.grow (i32.const 64)) (i32.const -1)))))"#,
     );
     assert_eq!(run(&["run", "--max-memory", "1M", &grow]).status.code(), Some(1));
+    assert_eq!(
+        run(&["run", "-W", "max-memory-size=1048576", &grow]).status.code(),
+        Some(1)
+    );
+    // The native option wins over its -W twin.
+    let both = run(&["run", "--max-memory", "8M", "-W", "max-memory-size=1M", &grow]);
+    assert_eq!(both.status.code(), Some(0));
     assert_eq!(run(&["run", &grow]).status.code(), Some(0));
 
     // Exits with the errno of opening the granted directory once more.
@@ -684,6 +751,24 @@ fn durations_and_sizes_are_written_as_people_write_them() {
         command.push(&program);
         let output = run(&command);
         assert_eq!(output.status.code(), Some(0), "{args:?}: {}", text(&output.stderr));
+    }
+}
+
+#[test]
+fn help_is_wrapped_to_the_terminal_width() {
+    // Without a terminal, clap reads the width from COLUMNS.
+    for subcommand in ["run", "serve", "conformance"] {
+        let output = wasm_host()
+            .args([subcommand, "--help"])
+            .env("COLUMNS", "80")
+            .output()
+            .unwrap();
+        let help = text(&output.stdout);
+        let widest = help.lines().map(|line| line.chars().count()).max().unwrap();
+        assert!(
+            widest <= 80,
+            "{subcommand} --help has a line of {widest} characters:\n{help}"
+        );
     }
 }
 
