@@ -24,10 +24,13 @@ use wasmtime::ResourceLimiter;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
-    /// Wall-clock time for each call into the guest (for a command, the
-    /// whole run); past it the guest is interrupted with
-    /// [`crate::TrapKind::Timeout`], also while it sleeps in `poll_oneoff`.
-    /// `None` waits forever. Default 10 s.
+    /// Wall-clock time for a command's whole run: instantiation (a core
+    /// module's start function, a component's) and `_start` or
+    /// `wasi:cli/run` together. An instance's instantiation (with a
+    /// reactor's `_initialize`) has one such budget, and then each call
+    /// ([`crate::GuestInstance::call`]) one of its own. Past it the guest
+    /// is interrupted with [`crate::TrapKind::Timeout`], also while it
+    /// waits in a host call. `None` waits forever. Default 10 s.
     pub timeout: Option<Duration>,
     /// Instruction budget: past it the guest stops with
     /// [`crate::TrapKind::OutOfFuel`]. `None` is unlimited. Default `None`.

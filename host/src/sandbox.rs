@@ -342,6 +342,10 @@ impl Sandbox {
 
     /// Runs a command-style guest: calls `_start` and reports how it ended.
     ///
+    /// [`Limits::timeout`] covers the whole run: instantiation (a core
+    /// module's start function, a component's) and `_start` or
+    /// `wasi:cli/run` together.
+    ///
     /// A guest that traps, times out or calls `proc_exit` still gives `Ok`;
     /// `Err` means the guest could not be started at all.
     pub fn run(&self, module: &GuestModule) -> Result<RunOutcome, Error> {
@@ -407,13 +411,18 @@ impl Sandbox {
     }
 
     /// Instantiates a library-style guest whose exports the caller will call
-    /// (see [`GuestInstance::call`]). A WASI reactor's `_initialize` is run first.
+    /// (see [`GuestInstance::call`]). A WASI reactor's `_initialize` is run
+    /// first, within the timeout of instantiation; each call then has its own.
     pub fn instantiate(&self, module: &GuestModule) -> Result<GuestInstance, Error> {
         let (store, pipes, linked) = self.instantiated(module)?;
         let instance = linked.map_err(|termination| Error::ended(module.name(), termination))?;
         let mut guest = GuestInstance::new(module, store, instance, pipes, self.limits.timeout);
         if guest.has_export("_initialize") {
-            guest.call::<(), ()>("_initialize", ())?;
+            // Initializing is part of instantiating: the same deadline.
+            let initialize = guest.typed_func::<(), ()>("_initialize")?;
+            guest
+                .call_raw(|store| initialize.call(store, ()))
+                .map_err(|error| Error::ended(module.name(), classify(error)))?;
         }
         Ok(guest)
     }

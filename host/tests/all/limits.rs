@@ -96,6 +96,25 @@ fn sleeps_within_the_timeout_complete_and_each_call_gets_the_whole_timeout() {
     assert_eq!(errno, 28, "an unknown clock is still WASI's EINVAL, not a timeout");
 }
 
+/// A start function and `_start` (or a reactor's `_initialize`) that each
+/// take most of the timeout: one timeout covers them together.
+#[test]
+fn one_timeout_covers_the_start_function_and_start_together() {
+    let timeout = Duration::from_secs(1);
+    let command = support::fixture("slow_start_and_main.wat");
+    let outcome = with_timeout(timeout).run(&command).unwrap();
+    assert_eq!(support::trap_kind(&outcome), TrapKind::Timeout, "{outcome}");
+
+    let reactor = support::wat(
+        "slow_reactor",
+        &std::fs::read_to_string(support::shared_test_file("fixtures/slow_start_and_main.wat"))
+            .unwrap()
+            .replace(r#"(export "_start")"#, r#"(export "_initialize")"#),
+    );
+    let instantiated = with_timeout(timeout).instantiate(&reactor);
+    assert_eq!(support::call_trap_kind(instantiated.map(|_| ())), TrapKind::Timeout);
+}
+
 #[test]
 fn no_timeout_and_a_huge_timeout_both_run_to_completion() {
     let quick = support::wat("quick", r#"(module (func (export "_start")))"#);
