@@ -185,11 +185,12 @@ impl GuestInstance {
     /// Runs `call` under the deadline already armed: a call's own
     /// ([`GuestInstance::call`]), or the run's, which `_start` shares with
     /// instantiation.
-    pub(crate) fn call_raw<T>(
+    pub(crate) fn call_raw<T: Send>(
         &mut self,
-        call: impl FnOnce(&mut Store<GuestState>) -> wasmtime::Result<T>,
+        call: impl FnOnce(&mut Store<GuestState>) -> wasmtime::Result<T> + Send,
     ) -> wasmtime::Result<T> {
-        call(&mut self.store)
+        let store = &mut self.store;
+        crate::deadline::blocking(move || call(store))
     }
 
     pub(crate) fn into_outcome(self, termination: Termination, started: Instant) -> RunOutcome {

@@ -30,6 +30,20 @@
 //! # Ok::<(), host::Error>(())
 //! ```
 
+//! # From async code
+//!
+//! The API is synchronous: a call returns when the guest is done. It may be
+//! called from anywhere, a Tokio runtime's tasks included: on a
+//! multi-thread runtime the guest runs on the caller's worker after
+//! `tokio::task::block_in_place` has handed its other tasks to another
+//! thread; inside a current-thread runtime (or a task of one) it runs on a
+//! thread of its own, one started per call, while the caller's thread
+//! waits. Either way the caller's thread is busy until the guest ends, so
+//! an async server should call from `tokio::task::spawn_blocking`, where it
+//! costs nothing more. The runtime found must have its time driver enabled
+//! (`#[tokio::main]` does), and for components that use sockets its I/O
+//! driver.
+
 #![warn(missing_docs)]
 
 // The modules form layers, each using only those below it (checked by

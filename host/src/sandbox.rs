@@ -560,9 +560,12 @@ impl Sandbox {
             }));
         }
         crate::deadline::arm(store, self.limits.timeout);
+        // A start function runs the guest, WASI calls and all.
+        let instantiate =
+            |pre: &wasmtime::InstancePre<GuestState>| crate::deadline::blocking(|| pre.instantiate(store));
         let result = if self.host_funcs.is_empty() {
             let pre = module.linked_core(kind).map_err(LinkFailure::Setup)?;
-            pre.instantiate(&mut *store)
+            instantiate(pre)
         } else {
             let mut linker = module.core_linker(kind).map_err(LinkFailure::Setup)?.clone();
             linker.allow_shadowing(true);
@@ -576,7 +579,7 @@ impl Sandbox {
             }
             let core = module.core_module(kind).map_err(LinkFailure::Setup)?;
             match linker.instantiate_pre(core) {
-                Ok(pre) => pre.instantiate(&mut *store),
+                Ok(pre) => instantiate(&pre),
                 Err(e) => return Err(LinkFailure::Setup(module.link_error(core, &linker, e))),
             }
         };
