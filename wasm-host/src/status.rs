@@ -42,16 +42,29 @@ pub fn for_trap(trap: &Trap) -> u8 {
     }
 }
 
-/// Describes a library error in one line that names the module. Names
-/// that come from the module (imports, exports) are escaped.
+/// Describes a library error in one line that names the module, its
+/// causes after it. Names that come from the module (imports, exports) are
+/// escaped.
 pub fn describe_error(module: &Path, error: &Error) -> String {
-    let text = one_line(&error.to_string());
+    let text = one_line(&with_causes(error));
     let text = match error {
         Error::CompileLimit { limit, .. } => format!("{text} (raise it with {})", compile_flag(*limit)),
         _ if error.module().is_some() => text,
         _ => format!("{}: {text}", module.display()),
     };
     escape_controls(&text)
+}
+
+/// `error`'s message and those of its causes, `: ` between them.
+pub fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        text.push_str(": ");
+        text.push_str(&next.to_string());
+        cause = next.source();
+    }
+    text
 }
 
 /// `text` with every control character written as an escape (`\u{1b}`), so

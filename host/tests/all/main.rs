@@ -13,6 +13,7 @@ mod components;
 mod concurrency;
 mod config_reader;
 mod csv_processor;
+mod errors;
 mod exit_codes;
 mod file_access;
 mod fuzz_property;

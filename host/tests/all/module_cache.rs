@@ -555,7 +555,8 @@ fn a_file_changed_after_a_load_that_did_not_read_it_is_refused_when_compiled() {
     let error = metered.instantiate(&module).err().expect("the file changed");
     assert!(
         matches!(&error, host::Error::ReadModule { path: p, .. } if *p == path)
-            && error.to_string().contains("changed since it was loaded"),
-        "{error}"
+            && std::error::Error::source(&error)
+                .is_some_and(|cause| cause.to_string().contains("changed since it was loaded")),
+        "{error:?}"
     );
 }
