@@ -115,6 +115,15 @@ pub struct ComponentInstance {
     timeout: Option<Duration>,
 }
 
+impl std::fmt::Debug for ComponentInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComponentInstance")
+            .field("module", &self.module)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
 impl ComponentInstance {
     /// Instantiates the component `pre` in `store`, within `timeout`.
     pub(crate) fn new(

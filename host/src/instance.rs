@@ -35,6 +35,15 @@ pub struct GuestInstance {
     timeout: Option<Duration>,
 }
 
+impl std::fmt::Debug for GuestInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuestInstance")
+            .field("module", &self.module)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
 impl GuestInstance {
     pub(crate) fn new(
         module: &GuestModule,

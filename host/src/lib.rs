@@ -44,7 +44,7 @@
 //! (`#[tokio::main]` does), and for components that use sockets its I/O
 //! driver.
 
-#![warn(missing_docs)]
+#![warn(missing_docs, missing_debug_implementations)]
 
 // The modules form layers, each using only those below it (checked by
 // xtask/tests/tidy.rs): outcome, limits, compile, network; error; memory; deadline, output,
@@ -84,3 +84,7 @@ pub use outcome::{RunOutcome, Termination, Trap, TrapKind};
 pub use runtime::{GuestModule, Pooling, Runtime, RuntimeConfig};
 pub use sandbox::{DirAccess, Sandbox};
 pub use state::GuestState;
+// The versions whose types this API takes and returns (`Val`, `Caller`,
+// `StoreContextMut`, `FuncType`, `WasiView`): an embedder names them through
+// these instead of pinning the same versions by hand.
+pub use {wasmtime, wasmtime_wasi};

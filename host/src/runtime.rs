@@ -1,6 +1,7 @@
 //! The runtime: one Wasmtime engine per process, the linker every guest is
 //! instantiated against, and modules compiled for that engine.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::thread;
@@ -113,6 +114,14 @@ impl Default for RuntimeConfig {
 #[derive(Clone)]
 pub struct Runtime {
     inner: Arc<RuntimeInner>,
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
 }
 
 struct RuntimeInner {
@@ -237,6 +246,15 @@ fn config_error(error: wasmtime::Error) -> Error {
 
 impl Runtime {
     /// Creates a runtime with its own engine.
+    ///
+    /// ```
+    /// let mut config = host::RuntimeConfig::default();
+    /// config.cache = host::CacheMode::InMemory;
+    /// let runtime = host::Runtime::new(&config)?;
+    /// let module = runtime.load_bytes("empty", r#"(module (func (export "_start")))"#)?;
+    /// assert!(host::Sandbox::new().run(&module)?.success());
+    /// # Ok::<(), host::Error>(())
+    /// ```
     pub fn new(config: &RuntimeConfig) -> Result<Self, Error> {
         let runtime = Self {
             inner: Arc::new(RuntimeInner {
@@ -486,6 +504,15 @@ pub struct GuestModule {
     /// and the engine that holds it (the on-demand one for a component or
     /// a module the pool refused), found when a run first needs it.
     code: Arc<[OnceLock<(EngineKind, Code)>; 4]>,
+}
+
+impl fmt::Debug for GuestModule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GuestModule")
+            .field("name", &self.name)
+            .field("component", &self.is_component())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The code compiled for one engine, and its pre-linked form once made.

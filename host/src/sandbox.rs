@@ -85,6 +85,24 @@ pub struct Sandbox {
     component_funcs: Vec<Arc<LinkComponentFunc>>,
 }
 
+/// Shows the grants and limits; of the environment, only the names (its
+/// values may be secrets meant for the guest alone).
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let env: Vec<&str> = self.env.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("Sandbox")
+            .field("env", &env)
+            .field("argv0", &self.argv0)
+            .field("args", &self.args)
+            .field("dirs", &self.dirs)
+            .field("network", &self.network)
+            .field("limits", &self.limits)
+            .field("host_funcs", &self.host_funcs.len())
+            .field("component_funcs", &self.component_funcs.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for Sandbox {
     fn default() -> Self {
         Self {
@@ -326,6 +344,18 @@ impl Sandbox {
     /// Offers the guest one more import, `module::name`, implemented by `func`
     /// (any closure Wasmtime's `Linker::func_wrap` accepts; it may take a
     /// `Caller<'_, GuestState>` first). It may shadow a built-in import.
+    ///
+    /// ```
+    /// let module = host::Runtime::shared().load_bytes("ask", r#"
+    ///     (module
+    ///       (import "env" "answer" (func $answer (result i32)))
+    ///       (func (export "twice") (result i32) (i32.add (call $answer) (call $answer))))"#)?;
+    /// let mut guest = host::Sandbox::new()
+    ///     .host_func("env", "answer", || 21)
+    ///     .instantiate(&module)?;
+    /// assert_eq!(guest.call::<(), i32>("twice", ())?, 42);
+    /// # Ok::<(), host::Error>(())
+    /// ```
     pub fn host_func<Params, Results>(
         mut self,
         module: &str,
@@ -348,6 +378,17 @@ impl Sandbox {
     ///
     /// A guest that traps, times out or calls `proc_exit` still gives `Ok`;
     /// `Err` means the guest could not be started at all.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use host::{Limits, Runtime, Sandbox, TrapKind};
+    /// let spin = Runtime::shared().load_bytes("spin", r#"(module (func (export "_start") (loop br 0)))"#)?;
+    /// let mut limits = Limits::default();
+    /// limits.timeout = Some(Duration::from_millis(50));
+    /// let outcome = Sandbox::new().limits(limits).run(&spin)?;
+    /// assert_eq!(outcome.trap().map(|trap| trap.kind), Some(TrapKind::Timeout));
+    /// # Ok::<(), host::Error>(())
+    /// ```
     pub fn run(&self, module: &GuestModule) -> Result<RunOutcome, Error> {
         let started = Instant::now();
         if module.is_component() {
@@ -412,7 +453,8 @@ impl Sandbox {
 
     /// Instantiates a library-style guest whose exports the caller will call
     /// (see [`GuestInstance::call`]). A WASI reactor's `_initialize` is run
-    /// first, within the timeout of instantiation; each call then has its own.
+    /// first, within the timeout of instantiation; each call then has its
+    /// own. See [`GuestInstance`] for an example.
     pub fn instantiate(&self, module: &GuestModule) -> Result<GuestInstance, Error> {
         let (store, pipes, linked) = self.instantiated(module)?;
         let instance = linked.map_err(|termination| Error::ended(module.name(), termination))?;
