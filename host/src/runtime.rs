@@ -18,6 +18,7 @@ use crate::state::GuestState;
 use crate::{Error, Limits};
 
 /// Engine-wide settings. Everything per-run lives in [`crate::Limits`] instead.
+#[non_exhaustive]
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
     /// Largest wasm call stack a guest may use, in bytes; deeper recursion is
@@ -49,6 +50,47 @@ pub struct RuntimeConfig {
     /// (`poll_oneoff`, stdin), but a guest that only computes runs on: the
     /// embedder must stop it another way (`wasm-host run` ends its process).
     pub epoch_interruption: bool,
+}
+
+/// Chained setters, one per setting, from [`RuntimeConfig::default`]: the
+/// struct is `#[non_exhaustive]`, so that a new setting is not a breaking
+/// change.
+impl RuntimeConfig {
+    /// Sets [`RuntimeConfig::max_wasm_stack`](#structfield.max_wasm_stack).
+    pub fn max_wasm_stack(mut self, max_wasm_stack: usize) -> Self {
+        self.max_wasm_stack = max_wasm_stack;
+        self
+    }
+
+    /// Sets [`RuntimeConfig::cache`](#structfield.cache).
+    pub fn cache(mut self, cache: CacheMode) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// Sets [`RuntimeConfig::cache_limits`](#structfield.cache_limits).
+    pub fn cache_limits(mut self, cache_limits: CacheLimits) -> Self {
+        self.cache_limits = cache_limits;
+        self
+    }
+
+    /// Sets [`RuntimeConfig::compile_limits`](#structfield.compile_limits).
+    pub fn compile_limits(mut self, compile_limits: CompileLimits) -> Self {
+        self.compile_limits = compile_limits;
+        self
+    }
+
+    /// Sets [`RuntimeConfig::pooling`](#structfield.pooling).
+    pub fn pooling(mut self, pooling: Option<Pooling>) -> Self {
+        self.pooling = pooling;
+        self
+    }
+
+    /// Sets [`RuntimeConfig::epoch_interruption`](#structfield.epoch_interruption).
+    pub fn epoch_interruption(mut self, epoch_interruption: bool) -> Self {
+        self.epoch_interruption = epoch_interruption;
+        self
+    }
 }
 
 /// Sizes for the pooling allocator: slots are reserved once and reused, so

@@ -97,15 +97,13 @@ impl LimitArgs {
     /// The library's limits with every flag given applied.
     pub fn limits(&self) -> Limits {
         let defaults = Limits::default();
-        Limits {
-            timeout: self.timeout.map_or(defaults.timeout, |t| t.0),
-            fuel: self.fuel.or(defaults.fuel),
-            max_memory_bytes: self.max_memory.unwrap_or(defaults.max_memory_bytes),
-            max_output_bytes: self.max_output.unwrap_or(defaults.max_output_bytes),
-            max_descriptors: self.max_descriptors.unwrap_or(defaults.max_descriptors),
-            max_resources: self.max_resources.unwrap_or(defaults.max_resources),
-            ..defaults
-        }
+        Limits::default()
+            .timeout(self.timeout.map_or(defaults.timeout, |t| t.0))
+            .fuel(self.fuel.or(defaults.fuel))
+            .max_memory_bytes(self.max_memory.unwrap_or(defaults.max_memory_bytes))
+            .max_output_bytes(self.max_output.unwrap_or(defaults.max_output_bytes))
+            .max_descriptors(self.max_descriptors.unwrap_or(defaults.max_descriptors))
+            .max_resources(self.max_resources.unwrap_or(defaults.max_resources))
     }
 
     /// True when `--max-output` was given: streamed output is then cut too.
@@ -145,25 +143,20 @@ impl LimitArgs {
     /// process at the deadline), and that runs one guest: reserving a pool
     /// of slots costs more than mapping one instance.
     pub fn runtime_without_epochs(&self) -> Result<Runtime, host::Error> {
-        Runtime::new(&RuntimeConfig {
-            epoch_interruption: false,
-            pooling: None,
-            ..self.runtime_config()
-        })
+        Runtime::new(&self.runtime_config().epoch_interruption(false).pooling(None))
     }
 
     fn runtime_config(&self) -> RuntimeConfig {
         let defaults = RuntimeConfig::default();
-        RuntimeConfig {
-            max_wasm_stack: self.max_stack(),
-            cache: if self.no_cache {
-                CacheMode::Disabled
-            } else {
-                defaults.cache
-            },
-            compile_limits: self.compile_limits(),
-            ..defaults
-        }
+        let cache = if self.no_cache {
+            CacheMode::Disabled
+        } else {
+            defaults.cache.clone()
+        };
+        defaults
+            .max_wasm_stack(self.max_stack())
+            .cache(cache)
+            .compile_limits(self.compile_limits())
     }
 }
 

@@ -11,7 +11,7 @@ fn errors_with_causes() -> Vec<Error> {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("missing.wasm");
     let mut errors = vec![
-        Runtime::shared().load_file(&missing).err().unwrap(),
+        Runtime::shared().load_file(&missing).unwrap_err(),
         Runtime::shared()
             .load_bytes("broken", "(module (func (result i32)))")
             .err()
