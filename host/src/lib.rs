@@ -42,7 +42,8 @@
 //! an async server should call from `tokio::task::spawn_blocking`, where it
 //! costs nothing more. The runtime found must have its time driver enabled
 //! (`#[tokio::main]` does), and for components that use sockets its I/O
-//! driver.
+//! driver. Tokio forbids `block_in_place` in a `LocalSet` on a
+//! multi-thread runtime: call from `spawn_blocking` there.
 
 #![warn(missing_docs, missing_debug_implementations)]
 
