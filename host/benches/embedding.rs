@@ -43,21 +43,15 @@ fn main() {
 /// The library and the bare floors, sampled in turn so that all see the
 /// same machine conditions.
 fn run_against_floor(csv_path: &Path) {
-    let on_demand = Runtime::new(&RuntimeConfig {
-        pooling: None,
-        ..RuntimeConfig::default()
-    })
-    .unwrap()
-    .load_file(csv_path)
-    .unwrap();
+    let on_demand = Runtime::new(&RuntimeConfig::default().pooling(None))
+        .unwrap()
+        .load_file(csv_path)
+        .unwrap();
     let default = Runtime::shared().load_file(csv_path).unwrap();
-    let pooled = Runtime::new(&RuntimeConfig {
-        pooling: Some(Pooling::default()),
-        ..RuntimeConfig::default()
-    })
-    .unwrap()
-    .load_file(csv_path)
-    .unwrap();
+    let pooled = Runtime::new(&RuntimeConfig::default().pooling(Some(Pooling::default())))
+        .unwrap()
+        .load_file(csv_path)
+        .unwrap();
     let bare = Floor::new(csv_path, false);
     let bare_pooled = Floor::new(csv_path, true);
     let library_run = |module: &GuestModule| {
@@ -146,13 +140,7 @@ impl Floor {
 /// fresh runtime (as a second process would), and from memory.
 fn compile_cache(name: &str, path: &PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let runtime = |cache| {
-        Runtime::new(&RuntimeConfig {
-            cache,
-            ..RuntimeConfig::default()
-        })
-        .unwrap()
-    };
+    let runtime = |cache| Runtime::new(&RuntimeConfig::default().cache(cache)).unwrap();
     runtime(CacheMode::OnDisk(dir.path().to_owned()))
         .load_file(path)
         .unwrap();
@@ -188,13 +176,8 @@ fn cache_scaling() {
         for n in SIZES {
             let name = |n| format!("cache scaling: {n} distinct modules, {phase} (per module)");
             let dir = tempfile::tempdir().unwrap();
-            let runtime = || {
-                Runtime::new(&RuntimeConfig {
-                    cache: CacheMode::OnDisk(dir.path().to_owned()),
-                    ..RuntimeConfig::default()
-                })
-                .unwrap()
-            };
+            let runtime =
+                || Runtime::new(&RuntimeConfig::default().cache(CacheMode::OnDisk(dir.path().to_owned()))).unwrap();
             if phase == "warm" {
                 let writer = runtime();
                 for module in &modules[..n as usize] {

@@ -18,14 +18,11 @@ use wasmparser::{Operator, Parser, Payload};
 ///
 /// ```
 /// use std::time::Duration;
-/// let config = host::RuntimeConfig {
-///     compile_limits: host::CompileLimits {
-///         max_function_locals: 100_000,
-///         timeout: Some(Duration::from_secs(300)),
-///         ..host::CompileLimits::default()
-///     },
-///     ..host::RuntimeConfig::default()
-/// };
+/// let config = host::RuntimeConfig::default().compile_limits(host::CompileLimits {
+///     max_function_locals: 100_000,
+///     timeout: Some(Duration::from_secs(300)),
+///     ..host::CompileLimits::default()
+/// });
 /// # let _ = config;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

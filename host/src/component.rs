@@ -115,6 +115,15 @@ pub struct ComponentInstance {
     timeout: Option<Duration>,
 }
 
+impl std::fmt::Debug for ComponentInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComponentInstance")
+            .field("module", &self.module)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
 impl ComponentInstance {
     /// Instantiates the component `pre` in `store`, within `timeout`.
     pub(crate) fn new(
@@ -285,15 +294,11 @@ fn split_item_name(name: &str) -> Option<(String, String)> {
 
 /// Awaits `work` until `deadline`; past it, the guest is interrupted as if
 /// the epoch had caught it computing.
-fn until<T>(deadline: Option<Instant>, work: impl Future<Output = wasmtime::Result<T>>) -> wasmtime::Result<T> {
-    wasmtime_wasi::runtime::in_tokio(async move {
-        let Some(deadline) = deadline else {
-            return work.await;
-        };
-        tokio::time::timeout_at(deadline.into(), work)
-            .await
-            .unwrap_or_else(|_| Err(wasmtime::Trap::Interrupt.into()))
-    })
+fn until<T: Send>(
+    deadline: Option<Instant>,
+    work: impl Future<Output = wasmtime::Result<T>> + Send,
+) -> wasmtime::Result<T> {
+    deadline::blocking(|| wasmtime_wasi::runtime::in_tokio(deadline::until(deadline, work)))
 }
 
 fn instantiate_error(module: &str, error: wasmtime::Error) -> Error {

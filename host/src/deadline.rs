@@ -63,6 +63,29 @@ pub(crate) fn arm<T: Guarded>(store: &mut Store<T>, timeout: Option<Duration>) {
     store.data().deadline().set(deadline);
 }
 
+/// Runs `work`, which blocks its thread on Tokio (wasmtime-wasi runs every
+/// WASI call through `in_tokio`, a component's run is awaited there), from
+/// any context: outside a runtime or where blocking is allowed, at once; on
+/// a multi-thread runtime, through `block_in_place`, which hands the
+/// worker's other tasks to another thread while the guest runs; inside a
+/// current-thread runtime, which cannot spare its one thread, on a thread
+/// of its own that the caller waits for. Without this, the guest's first
+/// WASI call inside a runtime panics ("Cannot start a runtime from within
+/// a runtime").
+pub(crate) fn blocking<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|runtime| runtime.runtime_flavor()) {
+        Err(_) => work(),
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        Ok(_) => std::thread::scope(|scope| {
+            scope
+                .spawn(work)
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        }),
+    }
+}
+
 /// The guest's monotonic clock: nanoseconds since the store was created,
 /// so that a guest learns nothing of the host's uptime.
 pub(crate) struct RunClock {

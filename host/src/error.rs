@@ -9,6 +9,11 @@ use crate::outcome::{Termination, Trap};
 
 /// Why the host could not load, link or call a guest.
 ///
+/// Each message says what failed at its own level; the error underneath
+/// (the file system's, Wasmtime's) is its [`source`](std::error::Error::source),
+/// so that a report that walks the chain (`anyhow`'s `{:#}`) shows each
+/// cause once.
+///
 /// A guest that runs and then exits or traps is not an error of [`Sandbox::run`]
 /// (that is a [`RunOutcome`]); these are the failures that stop a guest
 /// from running at all, or a call into a library-style guest that did not
@@ -20,7 +25,7 @@ use crate::outcome::{Termination, Trap};
 #[non_exhaustive]
 pub enum Error {
     /// The engine could not be created with the configuration given.
-    #[error("invalid runtime configuration: {}", chain(.source))]
+    #[error("invalid runtime configuration")]
     Config {
         /// Wasmtime's explanation.
         #[source]
@@ -28,7 +33,7 @@ pub enum Error {
     },
 
     /// The module file could not be read.
-    #[error("cannot read module {path}: {source}")]
+    #[error("cannot read module {path}")]
     ReadModule {
         /// The file that was asked for.
         path: PathBuf,
@@ -39,7 +44,7 @@ pub enum Error {
 
     /// The bytes are not a valid WebAssembly module (empty, truncated, wrong
     /// magic or version, failed validation).
-    #[error("{module} is not a valid WebAssembly module: {}", chain(.source))]
+    #[error("{module} is not a valid WebAssembly module")]
     InvalidModule {
         /// The module's name (usually its file name).
         module: String,
@@ -84,7 +89,7 @@ pub enum Error {
 
     /// Serving HTTP could not start or end: the listener could not be
     /// used, or the service's thread failed.
-    #[error("cannot serve HTTP with {module}: {}", chain(.source))]
+    #[error("cannot serve HTTP with {module}")]
     Serve {
         /// The module's name.
         module: String,
@@ -149,7 +154,7 @@ pub enum Error {
     },
 
     /// A directory could not be granted (it does not exist, or is not a directory).
-    #[error("cannot grant directory {host_path} to the guest: {source}")]
+    #[error("cannot grant directory {host_path} to the guest")]
     Preopen {
         /// The host directory asked for.
         host_path: PathBuf,
@@ -174,7 +179,7 @@ pub enum Error {
 
     /// Instantiation failed for another reason (an imported type that does
     /// not match, an initial memory above the limit, a start function that trapped).
-    #[error("cannot instantiate {module}: {}", chain(.source))]
+    #[error("cannot instantiate {module}")]
     Instantiate {
         /// The module's name.
         module: String,
@@ -217,22 +222,9 @@ pub enum Error {
 /// own causes reachable through [`std::error::Error::source`].
 pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// `error` and its causes in one line, `: ` between them, so that a
-/// message read alone still says why.
-/// `gc, threads`.
+/// The proposals' names, as the command line spells them: `gc, threads`.
 fn names(proposals: &[crate::Proposal]) -> String {
     proposals.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
-}
-
-fn chain(error: &Cause) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(next) = cause {
-        text.push_str(": ");
-        text.push_str(&next.to_string());
-        cause = next.source();
-    }
-    text
 }
 
 impl Error {

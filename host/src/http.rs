@@ -150,6 +150,15 @@ pub struct HttpService {
     thread: Option<JoinHandle<RunOutcome>>,
 }
 
+impl std::fmt::Debug for HttpService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpService")
+            .field("module", &self.module)
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
 impl HttpService {
     /// The address the service listens on (with the port the system chose,
     /// for a listener bound to port 0).

@@ -35,6 +35,15 @@ pub struct GuestInstance {
     timeout: Option<Duration>,
 }
 
+impl std::fmt::Debug for GuestInstance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuestInstance")
+            .field("module", &self.module)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
 impl GuestInstance {
     pub(crate) fn new(
         module: &GuestModule,
@@ -54,11 +63,17 @@ impl GuestInstance {
 
     /// Calls the exported function `export` with `params`.
     ///
+    /// Each call has a budget of its own: [`crate::Limits::timeout`] from
+    /// the moment it starts (instantiation, with a start function and
+    /// `_initialize`, had one before it). Fuel, by contrast, is one budget
+    /// for the instance's whole life.
+    ///
     /// The types are checked against the export first
     /// ([`Error::ExportSignature`]); a trap or `proc_exit` in the guest is
     /// [`Error::Trap`] or [`Error::Exit`], and the instance stays usable.
     pub fn call<P: WasmParams, R: WasmResults>(&mut self, export: &str, params: P) -> Result<R, Error> {
         let func = self.typed_func::<P, R>(export)?;
+        self.arm();
         self.call_raw(|store| func.call(store, params))
             .map_err(|error| Error::ended(&self.module, classify(error)))
     }
@@ -75,8 +90,8 @@ impl GuestInstance {
     /// Calls the exported function `export` with values whose types are
     /// known only at run time (parsed from a command line, for instance)
     /// and returns its results; the values are checked against the
-    /// export's type first ([`Error::ExportSignature`]). Endings are as
-    /// for [`GuestInstance::call`].
+    /// export's type first ([`Error::ExportSignature`]). The timeout and
+    /// endings are as for [`GuestInstance::call`].
     pub fn call_values(&mut self, export: &str, params: &[Val]) -> Result<Vec<Val>, Error> {
         let func = self
             .instance
@@ -105,6 +120,7 @@ impl GuestInstance {
             });
         }
         let mut results = vec![Val::I32(0); ty.results().len()];
+        self.arm();
         self.call_raw(|store| func.call(store, params, &mut results))
             .map_err(|error| Error::ended(&self.module, classify(error)))?;
         Ok(results)
@@ -170,13 +186,20 @@ impl GuestInstance {
         })
     }
 
-    /// Runs `call` with the timeout re-armed, so each call gets the full budget.
-    pub(crate) fn call_raw<T>(
-        &mut self,
-        call: impl FnOnce(&mut Store<GuestState>) -> wasmtime::Result<T>,
-    ) -> wasmtime::Result<T> {
+    /// Gives the next call the whole timeout, from now.
+    fn arm(&mut self) {
         crate::deadline::arm(&mut self.store, self.timeout);
-        call(&mut self.store)
+    }
+
+    /// Runs `call` under the deadline already armed: a call's own
+    /// ([`GuestInstance::call`]), or the run's, which `_start` shares with
+    /// instantiation.
+    pub(crate) fn call_raw<T: Send>(
+        &mut self,
+        call: impl FnOnce(&mut Store<GuestState>) -> wasmtime::Result<T> + Send,
+    ) -> wasmtime::Result<T> {
+        let store = &mut self.store;
+        crate::deadline::blocking(move || call(store))
     }
 
     pub(crate) fn into_outcome(self, termination: Termination, started: Instant) -> RunOutcome {

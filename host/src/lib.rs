@@ -30,7 +30,22 @@
 //! # Ok::<(), host::Error>(())
 //! ```
 
-#![warn(missing_docs)]
+//! # From async code
+//!
+//! The API is synchronous: a call returns when the guest is done. It may be
+//! called from anywhere, a Tokio runtime's tasks included: on a
+//! multi-thread runtime the guest runs on the caller's worker after
+//! `tokio::task::block_in_place` has handed its other tasks to another
+//! thread; inside a current-thread runtime (or a task of one) it runs on a
+//! thread of its own, one started per call, while the caller's thread
+//! waits. Either way the caller's thread is busy until the guest ends, so
+//! an async server should call from `tokio::task::spawn_blocking`, where it
+//! costs nothing more. The runtime found must have its time driver enabled
+//! (`#[tokio::main]` does), and for components that use sockets its I/O
+//! driver. Tokio forbids `block_in_place` in a `LocalSet` on a
+//! multi-thread runtime: call from `spawn_blocking` there.
+
+#![warn(missing_docs, missing_debug_implementations)]
 
 // The modules form layers, each using only those below it (checked by
 // xtask/tests/tidy.rs): outcome, limits, compile, network; error; memory; deadline, output,
@@ -72,3 +87,7 @@ pub use proposals::{Proposal, UnknownProposal};
 pub use runtime::{GuestModule, Pooling, Runtime, RuntimeConfig};
 pub use sandbox::{DirAccess, Sandbox};
 pub use state::GuestState;
+// The versions whose types this API takes and returns (`Val`, `Caller`,
+// `StoreContextMut`, `FuncType`, `WasiView`): an embedder names them through
+// these instead of pinning the same versions by hand.
+pub use {wasmtime, wasmtime_wasi};

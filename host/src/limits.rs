@@ -14,20 +14,22 @@ use wasmtime::ResourceLimiter;
 ///
 /// ```
 /// use std::time::Duration;
-/// let limits = host::Limits {
-///     timeout: Some(Duration::from_millis(200)),
-///     fuel: Some(1_000_000),
-///     ..host::Limits::default()
-/// };
+/// let limits = host::Limits::default()
+///     .timeout(Some(Duration::from_millis(200)))
+///     .fuel(Some(1_000_000));
 /// let sandbox = host::Sandbox::new().limits(limits);
 /// # let _ = sandbox;
 /// ```
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
-    /// Wall-clock time for each call into the guest (for a command, the
-    /// whole run); past it the guest is interrupted with
-    /// [`crate::TrapKind::Timeout`], also while it sleeps in `poll_oneoff`.
-    /// `None` waits forever. Default 10 s.
+    /// Wall-clock time for a command's whole run: instantiation (a core
+    /// module's start function, a component's) and `_start` or
+    /// `wasi:cli/run` together. An instance's instantiation (with a
+    /// reactor's `_initialize`) has one such budget, and then each call
+    /// ([`crate::GuestInstance::call`]) one of its own. Past it the guest
+    /// is interrupted with [`crate::TrapKind::Timeout`], also while it
+    /// waits in a host call. `None` waits forever. Default 10 s.
     pub timeout: Option<Duration>,
     /// Instruction budget: past it the guest stops with
     /// [`crate::TrapKind::OutOfFuel`]. `None` is unlimited. Default `None`.
@@ -59,6 +61,58 @@ pub struct Limits {
     /// resources) each refuse an entry past it, and the call that wanted
     /// one traps ([`crate::TrapKind::HostError`]). Default 4096.
     pub max_resources: usize,
+}
+
+/// Chained setters, one per limit, from [`Limits::default`]: the struct is
+/// `#[non_exhaustive]`, so that a new limit is not a breaking change.
+impl Limits {
+    /// Sets [`Limits::timeout`](#structfield.timeout).
+    pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets [`Limits::fuel`](#structfield.fuel).
+    pub fn fuel(mut self, fuel: Option<u64>) -> Self {
+        self.fuel = fuel;
+        self
+    }
+
+    /// Sets [`Limits::max_memory_bytes`](#structfield.max_memory_bytes).
+    pub fn max_memory_bytes(mut self, max_memory_bytes: usize) -> Self {
+        self.max_memory_bytes = max_memory_bytes;
+        self
+    }
+
+    /// Sets [`Limits::max_table_elements`](#structfield.max_table_elements).
+    pub fn max_table_elements(mut self, max_table_elements: usize) -> Self {
+        self.max_table_elements = max_table_elements;
+        self
+    }
+
+    /// Sets [`Limits::max_output_bytes`](#structfield.max_output_bytes).
+    pub fn max_output_bytes(mut self, max_output_bytes: usize) -> Self {
+        self.max_output_bytes = max_output_bytes;
+        self
+    }
+
+    /// Sets [`Limits::max_log_bytes`](#structfield.max_log_bytes).
+    pub fn max_log_bytes(mut self, max_log_bytes: usize) -> Self {
+        self.max_log_bytes = max_log_bytes;
+        self
+    }
+
+    /// Sets [`Limits::max_descriptors`](#structfield.max_descriptors).
+    pub fn max_descriptors(mut self, max_descriptors: usize) -> Self {
+        self.max_descriptors = max_descriptors;
+        self
+    }
+
+    /// Sets [`Limits::max_resources`](#structfield.max_resources).
+    pub fn max_resources(mut self, max_resources: usize) -> Self {
+        self.max_resources = max_resources;
+        self
+    }
 }
 
 impl Default for Limits {

@@ -107,6 +107,7 @@ pub enum Termination {
 
 /// Everything a run of a command-style guest produced.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RunOutcome {
     /// How the run ended.
     pub termination: Termination,

@@ -2,6 +2,7 @@
 //! instantiated against, and modules compiled for that engine.
 
 use std::collections::BTreeSet;
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::thread;
@@ -19,6 +20,7 @@ use crate::state::GuestState;
 use crate::{Error, Limits};
 
 /// Engine-wide settings. Everything per-run lives in [`crate::Limits`] instead.
+#[non_exhaustive]
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
     /// Largest wasm call stack a guest may use, in bytes; deeper recursion is
@@ -56,6 +58,53 @@ pub struct RuntimeConfig {
     /// [`Proposal::Gc`], [`Proposal::Exceptions`] or [`Proposal::Threads`]
     /// allocate on demand: the pool holds neither GC heaps nor shared memories.
     pub proposals: BTreeSet<Proposal>,
+}
+
+/// Chained setters, one per setting, from [`RuntimeConfig::default`]: the
+/// struct is `#[non_exhaustive]`, so that a new setting is not a breaking
+/// change.
+impl RuntimeConfig {
+    /// Sets [`RuntimeConfig::max_wasm_stack`](#structfield.max_wasm_stack).
+    pub fn max_wasm_stack(mut self, max_wasm_stack: usize) -> Self {
+        self.max_wasm_stack = max_wasm_stack;
+        self
+    }
+
+    /// Sets [`RuntimeConfig::cache`](#structfield.cache).
+    pub fn cache(mut self, cache: CacheMode) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// Sets [`RuntimeConfig::cache_limits`](#structfield.cache_limits).
+    pub fn cache_limits(mut self, cache_limits: CacheLimits) -> Self {
+        self.cache_limits = cache_limits;
+        self
+    }
+
+    /// Sets [`RuntimeConfig::compile_limits`](#structfield.compile_limits).
+    pub fn compile_limits(mut self, compile_limits: CompileLimits) -> Self {
+        self.compile_limits = compile_limits;
+        self
+    }
+
+    /// Sets [`RuntimeConfig::pooling`](#structfield.pooling).
+    pub fn pooling(mut self, pooling: Option<Pooling>) -> Self {
+        self.pooling = pooling;
+        self
+    }
+
+    /// Sets [`RuntimeConfig::epoch_interruption`](#structfield.epoch_interruption).
+    pub fn epoch_interruption(mut self, epoch_interruption: bool) -> Self {
+        self.epoch_interruption = epoch_interruption;
+        self
+    }
+
+    /// Sets [`RuntimeConfig::proposals`](#structfield.proposals).
+    pub fn proposals(mut self, proposals: impl IntoIterator<Item = Proposal>) -> Self {
+        self.proposals = proposals.into_iter().collect();
+        self
+    }
 }
 
 /// Sizes for the pooling allocator: slots are reserved once and reused, so
@@ -122,6 +171,14 @@ impl Default for RuntimeConfig {
 #[derive(Clone)]
 pub struct Runtime {
     inner: Arc<RuntimeInner>,
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
 }
 
 struct RuntimeInner {
@@ -247,6 +304,15 @@ fn config_error(error: wasmtime::Error) -> Error {
 
 impl Runtime {
     /// Creates a runtime with its own engine.
+    ///
+    /// ```
+    /// let mut config = host::RuntimeConfig::default();
+    /// config.cache = host::CacheMode::InMemory;
+    /// let runtime = host::Runtime::new(&config)?;
+    /// let module = runtime.load_bytes("empty", r#"(module (func (export "_start")))"#)?;
+    /// assert!(host::Sandbox::new().run(&module)?.success());
+    /// # Ok::<(), host::Error>(())
+    /// ```
     pub fn new(config: &RuntimeConfig) -> Result<Self, Error> {
         let mut config = config.clone();
         if config.proposals.iter().any(|p| p.needs_on_demand()) {
@@ -504,6 +570,15 @@ pub struct GuestModule {
     /// and the engine that holds it (the on-demand one for a component or
     /// a module the pool refused), found when a run first needs it.
     code: Arc<[OnceLock<(EngineKind, Code)>; 4]>,
+}
+
+impl fmt::Debug for GuestModule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GuestModule")
+            .field("name", &self.name)
+            .field("component", &self.is_component())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The code compiled for one engine, and its pre-linked form once made.

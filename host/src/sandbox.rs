@@ -85,6 +85,24 @@ pub struct Sandbox {
     component_funcs: Vec<Arc<LinkComponentFunc>>,
 }
 
+/// Shows the grants and limits; of the environment, only the names (its
+/// values may be secrets meant for the guest alone).
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let env: Vec<&str> = self.env.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("Sandbox")
+            .field("env", &env)
+            .field("argv0", &self.argv0)
+            .field("args", &self.args)
+            .field("dirs", &self.dirs)
+            .field("network", &self.network)
+            .field("limits", &self.limits)
+            .field("host_funcs", &self.host_funcs.len())
+            .field("component_funcs", &self.component_funcs.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for Sandbox {
     fn default() -> Self {
         Self {
@@ -326,6 +344,18 @@ impl Sandbox {
     /// Offers the guest one more import, `module::name`, implemented by `func`
     /// (any closure Wasmtime's `Linker::func_wrap` accepts; it may take a
     /// `Caller<'_, GuestState>` first). It may shadow a built-in import.
+    ///
+    /// ```
+    /// let module = host::Runtime::shared().load_bytes("ask", r#"
+    ///     (module
+    ///       (import "env" "answer" (func $answer (result i32)))
+    ///       (func (export "twice") (result i32) (i32.add (call $answer) (call $answer))))"#)?;
+    /// let mut guest = host::Sandbox::new()
+    ///     .host_func("env", "answer", || 21)
+    ///     .instantiate(&module)?;
+    /// assert_eq!(guest.call::<(), i32>("twice", ())?, 42);
+    /// # Ok::<(), host::Error>(())
+    /// ```
     pub fn host_func<Params, Results>(
         mut self,
         module: &str,
@@ -342,8 +372,23 @@ impl Sandbox {
 
     /// Runs a command-style guest: calls `_start` and reports how it ended.
     ///
+    /// [`Limits::timeout`] covers the whole run: instantiation (a core
+    /// module's start function, a component's) and `_start` or
+    /// `wasi:cli/run` together.
+    ///
     /// A guest that traps, times out or calls `proc_exit` still gives `Ok`;
     /// `Err` means the guest could not be started at all.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use host::{Limits, Runtime, Sandbox, TrapKind};
+    /// let spin = Runtime::shared().load_bytes("spin", r#"(module (func (export "_start") (loop br 0)))"#)?;
+    /// let mut limits = Limits::default();
+    /// limits.timeout = Some(Duration::from_millis(50));
+    /// let outcome = Sandbox::new().limits(limits).run(&spin)?;
+    /// assert_eq!(outcome.trap().map(|trap| trap.kind), Some(TrapKind::Timeout));
+    /// # Ok::<(), host::Error>(())
+    /// ```
     pub fn run(&self, module: &GuestModule) -> Result<RunOutcome, Error> {
         let started = Instant::now();
         if module.is_component() {
@@ -407,13 +452,19 @@ impl Sandbox {
     }
 
     /// Instantiates a library-style guest whose exports the caller will call
-    /// (see [`GuestInstance::call`]). A WASI reactor's `_initialize` is run first.
+    /// (see [`GuestInstance::call`]). A WASI reactor's `_initialize` is run
+    /// first, within the timeout of instantiation; each call then has its
+    /// own. See [`GuestInstance`] for an example.
     pub fn instantiate(&self, module: &GuestModule) -> Result<GuestInstance, Error> {
         let (store, pipes, linked) = self.instantiated(module)?;
         let instance = linked.map_err(|termination| Error::ended(module.name(), termination))?;
         let mut guest = GuestInstance::new(module, store, instance, pipes, self.limits.timeout);
         if guest.has_export("_initialize") {
-            guest.call::<(), ()>("_initialize", ())?;
+            // Initializing is part of instantiating: the same deadline.
+            let initialize = guest.typed_func::<(), ()>("_initialize")?;
+            guest
+                .call_raw(|store| initialize.call(store, ()))
+                .map_err(|error| Error::ended(module.name(), classify(error)))?;
         }
         Ok(guest)
     }
@@ -551,9 +602,12 @@ impl Sandbox {
             }));
         }
         crate::deadline::arm(store, self.limits.timeout);
+        // A start function runs the guest, WASI calls and all.
+        let instantiate =
+            |pre: &wasmtime::InstancePre<GuestState>| crate::deadline::blocking(|| pre.instantiate(store));
         let result = if self.host_funcs.is_empty() {
             let pre = module.linked_core(kind).map_err(LinkFailure::Setup)?;
-            pre.instantiate(&mut *store)
+            instantiate(pre)
         } else {
             let mut linker = module.core_linker(kind).map_err(LinkFailure::Setup)?.clone();
             linker.allow_shadowing(true);
@@ -567,7 +621,7 @@ impl Sandbox {
             }
             let core = module.core_module(kind).map_err(LinkFailure::Setup)?;
             match linker.instantiate_pre(core) {
-                Ok(pre) => pre.instantiate(&mut *store),
+                Ok(pre) => instantiate(&pre),
                 Err(e) => return Err(LinkFailure::Setup(module.link_error(core, &linker, e))),
             }
         };

@@ -26,7 +26,7 @@ pub(crate) struct Pipes {
 
 /// The state Wasmtime keeps for one guest: its WASI context, its resource
 /// limits and what it sent to `host.log`. Host functions registered with
-/// [`Sandbox::host_func`] reach it through their `Caller`.
+/// [`Sandbox::host_func`](crate::Sandbox::host_func) reach it through their `Caller`.
 pub struct GuestState {
     pub(crate) wasi: WasiP1Ctx,
     http: WasiHttpCtx,
@@ -37,6 +37,16 @@ pub struct GuestState {
     pub(crate) host_log: HostLog,
     pub(crate) deadline: Deadline,
     timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for GuestState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuestState")
+            .field("host_log", &self.host_log())
+            .field("peak_memory_bytes", &self.peak_memory_bytes())
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl GuestState {

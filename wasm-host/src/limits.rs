@@ -106,29 +106,31 @@ impl LimitArgs {
     /// The library's limits with every flag given applied.
     pub fn limits(&self) -> Limits {
         let defaults = Limits::default();
-        Limits {
-            timeout: match self.timeout {
+        Limits::default()
+            .timeout(match self.timeout {
                 Some(Timeout(timeout)) => timeout,
                 None => (self.wasm_last(|o| if let WasmOption::Timeout(t) = o { Some(*t) } else { None }))
                     .or(defaults.timeout),
-            },
-            fuel: (self.fuel)
-                .or(self.wasm_last(|o| if let WasmOption::Fuel(f) = o { Some(*f) } else { None }))
-                .or(defaults.fuel),
-            max_memory_bytes: (self.max_memory)
-                .or(self.wasm_last(|o| {
-                    if let WasmOption::MaxMemorySize(b) = o {
-                        Some(*b)
-                    } else {
-                        None
-                    }
-                }))
-                .unwrap_or(defaults.max_memory_bytes),
-            max_output_bytes: self.max_output.unwrap_or(defaults.max_output_bytes),
-            max_descriptors: self.max_descriptors.unwrap_or(defaults.max_descriptors),
-            max_resources: self.max_resources.unwrap_or(defaults.max_resources),
-            ..defaults
-        }
+            })
+            .fuel(
+                (self.fuel)
+                    .or(self.wasm_last(|o| if let WasmOption::Fuel(f) = o { Some(*f) } else { None }))
+                    .or(defaults.fuel),
+            )
+            .max_memory_bytes(
+                (self.max_memory)
+                    .or(self.wasm_last(|o| {
+                        if let WasmOption::MaxMemorySize(b) = o {
+                            Some(*b)
+                        } else {
+                            None
+                        }
+                    }))
+                    .unwrap_or(defaults.max_memory_bytes),
+            )
+            .max_output_bytes(self.max_output.unwrap_or(defaults.max_output_bytes))
+            .max_descriptors(self.max_descriptors.unwrap_or(defaults.max_descriptors))
+            .max_resources(self.max_resources.unwrap_or(defaults.max_resources))
     }
 
     /// The `-W` keys given, in order (a later one overrides an earlier one).
@@ -196,26 +198,21 @@ impl LimitArgs {
     /// process at the deadline), and that runs one guest: reserving a pool
     /// of slots costs more than mapping one instance.
     pub fn runtime_without_epochs(&self) -> Result<Runtime, host::Error> {
-        Runtime::new(&RuntimeConfig {
-            epoch_interruption: false,
-            pooling: None,
-            ..self.runtime_config()
-        })
+        Runtime::new(&self.runtime_config().epoch_interruption(false).pooling(None))
     }
 
     fn runtime_config(&self) -> RuntimeConfig {
         let defaults = RuntimeConfig::default();
-        RuntimeConfig {
-            max_wasm_stack: self.max_stack(),
-            cache: if self.no_cache {
-                CacheMode::Disabled
-            } else {
-                defaults.cache
-            },
-            compile_limits: self.compile_limits(),
-            proposals: self.proposals(),
-            ..defaults
-        }
+        let cache = if self.no_cache {
+            CacheMode::Disabled
+        } else {
+            defaults.cache.clone()
+        };
+        defaults
+            .max_wasm_stack(self.max_stack())
+            .cache(cache)
+            .compile_limits(self.compile_limits())
+            .proposals(self.proposals())
     }
 }
 

@@ -43,11 +43,11 @@ pub fn for_trap(trap: &Trap) -> u8 {
     }
 }
 
-/// Describes a library error in one line that names the module; a WAT
-/// error adds the lines of its source excerpt. Names that come from the
-/// module (imports, exports) are escaped.
+/// Describes a library error in one line that names the module, its
+/// causes after it; a WAT error adds the lines of its source excerpt.
+/// Names that come from the module (imports, exports) are escaped.
 pub fn describe_error(module: &Path, error: &Error) -> String {
-    let full = error.to_string();
+    let full = with_causes(error);
     let text = one_line(&full);
     let text = match error {
         Error::CompileLimit { limit, .. } => format!("{text} (raise it with {})", compile_flag(*limit)),
@@ -85,6 +85,18 @@ pub fn backtrace(trap: &Trap) -> Option<String> {
         .map(escape_controls)
         .collect();
     (!frames.is_empty()).then(|| format!("wasm backtrace:\n{}", frames.join("\n")))
+}
+
+/// `error`'s message and those of its causes, `: ` between them.
+pub fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        text.push_str(": ");
+        text.push_str(&next.to_string());
+        cause = next.source();
+    }
+    text
 }
 
 /// `text` with every control character written as an escape (`\u{1b}`), so

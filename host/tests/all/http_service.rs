@@ -131,10 +131,7 @@ fn outgoing_http_reaches_a_granted_address_and_no_other() {
 #[test]
 fn a_request_past_the_timeout_is_cut_and_the_service_goes_on() {
     let timeout = Duration::from_millis(500);
-    let limits = Limits {
-        timeout: Some(timeout),
-        ..Limits::default()
-    };
+    let limits = Limits::default().timeout(Some(timeout));
     let service = serve(&Sandbox::new().limits(limits));
     for path in ["/sleep", "/loop"] {
         let started = Instant::now();
@@ -168,10 +165,7 @@ fn a_trapping_request_is_a_500_noted_on_stderr() {
 
 #[test]
 fn shutting_down_finishes_a_request_in_flight() {
-    let limits = Limits {
-        timeout: Some(Duration::from_secs(1)),
-        ..Limits::default()
-    };
+    let limits = Limits::default().timeout(Some(Duration::from_secs(1)));
     let service = serve(&Sandbox::new().limits(limits));
     let addr = service.local_addr();
     let in_flight = std::thread::spawn(move || request(addr, "GET", "/sleep", b"", Duration::from_secs(60)).unwrap());

@@ -17,10 +17,7 @@ fn the_generated_module_prints_the_same_checksum_metered_or_not() {
         "{checksum:?}"
     );
     let metered = Sandbox::new()
-        .limits(Limits {
-            fuel: Some(u64::MAX / 2),
-            ..Limits::default()
-        })
+        .limits(Limits::default().fuel(Some(u64::MAX / 2)))
         .run(&module)
         .unwrap();
     assert_eq!(metered.stdout_text(), checksum);

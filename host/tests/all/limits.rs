@@ -9,10 +9,7 @@ use host::{Error, Limits, Runtime, RuntimeConfig, Sandbox, TrapKind};
 use crate::support;
 
 fn with_timeout(timeout: Duration) -> Sandbox {
-    Sandbox::new().limits(Limits {
-        timeout: Some(timeout),
-        ..Limits::default()
-    })
+    Sandbox::new().limits(Limits::default().timeout(Some(timeout)))
 }
 
 #[test]
@@ -96,14 +93,30 @@ fn sleeps_within_the_timeout_complete_and_each_call_gets_the_whole_timeout() {
     assert_eq!(errno, 28, "an unknown clock is still WASI's EINVAL, not a timeout");
 }
 
+/// A start function and `_start` (or a reactor's `_initialize`) that each
+/// take most of the timeout: one timeout covers them together.
+#[test]
+fn one_timeout_covers_the_start_function_and_start_together() {
+    let timeout = Duration::from_secs(1);
+    let command = support::fixture("slow_start_and_main.wat");
+    let outcome = with_timeout(timeout).run(&command).unwrap();
+    assert_eq!(support::trap_kind(&outcome), TrapKind::Timeout, "{outcome}");
+
+    let reactor = support::wat(
+        "slow_reactor",
+        &std::fs::read_to_string(support::shared_test_file("fixtures/slow_start_and_main.wat"))
+            .unwrap()
+            .replace(r#"(export "_start")"#, r#"(export "_initialize")"#),
+    );
+    let instantiated = with_timeout(timeout).instantiate(&reactor);
+    assert_eq!(support::call_trap_kind(instantiated.map(|_| ())), TrapKind::Timeout);
+}
+
 #[test]
 fn no_timeout_and_a_huge_timeout_both_run_to_completion() {
     let quick = support::wat("quick", r#"(module (func (export "_start")))"#);
     for timeout in [None, Some(Duration::MAX), Some(Duration::from_secs(u64::MAX / 2))] {
-        let limits = Limits {
-            timeout,
-            ..Limits::default()
-        };
+        let limits = Limits::default().timeout(timeout);
         let outcome = Sandbox::new().limits(limits).run(&quick).unwrap();
         assert!(outcome.success(), "timeout {timeout:?}: {:?}", outcome.trap());
     }
@@ -122,10 +135,7 @@ const COUNTDOWN: &str = r#"
 fn fuel_is_a_deterministic_instruction_budget() {
     let module = support::wat("countdown", COUNTDOWN);
     let run = |fuel| {
-        let limits = Limits {
-            fuel: Some(fuel),
-            ..Limits::default()
-        };
+        let limits = Limits::default().fuel(Some(fuel));
         Sandbox::new().limits(limits).run(&module).unwrap()
     };
     let enough = run(1_000_000);
@@ -157,10 +167,7 @@ fn a_run_without_a_fuel_budget_is_not_instrumented_for_fuel() {
     );
 
     // The same module still runs metered when a later run sets a budget.
-    let metered = Limits {
-        fuel: Some(1_000_000),
-        ..Limits::default()
-    };
+    let metered = Limits::default().fuel(Some(1_000_000));
     let guest = Sandbox::new().limits(metered.clone()).instantiate(&module).unwrap();
     assert_eq!(guest.fuel_remaining(), Some(1_000_000));
     let outcome = Sandbox::new().limits(metered).run(&module).unwrap();
@@ -176,10 +183,8 @@ const GROWER: &str = r#"
 
 #[test]
 fn memory_grow_past_the_limit_returns_minus_one_and_the_guest_goes_on() {
-    let limits = Limits {
-        max_memory_bytes: 1 << 20, // 16 pages
-        ..Limits::default()
-    };
+    // 16 pages.
+    let limits = Limits::default().max_memory_bytes(1 << 20);
     let mut guest = Sandbox::new()
         .limits(limits)
         .instantiate(&support::wat("grower", GROWER))
@@ -216,10 +221,7 @@ fn memory_grow_past_the_limit_returns_minus_one_and_the_guest_goes_on() {
 
 #[test]
 fn a_memory_larger_than_the_limit_cannot_be_instantiated() {
-    let limits = Limits {
-        max_memory_bytes: 1 << 20,
-        ..Limits::default()
-    };
+    let limits = Limits::default().max_memory_bytes(1 << 20);
     let module = support::wat("big", r#"(module (memory 17) (func (export "_start")))"#);
     let error = Sandbox::new().limits(limits).run(&module).unwrap_err();
     assert!(
@@ -255,10 +257,7 @@ fn a_guest_may_have_up_to_four_tables() {
 
 #[test]
 fn table_grow_past_the_limit_returns_minus_one() {
-    let limits = Limits {
-        max_table_elements: 10,
-        ..Limits::default()
-    };
+    let limits = Limits::default().max_table_elements(10);
     let module = support::wat(
         "table-grower",
         r#"(module
@@ -291,11 +290,7 @@ fn depth_reached(runtime: &Runtime) -> i32 {
 
 #[test]
 fn recursion_stops_at_the_configured_wasm_stack() {
-    let small = Runtime::new(&RuntimeConfig {
-        max_wasm_stack: 64 << 10,
-        ..RuntimeConfig::default()
-    })
-    .unwrap();
+    let small = Runtime::new(&RuntimeConfig::default().max_wasm_stack(64 << 10)).unwrap();
     let default_depth = depth_reached(Runtime::shared());
     let small_depth = depth_reached(&small);
     assert!(
@@ -326,10 +321,7 @@ fn writer(fd: i32) -> String {
 
 #[test]
 fn captured_output_is_capped_and_marked_truncated() {
-    let limits = Limits {
-        max_output_bytes: 1000,
-        ..Limits::default()
-    };
+    let limits = Limits::default().max_output_bytes(1000);
     let stdout = Sandbox::new()
         .limits(limits.clone())
         .run(&support::wat("stdout-writer", &writer(1)))
@@ -350,10 +342,7 @@ fn captured_output_is_capped_and_marked_truncated() {
     assert!(!stderr.stdout_truncated);
 
     let exact = Sandbox::new()
-        .limits(Limits {
-            max_output_bytes: 10_000,
-            ..Limits::default()
-        })
+        .limits(Limits::default().max_output_bytes(10_000))
         .run(&support::wat("stdout-writer", &writer(1)))
         .unwrap();
     assert_eq!((exact.stdout.len(), exact.stdout_truncated), (10_000, false));
@@ -375,10 +364,7 @@ fn the_host_log_budget_cuts_long_messages_and_floods_of_empty_ones() {
                  (local.set $i (i32.add (local.get $i) (i32.const 1)))
                  (br_if $again (i32.lt_u (local.get $i) (i32.const 100000))))))"#,
     );
-    let limits = Limits {
-        max_log_bytes: 14,
-        ..Limits::default()
-    };
+    let limits = Limits::default().max_log_bytes(14);
     let outcome = Sandbox::new().limits(limits).run(&module).unwrap();
     assert!(outcome.success(), "{:?}", outcome.trap());
     assert_eq!(outcome.host_log, ["hello", "", "hello", "", "he"]);
@@ -396,10 +382,7 @@ fn a_log_that_fits_the_budget_exactly_is_whole_and_one_byte_over_is_cut() {
              (func (export "_start") (call $log (i32.const 0) (i32.const 5)) (call $log (i32.const 0) (i32.const 5))))"#,
     );
     let run = |max_log_bytes| {
-        let limits = Limits {
-            max_log_bytes,
-            ..Limits::default()
-        };
+        let limits = Limits::default().max_log_bytes(max_log_bytes);
         let outcome = Sandbox::new().limits(limits).run(&module).unwrap();
         assert!(outcome.success(), "{:?}", outcome.trap());
         (outcome.host_log, outcome.host_log_truncated)

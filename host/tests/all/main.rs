@@ -4,6 +4,8 @@
 //!
 //! Run one scenario with `cargo test -p host --test all csv_processor`.
 
+mod api;
+mod async_context;
 mod blocking_calls;
 #[cfg(unix)]
 mod cache_trust;
@@ -12,6 +14,7 @@ mod components;
 mod concurrency;
 mod config_reader;
 mod csv_processor;
+mod errors;
 mod exit_codes;
 mod file_access;
 mod fuzz_property;

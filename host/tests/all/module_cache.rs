@@ -19,11 +19,7 @@ use crate::support;
 const PROBE_DIR_ENV: &str = "MODULE_CACHE_PROBE_DIR";
 
 pub(crate) fn runtime(cache: CacheMode) -> Runtime {
-    Runtime::new(&RuntimeConfig {
-        cache,
-        ..RuntimeConfig::default()
-    })
-    .unwrap()
+    Runtime::new(&RuntimeConfig::default().cache(cache)).unwrap()
 }
 
 /// Loads csv_processor twice through a fresh runtime, checks it runs, and
@@ -233,12 +229,7 @@ pub(crate) fn numbered_module(n: u32) -> Vec<u8> {
 }
 
 fn bounded_runtime(cache: CacheMode, limits: CacheLimits) -> Runtime {
-    Runtime::new(&RuntimeConfig {
-        cache,
-        cache_limits: limits,
-        ..RuntimeConfig::default()
-    })
-    .unwrap()
+    Runtime::new(&RuntimeConfig::default().cache(cache).cache_limits(limits)).unwrap()
 }
 
 /// The cache's entries in `dir` (not its key, nor temporary files).
@@ -548,14 +539,12 @@ fn a_file_changed_after_a_load_that_did_not_read_it_is_refused_when_compiled() {
     let module = runtime(cache).load_file(&path).unwrap();
     std::fs::write(&path, numbered_module(2)).unwrap();
     // A run with a fuel budget needs the module compiled for the metered engine.
-    let metered = Sandbox::new().limits(host::Limits {
-        fuel: Some(1_000_000),
-        ..host::Limits::default()
-    });
-    let error = metered.instantiate(&module).err().expect("the file changed");
+    let metered = Sandbox::new().limits(host::Limits::default().fuel(Some(1_000_000)));
+    let error = metered.instantiate(&module).expect_err("the file changed");
     assert!(
         matches!(&error, host::Error::ReadModule { path: p, .. } if *p == path)
-            && error.to_string().contains("changed since it was loaded"),
-        "{error}"
+            && std::error::Error::source(&error)
+                .is_some_and(|cause| cause.to_string().contains("changed since it was loaded")),
+        "{error:?}"
     );
 }

@@ -6,11 +6,7 @@
 use host::{Limits, Pooling, Runtime, RuntimeConfig, Sandbox};
 
 fn pooled(pooling: Pooling) -> Runtime {
-    Runtime::new(&RuntimeConfig {
-        pooling: Some(pooling),
-        ..RuntimeConfig::default()
-    })
-    .unwrap()
+    Runtime::new(&RuntimeConfig::default().pooling(Some(pooling))).unwrap()
 }
 
 /// How many core instances live in `runtime`'s pool now.
@@ -44,11 +40,7 @@ const COUNTER: &str = r#"(module
 #[test]
 fn the_default_runtime_pools_and_an_explicit_opt_out_does_not() {
     assert!(Runtime::shared().engine().pooling_allocator_metrics().is_some());
-    let on_demand = Runtime::new(&RuntimeConfig {
-        pooling: None,
-        ..RuntimeConfig::default()
-    })
-    .unwrap();
+    let on_demand = Runtime::new(&RuntimeConfig::default().pooling(None)).unwrap();
     assert!(on_demand.engine().pooling_allocator_metrics().is_none());
     sums_csv(&csv_processor(&on_demand));
 }
@@ -102,10 +94,7 @@ fn a_run_allowed_more_memory_than_a_slot_holds_gets_it() {
                 (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))"#,
         )
         .unwrap();
-    let within = |max_memory_bytes| Limits {
-        max_memory_bytes,
-        ..Limits::default()
-    };
+    let within = |max_memory_bytes| Limits::default().max_memory_bytes(max_memory_bytes);
     let mut large = Sandbox::new().limits(within(4 << 20)).instantiate(&module).unwrap();
     assert_eq!(
         large.call::<i32, i32>("grow", 47).unwrap(),
@@ -122,22 +111,19 @@ fn a_run_allowed_more_memory_than_a_slot_holds_gets_it() {
 fn a_module_larger_than_a_slot_loads_and_runs_on_demand() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = || {
-        Runtime::new(&RuntimeConfig {
-            pooling: Some(Pooling {
-                max_memory_bytes: 1 << 20,
-                ..Pooling::default()
-            }),
-            cache: host::CacheMode::OnDisk(dir.path().join("cache")),
-            ..RuntimeConfig::default()
-        })
+        Runtime::new(
+            &RuntimeConfig::default()
+                .pooling(Some(Pooling {
+                    max_memory_bytes: 1 << 20,
+                    ..Pooling::default()
+                }))
+                .cache(host::CacheMode::OnDisk(dir.path().join("cache"))),
+        )
         .unwrap()
     };
     // Loaded for runs within a slot, yet its memory starts at 2 MiB: the
     // pool refuses it, the on-demand engine takes it.
-    let slot = Limits {
-        max_memory_bytes: 1 << 20,
-        ..Limits::default()
-    };
+    let slot = Limits::default().max_memory_bytes(1 << 20);
     let big = r#"(module (memory (export "memory") 32) (func (export "pages") (result i32) memory.size))"#;
     for process in ["first", "second"] {
         let runtime = runtime();

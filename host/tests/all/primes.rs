@@ -13,10 +13,7 @@ fn the_primes_below_a_million_are_counted_with_and_without_fuel() {
     assert_eq!(unmetered.stdout_text().trim(), "78498");
 
     let metered = Sandbox::new()
-        .limits(Limits {
-            fuel: Some(u64::MAX / 2),
-            ..Limits::default()
-        })
+        .limits(Limits::default().fuel(Some(u64::MAX / 2)))
         .arg("1000000")
         .run(&module)
         .unwrap();

@@ -44,11 +44,7 @@ fn each_proposal_is_off_by_default_and_named_by_the_module_that_needs_it() {
 #[test]
 fn each_proposal_runs_when_the_runtime_enables_it() {
     for proposal in Proposal::ALL {
-        let runtime = Runtime::new(&RuntimeConfig {
-            proposals: [proposal].into(),
-            ..RuntimeConfig::default()
-        })
-        .unwrap();
+        let runtime = Runtime::new(&RuntimeConfig::default().proposals([proposal])).unwrap();
         let module = runtime.load_bytes("needs.wat", module_needing(proposal)).unwrap();
         let outcome = Sandbox::new().run(&module).unwrap();
         assert_eq!(outcome.termination, Termination::Exited(0), "{proposal}");

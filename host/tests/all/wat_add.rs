@@ -52,8 +52,7 @@ fn calling_a_missing_export_names_it() {
 fn invalid_wat_is_a_typed_error_not_a_panic() {
     let error = host::Runtime::shared()
         .load_bytes("broken", "(module (func (export \"f\") (result i32)))")
-        .err()
-        .expect("a function that returns nothing where i32 is declared is invalid");
+        .expect_err("a function that returns nothing where i32 is declared is invalid");
     assert!(
         matches!(error, Error::InvalidModule { ref module, .. } if module == "broken"),
         "{error:?}"

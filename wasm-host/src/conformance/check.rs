@@ -38,7 +38,7 @@ impl Observed {
                 stdout_truncated: outcome.stdout_truncated,
                 stderr_truncated: outcome.stderr_truncated,
             },
-            Err(error) => Observed::not_run(crate::status::one_line(&error.to_string())),
+            Err(error) => Observed::not_run(crate::status::one_line(&crate::status::with_causes(&error))),
         }
     }
 

@@ -297,7 +297,12 @@ impl Executor {
             Executor::InProcess { runtime, limits } => {
                 let module = match runtime.load_file_for(&job.test.wasm, limits) {
                     Ok(module) => module,
-                    Err(error) => return (Observed::not_run(one_line(&error.to_string())), Vec::new()),
+                    Err(error) => {
+                        return (
+                            Observed::not_run(one_line(&crate::status::with_causes(&error))),
+                            Vec::new(),
+                        );
+                    }
                 };
                 let sandbox = grants(sandbox(limits, run, preopens), spec);
                 if spec.world == HTTP_SERVICE {

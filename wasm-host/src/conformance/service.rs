@@ -31,7 +31,7 @@ pub fn run(
         .and_then(|listener| {
             sandbox
                 .serve_http(module, listener)
-                .map_err(|e| one_line(&e.to_string()))
+                .map_err(|e| one_line(&crate::status::with_causes(&e)))
         });
     let service = match served {
         Ok(service) => service,

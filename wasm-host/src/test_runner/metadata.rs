@@ -151,10 +151,7 @@ mod tests {
             (limits.timeout, limits.max_memory_bytes),
             (Some(Duration::from_secs(3)), 1 << 20)
         );
-        let flagged = Limits {
-            timeout: Some(Duration::from_secs(7)),
-            ..Limits::default()
-        };
+        let flagged = Limits::default().timeout(Some(Duration::from_secs(7)));
         assert_eq!(metadata.limits(flagged).unwrap().timeout, Some(Duration::from_secs(7)));
     }
 

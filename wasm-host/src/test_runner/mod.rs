@@ -133,10 +133,7 @@ fn run_tests(args: &TestArgs) -> Result<u8> {
                 true => limits,
                 // Streamed output goes to the user's terminal or pipe, not
                 // into memory: all of it, unless --max-output says otherwise.
-                false => host::Limits {
-                    max_output_bytes: usize::MAX,
-                    ..limits
-                },
+                false => limits.max_output_bytes(usize::MAX),
             };
             Ok(run_whole(&module, sandbox.limits(streamed), libtest_args))
         }

@@ -417,6 +417,19 @@ fn output_is_streamed_while_the_guest_runs_until_the_timeout_stops_it() {
     assert_fails(&output, TIMEOUT, &["ticker.wat timed out after 2s"]);
 }
 
+/// A start function and `_start` that each take most of `--timeout`: one
+/// timeout covers the run, output captured (the library stops the guest)
+/// or streamed (the process's watchdog does).
+#[test]
+fn one_timeout_covers_the_start_function_and_start_together() {
+    let module = support::shared_test_file("fixtures/slow_start_and_main.wat");
+    let module = module.to_str().unwrap();
+    for capture in [&["--capture"][..], &[]] {
+        let args = [&["run", "--timeout", "1s"], capture, &[module]].concat();
+        assert_fails(&run(&args), TIMEOUT, &["slow_start_and_main.wat timed out after 1s"]);
+    }
+}
+
 #[test]
 fn fuel_stack_memory_and_descriptor_limits_apply() {
     let dir = tempfile::tempdir().unwrap();
