@@ -13,10 +13,7 @@ use wasmtime::Config;
 /// can do inside the sandbox; docs/security.md says how.
 ///
 /// ```
-/// let config = host::RuntimeConfig {
-///     proposals: [host::Proposal::Gc].into(),
-///     ..host::RuntimeConfig::default()
-/// };
+/// let config = host::RuntimeConfig::default().proposals([host::Proposal::Gc]);
 /// let runtime = host::Runtime::new(&config)?;
 /// runtime.load_bytes("gc", "(module (type (struct (field i32))))")?;
 /// # Ok::<(), host::Error>(())
