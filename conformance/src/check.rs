@@ -3,7 +3,7 @@
 //! the exit code, and a failure is named with the output around it.
 
 use super::spec::Operation;
-use crate::status::escape_controls;
+use host::text::escape_controls;
 
 /// What a run produced, whichever way it was run.
 pub struct Observed {
@@ -38,7 +38,7 @@ impl Observed {
                 stdout_truncated: outcome.stdout_truncated,
                 stderr_truncated: outcome.stderr_truncated,
             },
-            Err(error) => Observed::not_run(crate::status::one_line(&error.to_string())),
+            Err(error) => Observed::not_run(host::text::one_line(&error.to_string())),
         }
     }
 

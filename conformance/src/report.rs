@@ -13,8 +13,53 @@ use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use quick_xml::events::{BytesStart, Event};
 use serde::Serialize;
 
-use super::execute::{Status, TestResult};
-use crate::status::escape_controls;
+use host::text::escape_controls;
+
+/// How a test came out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    Passed,
+    /// An expectation was not met: each, in one line.
+    Failed(Vec<String>),
+    /// The test could not be run as specified (an invalid specification, a
+    /// directory outside the suite, a module that does not load).
+    Error(Vec<String>),
+    /// Not run, and why.
+    Skipped(String),
+    /// Failed, as the expectation file said it would (counted as passed).
+    ExpectedFailure(Vec<String>),
+    /// Passed although the expectation file said it would fail (counted as failed).
+    UnexpectedPass(String),
+}
+
+/// One test's result.
+#[derive(Debug, Clone)]
+pub struct TestResult {
+    pub suite: String,
+    pub name: String,
+    pub status: Status,
+    /// When it started, from the start of the run.
+    pub started: Duration,
+    pub duration: Duration,
+    /// What the guest wrote (every run of the test, in order).
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl TestResult {
+    /// A test that is not run.
+    pub fn skipped(suite: &str, test: &str, reason: String) -> TestResult {
+        TestResult {
+            suite: suite.to_owned(),
+            name: test.to_owned(),
+            status: Status::Skipped(reason),
+            started: Duration::ZERO,
+            duration: Duration::ZERO,
+            stdout: String::new(),
+            stderr: String::new(),
+        }
+    }
+}
 
 /// Counts of a run. `passed` includes the expected failures, `failed` the
 /// errors and unexpected passes, as the reference runner counts them.

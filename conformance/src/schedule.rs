@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread;
 
-use super::execute::{Job, TestResult};
+use super::execute::Job;
+use super::report::TestResult;
 
 /// Runs `jobs` with `run` on up to `workers` threads, each with a stack of
 /// `stack_size` bytes, and hands each result to `on_result` as it arrives.
@@ -67,9 +68,9 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::conformance::execute::Status;
-    use crate::conformance::spec::Spec;
-    use crate::conformance::suite::TestCase;
+    use crate::report::Status;
+    use crate::spec::Spec;
+    use crate::suite::TestCase;
 
     fn case(name: &str) -> TestCase {
         TestCase {

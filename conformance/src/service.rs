@@ -14,7 +14,7 @@ use host::{GuestModule, HttpService, Sandbox};
 use super::check::{Ending, Observed, stderr_note, wait_failure};
 use super::request;
 use super::spec::{Operation, Signal};
-use crate::status::one_line;
+use host::text::one_line;
 
 /// Serves `module` under `sandbox` while `steps` (the operations after its
 /// `run`, up to its `wait`) talk to it, each request within `timeout` (the
