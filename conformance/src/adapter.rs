@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use wait_timeout::ChildExt;
 
-use super::check::{Ending, Observed};
+use super::check::{Captured, Ending, Observed};
 use super::execute::Job;
 use super::spec::Run;
 
@@ -73,10 +73,8 @@ pub fn run(
     };
     Ok(Observed {
         ending,
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
-        stdout_truncated: false,
-        stderr_truncated: false,
+        stdout: Captured::whole(stdout.join().unwrap_or_default()),
+        stderr: Captured::whole(stderr.join().unwrap_or_default()),
     })
 }
 

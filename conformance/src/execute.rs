@@ -187,8 +187,8 @@ fn run_operations(
         if let Ending::NotRun(why) = &observed.ending {
             return Err(format!("could not run: {why}"));
         }
-        output.0.push_str(&String::from_utf8_lossy(&observed.stdout));
-        output.1.push_str(&String::from_utf8_lossy(&observed.stderr));
+        output.0.push_str(&String::from_utf8_lossy(&observed.stdout.bytes));
+        output.1.push_str(&String::from_utf8_lossy(&observed.stderr.bytes));
         if !failures.is_empty() {
             return Ok(failures);
         }

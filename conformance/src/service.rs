@@ -77,7 +77,7 @@ pub fn run(
         State::Stopped(ending, observed) => (ending, observed),
     };
     observed.ending = ending;
-    stderr_note(&mut failures, false, &observed.stderr);
+    stderr_note(&mut failures, false, &observed.stderr.bytes);
     (observed, failures)
 }
 

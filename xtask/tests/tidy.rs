@@ -10,7 +10,7 @@ use xtask::project_root;
 /// Every file under the project's source folders with one of `extensions`.
 fn source_files(extensions: &[&str]) -> Vec<PathBuf> {
     let mut files = Vec::new();
-    let mut pending: Vec<PathBuf> = ["host", "wasm-host", "xtask", "guests", "tests"]
+    let mut pending: Vec<PathBuf> = ["host", "conformance", "wasm-host", "xtask", "guests", "tests"]
         .iter()
         .map(|dir| project_root().join(dir))
         .collect();
@@ -185,7 +185,8 @@ fn the_library_modules_form_no_cycle() {
 
 /// Embedders of the `host` library compile its dependencies, not the CLI's:
 /// no argument parser, and no JSON (wasmtime's `wave` feature, which brings
-/// wit-parser and serde_json, is enabled by `wasm-host` alone).
+/// wit-parser and serde_json, is enabled by `wasm-host` alone), nor the
+/// conformance runner's reports, globs and TOML.
 #[test]
 fn the_library_does_not_depend_on_the_clis_crates() {
     let output = std::process::Command::new(env!("CARGO"))
@@ -205,7 +206,15 @@ fn the_library_does_not_depend_on_the_clis_crates() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let tree = String::from_utf8(output.stdout).unwrap();
     assert!(tree.contains("wasmtime v"), "not host's tree:\n{tree}");
-    for cli_only in ["clap", "serde_json", "wasm-wave"] {
+    for cli_only in [
+        "clap",
+        "serde_json",
+        "wasm-wave",
+        "wasm-host-conformance",
+        "quick-junit",
+        "globset",
+        "toml",
+    ] {
         assert!(
             !tree.lines().any(|line| line.starts_with(&format!("{cli_only} v"))),
             "host depends on {cli_only}:\n{tree}"
