@@ -263,6 +263,7 @@ fn run_suites(args: &Options, executor: &Executor, console: &mut Console) -> Res
     let names: Vec<&str> = suites.iter().map(|s| s.name.as_str()).collect();
     let executor = executor.describe();
     let run = report::Run {
+        name: "wasm-host conformance",
         suites: &names,
         results: &results,
         executor: &executor,

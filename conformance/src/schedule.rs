@@ -81,21 +81,24 @@ mod tests {
         }
     }
 
+    /// A job of suite `s` for each case.
+    fn jobs(cases: &[TestCase]) -> Vec<Job<'_>> {
+        let job = |test| Job {
+            suite: "s",
+            suite_dir: Path::new("/nonexistent-suite"),
+            test,
+            expected_failure: None,
+        };
+        cases.iter().map(job).collect()
+    }
+
     #[test]
     fn tests_run_at_the_same_time_on_threads_of_the_stack_asked_for() {
         // Each job waits (up to 10 s) for the others to arrive: all pass only
         // when they run at once.
         let arrived = (Mutex::new(0), std::sync::Condvar::new());
         let cases = [case("a"), case("b"), case("c")];
-        let jobs = cases
-            .iter()
-            .map(|test| Job {
-                suite: "s",
-                suite_dir: Path::new("/nonexistent-suite"),
-                test,
-                expected_failure: None,
-            })
-            .collect();
+        let jobs = jobs(&cases);
         let mut seen = 0;
         let (results, not_started) = run_all(
             jobs,
@@ -132,15 +135,7 @@ mod tests {
     #[test]
     fn no_job_starts_after_a_result_that_stops_the_run() {
         let cases = [case("a"), case("b"), case("c")];
-        let jobs = cases
-            .iter()
-            .map(|test| Job {
-                suite: "s",
-                suite_dir: Path::new("/nonexistent-suite"),
-                test,
-                expected_failure: None,
-            })
-            .collect();
+        let jobs = jobs(&cases);
         let run = |job: &Job<'_>| TestResult::skipped(job.suite, &job.test.name, String::new());
         let (results, not_started) = run_all(jobs, 1, 1 << 20, run, |result| result.name == "a", |_| {});
         assert_eq!(results.len(), 1);
