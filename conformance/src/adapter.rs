@@ -12,7 +12,7 @@ use std::time::Duration;
 use wait_timeout::ChildExt;
 
 use super::check::{Captured, Ending, Observed};
-use super::execute::Job;
+use super::schedule::Job;
 use super::spec::Run;
 
 /// Runs the test through a legacy adapter the way the reference runner

@@ -13,7 +13,7 @@
 //! from its first `run` to its end ([`super::servers`]).
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use host::text::one_line;
@@ -21,9 +21,9 @@ use host::{Limits, Runtime};
 
 use super::check::{Ending, Observed, check};
 use super::report::{Status, TestResult};
+use super::schedule::Job;
 use super::servers::TestServers;
 use super::spec::{CLI_COMMAND, HTTP_SERVICE, Operation, Run, Spec};
-use super::suite::TestCase;
 use super::workspace::Workspace;
 use super::{adapter, in_process, live, service};
 
@@ -38,15 +38,6 @@ pub enum Executor {
         script: PathBuf,
         timeout: Option<Duration>,
     },
-}
-
-/// A test picked to run, with its suite and what is expected of it.
-pub struct Job<'a> {
-    pub suite: &'a str,
-    pub suite_dir: &'a Path,
-    pub test: &'a TestCase,
-    /// The expectation file's reason when the test is expected to fail.
-    pub expected_failure: Option<String>,
 }
 
 /// Runs one test with `executor` and checks it against its specification.

@@ -32,11 +32,11 @@ use std::time::{Instant, SystemTime};
 use anyhow::{Context, Result};
 
 pub use execute::Executor;
-use execute::Job;
 use expectations::Expectations;
 use host::text::escape_controls;
 use progress::Progress;
 use report::{Status, Summary, TestResult};
+use schedule::Job;
 use select::Filter;
 pub use select::Partition;
 use suite::{Suite, remove_cleanup_files};

@@ -2,13 +2,23 @@
 //! result handed on as it arrives.
 
 use std::collections::VecDeque;
+use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread;
 
-use super::execute::Job;
 use super::report::TestResult;
+use super::suite::TestCase;
+
+/// A test picked to run, with its suite and what is expected of it.
+pub struct Job<'a> {
+    pub suite: &'a str,
+    pub suite_dir: &'a Path,
+    pub test: &'a TestCase,
+    /// The expectation file's reason when the test is expected to fail.
+    pub expected_failure: Option<String>,
+}
 
 /// Runs `jobs` with `run` on up to `workers` threads, each with a stack of
 /// `stack_size` bytes, and hands each result to `on_result` as it arrives.
