@@ -2,6 +2,7 @@
 //! (the `wasm-host-conformance` crate), turned once into its options and
 //! executor, and its verdict into the exit status.
 
+use std::io::Write;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
@@ -115,7 +116,12 @@ pub fn run(args: ConformanceArgs) -> u8 {
         Ok(Verdict::Failed) => 1,
         Ok(Verdict::NoTests) => NO_TESTS,
         Err(error) => {
-            eprintln!("wasm-host: error: {}", escape_controls(&format!("{error:#}")));
+            // Not eprintln!: with stderr closed too there is nowhere left to say it.
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "wasm-host: error: {}",
+                escape_controls(&format!("{error:#}"))
+            );
             status::LOAD_ERROR
         }
     }
