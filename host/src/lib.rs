@@ -48,7 +48,7 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 // The modules form layers, each using only those below it (checked by
-// xtask/tests/tidy.rs): outcome, limits, compile, network; error; memory; deadline, output,
+// xtask/tests/tidy.rs): outcome, limits, compile, network, text; error; memory; deadline, output,
 // stdin; outgoing; state; open; imports, cache; runtime; instance, component; sandbox;
 // http; fuzzing.
 mod cache;
@@ -73,6 +73,7 @@ mod runtime;
 mod sandbox;
 mod state;
 mod stdin;
+pub mod text;
 
 pub use cache::{CACHE_DIR_ENV, CACHE_ENV, CACHE_MAX_MIB_ENV, CacheLimits, CacheMode, CacheStats};
 pub use compile::{CompileLimit, CompileLimits};

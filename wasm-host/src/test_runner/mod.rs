@@ -18,11 +18,10 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use host::{GuestModule, RunOutcome, Sandbox, Termination};
 
-use crate::conformance::execute::{Status, TestResult};
-use crate::conformance::report;
 use crate::grants::GrantArgs;
 use crate::limits::LimitArgs;
 use crate::status;
+use conformance::report::{self, Status, TestResult};
 use libtest::{Counts, LibtestArgs, Selection};
 use metadata::TestMetadata;
 
@@ -473,6 +472,7 @@ impl TestArgs {
             .map_or_else(String::new, |stem| stem.to_string_lossy().into_owned());
         let converted: Vec<TestResult> = results.tests.iter().map(|test| test.as_report(&suite)).collect();
         let run = report::Run {
+            name: "wasm-host test",
             suites: &[suite.as_str()],
             results: &converted,
             executor: "wasm-host test",

@@ -219,8 +219,8 @@ mod tests {
     use std::net::TcpListener;
 
     use super::*;
-    use crate::conformance::servers::TestServers;
-    use crate::conformance::spec::{self, Operation};
+    use crate::servers::TestServers;
+    use crate::spec::{self, Operation};
 
     /// The requests of a specification's operations.
     fn requests(operations: &str) -> Vec<Request> {

@@ -285,7 +285,7 @@ mod tests {
     use std::io::Read;
 
     use super::*;
-    use crate::conformance::spec;
+    use crate::spec;
 
     fn start(servers: &str) -> TestServers {
         let spec = spec::parse(&format!(r#"{{"servers": {servers}}}"#)).unwrap().spec;

@@ -3,15 +3,32 @@
 //! the exit code, and a failure is named with the output around it.
 
 use super::spec::Operation;
-use crate::status::escape_controls;
+use host::text::escape_controls;
 
-/// What a run produced, whichever way it was run.
+/// What a run produced, whichever way it was run: the part of a
+/// `host::RunOutcome` a check reads, which an adapter's process or a run
+/// that never started also has.
 pub struct Observed {
     pub ending: Ending,
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
-    pub stdout_truncated: bool,
-    pub stderr_truncated: bool,
+    pub stdout: Captured,
+    pub stderr: Captured,
+}
+
+/// A stream's bytes, and whether a limit cut them.
+#[derive(Default)]
+pub struct Captured {
+    pub bytes: Vec<u8>,
+    pub truncated: bool,
+}
+
+impl Captured {
+    /// Bytes read to their end.
+    pub fn whole(bytes: Vec<u8>) -> Captured {
+        Captured {
+            bytes,
+            truncated: false,
+        }
+    }
 }
 
 /// How a run ended.
@@ -33,12 +50,16 @@ impl Observed {
                     host::Termination::Exited(code) => Ending::Exited(code),
                     host::Termination::Trapped(_) => Ending::Stopped(outcome.to_string()),
                 },
-                stdout: outcome.stdout,
-                stderr: outcome.stderr,
-                stdout_truncated: outcome.stdout_truncated,
-                stderr_truncated: outcome.stderr_truncated,
+                stdout: Captured {
+                    bytes: outcome.stdout,
+                    truncated: outcome.stdout_truncated,
+                },
+                stderr: Captured {
+                    bytes: outcome.stderr,
+                    truncated: outcome.stderr_truncated,
+                },
             },
-            Err(error) => Observed::not_run(crate::status::one_line(&crate::status::with_causes(&error))),
+            Err(error) => Observed::not_run(host::text::one_line(&host::text::with_causes(&error))),
         }
     }
 
@@ -46,10 +67,8 @@ impl Observed {
     pub fn not_run(reason: String) -> Self {
         Observed {
             ending: Ending::NotRun(reason),
-            stdout: Vec::new(),
-            stderr: Vec::new(),
-            stdout_truncated: false,
-            stderr_truncated: false,
+            stdout: Captured::default(),
+            stderr: Captured::default(),
         }
     }
 }
@@ -63,11 +82,11 @@ struct Stream {
 }
 
 impl Stream {
-    fn new(bytes: &[u8], truncated: bool) -> Stream {
+    fn new(captured: &Captured) -> Stream {
         Stream {
-            text: decode(bytes, true),
+            text: decode(&captured.bytes, true),
             at: 0,
-            truncated,
+            truncated: captured.truncated,
         }
     }
 
@@ -131,8 +150,8 @@ pub fn stderr_note(failures: &mut Vec<String>, stderr_read: bool, stderr: &[u8])
 /// Checks the operations after a `run` against what the guest did, in
 /// order, up to the first that fails.
 pub fn check(steps: &[Operation], observed: &Observed) -> Vec<String> {
-    let mut stdout = Stream::new(&observed.stdout, observed.stdout_truncated);
-    let mut stderr = Stream::new(&observed.stderr, observed.stderr_truncated);
+    let mut stdout = Stream::new(&observed.stdout);
+    let mut stderr = Stream::new(&observed.stderr);
     let mut stderr_read = false;
     let mut failures = Vec::new();
     for step in steps {
@@ -157,7 +176,7 @@ pub fn check(steps: &[Operation], observed: &Observed) -> Vec<String> {
             break;
         }
     }
-    stderr_note(&mut failures, stderr_read, &observed.stderr);
+    stderr_note(&mut failures, stderr_read, &observed.stderr.bytes);
     failures
 }
 
@@ -195,10 +214,8 @@ mod tests {
     fn exited(code: i32, stdout: &str) -> Observed {
         Observed {
             ending: Ending::Exited(code),
-            stdout: stdout.as_bytes().to_vec(),
-            stderr: Vec::new(),
-            stdout_truncated: false,
-            stderr_truncated: false,
+            stdout: Captured::whole(stdout.as_bytes().to_vec()),
+            stderr: Captured::default(),
         }
     }
 
@@ -262,7 +279,7 @@ mod tests {
     #[test]
     fn guest_output_never_reaches_the_terminal_raw() {
         let mut observed = exited(1, "");
-        observed.stderr = b"\x1b[2J\x9b31m".to_vec();
+        observed.stderr.bytes = b"\x1b[2J\x9b31m".to_vec();
         let failures = check(&[Operation::Wait { exit_code: 0 }], &observed);
         let shown = failures.join(" ");
         assert!(!shown.chars().any(|c| c.is_control()), "{shown:?}");

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::execute::TestResult;
 use super::report;
-use crate::status::escape_controls;
+use super::report::TestResult;
+use host::text::escape_controls;
 
 /// How progress is shown.
 pub struct Progress {

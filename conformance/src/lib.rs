@@ -1,10 +1,14 @@
-//! `wasm-host conformance`: run suites in the WASI test suite's format in
-//! this process, all tests at once, and judge and report them as the
-//! reference runner (`wasi-testsuite/test-runner`) does.
+//! The conformance runner behind `wasm-host conformance`: runs suites in
+//! the WASI test suite's format in this process (or each test through a
+//! legacy adapter), all tests at once, and judges and reports them as the
+//! reference runner (`wasi-testsuite/test-runner`) does. [`report`] writes
+//! its JUnit and JSON reports, and those of any other test runner.
 
+mod adapter;
 mod check;
 pub mod execute;
 mod expectations;
+mod in_process;
 mod live;
 mod loopback;
 mod progress;
@@ -22,140 +26,113 @@ mod workspace;
 use std::io::{self, Write};
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result};
-use clap::{Args, ValueEnum};
 
-use crate::limits::LimitArgs;
-use crate::status::{self, escape_controls};
-use execute::{Executor, Job, TestResult};
+pub use execute::Executor;
 use expectations::Expectations;
+use host::text::escape_controls;
 use progress::Progress;
-use report::Summary;
-use select::{Filter, Partition};
+use report::{Status, Summary, TestResult};
+use schedule::Job;
+use select::Filter;
+pub use select::Partition;
 use suite::{Suite, remove_cleanup_files};
-
-/// The exit status of a run that selects no test (as cargo-nextest's).
-pub const NO_TESTS: u8 = 4;
 
 /// WASI versions whose tests this host runs: preview 1 modules, and
 /// components of WASI 0.2 or 0.3.
 const SUPPORTED_WASI_VERSIONS: &[&str] = &[suite::DEFAULT_WASI_VERSION, "wasm32-wasip2", "wasm32-wasip3"];
 
-const CONFORMANCE_HELP: &str = "\
-Each DIR is a suite in the WASI test suite's format (its doc/specification.md):
-every *.wasm directly in it is a test, NAME.json beside it its specification,
-either legacy (\"args\", \"env\", \"root\": a directory preopened as the guest's
-`/`, \"exit_code\", \"stdout\", \"stderr\"; the older \"dirs\" too) or
-operation-based (\"operations\": run, write to stdin, read of stdout/stderr,
-wait, connect/send/recv, request, kill; \"proposals\", \"servers\");
-manifest.json gives the suite's \"name\" and WASI \"version\" (wasm32-wasip1
-modules; wasm32-wasip2 and wasm32-wasip3 components). A guest whose
-operations talk to it while it runs (connect, request, a read before a write)
-runs live. Tests of other WASI versions, needing a proposal other than
-`sockets` (granted on loopback only), or sending a signal (kill) are skipped
-with the reason; so is connect/send/recv/request/kill or \"servers\" through
---adapter. A specification
-that breaks a validation rule fails its test, naming the rule; unknown fields
-are reported on stderr.
-
-All tests run at once, each on its own copy of its directories (on /dev/shm
-when there is one); a directory must be inside its suite. *.cleanup files
-below DIR (output of earlier runs) are removed before and after the run. Each failure is
-printed as `FAIL SUITE/TEST: reasons` as it happens; the last line is
-`N passed, N failed` (and `, N skipped`); a test that fails as the
-expectation file says counts as passed, on the console and in both reports.
-Progress goes to stderr: a live bar on a terminal, else a line per finished
-test (`-q`: none).
-
-Exit status: 0 when no test failed, 1 when one did (an expected failure that
-passes counts as failed), 2 for an invalid command line, 4 when no test is
-selected (unless --no-tests says otherwise), 126 when the suites could not be
-run (a DIR without tests, an unreadable expectation file, a report that cannot
-be written).";
-
-// Described on `Command::Conformance` in main.rs.
-#[derive(Args, Debug)]
-#[command(after_help = CONFORMANCE_HELP)]
-pub struct ConformanceArgs {
-    /// Suite directories (each with *.wasm tests, optional *.json specs and manifest.json)
-    #[arg(value_name = "DIR", required = true)]
-    dirs: Vec<PathBuf>,
-
-    /// Tests to run at once [default: the number of CPUs]
-    #[arg(long, short = 'j', value_name = "N")]
-    jobs: Option<NonZeroUsize>,
-
-    /// Run only the tests whose name or `SUITE/TEST` matches GLOB; without *?[{ a substring (repeatable)
-    #[arg(long, value_name = "GLOB", value_parser = parse_glob)]
-    filter: Vec<String>,
-
-    /// Run only partition K of N: `hash:K/N` (by name) or `count:K/N` (dealt in turn), as cargo-nextest
-    #[arg(long, value_name = "KIND:K/N")]
-    partition: Option<Partition>,
-
-    /// Expectation file: the suite's TOML (`[[suite]]`, `[[suite.test]]`, `action = "skip"`, `expected = "fail"`) or a JSON skip list `{"SUITE": {"TEST": "reason"}}` (repeatable)
-    #[arg(long, short = 'e', visible_alias = "exclude", value_name = "FILE")]
-    expectations: Vec<PathBuf>,
-
-    /// Write every test's outcome, failures and duration as JSON (the reference runner's shape) to FILE
-    #[arg(long, value_name = "FILE")]
-    json_report: Option<PathBuf>,
-
-    /// Write a JUnit XML report to FILE
-    #[arg(long, value_name = "FILE")]
-    junit: Option<PathBuf>,
-
-    /// Run each test in a process of its own through this legacy adapter script (`$PYTHON`, default python3, runs it) instead of in this process; --timeout then limits each process
-    #[arg(long, value_name = "ADAPTER.py", conflicts_with_all = ["fuel", "max_memory", "max_output", "max_stack"])]
-    adapter: Option<PathBuf>,
-
-    /// Print the selected tests (`SUITE/TEST`, and why one would be skipped) instead of running them
-    #[arg(long)]
-    list: bool,
-
-    /// Stop starting tests after the first that fails the run; those not started are reported as skipped
-    #[arg(long)]
-    fail_fast: bool,
-
-    /// What a run that selects no test does, as cargo-nextest: fail (exit 4), warn (exit 0 with a warning) or pass
-    #[arg(long, value_name = "ACTION", default_value = "fail")]
-    no_tests: NoTests,
-
-    /// No progress on stderr (failures and the summary are still printed)
-    #[arg(long, short = 'q')]
-    quiet: bool,
-
-    #[command(flatten)]
-    limits: LimitArgs,
+/// What to run and how to report it: the `wasm-host conformance` command
+/// line, every choice made (the executor is passed beside it).
+#[derive(Debug, Default)]
+pub struct Options {
+    /// Suite directories.
+    pub dirs: Vec<PathBuf>,
+    /// Tests to run at once; `None`: the number of CPUs.
+    pub jobs: Option<NonZeroUsize>,
+    /// Run only the tests matching one of these globs (see [`parse_filter`]).
+    pub filter: Vec<String>,
+    /// Run only this partition of the selected tests.
+    pub partition: Option<Partition>,
+    /// Expectation files (TOML, or a JSON skip list).
+    pub expectations: Vec<PathBuf>,
+    /// Where to write the JSON report.
+    pub json_report: Option<PathBuf>,
+    /// Where to write the JUnit XML report.
+    pub junit: Option<PathBuf>,
+    /// Print the selected tests instead of running them.
+    pub list: bool,
+    /// Start no test after the first that fails the run.
+    pub fail_fast: bool,
+    /// What a run that selects no test does.
+    pub no_tests: NoTests,
+    /// No progress on stderr.
+    pub quiet: bool,
+    /// The largest wasm call stack a guest may use, in bytes.
+    pub max_stack: usize,
 }
 
-/// `--no-tests`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum NoTests {
+/// What a run that selects no test does, as cargo-nextest's `--no-tests`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NoTests {
+    /// Counts as a pass.
     Pass,
+    /// Passes with a warning on stderr.
     Warn,
+    /// Fails ([`Verdict::NoTests`]).
+    #[default]
     Fail,
 }
 
-/// A `--filter` pattern that compiles, so that a bad one is a usage error.
-fn parse_glob(pattern: &str) -> Result<String, globset::Error> {
-    Filter::new(&[pattern.to_owned()]).map(|_| pattern.to_owned())
+impl NoTests {
+    /// The values of `--no-tests`, in the order help shows them.
+    pub const NAMES: [&str; 3] = ["pass", "warn", "fail"];
 }
 
-/// Runs the suites and returns the exit status.
-pub fn run(args: ConformanceArgs) -> u8 {
-    let mut console = Console::default();
-    match run_suites(&args, &mut console) {
-        Ok(Some(summary)) if summary.failed == 0 => 0,
-        Ok(Some(_)) => 1,
-        Ok(None) => NO_TESTS,
-        Err(error) => {
-            console.error(&format!("wasm-host: error: {}", escape_controls(&format!("{error:#}"))));
-            status::LOAD_ERROR
+impl FromStr for NoTests {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<NoTests, String> {
+        match name {
+            "pass" => Ok(NoTests::Pass),
+            "warn" => Ok(NoTests::Warn),
+            "fail" => Ok(NoTests::Fail),
+            _ => Err(format!("expected one of {}", NoTests::NAMES.join(", "))),
         }
     }
+}
+
+/// How a run that could be carried out came out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// No test failed (or `--list` printed the selection).
+    Passed,
+    /// A test failed the run.
+    Failed,
+    /// No test was selected, and [`NoTests::Fail`] says that fails.
+    NoTests,
+}
+
+/// A `--filter` pattern that compiles, so that a bad one is a usage error.
+pub fn parse_filter(pattern: &str) -> Result<String, String> {
+    Filter::new(&[pattern.to_owned()])
+        .map(|_| pattern.to_owned())
+        .map_err(|error| error.to_string())
+}
+
+/// Runs the suites with `executor`: `Err` when they could not be run (a
+/// directory without tests, an unreadable expectation file, a report that
+/// cannot be written).
+pub fn run(options: &Options, executor: Executor) -> Result<Verdict> {
+    let mut console = Console::default();
+    Ok(match run_suites(options, &executor, &mut console)? {
+        Some(summary) if summary.failed == 0 => Verdict::Passed,
+        Some(_) => Verdict::Failed,
+        None => Verdict::NoTests,
+    })
 }
 
 /// Prints lines and stops quietly when the reader goes away (`| head`):
@@ -179,7 +156,7 @@ impl Console {
 }
 
 /// Runs the selected tests; `None` when the selection is empty.
-fn run_suites(args: &ConformanceArgs, console: &mut Console) -> Result<Option<Summary>> {
+fn run_suites(args: &Options, executor: &Executor, console: &mut Console) -> Result<Option<Summary>> {
     let started = Instant::now();
     let started_at = SystemTime::now();
     let suites = args
@@ -189,17 +166,6 @@ fn run_suites(args: &ConformanceArgs, console: &mut Console) -> Result<Option<Su
         .collect::<Result<Vec<_>>>()?;
     let expectations = Expectations::read(&args.expectations)?;
     let filter = Filter::new(&args.filter).context("invalid --filter")?;
-    let executor = match &args.adapter {
-        Some(script) => Executor::Adapter {
-            python: std::env::var_os("PYTHON").unwrap_or_else(|| "python3".into()),
-            script: std::path::absolute(script).with_context(|| format!("locating {}", script.display()))?,
-            timeout: args.limits.limits().timeout,
-        },
-        None => Executor::InProcess {
-            runtime: args.limits.runtime()?,
-            limits: args.limits.limits(),
-        },
-    };
 
     let mut jobs = Vec::new();
     let mut results = Vec::new();
@@ -223,7 +189,7 @@ fn run_suites(args: &ConformanceArgs, console: &mut Console) -> Result<Option<Su
                 )));
             }
             let expected = expectations.get(&suite.name, &test.name);
-            let skip = expected.skip.or_else(|| skip_reason(&executor, suite, test));
+            let skip = expected.skip.or_else(|| skip_reason(executor, suite, test));
             match skip {
                 Some(reason) => results.push(TestResult::skipped(&suite.name, &test.name, reason)),
                 None => jobs.push(Job {
@@ -267,8 +233,8 @@ fn run_suites(args: &ConformanceArgs, console: &mut Console) -> Result<Option<Su
         .or_else(|| std::thread::available_parallelism().ok())
         .map_or(1, NonZeroUsize::get);
     // The guest runs on the worker's stack: room for --max-stack of wasm, and the host's own frames.
-    let stack_size = args.limits.max_stack() + (2 << 20);
-    let run = |job: &Job<'_>| execute::run_one(&executor, job, started);
+    let stack_size = args.max_stack + (2 << 20);
+    let run = |job: &Job<'_>| execute::run_one(executor, job, started);
     let mut progress = Progress::new(jobs.len(), args.quiet);
     let stop_after = |result: &TestResult| args.fail_fast && report::fails_the_run(&result.status);
     let (ran, not_started) = schedule::run_all(jobs, workers, stack_size, run, stop_after, |result| {
@@ -297,6 +263,7 @@ fn run_suites(args: &ConformanceArgs, console: &mut Console) -> Result<Option<Su
     let names: Vec<&str> = suites.iter().map(|s| s.name.as_str()).collect();
     let executor = executor.describe();
     let run = report::Run {
+        name: "wasm-host conformance",
         suites: &names,
         results: &results,
         executor: &executor,
@@ -320,7 +287,7 @@ fn list(console: &mut Console, jobs: &[Job<'_>], skipped: &[TestResult]) {
         .map(|job| format!("{}/{}", job.suite, job.test.name))
         .collect();
     for result in skipped {
-        if let execute::Status::Skipped(reason) = &result.status {
+        if let Status::Skipped(reason) = &result.status {
             lines.push(format!("{}/{} (skipped: {reason})", result.suite, result.name));
         }
     }

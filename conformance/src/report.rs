@@ -1,7 +1,33 @@
-//! What a conformance run reports: a line per failure and a summary on the
+//! What a test run reports: a line per failure and a summary on the
 //! console, and on request a JSON report in the reference runner's shape
 //! and a JUnit XML file (written with quick-junit, as cargo-nextest does).
 //! `docs/conformance.md` describes every field.
+//!
+//! Any runner can use it: fill a [`TestResult`] per test (suite, name,
+//! [`Status`], timing, captured output) and write the [`Run`].
+//!
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! use wasm_host_conformance::report::{self, Run, Status, TestResult};
+//!
+//! let mut result = TestResult::skipped("guests", "hello", String::new());
+//! result.status = Status::Failed(vec!["exit code 1, expected 0".into()]);
+//! result.stdout = "hello\n".into();
+//! let run = Run {
+//!     name: "wasm-host test",
+//!     suites: &["guests"],
+//!     results: &[result],
+//!     executor: "in-process",
+//!     partition: None,
+//!     started: SystemTime::now(),
+//!     duration: Duration::from_millis(3),
+//! };
+//! let dir = tempfile::tempdir()?;
+//! report::write_junit(&dir.path().join("junit.xml"), &run)?;
+//! let xml = std::fs::read_to_string(dir.path().join("junit.xml"))?;
+//! assert!(xml.contains(r#"<testsuites name="wasm-host test" tests="1" failures="1""#), "{xml}");
+//! # Ok::<(), anyhow::Error>(())
+//! ```
 
 use std::fs;
 use std::path::Path;
@@ -13,22 +39,80 @@ use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use quick_xml::events::{BytesStart, Event};
 use serde::Serialize;
 
-use super::execute::{Status, TestResult};
-use crate::status::escape_controls;
+use host::text::escape_controls;
+
+/// How a test came out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// Every expectation was met.
+    Passed,
+    /// An expectation was not met: each, in one line.
+    Failed(Vec<String>),
+    /// The test could not be run as specified (an invalid specification, a
+    /// directory outside the suite, a module that does not load).
+    Error(Vec<String>),
+    /// Not run, and why.
+    Skipped(String),
+    /// Failed, as the expectation file said it would (counted as passed).
+    ExpectedFailure(Vec<String>),
+    /// Passed although the expectation file said it would fail (counted as failed).
+    UnexpectedPass(String),
+}
+
+/// One test's result.
+#[derive(Debug, Clone)]
+pub struct TestResult {
+    /// The suite it belongs to: a `<testsuite>` in JUnit, a `results` entry in JSON.
+    pub suite: String,
+    /// The test's name within its suite.
+    pub name: String,
+    /// How it came out.
+    pub status: Status,
+    /// When it started, from the start of the run.
+    pub started: Duration,
+    /// How long it ran.
+    pub duration: Duration,
+    /// What the guest wrote to stdout (every run of the test, in order).
+    pub stdout: String,
+    /// What the guest wrote to stderr.
+    pub stderr: String,
+}
+
+impl TestResult {
+    /// A test that is not run.
+    pub fn skipped(suite: &str, test: &str, reason: String) -> TestResult {
+        TestResult {
+            suite: suite.to_owned(),
+            name: test.to_owned(),
+            status: Status::Skipped(reason),
+            started: Duration::ZERO,
+            duration: Duration::ZERO,
+            stdout: String::new(),
+            stderr: String::new(),
+        }
+    }
+}
 
 /// Counts of a run. `passed` includes the expected failures, `failed` the
 /// errors and unexpected passes, as the reference runner counts them.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Summary {
+    /// Passed, or failed as expected.
     pub passed: usize,
+    /// Failed, could not run, or passed unexpectedly.
     pub failed: usize,
+    /// Not run.
     pub skipped: usize,
+    /// Failed as the expectation file said (counted in `passed` too).
     pub expected_failures: usize,
+    /// Passed although expected to fail (counted in `failed` too).
     pub unexpected_passes: usize,
+    /// Tests that could not be run (counted in `failed` too).
     pub errors: usize,
 }
 
 impl Summary {
+    /// The counts of `results`.
     pub fn of<'a>(results: impl IntoIterator<Item = &'a TestResult>) -> Summary {
         let mut summary = Summary::default();
         for result in results {
@@ -116,14 +200,19 @@ fn failures(status: &Status) -> &[String] {
 
 /// A run, as the reports need it.
 pub struct Run<'a> {
+    /// The run's name (JUnit's `<testsuites name>`), e.g. `wasm-host conformance`.
+    pub name: &'a str,
     /// Suite names in the order given.
     pub suites: &'a [&'a str],
     /// Every result, sorted by suite and test.
     pub results: &'a [TestResult],
+    /// How the tests ran (`in-process`, `adapter PATH`), in the JSON report.
     pub executor: &'a str,
     /// `hash:K/N` or `count:K/N` when the run is one partition.
     pub partition: Option<String>,
+    /// When the run started.
     pub started: SystemTime,
+    /// How long the whole run took.
     pub duration: Duration,
 }
 
@@ -251,7 +340,7 @@ pub fn write_json(path: &Path, run: &Run<'_>) -> Result<()> {
 pub fn write_junit(path: &Path, run: &Run<'_>) -> Result<()> {
     let started = DateTime::<Utc>::from(run.started).fixed_offset();
     // No timestamp on <testsuites>: junit-10.xsd allows it on <testsuite> only.
-    let mut report = Report::new("wasm-host conformance");
+    let mut report = Report::new(run.name);
     report.set_time(run.duration);
     for suite in run.suites {
         let mut junit_suite = TestSuite::new(*suite);

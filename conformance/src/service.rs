@@ -14,7 +14,7 @@ use host::{GuestModule, HttpService, Sandbox};
 use super::check::{Ending, Observed, stderr_note, wait_failure};
 use super::request;
 use super::spec::{Operation, Signal};
-use crate::status::one_line;
+use host::text::one_line;
 
 /// Serves `module` under `sandbox` while `steps` (the operations after its
 /// `run`, up to its `wait`) talk to it, each request within `timeout` (the
@@ -31,7 +31,7 @@ pub fn run(
         .and_then(|listener| {
             sandbox
                 .serve_http(module, listener)
-                .map_err(|e| one_line(&crate::status::with_causes(&e)))
+                .map_err(|e| one_line(&host::text::with_causes(&e)))
         });
     let service = match served {
         Ok(service) => service,
@@ -77,7 +77,7 @@ pub fn run(
         State::Stopped(ending, observed) => (ending, observed),
     };
     observed.ending = ending;
-    stderr_note(&mut failures, false, &observed.stderr);
+    stderr_note(&mut failures, false, &observed.stderr.bytes);
     (observed, failures)
 }
 

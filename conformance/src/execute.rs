@@ -1,6 +1,7 @@
 //! Running one test: in this process through the library (one runtime for
-//! all), or in a process of its own through a legacy adapter, each on its
-//! own copy of its directories; [`super::check`] judges what it did.
+//! all, [`super::in_process`]), or in a process of its own through a legacy
+//! adapter ([`super::adapter`]), each on its own copy of its directories;
+//! [`super::check`] judges what it did.
 //!
 //! A guest runs to its end in one go where its operations allow: the
 //! `write`s between a `run` and its `wait` are its stdin (closed after
@@ -12,24 +13,21 @@
 //! from its first `run` to its end ([`super::servers`]).
 
 use std::ffi::OsString;
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::thread;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use host::{DirAccess, Limits, Runtime, Sandbox};
-use wait_timeout::ChildExt;
+use host::text::one_line;
+use host::{Limits, Runtime};
 
 use super::check::{Ending, Observed, check};
+use super::report::{Status, TestResult};
+use super::schedule::Job;
 use super::servers::TestServers;
 use super::spec::{CLI_COMMAND, HTTP_SERVICE, Operation, Run, Spec};
-use super::suite::TestCase;
 use super::workspace::Workspace;
-use super::{live, loopback, service};
-use crate::status::one_line;
+use super::{adapter, in_process, live, service};
 
-/// How each test is run.
+/// How each test is run: the one choice the caller makes.
 pub enum Executor {
     /// Through the library, in this process, sharing one runtime.
     InProcess { runtime: Runtime, limits: Limits },
@@ -40,61 +38,6 @@ pub enum Executor {
         script: PathBuf,
         timeout: Option<Duration>,
     },
-}
-
-/// A test picked to run, with its suite and what is expected of it.
-pub struct Job<'a> {
-    pub suite: &'a str,
-    pub suite_dir: &'a Path,
-    pub test: &'a TestCase,
-    /// The expectation file's reason when the test is expected to fail.
-    pub expected_failure: Option<String>,
-}
-
-/// How a test came out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Status {
-    Passed,
-    /// An expectation was not met: each, in one line.
-    Failed(Vec<String>),
-    /// The test could not be run as specified (an invalid specification, a
-    /// directory outside the suite, a module that does not load).
-    Error(Vec<String>),
-    /// Not run, and why.
-    Skipped(String),
-    /// Failed, as the expectation file said it would (counted as passed).
-    ExpectedFailure(Vec<String>),
-    /// Passed although the expectation file said it would fail (counted as failed).
-    UnexpectedPass(String),
-}
-
-/// One test's result.
-#[derive(Debug, Clone)]
-pub struct TestResult {
-    pub suite: String,
-    pub name: String,
-    pub status: Status,
-    /// When it started, from the start of the run.
-    pub started: Duration,
-    pub duration: Duration,
-    /// What the guest wrote (every run of the test, in order).
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl TestResult {
-    /// A test that is not run.
-    pub fn skipped(suite: &str, test: &str, reason: String) -> TestResult {
-        TestResult {
-            suite: suite.to_owned(),
-            name: test.to_owned(),
-            status: Status::Skipped(reason),
-            started: Duration::ZERO,
-            duration: Duration::ZERO,
-            stdout: String::new(),
-            stderr: String::new(),
-        }
-    }
 }
 
 /// Runs one test with `executor` and checks it against its specification.
@@ -126,27 +69,9 @@ pub fn run_one(executor: &Executor, job: &Job<'_>, run_started: Instant) -> Test
     }
 }
 
-/// The proposals a test may need in this process (see [`grants`]); through
+/// The proposals a test may need in this process (see [`in_process::sandbox`]); through
 /// an adapter, `sockets` only.
 const OFFERED_PROPOSALS: &[&str] = &["sockets", "http"];
-
-/// `sandbox` with what `spec`'s proposals need, on loopback only: for
-/// `sockets`, connections and datagrams to loopback addresses, and binding
-/// any address (the system refuses those not of this machine, as the
-/// suite's tests expect); for `http`, outgoing requests to loopback.
-fn grants(mut sandbox: Sandbox, spec: &Spec) -> Sandbox {
-    let any = ["0.0.0.0/0", "::/0"].map(|text| text.parse::<host::AddrRule>().expect("a constant address rule"));
-    let asks = |proposal: &str| spec.proposals.iter().any(|p| p == proposal);
-    for (loopback, any) in loopback::rules().into_iter().zip(any) {
-        if asks("sockets") {
-            sandbox = sandbox.allow_connect(loopback).allow_bind(any);
-        }
-        if asks("http") {
-            sandbox = sandbox.allow_http(loopback);
-        }
-    }
-    sandbox
-}
 
 impl Executor {
     /// Why a test whose specification asks for what this executor cannot
@@ -253,8 +178,8 @@ fn run_operations(
         if let Ending::NotRun(why) = &observed.ending {
             return Err(format!("could not run: {why}"));
         }
-        output.0.push_str(&String::from_utf8_lossy(&observed.stdout));
-        output.1.push_str(&String::from_utf8_lossy(&observed.stderr));
+        output.0.push_str(&String::from_utf8_lossy(&observed.stdout.bytes));
+        output.1.push_str(&String::from_utf8_lossy(&observed.stderr.bytes));
         if !failures.is_empty() {
             return Ok(failures);
         }
@@ -299,12 +224,12 @@ impl Executor {
                     Ok(module) => module,
                     Err(error) => {
                         return (
-                            Observed::not_run(one_line(&crate::status::with_causes(&error))),
+                            Observed::not_run(one_line(&host::text::with_causes(&error))),
                             Vec::new(),
                         );
                     }
                 };
-                let sandbox = grants(sandbox(limits, run, preopens), spec);
+                let sandbox = in_process::sandbox(limits, spec, run, preopens);
                 if spec.world == HTTP_SERVICE {
                     return service::run(sandbox, &module, steps, limits.timeout);
                 }
@@ -317,7 +242,7 @@ impl Executor {
                 python,
                 script,
                 timeout,
-            } => run_adapter(python, script, *timeout, job, run, preopens, stdin.as_bytes())
+            } => adapter::run(python, script, *timeout, job, run, preopens, stdin.as_bytes())
                 .unwrap_or_else(|e| Observed::not_run(format!("running the adapter: {e}"))),
         };
         let failures = check(steps, &observed);
@@ -331,104 +256,6 @@ impl Executor {
             Executor::Adapter { script, .. } => format!("adapter {}", script.display()),
         }
     }
-}
-
-/// What the test's `run` grants the guest.
-fn sandbox(limits: &Limits, run: &Run, preopens: &[(PathBuf, String)]) -> Sandbox {
-    let mut sandbox = Sandbox::new()
-        .limits(limits.clone())
-        .args(run.args.iter().cloned())
-        .envs(run.env.iter().cloned());
-    for (host, guest) in preopens {
-        sandbox = sandbox.dir(host, guest, DirAccess::ReadWrite);
-    }
-    sandbox
-}
-
-/// Runs the test through a legacy adapter the way the reference runner
-/// does (from the suite directory), each granted directory as
-/// `--dir HOST::GUEST` (our adapter's extension of `--dir DIR`).
-fn run_adapter(
-    python: &OsString,
-    script: &Path,
-    timeout: Option<Duration>,
-    job: &Job<'_>,
-    run: &Run,
-    preopens: &[(PathBuf, String)],
-    stdin: &[u8],
-) -> std::io::Result<Observed> {
-    let mut command = Command::new(python);
-    command
-        .arg(script)
-        .arg("--test-file")
-        .arg(std::path::absolute(&job.test.wasm)?);
-    for arg in &run.args {
-        command.arg(format!("--arg={arg}"));
-    }
-    for (host, guest) in preopens {
-        let mut dir = OsString::from("--dir=");
-        dir.push(host);
-        dir.push(format!("::{guest}"));
-        command.arg(dir);
-    }
-    for (name, value) in &run.env {
-        command.arg(format!("--env={name}={value}"));
-    }
-    let mut child = command
-        .current_dir(job.suite_dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    // Read both pipes and feed stdin on threads of their own while waiting,
-    // so neither a chatty child nor one that never reads can block us.
-    let stdout = drain(child.stdout.take());
-    let stderr = drain(child.stderr.take());
-    if let Some(mut pipe) = child.stdin.take() {
-        let stdin = stdin.to_vec();
-        // A guest that exits without reading closes the pipe: not an error of the test.
-        thread::spawn(move || pipe.write_all(&stdin));
-    }
-    let ending = match timeout {
-        Some(limit) => match child.wait_timeout(limit)? {
-            Some(status) => adapter_ended(status),
-            None => {
-                child.kill()?;
-                child.wait()?;
-                // As `host::RunOutcome` words a guest's timeout in process.
-                Ending::Stopped(format!("timed out after {limit:?}"))
-            }
-        },
-        None => adapter_ended(child.wait()?),
-    };
-    Ok(Observed {
-        ending,
-        stdout: stdout.join().unwrap_or_default(),
-        stderr: stderr.join().unwrap_or_default(),
-        stdout_truncated: false,
-        stderr_truncated: false,
-    })
-}
-
-/// How an adapter's process ended: the guest's exit code, which the
-/// adapter passes on, or a signal.
-fn adapter_ended(status: std::process::ExitStatus) -> Ending {
-    match status.code() {
-        Some(code) => Ending::Exited(code),
-        None => Ending::Stopped(format!("the adapter was killed ({status})")),
-    }
-}
-
-/// Reads a child's pipe to the end on a thread of its own.
-fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> thread::JoinHandle<Vec<u8>> {
-    thread::spawn(move || {
-        let mut bytes = Vec::new();
-        if let Some(mut pipe) = pipe {
-            // A read error only ends the output early; the check then reports the difference.
-            let _ = pipe.read_to_end(&mut bytes);
-        }
-        bytes
-    })
 }
 
 #[cfg(test)]

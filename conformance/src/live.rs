@@ -79,14 +79,14 @@ pub fn run(
             .unwrap_or_else(|_| (vec!["the operations panicked".into()], false));
         // The outcome says whether output was cut; the output itself went to the streams.
         let mut observed = Observed::of(result);
-        observed.stdout = stdout.bytes();
-        observed.stderr = stderr.bytes();
+        observed.stdout.bytes = stdout.bytes();
+        observed.stderr.bytes = stderr.bytes();
         if failures.is_empty()
             && let Some(Operation::Wait { exit_code }) = steps.last()
         {
             failures.extend(wait_failure(*exit_code, &observed.ending));
         }
-        stderr_note(&mut failures, stderr_read, &observed.stderr);
+        stderr_note(&mut failures, stderr_read, &observed.stderr.bytes);
         (observed, failures)
     })
 }

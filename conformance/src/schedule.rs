@@ -2,12 +2,23 @@
 //! result handed on as it arrives.
 
 use std::collections::VecDeque;
+use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread;
 
-use super::execute::{Job, TestResult};
+use super::report::TestResult;
+use super::suite::TestCase;
+
+/// A test picked to run, with its suite and what is expected of it.
+pub struct Job<'a> {
+    pub suite: &'a str,
+    pub suite_dir: &'a Path,
+    pub test: &'a TestCase,
+    /// The expectation file's reason when the test is expected to fail.
+    pub expected_failure: Option<String>,
+}
 
 /// Runs `jobs` with `run` on up to `workers` threads, each with a stack of
 /// `stack_size` bytes, and hands each result to `on_result` as it arrives.
@@ -67,9 +78,9 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::conformance::execute::Status;
-    use crate::conformance::spec::Spec;
-    use crate::conformance::suite::TestCase;
+    use crate::report::Status;
+    use crate::spec::Spec;
+    use crate::suite::TestCase;
 
     fn case(name: &str) -> TestCase {
         TestCase {
@@ -80,21 +91,24 @@ mod tests {
         }
     }
 
+    /// A job of suite `s` for each case.
+    fn jobs(cases: &[TestCase]) -> Vec<Job<'_>> {
+        let job = |test| Job {
+            suite: "s",
+            suite_dir: Path::new("/nonexistent-suite"),
+            test,
+            expected_failure: None,
+        };
+        cases.iter().map(job).collect()
+    }
+
     #[test]
     fn tests_run_at_the_same_time_on_threads_of_the_stack_asked_for() {
         // Each job waits (up to 10 s) for the others to arrive: all pass only
         // when they run at once.
         let arrived = (Mutex::new(0), std::sync::Condvar::new());
         let cases = [case("a"), case("b"), case("c")];
-        let jobs = cases
-            .iter()
-            .map(|test| Job {
-                suite: "s",
-                suite_dir: Path::new("/nonexistent-suite"),
-                test,
-                expected_failure: None,
-            })
-            .collect();
+        let jobs = jobs(&cases);
         let mut seen = 0;
         let (results, not_started) = run_all(
             jobs,
@@ -131,15 +145,7 @@ mod tests {
     #[test]
     fn no_job_starts_after_a_result_that_stops_the_run() {
         let cases = [case("a"), case("b"), case("c")];
-        let jobs = cases
-            .iter()
-            .map(|test| Job {
-                suite: "s",
-                suite_dir: Path::new("/nonexistent-suite"),
-                test,
-                expected_failure: None,
-            })
-            .collect();
+        let jobs = jobs(&cases);
         let run = |job: &Job<'_>| TestResult::skipped(job.suite, &job.test.name, String::new());
         let (results, not_started) = run_all(jobs, 1, 1 << 20, run, |result| result.name == "a", |_| {});
         assert_eq!(results.len(), 1);
