@@ -15,6 +15,7 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder, WasiView};
 
 use crate::component::ComponentInstance;
 use crate::deadline::{Deadline, RunClock};
+use crate::grant::Protected;
 use crate::instance::GuestInstance;
 use crate::limits::Shape;
 use crate::network::NetworkGrant;
@@ -23,7 +24,7 @@ use crate::output::{CappedPipe, HostStream, Sink};
 use crate::runtime::EngineKind;
 use crate::state::{GuestState, Pipes, finish};
 use crate::stdin::{GuardedStdin, InputSource};
-use crate::{AddrRule, CacheMode, Error, GuestModule, Limits};
+use crate::{AddrRule, Error, GuestModule, Limits};
 
 /// What a guest may do with a directory it is granted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,9 +230,12 @@ impl Sandbox {
 
     /// Grants a host directory, seen by the guest at `guest_path`.
     ///
-    /// A run refuses ([`Error::GrantCoversCache`]) a directory that contains
-    /// the runtime's on-disk compiled-module cache or lies inside it: a guest
-    /// able to write there could plant native code for later runs.
+    /// Each run opens it once (links in `host_path` followed then) and gives
+    /// the guest that open directory. A run refuses
+    /// ([`Error::GrantCoversCache`]) a directory that is, contains or lies
+    /// inside the compiled-module cache's key directory or a cache
+    /// directory, whatever the runtime's cache mode: a guest able to read
+    /// or write there could plant native code for later runs.
     pub fn dir(mut self, host_path: impl Into<PathBuf>, guest_path: impl Into<String>, access: DirAccess) -> Self {
         self.dirs.push(DirGrant {
             host_path: host_path.into(),
@@ -480,26 +484,15 @@ impl Sandbox {
         };
         wasi.stdout(pipes.stdout.clone()).stderr(pipes.stderr.clone());
         self.network.apply(&mut wasi);
-        for grant in &self.dirs {
-            if let CacheMode::OnDisk(cache_dir) = module.runtime().cache_mode()
-                && crate::cache::overlaps(cache_dir, &grant.host_path)
-            {
-                return Err(Error::GrantCoversCache {
-                    host_path: grant.host_path.clone(),
-                    cache_dir: cache_dir.clone(),
-                });
+        if !self.dirs.is_empty() {
+            let protected = Protected::of(module.runtime().protected_dirs());
+            for grant in &self.dirs {
+                let perms = match grant.access {
+                    DirAccess::ReadOnly => FsPerms::ReadOnly,
+                    DirAccess::ReadWrite => FsPerms::ReadWrite,
+                };
+                crate::grant::preopen(&mut wasi, &grant.host_path, &grant.guest_path, perms, &protected)?;
             }
-            let perms = match grant.access {
-                DirAccess::ReadOnly => FsPerms::ReadOnly,
-                DirAccess::ReadWrite => FsPerms::ReadWrite,
-            };
-            wasi.preopened_dir(&grant.host_path, &grant.guest_path, perms)
-                .map_err(|e| Error::Preopen {
-                    host_path: grant.host_path.clone(),
-                    source: e
-                        .downcast::<std::io::Error>()
-                        .unwrap_or_else(|e| std::io::Error::other(format!("{e:#}"))),
-                })?;
         }
 
         let shape = if module.is_component() {

@@ -48,6 +48,7 @@ pub fn describe_error(module: &Path, error: &Error) -> String {
     let text = one_line(&error.to_string());
     let text = match error {
         Error::CompileLimit { limit, .. } => format!("{text} (raise it with {})", compile_flag(*limit)),
+        Error::ModuleTooLarge { .. } => format!("{text} (raise it with {})", compile_flag(CompileLimit::ModuleBytes)),
         _ if error.module().is_some() => text,
         _ => format!("{}: {text}", module.display()),
     };
