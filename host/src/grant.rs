@@ -43,7 +43,7 @@ pub(crate) fn preopen(
             });
         }
         #[cfg(test)]
-        tests::between_check_and_preopen();
+        hook::run();
         (os::descriptor_path(&dir), dir)
     };
     #[cfg(not(unix))]
@@ -215,83 +215,30 @@ mod os {
     }
 }
 
+/// What a test makes happen between a grant's check and its preopen (the
+/// test is `sandbox.rs`'s, which may use `Sandbox`).
 #[cfg(all(test, unix))]
-mod tests {
+pub(crate) mod hook {
     use std::cell::RefCell;
-    use std::os::unix::fs::symlink;
-
-    use crate::{CacheMode, DirAccess, Runtime, RuntimeConfig, Sandbox, Termination};
 
     thread_local! {
-        /// What a test does after a grant was checked, before it is preopened.
-        static HOOK: RefCell<Option<Box<dyn FnOnce()>>> = RefCell::new(None);
+        static BETWEEN_CHECK_AND_PREOPEN: RefCell<Option<Box<dyn FnOnce()>>> = RefCell::new(None);
     }
 
-    pub(super) fn between_check_and_preopen() {
-        if let Some(hook) = HOOK.with(|hook| hook.borrow_mut().take()) {
-            hook();
+    /// Runs `action` once, on this thread, after the next grant is checked
+    /// and before it is preopened.
+    pub(crate) fn between_check_and_preopen(action: impl FnOnce() + 'static) {
+        BETWEEN_CHECK_AND_PREOPEN.with(|hook| *hook.borrow_mut() = Some(Box::new(action)));
+    }
+
+    /// True while an action waits for a grant.
+    pub(crate) fn pending() -> bool {
+        BETWEEN_CHECK_AND_PREOPEN.with(|hook| hook.borrow().is_some())
+    }
+
+    pub(super) fn run() {
+        if let Some(action) = BETWEEN_CHECK_AND_PREOPEN.with(|hook| hook.borrow_mut().take()) {
+            action();
         }
-    }
-
-    /// A guest that exits 0 if `marker` is in its directory `/` (the first
-    /// preopen, descriptor 3), else with WASI's errno (44, `noent`).
-    const LOOKS_FOR_MARKER: &str = r#"(module
-        (import "wasi_snapshot_preview1" "path_filestat_get"
-          (func $stat (param i32 i32 i32 i32 i32) (result i32)))
-        (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
-        (memory (export "memory") 1)
-        (data (i32.const 0) "marker")
-        (func (export "_start")
-          (call $exit (call $stat (i32.const 3) (i32.const 0) (i32.const 0) (i32.const 6) (i32.const 64)))))"#;
-
-    /// A symbolic link swapped after the check, to a directory the check
-    /// would have refused: the guest still gets the directory checked.
-    #[test]
-    fn a_link_swapped_after_the_check_does_not_change_what_is_granted() {
-        let root = tempfile::tempdir().unwrap();
-        let (harmless, protected, link) = (
-            root.path().join("harmless"),
-            root.path().join("protected"),
-            root.path().join("link"),
-        );
-        std::fs::create_dir(&harmless).unwrap();
-        std::fs::create_dir(&protected).unwrap();
-        std::fs::write(protected.join("marker"), "").unwrap();
-        symlink(&harmless, &link).unwrap();
-        let runtime = Runtime::new(&RuntimeConfig {
-            cache: CacheMode::OnDisk(protected.clone()),
-            cache_key_dir: Some(root.path().join("key")),
-            ..RuntimeConfig::default()
-        })
-        .unwrap();
-        let module = runtime.load_bytes("marker", LOOKS_FOR_MARKER).unwrap();
-        let sandbox = Sandbox::new().dir(&link, "/", DirAccess::ReadOnly);
-        let run = || sandbox.run(&module).unwrap().termination;
-        assert!(
-            matches!(
-                Sandbox::new().dir(&protected, "/", DirAccess::ReadOnly).run(&module),
-                Err(crate::Error::GrantCoversCache { .. })
-            ),
-            "the protected directory itself is refused"
-        );
-
-        let swap = {
-            let (protected, link) = (protected.clone(), link.clone());
-            move || {
-                std::fs::remove_file(&link).unwrap();
-                symlink(&protected, &link).unwrap();
-            }
-        };
-        HOOK.with(|hook| *hook.borrow_mut() = Some(Box::new(swap)));
-        assert_eq!(
-            run(),
-            Termination::Exited(44),
-            "the guest sees the directory that was checked, not the link's new target"
-        );
-        assert!(HOOK.with(|hook| hook.borrow().is_none()), "the swap happened");
-        assert!(
-            matches!(sandbox.run(&module), Err(crate::Error::GrantCoversCache { .. })),
-            "and a grant opened after the swap is refused"
-        );
     }
 }

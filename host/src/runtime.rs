@@ -364,7 +364,7 @@ impl Runtime {
             .file_name()
             .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
         let max = self.inner.compile_limits.max_module_bytes;
-        let (file, meta) = open_module(path, max)?;
+        let (file, meta) = open_module(path)?;
         let cache = &self.inner.cache;
         let source = match cache.file_hash(&meta) {
             Some(hash) => ModuleSource {
@@ -424,10 +424,10 @@ impl Runtime {
 }
 
 /// Opens the module file `path` for reading, refusing anything but a
-/// regular file of at most `max` bytes. Opened without waiting (a FIFO's
+/// regular file. Opened without waiting (a FIFO's
 /// `open` would wait for a writer), then checked as opened: a FIFO or a
 /// device (a link to `/dev/zero`) is refused before a byte is read.
-fn open_module(path: &Path, max: usize) -> Result<(std::fs::File, std::fs::Metadata), Error> {
+fn open_module(path: &Path) -> Result<(std::fs::File, std::fs::Metadata), Error> {
     let io = |source| Error::ReadModule {
         path: path.to_owned(),
         source,
@@ -442,12 +442,6 @@ fn open_module(path: &Path, max: usize) -> Result<(std::fs::File, std::fs::Metad
         return Err(Error::ModuleNotAFile {
             path: path.to_owned(),
             found: file_kind(&meta.file_type()),
-        });
-    }
-    if meta.len() > max as u64 {
-        return Err(Error::ModuleTooLarge {
-            module: path.display().to_string(),
-            max: max as u64,
         });
     }
     Ok((file, meta))
@@ -550,7 +544,7 @@ impl cache::Source for ModuleSource {
             return Ok(bytes.clone());
         }
         let path = self.file.as_ref().expect("a source without its bytes has a file");
-        let (file, _) = open_module(path, self.max_bytes)?;
+        let (file, _) = open_module(path)?;
         let bytes = read_module(file, path, &self.name, self.max_bytes)?;
         // The file may have changed since its code was found by its hash.
         if Some(&cache::content_hash(&bytes)) != self.hash.get() {

@@ -263,9 +263,18 @@ fn a_module_stream_past_the_size_limit_is_read_one_byte_past_it_and_refused() {
 fn a_module_file_past_the_size_limit_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("large.wasm");
-    std::fs::write(&path, vec![0; 1001]).unwrap();
-    match limited_to(1000).load_file(&path) {
-        Err(Error::ModuleTooLarge { module, max: 1000 }) => assert_eq!(module, path.display().to_string()),
+    let module = wat::parse_str(r#"(module (func (export "_start")))"#).unwrap();
+    std::fs::write(&path, &module).unwrap();
+    limited_to(module.len())
+        .load_file(&path)
+        .expect("a file of exactly the limit is read");
+    match limited_to(module.len() - 1).load_file(&path) {
+        Err(Error::ModuleTooLarge { module, max }) => {
+            assert_eq!(
+                (module, max as usize),
+                (path.display().to_string(), path.metadata().unwrap().len() as usize - 1)
+            );
+        }
         other => panic!("{:?}", other.map(|m| m.name().to_owned())),
     }
 }
