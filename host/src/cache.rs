@@ -9,8 +9,10 @@
 //! compilation settings and the module's bytes. A disk entry is native code
 //! that runs outside the sandbox, so the disk level ([`disk`]) trusts only a
 //! directory the running user alone can write and entries authenticated
-//! with that user's secret key; anything else is discarded and rebuilt,
-//! never handed to Wasmtime.
+//! with that user's secret key, kept in a directory of its own, never a
+//! cache's; anything else is discarded and rebuilt, never handed to
+//! Wasmtime. No guest is granted the key's directory or a cache directory
+//! ([`ModuleCache::protected_dirs`]).
 //!
 //! Both levels are bounded ([`CacheLimits`]): a long-running embedder that
 //! loads ever new modules keeps the most recently used ones, in memory by
@@ -23,13 +25,12 @@ use bytes::Bytes;
 use std::collections::HashMap;
 use std::fs::Metadata;
 use std::hash::{Hash, Hasher};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use wasmtime::component::Component;
 use wasmtime::{Engine, Module, Precompiled};
 
-pub(crate) use disk::overlaps;
 use disk::{DiskCache, Entry, Verified};
 
 use crate::compile::{CompileLimits, Exceeded};
@@ -40,6 +41,8 @@ pub const CACHE_ENV: &str = "WASM_HOST_CACHE";
 pub const CACHE_DIR_ENV: &str = "WASM_HOST_CACHE_DIR";
 /// Overrides [`CacheLimits::disk_bytes`], in MiB.
 pub const CACHE_MAX_MIB_ENV: &str = "WASM_HOST_CACHE_MAX_MIB";
+/// Overrides the directory of the cache's secret key (see [`key_dir_from_env`]).
+pub const KEY_DIR_ENV: &str = "WASM_HOST_KEY_DIR";
 
 /// Where compiled modules are kept between loads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,17 +68,34 @@ impl CacheMode {
             Ok("memory") => return CacheMode::InMemory,
             _ => {}
         }
-        // Relative base directories are ignored, as the XDG specification asks.
-        let env_dir = |name: &str| {
-            std::env::var_os(name)
-                .map(PathBuf::from)
-                .filter(|dir| dir.is_absolute())
-        };
-        let dir = env_dir(CACHE_DIR_ENV)
-            .or_else(|| env_dir("XDG_CACHE_HOME").map(|c| c.join("wasm-host")))
-            .or_else(|| env_dir("HOME").map(|h| h.join(".cache").join("wasm-host")));
+        let dir = env_dir(CACHE_DIR_ENV).or_else(default_cache_dir);
         dir.map_or(CacheMode::InMemory, CacheMode::OnDisk)
     }
+}
+
+/// The absolute directory the environment variable `name` names; relative
+/// ones are ignored, as the XDG specification asks of its base directories.
+fn env_dir(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .map(PathBuf::from)
+        .filter(|dir| dir.is_absolute())
+}
+
+/// `$XDG_CACHE_HOME/wasm-host`, else `~/.cache/wasm-host`.
+fn default_cache_dir() -> Option<PathBuf> {
+    env_dir("XDG_CACHE_HOME")
+        .map(|c| c.join("wasm-host"))
+        .or_else(|| env_dir("HOME").map(|h| h.join(".cache").join("wasm-host")))
+}
+
+/// Where the on-disk cache's secret key lives, apart from every cache
+/// directory: `WASM_HOST_KEY_DIR`, else `$XDG_STATE_HOME/wasm-host`, else
+/// `~/.local/state/wasm-host`; `None` without any of them (the cache then
+/// stays in memory).
+pub fn key_dir_from_env() -> Option<PathBuf> {
+    env_dir(KEY_DIR_ENV)
+        .or_else(|| env_dir("XDG_STATE_HOME").map(|s| s.join("wasm-host")))
+        .or_else(|| env_dir("HOME").map(|h| h.join(".local").join("state").join("wasm-host")))
 }
 
 /// How much the compiled-module cache keeps; past a limit, the least
@@ -129,6 +149,8 @@ pub(crate) struct ModuleCache {
     /// The mode in force: `OnDisk` (with the canonical directory) only when
     /// the directory was trusted.
     mode: CacheMode,
+    /// What no guest may be granted, whatever the mode (see [`Self::protected_dirs`]).
+    protected: Vec<PathBuf>,
     disk: Option<DiskCache>,
     limits: CacheLimits,
     /// By key and whether the load asked for a pooled engine: code a pool
@@ -316,11 +338,26 @@ fn is_component(bytes: &[u8]) -> bool {
 }
 
 impl ModuleCache {
-    /// A cache in `mode`; a directory that cannot be trusted leaves it in
-    /// memory, saying why on stderr.
-    pub(crate) fn new(mode: CacheMode, limits: CacheLimits) -> Self {
+    /// A cache in `mode`, its key in `key_dir`; a directory that cannot be
+    /// trusted leaves it in memory, saying why on stderr.
+    pub(crate) fn new(mode: CacheMode, key_dir: Option<&Path>, limits: CacheLimits) -> Self {
+        let mut protected: Vec<PathBuf> = [
+            key_dir.map(Path::to_owned),
+            key_dir_from_env(),
+            match &mode {
+                CacheMode::OnDisk(dir) => Some(dir.clone()),
+                _ => None,
+            },
+            env_dir(CACHE_DIR_ENV),
+            default_cache_dir(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        protected.sort();
+        protected.dedup();
         let (mode, disk) = match mode {
-            CacheMode::OnDisk(dir) => match DiskCache::open(&dir, limits.disk_bytes) {
+            CacheMode::OnDisk(dir) => match DiskCache::open(&dir, key_dir, limits.disk_bytes) {
                 Ok(disk) => (CacheMode::OnDisk(disk.dir().to_owned()), Some(disk)),
                 Err(reason) => {
                     eprintln!("warning: compiled-module cache kept in memory only: {reason}");
@@ -331,6 +368,7 @@ impl ModuleCache {
         };
         Self {
             mode,
+            protected,
             disk,
             limits,
             modules: Mutex::default(),
@@ -347,6 +385,16 @@ impl ModuleCache {
     /// The mode in force (see [`crate::Runtime::cache_mode`]).
     pub(crate) fn mode(&self) -> &CacheMode {
         &self.mode
+    }
+
+    /// The directories no guest may be granted, nor one containing them or
+    /// inside them, in every mode: this runtime's key directory and the
+    /// one the environment names, and every cache directory whose entries
+    /// this user's runs trust (this runtime's, `WASM_HOST_CACHE_DIR`'s, the
+    /// default one). A run that keeps its cache in memory still protects
+    /// the key and the caches other runs use.
+    pub(crate) fn protected_dirs(&self) -> &[PathBuf] {
+        &self.protected
     }
 
     pub(crate) fn stats(&self) -> CacheStats {
@@ -536,7 +584,14 @@ mod tests {
     fn an_entry_compiled_under_one_configuration_is_never_served_to_another() {
         let dir = tempfile::tempdir().unwrap();
         let engine = |fuel: bool| Engine::new(Config::new().consume_fuel(fuel)).unwrap();
-        let cache = || ModuleCache::new(CacheMode::OnDisk(dir.path().to_owned()), CacheLimits::default());
+        let key_dir = tempfile::tempdir().unwrap();
+        let cache = || {
+            ModuleCache::new(
+                CacheMode::OnDisk(dir.path().to_owned()),
+                Some(key_dir.path()),
+                CacheLimits::default(),
+            )
+        };
         let module = Bytes::from(wat::parse_str("(module (func (export \"f\") (result i32) i32.const 7))").unwrap());
         let (fuelled, plain) = (engine(true), engine(false));
         let load = |cache: &ModuleCache, engine: &Engine| {

@@ -28,7 +28,9 @@ use wasmparser::{Operator, Parser, Payload};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CompileLimits {
     /// Largest module, in bytes (WAT text is measured once turned into a
-    /// binary). Default 64 MiB.
+    /// binary). Default 64 MiB. It also bounds reading: a module file or
+    /// stream, text or binary, is read at most one byte past it
+    /// ([`crate::Error::ModuleTooLarge`]), whether or not it is compiled.
     pub max_module_bytes: usize,
     /// Largest function body, in bytes. Default 1 MiB.
     pub max_function_body_bytes: usize,

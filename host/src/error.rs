@@ -42,6 +42,27 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The module file is not a regular file (a FIFO, a device, a socket,
+    /// a directory): refused before anything is read from it.
+    #[error("cannot read module {path}: it is {found}, not a regular file")]
+    ModuleNotAFile {
+        /// The file that was asked for.
+        path: PathBuf,
+        /// What it is instead, such as "a FIFO".
+        found: &'static str,
+    },
+
+    /// The module's file or stream holds more than
+    /// [`crate::CompileLimits::max_module_bytes`]: refused after reading at
+    /// most one byte past it.
+    #[error("{module} is larger than {max} bytes, the module size limit")]
+    ModuleTooLarge {
+        /// The module's name (its file name, or the name given).
+        module: String,
+        /// The limit.
+        max: u64,
+    },
+
     /// The bytes are not a valid WebAssembly module (empty, truncated, wrong
     /// magic or version, failed validation).
     #[error("{module} is not a valid WebAssembly module")]
@@ -163,18 +184,20 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// A directory grant overlaps the on-disk compiled-module cache: a guest
-    /// that could write there could plant native code for later runs.
+    /// A directory grant is, contains or lies inside a directory that
+    /// holds the compiled-module cache's secret key or entries this user's
+    /// runs trust, whatever this runtime's cache mode: a guest that could
+    /// read the key or write an entry could plant native code for later runs.
     #[error(
-        "refusing to grant {host_path} to the guest: it contains or lies inside the compiled-module cache \
-         {cache_dir}, whose entries run as native code outside the sandbox (grant a narrower directory, \
-         or set WASM_HOST_CACHE_DIR elsewhere or WASM_HOST_CACHE=memory)"
+        "refusing to grant {host_path} to the guest: it is, contains or lies inside {protected_dir}, \
+         which holds the compiled-module cache or its key, trusted as native code outside the sandbox \
+         (grant a directory beside it)"
     )]
     GrantCoversCache {
         /// The host directory asked for.
         host_path: PathBuf,
-        /// The cache directory it overlaps.
-        cache_dir: PathBuf,
+        /// The key's or a cache's directory it overlaps.
+        protected_dir: PathBuf,
     },
 
     /// Instantiation failed for another reason (an imported type that does
@@ -235,8 +258,9 @@ impl Error {
     /// choose.
     pub fn module(&self) -> Option<Cow<'_, str>> {
         match self {
-            Error::ReadModule { path, .. } => Some(path.to_string_lossy()),
+            Error::ReadModule { path, .. } | Error::ModuleNotAFile { path, .. } => Some(path.to_string_lossy()),
             Error::InvalidModule { module, .. }
+            | Error::ModuleTooLarge { module, .. }
             | Error::CompileLimit { module, .. }
             | Error::ProposalDisabled { module, .. }
             | Error::WrongKind { module, .. }

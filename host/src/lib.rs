@@ -49,7 +49,7 @@
 
 // The modules form layers, each using only those below it (checked by
 // xtask/tests/tidy.rs): outcome, limits, compile, network, text; error; memory; deadline, output,
-// stdin; outgoing; state; open; imports, cache; runtime; instance, component; sandbox;
+// stdin, grant; outgoing; state; open; imports, cache; runtime; instance, component; sandbox;
 // http; fuzzing.
 mod cache;
 mod compile;
@@ -58,6 +58,7 @@ mod deadline;
 mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+mod grant;
 mod http;
 mod imports;
 mod instance;
@@ -75,7 +76,9 @@ mod state;
 mod stdin;
 pub mod text;
 
-pub use cache::{CACHE_DIR_ENV, CACHE_ENV, CACHE_MAX_MIB_ENV, CacheLimits, CacheMode, CacheStats};
+pub use cache::{
+    CACHE_DIR_ENV, CACHE_ENV, CACHE_MAX_MIB_ENV, CacheLimits, CacheMode, CacheStats, KEY_DIR_ENV, key_dir_from_env,
+};
 pub use compile::{CompileLimit, CompileLimits};
 pub use component::ComponentInstance;
 pub use error::{Cause, Error};

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::thread;
@@ -28,6 +29,11 @@ pub struct RuntimeConfig {
     pub max_wasm_stack: usize,
     /// Where compiled modules are kept. Default: [`CacheMode::from_env`].
     pub cache: CacheMode,
+    /// The directory of the secret key that authenticates the on-disk
+    /// cache's entries, never inside a cache directory; `None` keeps the
+    /// cache in memory. No guest is granted it, whatever the mode.
+    /// Default: [`crate::key_dir_from_env`].
+    pub cache_key_dir: Option<PathBuf>,
     /// How many compiled modules the cache keeps. Default: [`CacheLimits::default`].
     pub cache_limits: CacheLimits,
     /// What a module may be to be compiled, and how long compiling it may
@@ -73,6 +79,12 @@ impl RuntimeConfig {
     /// Sets [`RuntimeConfig::cache`](#structfield.cache).
     pub fn cache(mut self, cache: CacheMode) -> Self {
         self.cache = cache;
+        self
+    }
+
+    /// Sets [`RuntimeConfig::cache_key_dir`](#structfield.cache_key_dir).
+    pub fn cache_key_dir(mut self, cache_key_dir: Option<PathBuf>) -> Self {
+        self.cache_key_dir = cache_key_dir;
         self
     }
 
@@ -138,6 +150,7 @@ impl Default for RuntimeConfig {
         Self {
             max_wasm_stack: 512 * 1024,
             cache: CacheMode::from_env(),
+            cache_key_dir: cache::key_dir_from_env(),
             cache_limits: CacheLimits::default(),
             compile_limits: CompileLimits::default(),
             pooling: Some(Pooling::default()),
@@ -322,7 +335,11 @@ impl Runtime {
             inner: Arc::new(RuntimeInner {
                 config: config.clone(),
                 flavours: Default::default(),
-                cache: ModuleCache::new(config.cache.clone(), config.cache_limits),
+                cache: ModuleCache::new(
+                    config.cache.clone(),
+                    config.cache_key_dir.as_deref(),
+                    config.cache_limits,
+                ),
                 compile_limits: config.compile_limits,
             }),
         };
@@ -360,6 +377,11 @@ impl Runtime {
     /// [`CacheMode::InMemory`], and `OnDisk` carries the canonical directory.
     pub fn cache_mode(&self) -> &CacheMode {
         self.inner.cache.mode()
+    }
+
+    /// The directories no guest may be granted (see `ModuleCache::protected_dirs`).
+    pub(crate) fn protected_dirs(&self) -> &[PathBuf] {
+        self.inner.cache.protected_dirs()
     }
 
     /// True when guests are compiled with epoch checks, so that a timeout
@@ -427,19 +449,18 @@ impl Runtime {
         let name = path
             .file_name()
             .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
-        let meta = std::fs::metadata(path).map_err(|source| Error::ReadModule {
-            path: path.to_owned(),
-            source,
-        })?;
+        let max = self.inner.compile_limits.max_module_bytes;
+        let (file, meta) = open_module(path)?;
         let cache = &self.inner.cache;
         let source = match cache.file_hash(&meta) {
             Some(hash) => ModuleSource {
                 file: Some(path.to_owned()),
                 name: name.clone(),
+                max_bytes: max,
                 bytes: OnceLock::new(),
                 hash: OnceLock::from(hash),
             },
-            None => ModuleSource::new(&name, read_module(path, &name)?, Some(path)),
+            None => ModuleSource::new(&name, read_module(file, path, &name, max)?, Some(path), max),
         };
         let module = self.load(&name, source, self.kind_for(limits))?;
         if module.source.bytes.get().is_some()
@@ -448,6 +469,16 @@ impl Runtime {
             cache.remember_file(&meta, hash);
         }
         Ok(module)
+    }
+
+    /// Reads a module, binary or WAT text, from `reader` (such as stdin),
+    /// at most one byte past [`CompileLimits::max_module_bytes`] (more is
+    /// [`Error::ModuleTooLarge`]), and compiles it for runs within `limits`
+    /// as [`Runtime::load_bytes_for`] does. `name` names it in errors.
+    pub fn load_reader_for(&self, name: &str, reader: impl Read, limits: &Limits) -> Result<GuestModule, Error> {
+        let max = self.inner.compile_limits.max_module_bytes;
+        let bytes = binary(name, read_bounded(reader, Path::new(name), name, max)?)?;
+        self.load(name, ModuleSource::new(name, bytes, None, max), self.kind_for(limits))
     }
 
     /// Compiles a core module or a component from its binary or WAT text,
@@ -461,7 +492,8 @@ impl Runtime {
     /// (see [`Runtime::load_file_for`]).
     pub fn load_bytes_for(&self, name: &str, bytes: impl AsRef<[u8]>, limits: &Limits) -> Result<GuestModule, Error> {
         let bytes = binary(name, Bytes::copy_from_slice(bytes.as_ref()))?;
-        self.load(name, ModuleSource::new(name, bytes, None), self.kind_for(limits))
+        let max = self.inner.compile_limits.max_module_bytes;
+        self.load(name, ModuleSource::new(name, bytes, None, max), self.kind_for(limits))
     }
 
     fn load(&self, name: &str, source: ModuleSource, kind: EngineKind) -> Result<GuestModule, Error> {
@@ -477,13 +509,73 @@ impl Runtime {
     }
 }
 
-/// Reads a module file, as a binary.
-fn read_module(path: &Path, name: &str) -> Result<Bytes, Error> {
-    let bytes = std::fs::read(path).map_err(|source| Error::ReadModule {
+/// Opens the module file `path` for reading, refusing anything but a
+/// regular file. Opened without waiting (a FIFO's
+/// `open` would wait for a writer), then checked as opened: a FIFO or a
+/// device (a link to `/dev/zero`) is refused before a byte is read.
+fn open_module(path: &Path) -> Result<(std::fs::File, std::fs::Metadata), Error> {
+    let io = |source| Error::ReadModule {
         path: path.to_owned(),
         source,
-    })?;
-    binary(name, Bytes::from(bytes))
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let file = options.open(path).map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(Error::ModuleNotAFile {
+            path: path.to_owned(),
+            found: file_kind(&meta.file_type()),
+        });
+    }
+    Ok((file, meta))
+}
+
+/// What a file that is not a regular one is, for [`Error::ModuleNotAFile`].
+fn file_kind(kind: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return "a FIFO";
+        }
+        if kind.is_char_device() || kind.is_block_device() {
+            return "a device";
+        }
+        if kind.is_socket() {
+            return "a socket";
+        }
+    }
+    if kind.is_dir() { "a directory" } else { "not a file" }
+}
+
+/// Reads the module file `file` (opened by [`open_module`] from `path`),
+/// as a binary.
+fn read_module(file: std::fs::File, path: &Path, name: &str, max: usize) -> Result<Bytes, Error> {
+    binary(name, read_bounded(file, path, &path.display().to_string(), max)?)
+}
+
+/// Everything `reader` (the module `module`, read from `path`) gives, if
+/// that is at most `max` bytes; it is read one byte past that at most (a
+/// file may have grown since it was sized).
+fn read_bounded(reader: impl Read, path: &Path, module: &str, max: usize) -> Result<Bytes, Error> {
+    let mut bytes = Vec::new();
+    reader
+        .take(max as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|source| Error::ReadModule {
+            path: path.to_owned(),
+            source,
+        })?;
+    match bytes.len() > max {
+        true => Err(Error::ModuleTooLarge {
+            module: module.to_owned(),
+            max: max as u64,
+        }),
+        false => Ok(Bytes::from(bytes)),
+    }
 }
 
 /// `bytes` as a binary: WAT text is parsed first, so a component written as
@@ -509,15 +601,18 @@ struct ModuleSource {
     name: String,
     /// Where the bytes are read from when they are not here yet.
     file: Option<PathBuf>,
+    /// The most that is read from that file ([`CompileLimits::max_module_bytes`]).
+    max_bytes: usize,
     bytes: OnceLock<Bytes>,
     hash: OnceLock<[u8; 32]>,
 }
 
 impl ModuleSource {
-    fn new(name: &str, bytes: Bytes, file: Option<&Path>) -> Self {
+    fn new(name: &str, bytes: Bytes, file: Option<&Path>, max_bytes: usize) -> Self {
         Self {
             name: name.to_owned(),
             file: file.map(Path::to_owned),
+            max_bytes,
             bytes: OnceLock::from(bytes),
             hash: OnceLock::new(),
         }
@@ -539,7 +634,8 @@ impl cache::Source for ModuleSource {
             return Ok(bytes.clone());
         }
         let path = self.file.as_ref().expect("a source without its bytes has a file");
-        let bytes = read_module(path, &self.name)?;
+        let (file, _) = open_module(path)?;
+        let bytes = read_module(file, path, &self.name, self.max_bytes)?;
         // The file may have changed since its code was found by its hash.
         if Some(&cache::content_hash(&bytes)) != self.hash.get() {
             return Err(Error::ReadModule {

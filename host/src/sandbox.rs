@@ -15,6 +15,7 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder, WasiView};
 
 use crate::component::ComponentInstance;
 use crate::deadline::{Deadline, RunClock};
+use crate::grant::Protected;
 use crate::instance::GuestInstance;
 use crate::limits::Shape;
 use crate::network::NetworkGrant;
@@ -23,7 +24,7 @@ use crate::output::{CappedPipe, HostStream, Sink};
 use crate::runtime::EngineKind;
 use crate::state::{GuestState, Pipes, finish};
 use crate::stdin::{GuardedStdin, InputSource};
-use crate::{AddrRule, CacheMode, Error, GuestModule, Limits};
+use crate::{AddrRule, Error, GuestModule, Limits};
 
 /// What a guest may do with a directory it is granted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,9 +248,12 @@ impl Sandbox {
 
     /// Grants a host directory, seen by the guest at `guest_path`.
     ///
-    /// A run refuses ([`Error::GrantCoversCache`]) a directory that contains
-    /// the runtime's on-disk compiled-module cache or lies inside it: a guest
-    /// able to write there could plant native code for later runs.
+    /// Each run opens it once (links in `host_path` followed then) and gives
+    /// the guest that open directory. A run refuses
+    /// ([`Error::GrantCoversCache`]) a directory that is, contains or lies
+    /// inside the compiled-module cache's key directory or a cache
+    /// directory, whatever the runtime's cache mode: a guest able to read
+    /// or write there could plant native code for later runs.
     pub fn dir(mut self, host_path: impl Into<PathBuf>, guest_path: impl Into<String>, access: DirAccess) -> Self {
         self.dirs.push(DirGrant {
             host_path: host_path.into(),
@@ -531,26 +535,15 @@ impl Sandbox {
         };
         wasi.stdout(pipes.stdout.clone()).stderr(pipes.stderr.clone());
         self.network.apply(&mut wasi);
-        for grant in &self.dirs {
-            if let CacheMode::OnDisk(cache_dir) = module.runtime().cache_mode()
-                && crate::cache::overlaps(cache_dir, &grant.host_path)
-            {
-                return Err(Error::GrantCoversCache {
-                    host_path: grant.host_path.clone(),
-                    cache_dir: cache_dir.clone(),
-                });
+        if !self.dirs.is_empty() {
+            let protected = Protected::of(module.runtime().protected_dirs());
+            for grant in &self.dirs {
+                let perms = match grant.access {
+                    DirAccess::ReadOnly => FsPerms::ReadOnly,
+                    DirAccess::ReadWrite => FsPerms::ReadWrite,
+                };
+                crate::grant::preopen(&mut wasi, &grant.host_path, &grant.guest_path, perms, &protected)?;
             }
-            let perms = match grant.access {
-                DirAccess::ReadOnly => FsPerms::ReadOnly,
-                DirAccess::ReadWrite => FsPerms::ReadWrite,
-            };
-            wasi.preopened_dir(&grant.host_path, &grant.guest_path, perms)
-                .map_err(|e| Error::Preopen {
-                    host_path: grant.host_path.clone(),
-                    source: e
-                        .downcast::<std::io::Error>()
-                        .unwrap_or_else(|e| std::io::Error::other(format!("{e:#}"))),
-                })?;
         }
 
         let shape = if module.is_component() {
@@ -663,4 +656,72 @@ enum LinkFailure {
     Setup(Error),
     Guest(Termination),
     PoolFull,
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::symlink;
+
+    use crate::grant::hook;
+    use crate::{CacheMode, DirAccess, Error, Runtime, RuntimeConfig, Sandbox, Termination};
+
+    /// A guest that exits 0 if `marker` is in its directory `/` (the first
+    /// preopen, descriptor 3), else with WASI's errno (44, `noent`).
+    const LOOKS_FOR_MARKER: &str = r#"(module
+        (import "wasi_snapshot_preview1" "path_filestat_get"
+          (func $stat (param i32 i32 i32 i32 i32) (result i32)))
+        (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+        (memory (export "memory") 1)
+        (data (i32.const 0) "marker")
+        (func (export "_start")
+          (call $exit (call $stat (i32.const 3) (i32.const 0) (i32.const 0) (i32.const 6) (i32.const 64)))))"#;
+
+    /// A symbolic link swapped after the check, to a directory the check
+    /// would have refused: the guest still gets the directory checked.
+    #[test]
+    fn a_link_swapped_after_the_check_does_not_change_what_is_granted() {
+        let root = tempfile::tempdir().unwrap();
+        let (harmless, protected, link) = (
+            root.path().join("harmless"),
+            root.path().join("protected"),
+            root.path().join("link"),
+        );
+        std::fs::create_dir(&harmless).unwrap();
+        std::fs::create_dir(&protected).unwrap();
+        std::fs::write(protected.join("marker"), "").unwrap();
+        symlink(&harmless, &link).unwrap();
+        let runtime = Runtime::new(&RuntimeConfig {
+            cache: CacheMode::OnDisk(protected.clone()),
+            cache_key_dir: Some(root.path().join("key")),
+            ..RuntimeConfig::default()
+        })
+        .unwrap();
+        let module = runtime.load_bytes("marker", LOOKS_FOR_MARKER).unwrap();
+        let sandbox = Sandbox::new().dir(&link, "/", DirAccess::ReadOnly);
+        assert!(
+            matches!(
+                Sandbox::new().dir(&protected, "/", DirAccess::ReadOnly).run(&module),
+                Err(Error::GrantCoversCache { .. })
+            ),
+            "the protected directory itself is refused"
+        );
+
+        hook::between_check_and_preopen({
+            let (protected, link) = (protected.clone(), link.clone());
+            move || {
+                std::fs::remove_file(&link).unwrap();
+                symlink(&protected, &link).unwrap();
+            }
+        });
+        assert_eq!(
+            sandbox.run(&module).unwrap().termination,
+            Termination::Exited(44),
+            "the guest sees the directory that was checked, not the link's new target"
+        );
+        assert!(!hook::pending(), "the swap happened");
+        assert!(
+            matches!(sandbox.run(&module), Err(Error::GrantCoversCache { .. })),
+            "and a grant opened after the swap is refused"
+        );
+    }
 }

@@ -1,7 +1,7 @@
 //! `wasm-host run`: one guest, the capabilities its flags grant, its own exit
 //! code as ours. Output is streamed as the guest writes it.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
@@ -67,14 +67,7 @@ pub fn run(args: RunArgs) -> u8 {
     };
     let loaded = runtime.and_then(|runtime| {
         if from_stdin {
-            let mut bytes = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut bytes)
-                .map_err(|source| host::Error::ReadModule {
-                    path: STDIN_NAME.into(),
-                    source,
-                })?;
-            runtime.load_bytes_for(STDIN_NAME, bytes, &limits)
+            runtime.load_reader_for(STDIN_NAME, std::io::stdin().lock(), &limits)
         } else {
             runtime.load_file_for(module_path, &limits)
         }

@@ -55,6 +55,7 @@ pub fn describe_error(module: &Path, error: &Error) -> String {
             let flags: Vec<String> = proposals.iter().map(|p| format!("-W {p}")).collect();
             format!("{text} (enable it with {})", flags.join(" "))
         }
+        Error::ModuleTooLarge { .. } => format!("{text} (raise it with {})", compile_flag(CompileLimit::ModuleBytes)),
         _ if error.module().is_some() => text,
         _ => format!("{}: {text}", module.display()),
     };

@@ -3,8 +3,10 @@
 //! An entry is native code that runs outside the sandbox, so the directory
 //! must be one only the running user can write (owned by them, not writable
 //! by group or others), and every entry carries a keyed BLAKE3 MAC under a
-//! per-user secret key kept in that directory: a file this cache did not
-//! write, or one renamed to stand for another module, is deleted unread.
+//! per-user secret key kept in a private directory of its own, never inside
+//! a cache directory (so a guest that could reach a cache still cannot
+//! forge an entry): a file this cache did not write, or one renamed to
+//! stand for another module, is deleted unread.
 //! No file operation here follows a symbolic link or waits on a FIFO, and
 //! nothing is read past a size cap.
 
@@ -36,7 +38,9 @@ const ALIAS_EXTENSION: &str = "alias";
 const TEMP_EXTENSION: &str = "tmp";
 /// A temporary file this old belongs to a writer that died.
 const STALE_TEMP: Duration = Duration::from_secs(3600);
-/// The per-user secret the entries are authenticated with.
+/// The per-user secret the entries are authenticated with, in the key's
+/// directory. Earlier versions kept it in the cache directory: one found
+/// there is deleted, never used.
 const KEY_FILE: &str = "mac.key";
 const KEY_LEN: usize = 32;
 
@@ -59,6 +63,10 @@ pub(crate) enum Untrusted {
     Mode { path: PathBuf, mode: u32 },
     #[error("{} is {len} bytes, more than {max}", path.display())]
     TooLarge { path: PathBuf, len: u64, max: u64 },
+    #[error("no directory for its key (set WASM_HOST_KEY_DIR, XDG_STATE_HOME or HOME)")]
+    NoKeyDir,
+    #[error("the key's directory {} and the cache directory {} overlap", key_dir.display(), cache_dir.display())]
+    KeyInCache { key_dir: PathBuf, cache_dir: PathBuf },
 }
 
 /// What reading an entry found.
@@ -140,24 +148,23 @@ pub(super) struct DiskCache {
 }
 
 impl DiskCache {
-    /// Opens `dir` (created, private, if missing) and its key (created on
-    /// first use), or says why the directory cannot be trusted.
-    pub(super) fn open(dir: &Path, max_bytes: u64) -> Result<Self, Untrusted> {
-        let io = |path: &Path| {
-            let path = path.to_owned();
-            move |source| Untrusted::Io { path, source }
-        };
-        os::create_private_dir(dir).map_err(io(dir))?;
-        let dir = fs::canonicalize(dir).map_err(io(dir))?;
-        let meta = fs::metadata(&dir).map_err(io(&dir))?;
-        if !meta.is_dir() {
-            return Err(Untrusted::WrongType {
-                path: dir,
-                expected: "directory",
+    /// Opens `dir` and the key in `key_dir` (each directory created,
+    /// private, if missing; the key on first use), or says why they cannot
+    /// be trusted. The two directories must not overlap.
+    pub(super) fn open(dir: &Path, key_dir: Option<&Path>, max_bytes: u64) -> Result<Self, Untrusted> {
+        let key_dir = key_dir.ok_or(Untrusted::NoKeyDir)?;
+        let dir = private_dir(dir)?;
+        let key_dir = private_dir(key_dir)?;
+        if key_dir.starts_with(&dir) || dir.starts_with(&key_dir) {
+            return Err(Untrusted::KeyInCache {
+                key_dir,
+                cache_dir: dir,
             });
         }
-        os::check_owner(&dir, &meta, os::WRITABLE_BY_OTHERS)?;
-        let key = load_or_create_key(&dir)?;
+        // A key an earlier version kept here, where a guest granted the
+        // directory could have read it: never used, and removed.
+        let _ = fs::remove_file(dir.join(KEY_FILE));
+        let key = load_or_create_key(&key_dir)?;
         Ok(Self {
             dir,
             key,
@@ -332,11 +339,24 @@ impl DiskCache {
     }
 }
 
-/// Whether `host_path` contains `cache_dir` or lies inside it (both
-/// canonicalized; a path that cannot be resolved is left to the grant's own
-/// error).
-pub(crate) fn overlaps(cache_dir: &Path, host_path: &Path) -> bool {
-    fs::canonicalize(host_path).is_ok_and(|grant| cache_dir.starts_with(&grant) || grant.starts_with(cache_dir))
+/// `dir`, created (mode 0700) if missing, canonical, if it is a directory
+/// owned by the running user and writable by no one else.
+fn private_dir(dir: &Path) -> Result<PathBuf, Untrusted> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| Untrusted::Io { path, source }
+    };
+    os::create_private_dir(dir).map_err(io(dir))?;
+    let dir = fs::canonicalize(dir).map_err(io(dir))?;
+    let meta = fs::metadata(&dir).map_err(io(&dir))?;
+    if !meta.is_dir() {
+        return Err(Untrusted::WrongType {
+            path: dir,
+            expected: "directory",
+        });
+    }
+    os::check_owner(&dir, &meta, os::WRITABLE_BY_OTHERS)?;
+    Ok(dir)
 }
 
 /// The key in `dir`, created (32 random bytes, mode 0600) by whichever
@@ -581,14 +601,14 @@ mod tests {
     fn racing_openers_agree_on_one_key() {
         const OPENERS: usize = 8;
         for _ in 0..100 {
-            let dir = tempfile::tempdir().unwrap();
+            let (dir, key_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
             let start = Barrier::new(OPENERS);
             let keys: Vec<[u8; KEY_LEN]> = std::thread::scope(|scope| {
                 let openers: Vec<_> = (0..OPENERS)
                     .map(|_| {
                         scope.spawn(|| {
                             start.wait();
-                            DiskCache::open(dir.path(), u64::MAX)
+                            DiskCache::open(dir.path(), Some(key_dir.path()), u64::MAX)
                                 .expect("a private new directory")
                                 .key
                         })
@@ -597,7 +617,7 @@ mod tests {
                 openers.into_iter().map(|opener| opener.join().unwrap()).collect()
             });
             assert!(keys.iter().all(|key| *key == keys[0]), "one key for all");
-            assert_eq!(fs::read(dir.path().join(KEY_FILE)).unwrap(), keys[0]);
+            assert_eq!(fs::read(key_dir.path().join(KEY_FILE)).unwrap(), keys[0]);
         }
     }
 }

@@ -8,13 +8,23 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use host::{CacheMode, DirAccess, Error, Runtime, Sandbox};
+use host::{CacheMode, DirAccess, Error, Runtime, RuntimeConfig, Sandbox};
 use sha2::{Digest, Sha256};
 
 use crate::module_cache::{cache_files, call_n, numbered_module, runtime, the_only_entry};
+use crate::support;
 
 fn on_disk(dir: &Path) -> Runtime {
     runtime(CacheMode::OnDisk(dir.to_owned()))
+}
+
+/// A runtime caching in `dir` with its key in `key_dir`, for a test that
+/// changes the key (the tests' shared key directory stays untouched).
+fn on_disk_keyed(dir: &Path, key_dir: &Path) -> Runtime {
+    let config = RuntimeConfig::default()
+        .cache(CacheMode::OnDisk(dir.to_owned()))
+        .cache_key_dir(Some(key_dir.to_owned()));
+    Runtime::new(&config).unwrap()
 }
 
 /// The entry file module `n` gets in `dir`, left in place.
@@ -130,13 +140,84 @@ fn a_cache_directory_owned_by_someone_else_is_not_used() {
 fn a_trusted_directory_is_used_and_new_ones_are_private() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("new").join("cache");
-    let runtime = on_disk(&dir);
+    let key_dir = parent.path().join("new").join("key");
+    let runtime = on_disk_keyed(&dir, &key_dir);
     assert_eq!(*runtime.cache_mode(), CacheMode::OnDisk(dir.canonicalize().unwrap()));
     let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&key_dir), 0o700);
     call_n(&runtime, &numbered_module(1));
-    assert_eq!(mode(&dir.join("mac.key")), 0o600);
+    assert_eq!(mode(&key_dir.join("mac.key")), 0o600);
+    assert!(!dir.join("mac.key").exists(), "no key in the cache directory");
     assert_eq!(mode(&the_only_entry(&dir)), 0o600);
+}
+
+#[test]
+fn a_key_directory_overlapping_the_cache_directory_is_not_used() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("cache");
+    for key_dir in [dir.clone(), dir.join("key"), parent.path().to_owned()] {
+        let runtime = on_disk_keyed(&dir, &key_dir);
+        assert_eq!(
+            *runtime.cache_mode(),
+            CacheMode::InMemory,
+            "key in {}",
+            key_dir.display()
+        );
+        assert!(!key_dir.join("mac.key").exists());
+    }
+}
+
+/// An earlier version kept the key in the cache directory, where a guest
+/// granted it (or granted the project holding it while the run cached
+/// elsewhere) could read it, then rewrite an entry and its MAC. Such a key
+/// is deleted and never used: the forged entry is rejected.
+#[test]
+fn a_key_left_in_a_cache_directory_is_never_used_and_entries_forged_with_it_fail() {
+    let (dir, key_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let dir = dir.path();
+    on_disk_keyed(dir, key_dir.path());
+    let target = {
+        let before = cache_files(dir);
+        call_n(&on_disk_keyed(dir, key_dir.path()), &numbered_module(1));
+        let after = cache_files(dir);
+        after.difference(&before).next().unwrap().clone()
+    };
+    // What the guest read, and what it writes: module 2's machine code
+    // under module 1's name, with a MAC under that key.
+    let old_key = [0x42; 32];
+    let old_key_file = dir.join("mac.key");
+    std::fs::write(&old_key_file, old_key).unwrap();
+    std::fs::set_permissions(&old_key_file, PermissionsExt::from_mode(0o600)).unwrap();
+    let engine = runtime(CacheMode::Disabled).engine().clone();
+    let payload = wasmtime::Module::from_binary(&engine, &numbered_module(2))
+        .unwrap()
+        .serialize()
+        .unwrap();
+    let entry_key: Vec<u8> = {
+        let hex = target.file_stem().unwrap().to_str().unwrap();
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect()
+    };
+    let magic = b"WHCACHE4";
+    let mac = blake3::Hasher::new_keyed(&old_key)
+        .update(magic)
+        .update(&entry_key)
+        .update(&payload)
+        .finalize();
+    std::fs::write(&target, [&payload[..], magic, mac.as_bytes()].concat()).unwrap();
+
+    let fresh = on_disk_keyed(dir, key_dir.path());
+    assert_eq!(call_n(&fresh, &numbered_module(1)), 1, "module 1 runs its own code");
+    let stats = fresh.cache_stats();
+    assert_eq!(
+        (stats.compiled, stats.disk_hits, stats.discarded),
+        (1, 0, 1),
+        "{stats:?}"
+    );
+    assert!(!old_key_file.exists(), "the old key is deleted");
 }
 
 #[test]
@@ -146,20 +227,17 @@ fn a_key_file_others_could_read_or_replace_disables_the_disk_cache() {
     std::fs::write(&secret, [7; 32]).unwrap();
     // Private, so only the link itself is wrong.
     std::fs::set_permissions(&secret, PermissionsExt::from_mode(0o600)).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    on_disk(dir.path());
-    let key = dir.path().join("mac.key");
+    let (dir, key_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let on_disk = || on_disk_keyed(dir.path(), key_dir.path());
+    on_disk();
+    let key = key_dir.path().join("mac.key");
 
     std::fs::set_permissions(&key, PermissionsExt::from_mode(0o644)).unwrap();
-    assert_eq!(
-        *on_disk(dir.path()).cache_mode(),
-        CacheMode::InMemory,
-        "readable by others"
-    );
+    assert_eq!(*on_disk().cache_mode(), CacheMode::InMemory, "readable by others");
 
     std::fs::remove_file(&key).unwrap();
     symlink(&secret, &key).unwrap();
-    assert_eq!(*on_disk(dir.path()).cache_mode(), CacheMode::InMemory, "a link");
+    assert_eq!(*on_disk().cache_mode(), CacheMode::InMemory, "a link");
     assert_eq!(std::fs::read(&secret).unwrap(), [7; 32]);
 }
 
@@ -236,6 +314,7 @@ fn a_grant_overlapping_the_cache_directory_is_refused() {
                         && message.contains("native code"),
                     "names both paths and why: {message}"
                 );
+                assert_suggests_no_weaker_mode(&message);
             }
             other => panic!("granting {} gave {other:?}", refused.display()),
         }
@@ -248,5 +327,97 @@ fn a_grant_overlapping_the_cache_directory_is_refused() {
     Sandbox::new()
         .dir(parent.path(), "/data", DirAccess::ReadOnly)
         .run(&module)
-        .expect("no disk cache, nothing to protect");
+        .expect("a cache directory neither this runtime nor the environment names is not protected");
+}
+
+/// The refusal names no way around it that would hand the key to a guest.
+fn assert_suggests_no_weaker_mode(message: &str) {
+    for weaker in ["WASM_HOST_CACHE", "memory", "no-cache", "off"] {
+        assert!(!message.contains(weaker), "suggests {weaker}: {message}");
+    }
+}
+
+/// Tells the child process of the test below where its home is.
+const HOME_ENV: &str = "CACHE_TRUST_HOME";
+
+/// The key's directory and every cache directory this user's runs trust
+/// (the default one, the one `WASM_HOST_CACHE_DIR` names, this runtime's)
+/// are refused to every grant, read-only too, in every cache mode: no
+/// guest reads the key. In a child process whose home and variables point
+/// into a temporary directory.
+#[test]
+fn no_grant_reaches_the_key_or_a_trusted_cache_in_any_mode() {
+    let Some(home) = std::env::var_os(HOME_ENV).map(PathBuf::from) else {
+        let home = tempfile::tempdir().unwrap();
+        let home_path = home.path().canonicalize().unwrap();
+        let project_cache = home_path.join("project").join("target").join("cache");
+        support::run_test_in_child_process(
+            "cache_trust::no_grant_reaches_the_key_or_a_trusted_cache_in_any_mode",
+            &[
+                (HOME_ENV, home_path.as_os_str()),
+                ("HOME", home_path.as_os_str()),
+                ("XDG_CACHE_HOME", "".as_ref()),
+                ("XDG_STATE_HOME", "".as_ref()),
+                (host::KEY_DIR_ENV, "".as_ref()),
+                (host::CACHE_ENV, "".as_ref()),
+                (host::CACHE_DIR_ENV, project_cache.as_os_str()),
+            ],
+        );
+        return;
+    };
+    let key_dir = home.join(".local").join("state").join("wasm-host");
+    let project = home.join("project");
+    let other_cache = home.join("elsewhere").join("cache");
+    assert_eq!(host::key_dir_from_env(), Some(key_dir.clone()));
+    let default_config = || RuntimeConfig::default();
+    // Created by a run caching in the project, as the user's last run did.
+    assert!(matches!(
+        Runtime::new(&default_config()).unwrap().cache_mode(),
+        CacheMode::OnDisk(_)
+    ));
+    assert!(key_dir.join("mac.key").is_file());
+    std::fs::create_dir_all(project.join("target").join("cache").join("inside")).unwrap();
+    std::fs::create_dir_all(home.join("data")).unwrap();
+    std::fs::create_dir_all(&other_cache).unwrap();
+    symlink(home.join(".local"), home.join("data").join("link")).unwrap();
+
+    let refused = [
+        key_dir.clone(),
+        key_dir.parent().unwrap().to_owned(),
+        home.clone(),
+        home.join("data").join("link"),
+        home.join("data").join("link").join("state").join("wasm-host"),
+        project.clone(),
+        project.join("target").join("cache").join("inside"),
+        // The default cache directory does not exist yet: what would hold it.
+        home.join(".cache"),
+        other_cache.clone(),
+    ];
+    std::fs::create_dir_all(home.join(".cache")).unwrap();
+    for mode in [
+        CacheMode::Disabled,
+        CacheMode::InMemory,
+        CacheMode::OnDisk(other_cache.clone()),
+        CacheMode::from_env(),
+    ] {
+        let runtime = Runtime::new(&default_config().cache(mode.clone())).unwrap();
+        let module = runtime
+            .load_bytes("noop", r#"(module (func (export "_start")))"#)
+            .unwrap();
+        for access in [DirAccess::ReadOnly, DirAccess::ReadWrite] {
+            let grant = |dir: &Path| Sandbox::new().dir(dir, "/data", access).run(&module);
+            for dir in &refused {
+                if *dir == other_cache && mode != CacheMode::OnDisk(other_cache.clone()) {
+                    // Only this runtime's own cache names it.
+                    grant(dir).unwrap();
+                    continue;
+                }
+                match grant(dir) {
+                    Err(error @ Error::GrantCoversCache { .. }) => assert_suggests_no_weaker_mode(&error.to_string()),
+                    other => panic!("{mode:?}, {access:?}: granting {} gave {other:?}", dir.display()),
+                }
+            }
+            grant(&home.join("data")).expect("a directory beside them is granted");
+        }
+    }
 }

@@ -116,3 +116,35 @@ fn granting_a_directory_that_does_not_exist_is_a_typed_error() {
         "{error:?}"
     );
 }
+
+/// A grant is opened as a directory: a FIFO (whose `open` would wait for
+/// a writer) or a file is refused at once.
+#[test]
+fn granting_a_fifo_or_a_file_is_refused_at_once() {
+    let dir = data_dir();
+    let fifo = dir.path().join("fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    for path in [fifo, dir.path().join("hello.txt")] {
+        let (send, receive) = std::sync::mpsc::channel();
+        let asked = path.clone();
+        std::thread::spawn(move || {
+            let run = Sandbox::new()
+                .dir(&asked, "/data", DirAccess::ReadOnly)
+                .run(&support::modules::file_reader());
+            send.send(run.map(|_| ()))
+        });
+        let result = receive
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("granting {} waited in open(2)", path.display()));
+        assert!(
+            matches!(&result, Err(host::Error::Preopen { host_path, .. }) if *host_path == path),
+            "{result:?}"
+        );
+    }
+}

@@ -220,3 +220,95 @@ fn after_all_that_the_host_still_runs_guests() {
     let outcome = Sandbox::new().arg("env").run(&support::modules::hostile()).unwrap();
     assert!(outcome.success());
 }
+
+/// A runtime that compiles modules of at most `max` bytes, without a cache.
+fn limited_to(max: usize) -> Runtime {
+    let config = host::RuntimeConfig::default()
+        .cache(host::CacheMode::Disabled)
+        .compile_limits(host::CompileLimits {
+            max_module_bytes: max,
+            ..host::CompileLimits::default()
+        });
+    Runtime::new(&config).unwrap()
+}
+
+#[test]
+fn a_module_stream_past_the_size_limit_is_read_one_byte_past_it_and_refused() {
+    /// Zeros without end, counting what it gives.
+    struct Endless(u64);
+    impl std::io::Read for Endless {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            buf.fill(0);
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+    }
+    let mut endless = Endless(0);
+    match limited_to(1000).load_reader_for("endless", &mut endless, &host::Limits::default()) {
+        Err(error @ Error::ModuleTooLarge { max: 1000, .. }) => {
+            assert_eq!(error.module().as_deref(), Some("endless"));
+        }
+        other => panic!("{:?}", other.map(|m| m.name().to_owned())),
+    }
+    assert_eq!(endless.0, 1001, "read one byte past the limit, no more");
+
+    let fits = wat::parse_str(r#"(module (func (export "_start")))"#).unwrap();
+    limited_to(fits.len())
+        .load_reader_for("fits", fits.as_slice(), &host::Limits::default())
+        .expect("a module of exactly the limit is read");
+}
+
+#[test]
+fn a_module_file_past_the_size_limit_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("large.wasm");
+    let module = wat::parse_str(r#"(module (func (export "_start")))"#).unwrap();
+    std::fs::write(&path, &module).unwrap();
+    limited_to(module.len())
+        .load_file(&path)
+        .expect("a file of exactly the limit is read");
+    match limited_to(module.len() - 1).load_file(&path) {
+        Err(Error::ModuleTooLarge { module, max }) => {
+            assert_eq!(
+                (module, max as usize),
+                (path.display().to_string(), path.metadata().unwrap().len() as usize - 1)
+            );
+        }
+        other => panic!("{:?}", other.map(|m| m.name().to_owned())),
+    }
+}
+
+/// A FIFO would block `open(2)` until a writer came, and `/dev/zero`
+/// never ends: both are refused as they are found, before a byte is read.
+#[test]
+fn a_module_path_that_is_a_fifo_or_a_device_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("module.fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let zero = dir.path().join("zero.wasm");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    for (path, expected) in [(fifo, "a FIFO"), (zero, "a device"), ("/dev/zero".into(), "a device")] {
+        let (send, receive) = std::sync::mpsc::channel();
+        let asked = path.clone();
+        std::thread::spawn(move || send.send(Runtime::shared().load_file(&asked).map(|m| m.name().to_owned())));
+        let result = receive
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("loading {} blocked or kept reading", path.display()));
+        match result {
+            Err(error @ Error::ModuleNotAFile { .. }) => {
+                let message = error.to_string();
+                assert!(
+                    message.contains(&path.display().to_string()) && message.contains(expected),
+                    "{message}"
+                );
+            }
+            other => panic!("{}: {other:?}", path.display()),
+        }
+    }
+}

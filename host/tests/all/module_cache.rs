@@ -410,17 +410,20 @@ fn the_environment_chooses_the_cache_mode() {
 }
 
 #[test]
-fn tests_keep_the_cache_inside_target() {
+fn tests_keep_the_cache_and_its_key_inside_target() {
     let CacheMode::OnDisk(dir) = Runtime::shared().cache_mode() else {
         panic!("the tests' shared runtime caches on disk");
     };
     let target = xtask::project_root().join("target").canonicalize().unwrap();
-    assert!(
-        dir.starts_with(&target),
-        "{} is outside {}",
-        dir.display(),
-        target.display()
-    );
+    let key_dir = host::key_dir_from_env().expect("cargo sets WASM_HOST_KEY_DIR");
+    for dir in [dir, &key_dir] {
+        assert!(
+            dir.starts_with(&target),
+            "{} is outside {}",
+            dir.display(),
+            target.display()
+        );
+    }
 }
 
 #[test]

@@ -740,6 +740,64 @@ fn a_module_is_read_from_stdin_when_it_is_a_dash() {
     );
 }
 
+/// A FIFO would block `open(2)` until a writer came, and `/dev/zero`
+/// never ends: both are refused at once, before a byte is read.
+#[test]
+fn a_module_path_that_is_a_fifo_or_a_device_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("module.fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let zero = dir.path().join("zero.wasm");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    for (path, found) in [(&fifo, "a FIFO"), (&zero, "a device")] {
+        let child = wasm_host()
+            .args(["run", path.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let output = output_or_kill(child, "wasm-host waited on the module file or kept reading it");
+        assert_fails(
+            &output,
+            LOAD_ERROR,
+            &[path.to_str().unwrap(), &format!("it is {found}, not a regular file")],
+        );
+    }
+}
+
+/// `head -c 1500M /dev/zero | wasm-host run -` once read it all before the
+/// size check: an endless stdin is refused one byte past the limit.
+#[test]
+fn a_module_on_stdin_past_the_size_limit_is_refused_without_reading_on() {
+    let mut child = wasm_host()
+        .args(["run", "--max-module-size", "64K", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // Writes until wasm-host stops reading and exits (the pipe then breaks).
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let chunk = [0; 1 << 16];
+        while stdin.write_all(&chunk).is_ok() {}
+    });
+    let output = output_or_kill(child, "wasm-host kept reading an endless module");
+    writer.join().unwrap();
+    assert_fails(
+        &output,
+        LOAD_ERROR,
+        &["<stdin> is larger than 65536 bytes", "--max-module-size"],
+    );
+}
+
 #[test]
 fn argv0_names_the_program_the_guest_sees() {
     let dir = tempfile::tempdir().unwrap();

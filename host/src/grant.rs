@@ -1,0 +1,244 @@
+//! Granting a host directory: it is opened once, that open directory is
+//! checked against the directories no guest may have (the compiled-module
+//! cache's key and entries, `Runtime::protected_dirs`), and the same open
+//! directory is what WASI is given. Nothing is looked up by the grant's
+//! path after the open, so a symbolic link swapped between the check and
+//! the preopen changes nothing.
+//!
+//! wasmtime-wasi 48 preopens only a path (`WasiCtxBuilder::preopened_dir`),
+//! so the path it is given names the open descriptor itself: on Linux
+//! `/proc/self/fd/N`, a link the kernel resolves to the very directory the
+//! descriptor holds, wherever it has been moved since; elsewhere on unix
+//! `/dev/fd/N`, whose open is a `dup` of the descriptor (fd(4)).
+
+use std::path::{Path, PathBuf};
+
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+use crate::Error;
+
+/// Grants the directory `host_path` names to the guest at `guest_path`,
+/// unless it is, contains or lies inside one of `protected`.
+pub(crate) fn preopen(
+    wasi: &mut WasiCtxBuilder,
+    host_path: &Path,
+    guest_path: &str,
+    perms: FsPerms,
+    protected: &Protected,
+) -> Result<(), Error> {
+    let preopen_error = |source: std::io::Error| Error::Preopen {
+        host_path: host_path.to_owned(),
+        source,
+    };
+    #[cfg(unix)]
+    let (path, _open) = {
+        // Links in the path are followed, once: the grant is what they
+        // named at this moment.
+        let dir = os::open_dir(host_path).map_err(preopen_error)?;
+        let ancestry = os::ancestry(&dir).map_err(preopen_error)?;
+        if let Some(covered) = protected.covered_by(&ancestry) {
+            return Err(Error::GrantCoversCache {
+                host_path: host_path.to_owned(),
+                protected_dir: covered.to_owned(),
+            });
+        }
+        #[cfg(test)]
+        hook::run();
+        (os::descriptor_path(&dir), dir)
+    };
+    #[cfg(not(unix))]
+    let (path, _open) = {
+        // No descriptor to hand over: checked by canonical path, then
+        // opened by its path again.
+        let grant = std::fs::canonicalize(host_path).map_err(preopen_error)?;
+        if let Some(covered) = protected.covered_by(&grant) {
+            return Err(Error::GrantCoversCache {
+                host_path: host_path.to_owned(),
+                protected_dir: covered.to_owned(),
+            });
+        }
+        (host_path.to_owned(), ())
+    };
+    // `_open`, the open directory, lives until WASI has opened its own.
+    wasi.preopened_dir(&path, guest_path, perms).map_err(|e| {
+        preopen_error(
+            e.downcast::<std::io::Error>()
+                .unwrap_or_else(|e| std::io::Error::other(format!("{e:#}"))),
+        )
+    })?;
+    Ok(())
+}
+
+/// The directories no guest may be granted, as they are now: for each, the
+/// identity (device, inode) of the directory itself if it exists, and of
+/// the nearest existing one of it and its ancestors and of all theirs (a
+/// grant of any of those contains it, or the place it will be created).
+pub(crate) struct Protected {
+    dirs: Vec<ProtectedDir>,
+}
+
+struct ProtectedDir {
+    path: PathBuf,
+    #[cfg(unix)]
+    itself: Option<os::Id>,
+    #[cfg(unix)]
+    containers: Vec<os::Id>,
+    #[cfg(not(unix))]
+    canonical: Option<PathBuf>,
+}
+
+impl Protected {
+    /// Looks `paths` up. One this process cannot look at, a guest of it
+    /// cannot reach either.
+    pub(crate) fn of(paths: &[PathBuf]) -> Self {
+        Self {
+            dirs: paths.iter().map(|path| ProtectedDir::of(path)).collect(),
+        }
+    }
+
+    /// The protected directory a grant overlaps, given the identities of
+    /// the granted directory and its ancestors (itself first): one it is or
+    /// contains, or one it lies inside.
+    #[cfg(unix)]
+    fn covered_by(&self, ancestry: &[os::Id]) -> Option<&Path> {
+        let granted = ancestry.first()?;
+        self.dirs
+            .iter()
+            .find(|dir| dir.containers.contains(granted) || dir.itself.is_some_and(|id| ancestry.contains(&id)))
+            .map(|dir| dir.path.as_path())
+    }
+
+    /// As on unix, by canonical paths.
+    #[cfg(not(unix))]
+    fn covered_by(&self, grant: &Path) -> Option<&Path> {
+        self.dirs
+            .iter()
+            .find(|dir| {
+                let target = dir.canonical.as_deref().unwrap_or(&dir.path);
+                target.starts_with(grant) || grant.starts_with(target)
+            })
+            .map(|dir| dir.path.as_path())
+    }
+}
+
+impl ProtectedDir {
+    #[cfg(unix)]
+    fn of(path: &Path) -> Self {
+        let nearest = path
+            .ancestors()
+            .enumerate()
+            .find_map(|(depth, dir)| Some((depth, os::ancestry(&os::open_dir(dir).ok()?).ok()?)));
+        let (itself, containers) = match nearest {
+            Some((0, ancestry)) => (Some(ancestry[0]), ancestry),
+            Some((_, ancestry)) => (None, ancestry),
+            None => (None, Vec::new()),
+        };
+        Self {
+            path: path.to_owned(),
+            itself,
+            containers,
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn of(path: &Path) -> Self {
+        Self {
+            path: path.to_owned(),
+            canonical: std::fs::canonicalize(path).ok(),
+        }
+    }
+}
+
+#[cfg(unix)]
+mod os {
+    use std::ffi::CString;
+    use std::fs::{File, OpenOptions};
+    use std::io;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    use std::path::{Path, PathBuf};
+
+    /// A directory's device and inode.
+    pub(super) type Id = (u64, u64);
+
+    /// Opens the directory `path` names, following links; as wasmtime-wasi
+    /// opens a preopen (`O_PATH` where there is one: search permission
+    /// suffices).
+    pub(super) fn open_dir(path: &Path) -> io::Result<File> {
+        #[cfg(target_os = "linux")]
+        const LOOKUP_ONLY: libc::c_int = libc::O_PATH;
+        #[cfg(not(target_os = "linux"))]
+        const LOOKUP_ONLY: libc::c_int = 0;
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | LOOKUP_ONLY)
+            .open(path)
+    }
+
+    /// The identities of `dir` and of each of its ancestors up to the root,
+    /// itself first: each found through `..` from the open directory (so
+    /// from where it is now, whatever path named it), never by a path.
+    pub(super) fn ancestry(dir: &File) -> io::Result<Vec<Id>> {
+        let meta = dir.metadata()?;
+        let mut ids = vec![(meta.dev(), meta.ino())];
+        let mut up = String::new();
+        loop {
+            up.push_str("../");
+            let relative = CString::new(up.as_str()).expect("no NUL in `../`");
+            let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+            // SAFETY: a valid descriptor, a NUL-terminated path and room
+            // for one `stat`, which the call fills when it returns 0.
+            let stat = unsafe {
+                if libc::fstatat(dir.as_raw_fd(), relative.as_ptr(), stat.as_mut_ptr(), 0) != 0 {
+                    // Past PATH_MAX, ENAMETOOLONG: no directory is that deep.
+                    return Err(io::Error::last_os_error());
+                }
+                stat.assume_init()
+            };
+            #[allow(clippy::unnecessary_cast, reason = "the fields' types differ between platforms")]
+            let parent = (stat.st_dev as u64, stat.st_ino as u64);
+            // The root is its own parent.
+            if ids.last() == Some(&parent) {
+                return Ok(ids);
+            }
+            ids.push(parent);
+        }
+    }
+
+    /// A path that names the directory `dir` holds, wherever it now is.
+    pub(super) fn descriptor_path(dir: &File) -> PathBuf {
+        #[cfg(target_os = "linux")]
+        const FD_DIR: &str = "/proc/self/fd";
+        #[cfg(not(target_os = "linux"))]
+        const FD_DIR: &str = "/dev/fd";
+        PathBuf::from(format!("{FD_DIR}/{}", dir.as_raw_fd()))
+    }
+}
+
+/// What a test makes happen between a grant's check and its preopen (the
+/// test is `sandbox.rs`'s, which may use `Sandbox`).
+#[cfg(all(test, unix))]
+pub(crate) mod hook {
+    use std::cell::RefCell;
+
+    thread_local! {
+        static BETWEEN_CHECK_AND_PREOPEN: RefCell<Option<Box<dyn FnOnce()>>> = RefCell::new(None);
+    }
+
+    /// Runs `action` once, on this thread, after the next grant is checked
+    /// and before it is preopened.
+    pub(crate) fn between_check_and_preopen(action: impl FnOnce() + 'static) {
+        BETWEEN_CHECK_AND_PREOPEN.with(|hook| *hook.borrow_mut() = Some(Box::new(action)));
+    }
+
+    /// True while an action waits for a grant.
+    pub(crate) fn pending() -> bool {
+        BETWEEN_CHECK_AND_PREOPEN.with(|hook| hook.borrow().is_some())
+    }
+
+    pub(super) fn run() {
+        if let Some(action) = BETWEEN_CHECK_AND_PREOPEN.with(|hook| hook.borrow_mut().take()) {
+            action();
+        }
+    }
+}
