@@ -47,6 +47,7 @@ mod http;
 mod imports;
 mod instance;
 mod limits;
+mod lookup;
 mod memory;
 mod network;
 mod open;
@@ -62,7 +63,7 @@ pub use cache::{CACHE_DIR_ENV, CACHE_ENV, CACHE_MAX_MIB_ENV, CacheLimits, CacheM
 pub use compile::{CompileLimit, CompileLimits};
 pub use component::ComponentInstance;
 pub use error::{Cause, Error};
-pub use http::HttpService;
+pub use http::{HttpService, ServeOptions};
 pub use instance::GuestInstance;
 pub use limits::Limits;
 pub use network::{AddrRule, ParseAddrRuleError};

@@ -17,6 +17,8 @@ use std::sync::Arc;
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::sockets::SocketAddrUse;
 
+use crate::lookup::Lookups;
+
 /// Addresses a guest may use: an IP network (an address, or
 /// `address/prefix`) and, optionally, one port.
 ///
@@ -129,7 +131,16 @@ pub(crate) struct NetworkGrant {
     connect: Vec<AddrRule>,
     bind: Vec<AddrRule>,
     http: Vec<AddrRule>,
-    name_lookup: bool,
+    /// Shared by the sandbox's clones, and so by every store made from it.
+    lookups: Lookups,
+}
+
+/// What a store may reach by outgoing HTTP: the addresses `rules` grant,
+/// a host name only through `lookups`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HttpGrant {
+    pub(crate) rules: Arc<[AddrRule]>,
+    pub(crate) lookups: Lookups,
 }
 
 impl NetworkGrant {
@@ -143,9 +154,12 @@ impl NetworkGrant {
         self.http.push(rule);
     }
 
-    /// The addresses outgoing HTTP requests may go to.
-    pub(crate) fn http_rules(&self) -> Arc<[AddrRule]> {
-        self.http.as_slice().into()
+    /// Where outgoing HTTP requests may go.
+    pub(crate) fn http_grant(&self) -> HttpGrant {
+        HttpGrant {
+            rules: self.http.as_slice().into(),
+            lookups: self.lookups.clone(),
+        }
     }
 
     pub(crate) fn allow_connect(&mut self, rule: AddrRule) {
@@ -157,7 +171,7 @@ impl NetworkGrant {
     }
 
     pub(crate) fn allow_name_lookup(&mut self) {
-        self.name_lookup = true;
+        self.lookups.grant();
     }
 
     /// True when `addr` may be used for `usage`.
@@ -182,7 +196,7 @@ impl NetworkGrant {
         let sockets = !self.connect.is_empty() || !self.bind.is_empty();
         wasi.allow_tcp(sockets)
             .allow_udp(sockets)
-            .allow_ip_name_lookup(self.name_lookup);
+            .allow_ip_name_lookup(self.lookups.granted());
         if sockets {
             let grant = Arc::new(self.clone());
             wasi.socket_addr_check(move |addr, usage| {
