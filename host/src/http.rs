@@ -15,8 +15,8 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -383,13 +383,18 @@ async fn respond(
 ) -> hyper::Response<WasiBody> {
     let service = handler.state();
     let request = request.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
-    match handler.handle((), request).await {
+    let deadline = RequestDeadline::default();
+    match handler.handle(deadline.clone(), request).await {
         Ok(response) => response,
-        Err(error) if error.is::<ExpirationError>() => failure("the guest timed out"),
+        // Ended by its deadline, whether the request's own expiry or its
+        // instance's came first.
+        Err(error) if error.is::<ExpirationError>() || deadline.get().is_some_and(|end| Instant::now() >= *end) => {
+            failure("the guest timed out")
+        }
         // Other failures of a running instance are noted when it is dropped
         // (`OneRequest::drop`); one that never started, here.
         Err(error) => {
-            if let Some(failed) = error.downcast_ref::<InstantiationError<()>>() {
+            if let Some(failed) = error.downcast_ref::<InstantiationError<RequestDeadline>>() {
                 let why = format!("{:#}", failed.error);
                 service.note(&format!("a request could not start: {why}"));
             }
@@ -523,6 +528,10 @@ impl WorkerExpiration for Expiry {
     }
 }
 
+/// A request's deadline, known once an instance took it: how
+/// [`respond`] tells a timeout from another failure.
+type RequestDeadline = Arc<OnceLock<Instant>>;
+
 /// One instance, one request.
 struct OneRequest {
     module: String,
@@ -536,7 +545,7 @@ struct OneRequest {
 
 impl WorkerState for OneRequest {
     type StoreData = GuestState;
-    type RequestData = ();
+    type RequestData = RequestDeadline;
 
     fn should_accept_request(&self, _concurrent: usize, total: usize) -> ShouldAccept {
         if total == 0 {
@@ -549,9 +558,12 @@ impl WorkerState for OneRequest {
     fn on_request_start(
         &self,
         _store: StoreContextMut<'_, GuestState>,
-        _data: (),
+        request_deadline: RequestDeadline,
         _task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+        if let Some(deadline) = self.deadline {
+            let _ = request_deadline.set(deadline);
+        }
         match self.deadline {
             Some(deadline) => Box::pin(tokio::time::sleep_until(deadline.into())),
             None => Box::pin(std::future::pending()),

@@ -251,6 +251,8 @@ mod tests {
         let net = rule("10.1.0.0/17");
         assert!(net.matches(addr("10.1.127.255:1")));
         assert!(!net.matches(addr("10.1.128.0:1")));
+        // Bits past the prefix may differ either way.
+        assert!(rule("10.1.128.0/17").matches(addr("10.1.200.1:1")));
         assert!(!net.matches(addr("[::1]:1")));
         assert!(rule("fd00::/8").matches(addr("[fdff::1]:5")));
         assert!(!rule("fd00::/8").matches(addr("[fe00::1]:5")));
@@ -279,5 +281,14 @@ mod tests {
         assert!(grant.permits(addr("127.0.0.1:8000"), SocketAddrUse::TcpListen));
         assert!(!grant.permits(addr("0.0.0.0:8000"), SocketAddrUse::TcpListen));
         assert!(grant.permits(addr("127.0.0.1:5000"), SocketAddrUse::TcpAccept));
+    }
+
+    #[test]
+    fn name_lookup_is_granted_apart_and_shared_with_http() {
+        let mut grant = NetworkGrant::default();
+        grant.allow_all();
+        assert!(!grant.http_grant().lookups.granted(), "the whole network, but no names");
+        grant.allow_name_lookup();
+        assert!(grant.http_grant().lookups.granted());
     }
 }

@@ -332,6 +332,21 @@ mod tests {
     }
 
     #[test]
+    fn plain_http_is_the_one_scheme_and_the_default() {
+        let mut hooks = OutgoingHttp::new(grant(&[]), Deadline::default(), HostMemory::new(0));
+        assert!(hooks.is_supported_scheme(&Scheme::HTTP));
+        assert!(!hooks.is_supported_scheme(&Scheme::HTTPS));
+        assert_eq!(hooks.default_scheme(), Some(Scheme::HTTP));
+    }
+
+    #[test]
+    fn a_timeout_past_the_clocks_range_is_the_default() {
+        let now = tokio::time::Instant::now();
+        assert!(after(Duration::MAX) >= now + DEFAULT_TIMEOUT);
+        assert!(after(Duration::from_secs(1)) >= now + Duration::from_secs(1));
+    }
+
+    #[test]
     fn only_granted_addresses_are_connected_to_and_names_need_the_lookup_grant() {
         // The kernel accepts from the backlog; nothing needs to answer.
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();

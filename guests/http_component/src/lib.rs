@@ -10,6 +10,8 @@
 //! - `/sleep`: waits an hour before answering.
 //! - `/linger`: answers 200 at once, then writes `lingering` to stderr,
 //!   holds 4 MiB and waits an hour.
+//! - `/count`: 200 and how many requests this instance has served, this
+//!   one included.
 //! - `/loop`: computes forever.
 //! - `/trap`: panics.
 //!
@@ -51,6 +53,11 @@ impl Guest for Service {
                 wasi::clocks::monotonic_clock::subscribe_duration(3_600_000_000_000).block();
                 drop(held);
                 return;
+            }
+            "/count" => {
+                static SERVED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+                let served = SERVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                (200, served.to_string().into_bytes())
             }
             "/loop" => guest_support::spin(),
             "/trap" => panic!("http_component trapped on purpose"),

@@ -200,7 +200,11 @@ fn a_request_past_the_timeout_is_cut_and_the_service_goes_on() {
     for path in ["/sleep", "/loop"] {
         let started = Instant::now();
         let cut = get(&service, path);
-        assert_eq!(cut.status, 500, "{path}: {}", cut.text());
+        assert_eq!(
+            (cut.status, cut.text().as_str()),
+            (500, "the guest timed out\n"),
+            "{path}"
+        );
         assert!(
             started.elapsed() < timeout + SLACK,
             "{path} took {:?}",
@@ -217,7 +221,11 @@ fn a_request_past_the_timeout_is_cut_and_the_service_goes_on() {
 #[test]
 fn a_trapping_request_is_a_500_noted_on_stderr() {
     let service = serve(&Sandbox::new());
-    assert_eq!(get(&service, "/trap").status, 500);
+    let trapped = get(&service, "/trap");
+    assert_eq!(
+        (trapped.status, trapped.text().as_str()),
+        (500, "the guest failed to respond\n")
+    );
     assert_eq!(get(&service, "/").status, 200);
     let stderr = service.shutdown().unwrap().stderr_text();
     assert!(stderr.contains("http_component trapped on purpose"), "{stderr}");
@@ -244,6 +252,44 @@ fn shutting_down_finishes_a_request_in_flight() {
     assert_eq!(in_flight.join().unwrap().status, 500);
     assert!(started.elapsed() < Duration::from_secs(1) + SLACK);
     assert!(std::net::TcpStream::connect(addr).is_err(), "the listener is closed");
+}
+
+#[test]
+fn each_request_gets_an_instance_of_its_own() {
+    let service = serve(&Sandbox::new());
+    for _ in 0..3 {
+        assert_eq!(get(&service, "/count").text(), "1");
+    }
+}
+
+#[test]
+fn dropping_the_service_shuts_it_down() {
+    let service = serve(&Sandbox::new());
+    let addr = service.local_addr();
+    assert_eq!(get(&service, "/").status, 200);
+    drop(service);
+    assert!(std::net::TcpStream::connect(addr).is_err(), "the listener is closed");
+}
+
+#[test]
+fn a_large_response_body_is_relayed_whole() {
+    // More than the first read of the connection holds: the rest comes
+    // only while the host drives the connection.
+    let body = "x".repeat(1 << 20);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let reply = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut head = [0; 1024];
+            let _ = stream.read(&mut head);
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    let service = serve(&Sandbox::new().allow_http(rule(&addr)).env("UPSTREAM", &addr));
+    let fetched = get(&service, "/fetch");
+    assert_eq!(fetched.status, 200);
+    assert_eq!(fetched.text().len(), body.len());
 }
 
 #[test]
