@@ -331,6 +331,84 @@ mod tests {
             .map_err(|error| format!("{error:?}"))
     }
 
+    /// An inner stream keeping what it was given, with room for `permit`
+    /// bytes, ready when `ready` says.
+    struct Kept {
+        permit: usize,
+        ready: bool,
+        kept: Vec<Bytes>,
+    }
+
+    #[wasmtime_wasi::async_trait]
+    impl OutputStream for Kept {
+        fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+            self.kept.push(bytes);
+            Ok(())
+        }
+        fn flush(&mut self) -> StreamResult<()> {
+            Ok(())
+        }
+        fn check_write(&mut self) -> StreamResult<usize> {
+            Ok(self.permit)
+        }
+    }
+
+    #[wasmtime_wasi::async_trait]
+    impl Pollable for Kept {
+        async fn ready(&mut self) {
+            if !self.ready {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    fn kept(permit: usize, ready: bool, room: usize) -> (CountedStream, HostMemory) {
+        let host_memory = HostMemory::new(room);
+        let inner = Kept {
+            permit,
+            ready,
+            kept: Vec::new(),
+        };
+        let stream = CountedStream {
+            stream: Box::new(inner),
+            host_memory: host_memory.clone(),
+        };
+        (stream, host_memory)
+    }
+
+    #[test]
+    fn a_body_stream_charges_what_it_buffers_until_it_is_freed() {
+        let (mut stream, host_memory) = kept(1 << 20, true, 16);
+        assert_eq!(stream.check_write().unwrap(), 16, "no more than the room");
+        stream.write(Bytes::from_static(b"0123456789")).unwrap();
+        assert_eq!(host_memory.room(), 6);
+        assert!(stream.write(Bytes::from_static(b"0123456789")).is_err());
+        assert_eq!(stream.check_write().unwrap(), 6);
+        stream.write(Bytes::from_static(b"012345")).unwrap();
+        assert!(
+            stream.check_write().is_err(),
+            "no room left for a writer that could write"
+        );
+        drop(stream);
+        assert_eq!(host_memory.room(), 16, "given back with the buffers");
+    }
+
+    #[test]
+    fn a_full_body_stream_waits_as_its_own_would() {
+        // Nothing could be written anyway: no error for the spent room.
+        let (mut full, _memory) = kept(0, false, 0);
+        assert_eq!(full.check_write().unwrap(), 0);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let waited =
+            runtime.block_on(async { tokio::time::timeout(std::time::Duration::from_millis(20), full.ready()).await });
+        assert!(waited.is_err(), "ready only when the inner stream is");
+        let (mut ready, _memory) = kept(1, true, 1);
+        runtime.block_on(ready.ready());
+    }
+
     #[test]
     fn plain_http_is_the_one_scheme_and_the_default() {
         let mut hooks = OutgoingHttp::new(grant(&[]), Deadline::default(), HostMemory::new(0));

@@ -272,6 +272,24 @@ fn dropping_the_service_shuts_it_down() {
 }
 
 #[test]
+fn a_connection_counts_in_the_guests_host_memory() {
+    let (addr, seen) = upstream();
+    let limits = Limits {
+        max_host_memory_bytes: 32 << 10,
+        ..Limits::default()
+    };
+    let upstream = addr.to_string();
+    let sandbox = Sandbox::new().limits(limits).allow_http(rule(&upstream));
+    let service = serve(&sandbox.env("UPSTREAM", &upstream));
+    let refused = get(&service, "/fetch");
+    assert_eq!(
+        (refused.status, refused.text().as_str()),
+        (502, "ErrorCode::ConnectionLimitReached")
+    );
+    assert!(seen.lock().unwrap().is_empty());
+}
+
+#[test]
 fn a_large_response_body_is_relayed_whole() {
     // More than the first read of the connection holds: the rest comes
     // only while the host drives the connection.
