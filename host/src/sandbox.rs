@@ -243,7 +243,7 @@ impl Sandbox {
 
     /// Grants a component the whole network: TCP and UDP to and from any
     /// address (as `wasmtime run -S inherit-network`) and outgoing HTTP to
-    /// any address, name lookup for sockets excepted
+    /// any address, name lookup excepted, for sockets and HTTP alike
     /// ([`Sandbox::allow_ip_name_lookup`]). Core modules have no
     /// sockets to use it with.
     pub fn allow_network(mut self) -> Self {
