@@ -59,6 +59,7 @@ pub fn limits(fuel: Option<u64>) -> Limits {
         max_log_bytes: 4096,
         max_descriptors: 64,
         max_resources: 256,
+        max_host_memory_bytes: 1 << 20,
     }
 }
 

@@ -15,13 +15,15 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
 use hyper::server::conn::http1;
-use tokio::sync::{Semaphore, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tokio::task::JoinSet;
 use wasmtime::component::{GuestTaskId, InstancePre};
 use wasmtime::{Store, StoreContextMut};
@@ -38,8 +40,8 @@ use crate::runtime::EngineKind;
 use crate::state::{GuestState, Pipes, outcome};
 use crate::{Error, GuestModule, RunOutcome, Sandbox};
 
-/// Requests answered at once; more wait for their turn. Each holds an
-/// instance, whose memory may reach [`crate::Limits::max_memory_bytes`].
+/// Requests served at once by default (see
+/// [`ServeOptions::max_concurrent_requests`]).
 const MAX_CONCURRENT_REQUESTS: usize = 64;
 /// Connections held open at once; more wait in the listener's backlog.
 const MAX_CONNECTIONS: usize = 1024;
@@ -50,7 +52,58 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// loop does not spin while the condition lasts.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
+/// How [`Sandbox::serve_http_with`] serves, beyond what the sandbox grants.
+///
+/// ```
+/// let options = host::ServeOptions::new().max_concurrent_requests(16).tag_output(true);
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    max_concurrent_requests: usize,
+    tag_output: bool,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            max_concurrent_requests: MAX_CONCURRENT_REQUESTS,
+            tag_output: false,
+        }
+    }
+}
+
+impl ServeOptions {
+    /// 64 requests at once, output as the guest wrote it.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Requests served at once (at least 1; default 64): each holds an
+    /// instance, whose memory may reach [`crate::Limits::max_memory_bytes`],
+    /// from the moment it is made until it is dropped, whenever the guest
+    /// sent its response; more requests wait for their turn.
+    pub fn max_concurrent_requests(mut self, requests: usize) -> Self {
+        self.max_concurrent_requests = requests.clamp(1, Semaphore::MAX_PERMITS);
+        self
+    }
+
+    /// Starts each line a request writes with `stdout [N] :: ` or
+    /// `stderr [N] :: `, N the request's number from 0 in the order they
+    /// reached an instance (as `wasmtime serve` does); the prefixes count
+    /// towards [`crate::Limits::max_output_bytes`]. Default off.
+    pub fn tag_output(mut self, tag: bool) -> Self {
+        self.tag_output = tag;
+        self
+    }
+}
+
 impl Sandbox {
+    /// [`Sandbox::serve_http_with`] the default [`ServeOptions`].
+    pub fn serve_http(&self, component: &GuestModule, listener: std::net::TcpListener) -> Result<HttpService, Error> {
+        self.serve_http_with(component, listener, &ServeOptions::default())
+    }
+
     /// Serves HTTP on `listener` with `component`, an HTTP service (a
     /// component exporting WASI 0.3's `wasi:http/handler` or WASI 0.2's
     /// `wasi:http/incoming-handler`), on threads of its own, until
@@ -73,7 +126,8 @@ impl Sandbox {
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let component = host::Runtime::shared().load_file("service.wasm")?;
     /// let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    /// let service = host::Sandbox::new().serve_http(&component, listener)?;
+    /// let options = host::ServeOptions::new().max_concurrent_requests(8);
+    /// let service = host::Sandbox::new().serve_http_with(&component, listener, &options)?;
     /// println!("serving on http://{}/", service.local_addr());
     /// // ... requests ...
     /// let outcome = service.shutdown()?;
@@ -81,7 +135,12 @@ impl Sandbox {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn serve_http(&self, component: &GuestModule, listener: std::net::TcpListener) -> Result<HttpService, Error> {
+    pub fn serve_http_with(
+        &self,
+        component: &GuestModule,
+        listener: std::net::TcpListener,
+        options: &ServeOptions,
+    ) -> Result<HttpService, Error> {
         let started = Instant::now();
         let module = component.name().to_owned();
         let serve_error = |source: std::io::Error| Error::Serve {
@@ -111,13 +170,17 @@ impl Sandbox {
             let _context = runtime.enter();
             tokio::net::TcpListener::from_std(listener).map_err(serve_error)?
         };
+        let instances = Arc::new(AtomicUsize::new(0));
         let service = Service {
             sandbox: self.clone(),
             component: component.clone(),
             proxy,
             kind,
             pipes: pipes.clone(),
-            requests: Semaphore::new(MAX_CONCURRENT_REQUESTS),
+            tag_output: options.tag_output,
+            turns: Arc::new(Semaphore::new(options.max_concurrent_requests)),
+            requests: AtomicU64::new(0),
+            instances: instances.clone(),
         };
         let grace = self.limits.timeout.unwrap_or(SHUTDOWN_GRACE);
         let timeout = self.limits.timeout;
@@ -134,6 +197,7 @@ impl Sandbox {
         Ok(HttpService {
             module,
             local_addr,
+            instances,
             stop: Some(stop),
             thread: Some(thread),
         })
@@ -146,6 +210,7 @@ impl Sandbox {
 pub struct HttpService {
     module: String,
     local_addr: SocketAddr,
+    instances: Arc<AtomicUsize>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<RunOutcome>>,
 }
@@ -164,6 +229,13 @@ impl HttpService {
     /// for a listener bound to port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The instances alive now, one per request being served (from the
+    /// moment its store is made until it is dropped): never more than
+    /// [`ServeOptions::max_concurrent_requests`].
+    pub fn instances(&self) -> usize {
+        self.instances.load(Ordering::SeqCst)
     }
 
     /// Stops accepting connections, lets the requests in flight finish
@@ -319,17 +391,19 @@ async fn respond(
     request: hyper::Request<hyper::body::Incoming>,
 ) -> hyper::Response<WasiBody> {
     let service = handler.state();
-    let Ok(_turn) = service.requests.acquire().await else {
-        return failure("the service is shutting down");
-    };
     let request = request.map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
-    match handler.handle((), request).await {
+    let deadline = RequestDeadline::default();
+    match handler.handle(deadline.clone(), request).await {
         Ok(response) => response,
-        Err(error) if error.is::<ExpirationError>() => failure("the guest timed out"),
+        // Ended by its deadline, whether the request's own expiry or its
+        // instance's came first.
+        Err(error) if error.is::<ExpirationError>() || deadline.get().is_some_and(|end| Instant::now() >= *end) => {
+            failure("the guest timed out")
+        }
         // Other failures of a running instance are noted when it is dropped
         // (`OneRequest::drop`); one that never started, here.
         Err(error) => {
-            if let Some(failed) = error.downcast_ref::<InstantiationError<()>>() {
+            if let Some(failed) = error.downcast_ref::<InstantiationError<RequestDeadline>>() {
                 let why = format!("{:#}", failed.error);
                 service.note(&format!("a request could not start: {why}"));
             }
@@ -354,7 +428,13 @@ struct Service {
     proxy: ProxyPre<GuestState>,
     kind: EngineKind,
     pipes: Pipes,
-    requests: Semaphore,
+    tag_output: bool,
+    /// One permit per instance alive: taken before its store is made,
+    /// given back once it is dropped.
+    turns: Arc<Semaphore>,
+    /// Requests that reached an instance so far, numbering them.
+    requests: AtomicU64,
+    instances: Arc<AtomicUsize>,
 }
 
 impl Service {
@@ -376,9 +456,18 @@ impl HandlerState for Service {
     type WorkerState = OneRequest;
 
     async fn instantiate(&self) -> wasmtime::Result<Instance<GuestState, Expiry, OneRequest>> {
+        // The turn is released with the instance, not with the response:
+        // a guest that answers and lingers still holds its memory.
+        let permit = self.turns.clone().acquire_owned().await?;
+        let turn = Turn::new(permit, &self.instances);
+        let number = self.requests.fetch_add(1, Ordering::Relaxed);
+        let pipes = match self.tag_output {
+            true => self.pipes.tagged(number),
+            false => self.pipes.clone(),
+        };
         let mut store = self
             .sandbox
-            .store_with(&self.component, self.kind, &self.pipes)
+            .store_with(&self.component, self.kind, &pipes)
             .map_err(wasmtime::Error::new)?;
         // The request's timeout starts now, instantiation included.
         let timeout = self.sandbox.limits.timeout;
@@ -395,8 +484,32 @@ impl HandlerState for Service {
                 deadline,
                 timeout,
                 pipes: self.pipes.clone(),
+                _turn: turn,
             },
         })
+    }
+}
+
+/// An instance's place among those the service may hold at once; counted
+/// in [`HttpService::instances`] while it lasts.
+struct Turn {
+    _permit: OwnedSemaphorePermit,
+    instances: Arc<AtomicUsize>,
+}
+
+impl Turn {
+    fn new(permit: OwnedSemaphorePermit, instances: &Arc<AtomicUsize>) -> Self {
+        instances.fetch_add(1, Ordering::SeqCst);
+        Self {
+            _permit: permit,
+            instances: instances.clone(),
+        }
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.instances.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -424,17 +537,24 @@ impl WorkerExpiration for Expiry {
     }
 }
 
+/// A request's deadline, known once an instance took it: how
+/// [`respond`] tells a timeout from another failure.
+type RequestDeadline = Arc<OnceLock<Instant>>;
+
 /// One instance, one request.
 struct OneRequest {
     module: String,
     deadline: Option<Instant>,
     timeout: Option<Duration>,
     pipes: Pipes,
+    /// Dropped after the store (wasmtime-wasi-http drops this state right
+    /// after [`WorkerState::drop`] gave the store back).
+    _turn: Turn,
 }
 
 impl WorkerState for OneRequest {
     type StoreData = GuestState;
-    type RequestData = ();
+    type RequestData = RequestDeadline;
 
     fn should_accept_request(&self, _concurrent: usize, total: usize) -> ShouldAccept {
         if total == 0 {
@@ -447,9 +567,12 @@ impl WorkerState for OneRequest {
     fn on_request_start(
         &self,
         _store: StoreContextMut<'_, GuestState>,
-        _data: (),
+        request_deadline: RequestDeadline,
         _task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+        if let Some(deadline) = self.deadline {
+            let _ = request_deadline.set(deadline);
+        }
         match self.deadline {
             Some(deadline) => Box::pin(tokio::time::sleep_until(deadline.into())),
             None => Box::pin(std::future::pending()),

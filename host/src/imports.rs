@@ -8,12 +8,15 @@
 //! one message (see [`crate::RunOutcome::host_log`]). Embedders add their own
 //! functions with [`crate::Sandbox::host_func`].
 
-use wasmtime::component;
-use wasmtime::{Caller, Engine, Extern, Linker};
+use wasmtime::component::{self, Resource};
+use wasmtime::{Caller, Engine, Extern, Linker, StoreContextMut};
+use wasmtime_wasi::p2::DynOutputStream;
+use wasmtime_wasi_http::p2::body::HostOutgoingBody;
 
 use crate::deadline::guarded_poll_oneoff;
 use crate::memory::checked_range;
 use crate::open::{OpenAtParams, guarded_open_at, guarded_open_at_p3, guarded_path_open};
+use crate::outgoing::counted;
 use crate::state::GuestState;
 
 const WASI: &str = "wasi_snapshot_preview1";
@@ -23,6 +26,9 @@ const WASI: &str = "wasi_snapshot_preview1";
 const P2_FILESYSTEM_TYPES: &str = "wasi:filesystem/types@0.2.12";
 /// WASI 0.3's, likewise.
 const P3_FILESYSTEM_TYPES: &str = "wasi:filesystem/types@0.3.0";
+/// The WASI 0.2 interface whose `outgoing-body.write` counts what it
+/// buffers in the guest's host memory.
+const P2_HTTP_TYPES: &str = "wasi:http/types@0.2.12";
 
 /// A linker for components: WASI 0.2 and 0.3 (each's `wasi:cli/command`
 /// world, and `wasi:http`), their blocking calls awaited so that the run's deadline can cut
@@ -46,8 +52,26 @@ pub(crate) fn component_linker(engine: &Engine) -> wasmtime::Result<component::L
     linker
         .instance(P3_FILESYSTEM_TYPES)?
         .func_wrap_concurrent("[method]descriptor.open-at", guarded_open_at_p3)?;
+    linker
+        .instance(P2_HTTP_TYPES)?
+        .func_wrap("[method]outgoing-body.write", counted_body_write)?;
     linker.allow_shadowing(false);
     Ok(linker)
+}
+
+/// WASI 0.2's `outgoing-body.write`, as wasmtime-wasi-http's, with the
+/// stream's buffered data counted in the guest's host memory
+/// (`crate::outgoing::counted`).
+fn counted_body_write(
+    mut store: StoreContextMut<'_, GuestState>,
+    (body,): (Resource<HostOutgoingBody>,),
+) -> wasmtime::Result<(Result<Resource<DynOutputStream>, ()>,)> {
+    let (table, host_memory) = store.data_mut().table_and_host_memory();
+    let host_memory = host_memory.clone();
+    let Some(stream) = table.get_mut(&body)?.take_output_stream() else {
+        return Ok((Err(()),));
+    };
+    Ok((Ok(table.push_child(counted(stream, host_memory), &body)?),))
 }
 
 /// Links WASI preview 1, the guarded `poll_oneoff` and `path_open`, and the `host` module into `linker`.

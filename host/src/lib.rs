@@ -63,6 +63,7 @@ mod http;
 mod imports;
 mod instance;
 mod limits;
+mod lookup;
 mod memory;
 mod network;
 mod open;
@@ -82,7 +83,7 @@ pub use cache::{
 pub use compile::{CompileLimit, CompileLimits};
 pub use component::ComponentInstance;
 pub use error::{Cause, Error};
-pub use http::HttpService;
+pub use http::{HttpService, ServeOptions};
 pub use instance::GuestInstance;
 pub use limits::Limits;
 pub use network::{AddrRule, ParseAddrRuleError};

@@ -6,6 +6,8 @@
 //! linear memory it ever allowed, so tests and fuzzers can check the limit
 //! from the outside.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use wasmtime::ResourceLimiter;
@@ -61,6 +63,14 @@ pub struct Limits {
     /// resources) each refuse an entry past it, and the call that wanted
     /// one traps ([`crate::TrapKind::HostError`]). Default 4096.
     pub max_resources: usize,
+    /// Bytes of host memory a guest may fill outside its linear memory:
+    /// the data of WASI 0.2 HTTP bodies written and not yet sent, and each
+    /// outgoing HTTP connection (64 KiB each: hyper's buffers, capped at
+    /// that). A write past it fails (`last-operation-failed`), a request
+    /// past it with `connection-limit-reached`. Each set of HTTP header
+    /// fields a guest builds may hold `max_host_memory_bytes /
+    /// max_resources` bytes (at least 8 KiB, at most 128 KiB). Default 32 MiB.
+    pub max_host_memory_bytes: usize,
 }
 
 /// Chained setters, one per limit, from [`Limits::default`]: the struct is
@@ -113,6 +123,12 @@ impl Limits {
         self.max_resources = max_resources;
         self
     }
+
+    /// Sets [`Limits::max_host_memory_bytes`](#structfield.max_host_memory_bytes).
+    pub fn max_host_memory_bytes(mut self, max_host_memory_bytes: usize) -> Self {
+        self.max_host_memory_bytes = max_host_memory_bytes;
+        self
+    }
 }
 
 impl Default for Limits {
@@ -126,7 +142,61 @@ impl Default for Limits {
             max_log_bytes: 64 << 10,
             max_descriptors: 256,
             max_resources: 4096,
+            max_host_memory_bytes: 32 << 20,
         }
+    }
+}
+
+/// What a guest holds of [`Limits::max_host_memory_bytes`], shared by
+/// everything of its store that takes from it; each [`Charge`] gives its
+/// bytes back when dropped, on whatever thread frees the buffer.
+#[derive(Debug, Clone)]
+pub(crate) struct HostMemory(Arc<Budget>);
+
+#[derive(Debug)]
+struct Budget {
+    limit: usize,
+    used: AtomicUsize,
+}
+
+impl HostMemory {
+    pub(crate) fn new(limit: usize) -> Self {
+        Self(Arc::new(Budget {
+            limit,
+            used: AtomicUsize::new(0),
+        }))
+    }
+
+    /// Bytes still free.
+    pub(crate) fn room(&self) -> usize {
+        self.0.limit.saturating_sub(self.0.used.load(Ordering::SeqCst))
+    }
+
+    /// Takes `bytes`, or nothing when they do not fit.
+    pub(crate) fn charge(&self, bytes: usize) -> Option<Charge> {
+        self.0
+            .used
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |used| {
+                used.checked_add(bytes).filter(|total| *total <= self.0.limit)
+            })
+            .ok()?;
+        Some(Charge {
+            memory: self.clone(),
+            bytes,
+        })
+    }
+}
+
+/// Bytes taken from a [`HostMemory`] until dropped.
+#[derive(Debug)]
+pub(crate) struct Charge {
+    memory: HostMemory,
+    bytes: usize,
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.memory.0.used.fetch_sub(self.bytes, Ordering::SeqCst);
     }
 }
 
@@ -241,6 +311,25 @@ mod tests {
         assert!(limiter.table_growing(0, 10, None).unwrap());
         assert!(!limiter.table_growing(10, 11, None).unwrap());
         assert!(!limiter.table_growing(0, 5, Some(4)).unwrap());
+    }
+}
+
+#[cfg(test)]
+mod host_memory_tests {
+    use super::*;
+
+    #[test]
+    fn charges_fit_the_limit_and_are_given_back_when_dropped() {
+        let memory = HostMemory::new(10);
+        let six = memory.charge(6).unwrap();
+        assert!(memory.charge(5).is_none(), "past the limit");
+        let four = memory.charge(4).unwrap();
+        assert_eq!(memory.room(), 0);
+        drop(six);
+        assert_eq!(memory.room(), 6);
+        assert!(memory.charge(usize::MAX).is_none(), "no overflow");
+        drop(four);
+        assert_eq!(memory.room(), 10);
     }
 }
 

@@ -17,6 +17,8 @@ use std::sync::Arc;
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::sockets::SocketAddrUse;
 
+use crate::lookup::Lookups;
+
 /// Addresses a guest may use: an IP network (an address, or
 /// `address/prefix`) and, optionally, one port.
 ///
@@ -129,7 +131,16 @@ pub(crate) struct NetworkGrant {
     connect: Vec<AddrRule>,
     bind: Vec<AddrRule>,
     http: Vec<AddrRule>,
-    name_lookup: bool,
+    /// Shared by the sandbox's clones, and so by every store made from it.
+    lookups: Lookups,
+}
+
+/// What a store may reach by outgoing HTTP: the addresses `rules` grant,
+/// a host name only through `lookups`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HttpGrant {
+    pub(crate) rules: Arc<[AddrRule]>,
+    pub(crate) lookups: Lookups,
 }
 
 impl NetworkGrant {
@@ -143,9 +154,12 @@ impl NetworkGrant {
         self.http.push(rule);
     }
 
-    /// The addresses outgoing HTTP requests may go to.
-    pub(crate) fn http_rules(&self) -> Arc<[AddrRule]> {
-        self.http.as_slice().into()
+    /// Where outgoing HTTP requests may go.
+    pub(crate) fn http_grant(&self) -> HttpGrant {
+        HttpGrant {
+            rules: self.http.as_slice().into(),
+            lookups: self.lookups.clone(),
+        }
     }
 
     pub(crate) fn allow_connect(&mut self, rule: AddrRule) {
@@ -157,7 +171,7 @@ impl NetworkGrant {
     }
 
     pub(crate) fn allow_name_lookup(&mut self) {
-        self.name_lookup = true;
+        self.lookups.grant();
     }
 
     /// True when `addr` may be used for `usage`.
@@ -182,7 +196,7 @@ impl NetworkGrant {
         let sockets = !self.connect.is_empty() || !self.bind.is_empty();
         wasi.allow_tcp(sockets)
             .allow_udp(sockets)
-            .allow_ip_name_lookup(self.name_lookup);
+            .allow_ip_name_lookup(self.lookups.granted());
         if sockets {
             let grant = Arc::new(self.clone());
             wasi.socket_addr_check(move |addr, usage| {
@@ -237,6 +251,8 @@ mod tests {
         let net = rule("10.1.0.0/17");
         assert!(net.matches(addr("10.1.127.255:1")));
         assert!(!net.matches(addr("10.1.128.0:1")));
+        // Bits past the prefix may differ either way.
+        assert!(rule("10.1.128.0/17").matches(addr("10.1.200.1:1")));
         assert!(!net.matches(addr("[::1]:1")));
         assert!(rule("fd00::/8").matches(addr("[fdff::1]:5")));
         assert!(!rule("fd00::/8").matches(addr("[fe00::1]:5")));
@@ -265,5 +281,14 @@ mod tests {
         assert!(grant.permits(addr("127.0.0.1:8000"), SocketAddrUse::TcpListen));
         assert!(!grant.permits(addr("0.0.0.0:8000"), SocketAddrUse::TcpListen));
         assert!(grant.permits(addr("127.0.0.1:5000"), SocketAddrUse::TcpAccept));
+    }
+
+    #[test]
+    fn name_lookup_is_granted_apart_and_shared_with_http() {
+        let mut grant = NetworkGrant::default();
+        grant.allow_all();
+        assert!(!grant.http_grant().lookups.granted(), "the whole network, but no names");
+        grant.allow_name_lookup();
+        assert!(grant.http_grant().lookups.granted());
     }
 }

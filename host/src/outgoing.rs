@@ -3,16 +3,16 @@
 //! then sent only to the addresses granted.
 //!
 //! The host sends them itself rather than through wasmtime-wasi-http's
-//! default sender, which connects to whatever a name resolves to: here the
-//! name is resolved first, and only an address a rule grants is connected
-//! to, so the address checked is the address used (no second lookup a
-//! rebinding DNS server could answer otherwise). Plain HTTP only; every
-//! wait ends at the run's deadline.
+//! default sender, which connects to whatever a name resolves to: here a
+//! name is resolved only when the sandbox grants name lookups (through
+//! `crate::lookup`, bounded), and only an address a rule grants is
+//! connected to, so the address checked is the address used (no second
+//! lookup a rebinding DNS server could answer otherwise). Plain HTTP only;
+//! every wait ends at the run's deadline.
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -20,11 +20,14 @@ use bytes::Bytes;
 use http::uri::Scheme;
 use http_body_util::BodyExt;
 use tokio::net::TcpStream;
+use wasmtime_wasi::p2::{DynOutputStream, OutputStream, Pollable, StreamError, StreamResult};
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::deadline::Deadline;
-use crate::network::AddrRule;
+use crate::limits::{Charge, HostMemory};
+use crate::lookup::{LookupError, without_lookup};
+use crate::network::HttpGrant;
 
 /// What wasmtime-wasi-http waits on for an outgoing request: the response,
 /// and the connection's own work, which goes on while the body is read.
@@ -36,18 +39,28 @@ type Sent = Result<
     Error,
 >;
 
-/// The outgoing HTTP a store may make: to the addresses `rules` grant, each
-/// request ending at the store's deadline at the latest.
+/// The outgoing HTTP a store may make: where `grant` allows, each request
+/// ending at the store's deadline at the latest, each connection counted
+/// in the guest's host memory.
 pub(crate) struct OutgoingHttp {
-    rules: Arc<[AddrRule]>,
+    grant: HttpGrant,
     deadline: Deadline,
+    host_memory: HostMemory,
 }
 
 impl OutgoingHttp {
-    pub(crate) fn new(rules: Arc<[AddrRule]>, deadline: Deadline) -> Self {
-        Self { rules, deadline }
+    pub(crate) fn new(grant: HttpGrant, deadline: Deadline, host_memory: HostMemory) -> Self {
+        Self {
+            grant,
+            deadline,
+            host_memory,
+        }
     }
 }
+
+/// What one outgoing connection counts in the guest's host memory: hyper's
+/// read buffer, capped at this.
+const CONNECTION_BYTES: usize = 64 << 10;
 
 impl WasiHttpHooks for OutgoingHttp {
     fn is_supported_scheme(&mut self, scheme: &Scheme) -> bool {
@@ -65,9 +78,12 @@ impl WasiHttpHooks for OutgoingHttp {
         options: Option<RequestOptions>,
         _response_result: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> Box<dyn Future<Output = Sent> + Send> {
-        let rules = self.rules.clone();
+        let grant = self.grant.clone();
         let deadline = self.deadline.get();
-        Box::new(send(rules, deadline, request, options.unwrap_or_default()))
+        let Some(charge) = self.host_memory.charge(CONNECTION_BYTES) else {
+            return Box::new(std::future::ready(Err(Error::ConnectionLimitReached)));
+        };
+        Box::new(send(grant, deadline, charge, request, options.unwrap_or_default()))
     }
 }
 
@@ -75,8 +91,9 @@ impl WasiHttpHooks for OutgoingHttp {
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
 async fn send(
-    rules: Arc<[AddrRule]>,
+    grant: HttpGrant,
     deadline: Option<Instant>,
+    charge: Charge,
     mut request: http::Request<WasiBody>,
     options: RequestOptions,
 ) -> Sent {
@@ -98,10 +115,13 @@ async fn send(
         .trim_end_matches(']')
         .to_owned();
 
-    let stream = tokio::time::timeout_at(by(options.connect_timeout), connect(&rules, &host, port))
+    let stream = tokio::time::timeout_at(by(options.connect_timeout), connect(&grant, &host, port))
         .await
         .map_err(|_| Error::ConnectionTimeout)??;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
+        .max_buf_size(CONNECTION_BYTES)
+        .handshake(TokioIo::new(stream))
+        .await?;
 
     // The request line names only the path: the authority went into `Host`.
     let path = request.uri().path_and_query().map_or("/", |path| path.as_str());
@@ -136,6 +156,8 @@ async fn send(
         .boxed_unsync()
     });
     let io = async move {
+        // The connection's buffers are the guest's until it ends.
+        let _charge = charge;
         if !connection_done {
             connection.await?;
         }
@@ -151,27 +173,32 @@ fn after(timeout: Duration) -> tokio::time::Instant {
     now.checked_add(timeout).unwrap_or(now + DEFAULT_TIMEOUT)
 }
 
-/// A TCP connection to `host:port` at an address the `rules` grant: a
-/// name is resolved once, and only the addresses it resolved to that are
-/// granted are tried. Nothing is looked up when nothing is granted.
-async fn connect(rules: &[AddrRule], host: &str, port: u16) -> Result<TcpStream, Error> {
-    if rules.is_empty() {
+/// A TCP connection to `host:port` at an address the `grant` allows: a
+/// name is resolved once, if lookups are granted, and only the addresses
+/// it resolved to that are granted are tried. Nothing is looked up when no
+/// address is granted; a name not looked up is refused as an address not
+/// granted, whether or not it exists.
+async fn connect(grant: &HttpGrant, host: &str, port: u16) -> Result<TcpStream, Error> {
+    if grant.rules.is_empty() {
         return Err(Error::DestinationIpProhibited);
     }
-    let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
-        Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => tokio::net::lookup_host((host, port))
-            .await
-            .map_err(|e| Error::DnsError {
-                rcode: Some(e.to_string()),
-                info_code: None,
-            })?
-            .collect(),
+    let addrs: Vec<SocketAddr> = match without_lookup(host) {
+        Some(ips) => ips.into_iter().map(|ip| SocketAddr::new(ip, port)).collect(),
+        None => match grant.lookups.lookup(host, port).await {
+            Ok(addrs) => addrs,
+            Err(LookupError::NotGranted) => return Err(Error::DestinationIpProhibited),
+            Err(LookupError::Failed(error)) => {
+                return Err(Error::DnsError {
+                    rcode: Some(error.to_string()),
+                    info_code: None,
+                });
+            }
+        },
     };
     let mut failure = Error::DestinationIpProhibited;
     for addr in addrs
         .into_iter()
-        .filter(|addr| rules.iter().any(|rule| rule.matches(*addr)))
+        .filter(|addr| grant.rules.iter().any(|rule| rule.matches(*addr)))
     {
         match TcpStream::connect(addr).await {
             Ok(stream) => return Ok(stream),
@@ -179,6 +206,68 @@ async fn connect(rules: &[AddrRule], host: &str, port: u16) -> Result<TcpStream,
         }
     }
     Err(failure)
+}
+
+/// `stream` (an outgoing body's), with the data it buffers (up to two
+/// writes of 1 MiB each, until the request is sent and hyper takes them)
+/// counted in the guest's host memory: bodies a guest fills and never
+/// sends are bounded by it.
+pub(crate) fn counted(stream: DynOutputStream, host_memory: HostMemory) -> DynOutputStream {
+    Box::new(CountedStream { stream, host_memory })
+}
+
+/// An output stream whose buffered bytes are charged to the guest until
+/// whoever holds them frees them.
+struct CountedStream {
+    stream: DynOutputStream,
+    host_memory: HostMemory,
+}
+
+impl CountedStream {
+    fn exhausted(&self) -> StreamError {
+        StreamError::LastOperationFailed(wasmtime::format_err!("the guest's host memory limit is reached"))
+    }
+}
+
+/// Bytes charged until dropped.
+struct Charged {
+    bytes: Bytes,
+    _charge: Charge,
+}
+
+impl AsRef<[u8]> for Charged {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl OutputStream for CountedStream {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        let Some(charge) = self.host_memory.charge(bytes.len()) else {
+            return Err(self.exhausted());
+        };
+        self.stream.write(Bytes::from_owner(Charged { bytes, _charge: charge }))
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        self.stream.flush()
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        let permit = self.stream.check_write()?;
+        match self.host_memory.room() {
+            0 if permit > 0 => Err(self.exhausted()),
+            room => Ok(permit.min(room)),
+        }
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for CountedStream {
+    async fn ready(&mut self) {
+        self.stream.ready().await;
+    }
 }
 
 /// A response body that fails when no data comes for `between_bytes`.
@@ -215,5 +304,141 @@ impl http_body::Body for ResponseBody {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+
+    use super::*;
+
+    fn grant(rules: &[&str]) -> HttpGrant {
+        HttpGrant {
+            rules: rules.iter().map(|rule| rule.parse().unwrap()).collect(),
+            ..HttpGrant::default()
+        }
+    }
+
+    fn connected(grant: &HttpGrant, host: &str, port: u16) -> Result<(), String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime
+            .block_on(connect(grant, host, port))
+            .map(drop)
+            .map_err(|error| format!("{error:?}"))
+    }
+
+    /// An inner stream keeping what it was given, with room for `permit`
+    /// bytes, ready when `ready` says.
+    struct Kept {
+        permit: usize,
+        ready: bool,
+        kept: Vec<Bytes>,
+    }
+
+    #[wasmtime_wasi::async_trait]
+    impl OutputStream for Kept {
+        fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+            self.kept.push(bytes);
+            Ok(())
+        }
+        fn flush(&mut self) -> StreamResult<()> {
+            Ok(())
+        }
+        fn check_write(&mut self) -> StreamResult<usize> {
+            Ok(self.permit)
+        }
+    }
+
+    #[wasmtime_wasi::async_trait]
+    impl Pollable for Kept {
+        async fn ready(&mut self) {
+            if !self.ready {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    fn kept(permit: usize, ready: bool, room: usize) -> (CountedStream, HostMemory) {
+        let host_memory = HostMemory::new(room);
+        let inner = Kept {
+            permit,
+            ready,
+            kept: Vec::new(),
+        };
+        let stream = CountedStream {
+            stream: Box::new(inner),
+            host_memory: host_memory.clone(),
+        };
+        (stream, host_memory)
+    }
+
+    #[test]
+    fn a_body_stream_charges_what_it_buffers_until_it_is_freed() {
+        let (mut stream, host_memory) = kept(1 << 20, true, 16);
+        assert_eq!(stream.check_write().unwrap(), 16, "no more than the room");
+        stream.write(Bytes::from_static(b"0123456789")).unwrap();
+        assert_eq!(host_memory.room(), 6);
+        assert!(stream.write(Bytes::from_static(b"0123456789")).is_err());
+        assert_eq!(stream.check_write().unwrap(), 6);
+        stream.write(Bytes::from_static(b"012345")).unwrap();
+        assert!(
+            stream.check_write().is_err(),
+            "no room left for a writer that could write"
+        );
+        drop(stream);
+        assert_eq!(host_memory.room(), 16, "given back with the buffers");
+    }
+
+    #[test]
+    fn a_full_body_stream_waits_as_its_own_would() {
+        // Nothing could be written anyway: no error for the spent room.
+        let (mut full, _memory) = kept(0, false, 0);
+        assert_eq!(full.check_write().unwrap(), 0);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let waited =
+            runtime.block_on(async { tokio::time::timeout(std::time::Duration::from_millis(20), full.ready()).await });
+        assert!(waited.is_err(), "ready only when the inner stream is");
+        let (mut ready, _memory) = kept(1, true, 1);
+        runtime.block_on(ready.ready());
+    }
+
+    #[test]
+    fn plain_http_is_the_one_scheme_and_the_default() {
+        let mut hooks = OutgoingHttp::new(grant(&[]), Deadline::default(), HostMemory::new(0));
+        assert!(hooks.is_supported_scheme(&Scheme::HTTP));
+        assert!(!hooks.is_supported_scheme(&Scheme::HTTPS));
+        assert_eq!(hooks.default_scheme(), Some(Scheme::HTTP));
+    }
+
+    #[test]
+    fn a_timeout_past_the_clocks_range_is_the_default() {
+        let now = tokio::time::Instant::now();
+        assert!(after(Duration::MAX) >= now + DEFAULT_TIMEOUT);
+        assert!(after(Duration::from_secs(1)) >= now + Duration::from_secs(1));
+    }
+
+    #[test]
+    fn only_granted_addresses_are_connected_to_and_names_need_the_lookup_grant() {
+        // The kernel accepts from the backlog; nothing needs to answer.
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let granted = grant(&[&format!("127.0.0.1:{port}")]);
+        assert_eq!(connected(&granted, "127.0.0.1", port), Ok(()));
+        assert_eq!(connected(&granted, "localhost", port), Ok(()), "loopback, no lookup");
+        let prohibited = Err("DestinationIpProhibited".to_owned());
+        assert_eq!(connected(&granted, "127.0.0.1", port + 1), prohibited);
+        assert_eq!(connected(&granted, "127.0.0.2", port), prohibited);
+        assert_eq!(connected(&grant(&[]), "127.0.0.1", port), prohibited);
+        // Refused before any resolver sees it, existing or not.
+        for name in ["localhost.localdomain", "exfil.attacker.example", "127.1"] {
+            assert_eq!(connected(&granted, name, port), prohibited, "{name}");
+        }
     }
 }

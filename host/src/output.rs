@@ -9,6 +9,7 @@
 
 use std::io::{self, Write};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
@@ -46,6 +47,14 @@ pub(crate) struct CappedPipe {
     cap: usize,
     sink: Sink,
     state: Arc<Mutex<State>>,
+    tag: Option<Arc<Tag>>,
+}
+
+/// What starts each line one writer of a shared pipe writes.
+struct Tag {
+    prefix: String,
+    /// True when the writer's next byte starts a line.
+    at_line_start: AtomicBool,
 }
 
 #[derive(Default)]
@@ -64,6 +73,19 @@ impl CappedPipe {
             cap,
             sink,
             state: Arc::default(),
+            tag: None,
+        }
+    }
+
+    /// The same pipe (same cap, same sink), for a writer each of whose
+    /// lines starts with `prefix`.
+    pub(crate) fn tagged(&self, prefix: String) -> Self {
+        Self {
+            tag: Some(Arc::new(Tag {
+                prefix,
+                at_line_start: AtomicBool::new(true),
+            })),
+            ..self.clone()
         }
     }
 
@@ -76,6 +98,14 @@ impl CappedPipe {
     /// Passes on what fits under the cap, as if the guest had written it.
     pub(crate) fn append(&self, bytes: &[u8]) -> io::Result<()> {
         let mut state = self.lock();
+        let tagged;
+        let bytes = match &self.tag {
+            Some(tag) => {
+                tagged = tag.apply(bytes);
+                &tagged[..]
+            }
+            None => bytes,
+        };
         let room = self.cap.saturating_sub(state.kept);
         let kept = &bytes[..bytes.len().min(room)];
         state.truncated |= kept.len() < bytes.len();
@@ -95,6 +125,21 @@ impl CappedPipe {
         // A poisoned lock only means another writer panicked mid-append; the
         // bytes are still a valid prefix of the output.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Tag {
+    /// `bytes` with the prefix before each line they start.
+    fn apply(&self, bytes: &[u8]) -> Vec<u8> {
+        let mut tagged = Vec::with_capacity(bytes.len() + self.prefix.len());
+        for line in bytes.split_inclusive(|byte| *byte == b'\n') {
+            if self.at_line_start.load(Ordering::Relaxed) {
+                tagged.extend_from_slice(self.prefix.as_bytes());
+            }
+            tagged.extend_from_slice(line);
+            self.at_line_start.store(line.ends_with(b"\n"), Ordering::Relaxed);
+        }
+        tagged
     }
 }
 
@@ -174,5 +219,20 @@ mod tests {
         assert_eq!(pipe.contents(), (b"hello".to_vec(), true));
         pipe.append(b"!").unwrap();
         assert_eq!(pipe.contents(), (b"hello".to_vec(), true));
+    }
+
+    #[test]
+    fn each_writer_tags_the_lines_it_starts() {
+        let pipe = CappedPipe::new(1 << 10, Sink::Memory);
+        let (one, two) = (pipe.tagged("[1] ".into()), pipe.tagged("[2] ".into()));
+        one.append(b"a\nb").unwrap();
+        two.append(b"c\n").unwrap();
+        one.append(b"c\n\n").unwrap();
+        pipe.append(b"untagged\n").unwrap();
+        let (text, _) = pipe.contents();
+        assert_eq!(
+            String::from_utf8(text).unwrap(),
+            "[1] a\n[1] b[2] c\nc\n[1] \nuntagged\n"
+        );
     }
 }

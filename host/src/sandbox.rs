@@ -265,7 +265,7 @@ impl Sandbox {
 
     /// Grants a component the whole network: TCP and UDP to and from any
     /// address (as `wasmtime run -S inherit-network`) and outgoing HTTP to
-    /// any address, name lookup for sockets excepted
+    /// any address, name lookup excepted, for sockets and HTTP alike
     /// ([`Sandbox::allow_ip_name_lookup`]). Core modules have no
     /// sockets to use it with.
     pub fn allow_network(mut self) -> Self {
@@ -289,8 +289,9 @@ impl Sandbox {
 
     /// Grants a component outgoing HTTP requests (`wasi:http`, plain HTTP)
     /// to the addresses `rule` covers (repeatable). A host name is resolved
-    /// by the host, and only a granted address it resolves to is connected
-    /// to; a request to anything else fails in the guest with
+    /// by the host only with [`Sandbox::allow_ip_name_lookup`], and only a
+    /// granted address it resolves to is connected to; a request to
+    /// anything else fails in the guest with
     /// `destination-ip-prohibited`. [`Sandbox::allow_network`] grants every
     /// address; the socket grants do not cover HTTP, nor this grant sockets.
     pub fn allow_http(mut self, rule: AddrRule) -> Self {
@@ -298,7 +299,12 @@ impl Sandbox {
         self
     }
 
-    /// Grants a component `wasi:sockets/ip-name-lookup` (the host's resolver).
+    /// Grants a component name lookups through the host's resolver:
+    /// `wasi:sockets/ip-name-lookup`, and the host names in the URLs of its
+    /// outgoing HTTP requests ([`Sandbox::allow_http`]). Without it, a URL
+    /// names its host by an IP address or `localhost` (loopback, never
+    /// sent to DNS); any other name fails with `destination-ip-prohibited`.
+    /// A sandbox and its clones resolve at most 2 names at once.
     pub fn allow_ip_name_lookup(mut self) -> Self {
         self.network.allow_name_lookup();
         self
@@ -553,7 +559,7 @@ impl Sandbox {
         };
         let state = GuestState::new(
             wasi.build_p1(),
-            self.network.http_rules(),
+            self.network.http_grant(),
             &self.limits,
             shape,
             deadline,

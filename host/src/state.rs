@@ -2,7 +2,6 @@
 //! contexts, limits, `host.log` messages and deadline), and gathering what a finished run
 //! left behind into its outcome. Everything that runs a guest builds on it.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::Store;
@@ -11,8 +10,8 @@ use wasmtime_wasi::{WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::deadline::{Deadline, Guarded};
-use crate::limits::{GuestLimiter, Limits, Shape};
-use crate::network::AddrRule;
+use crate::limits::{GuestLimiter, HostMemory, Limits, Shape};
+use crate::network::HttpGrant;
 use crate::outcome::{RunOutcome, Termination};
 use crate::outgoing::OutgoingHttp;
 use crate::output::CappedPipe;
@@ -22,6 +21,17 @@ use crate::output::CappedPipe;
 pub(crate) struct Pipes {
     pub(crate) stdout: CappedPipe,
     pub(crate) stderr: CappedPipe,
+}
+
+impl Pipes {
+    /// The same streams, each line of request `number` starting with
+    /// `stdout [number] :: ` or `stderr [number] :: `.
+    pub(crate) fn tagged(&self, number: u64) -> Self {
+        Self {
+            stdout: self.stdout.tagged(format!("stdout [{number}] :: ")),
+            stderr: self.stderr.tagged(format!("stderr [{number}] :: ")),
+        }
+    }
 }
 
 /// The state Wasmtime keeps for one guest: its WASI context, its resource
@@ -37,6 +47,7 @@ pub struct GuestState {
     pub(crate) host_log: HostLog,
     pub(crate) deadline: Deadline,
     timeout: Option<Duration>,
+    host_memory: HostMemory,
 }
 
 impl std::fmt::Debug for GuestState {
@@ -48,6 +59,10 @@ impl std::fmt::Debug for GuestState {
             .finish_non_exhaustive()
     }
 }
+
+/// The least and most a set of header fields a guest builds may hold
+/// (wasmtime-wasi-http's default is the most).
+const FIELD_BYTES: std::ops::RangeInclusive<usize> = (8 << 10)..=(128 << 10);
 
 impl GuestState {
     /// The messages received through `host.log` so far.
@@ -61,31 +76,43 @@ impl GuestState {
         self.limits.peak_memory_bytes()
     }
 
-    /// The state of a run granted `wasi` and outgoing HTTP to `http_rules`,
-    /// within `limits`.
-    pub(crate) fn new(
-        wasi: WasiP1Ctx,
-        http_rules: Arc<[AddrRule]>,
-        limits: &Limits,
-        shape: Shape,
-        deadline: Deadline,
-    ) -> Self {
+    /// The state of a run granted `wasi` and outgoing HTTP as `http`
+    /// says, within `limits`.
+    pub(crate) fn new(wasi: WasiP1Ctx, http: HttpGrant, limits: &Limits, shape: Shape, deadline: Deadline) -> Self {
+        let host_memory = HostMemory::new(limits.max_host_memory_bytes);
+        // Every entry of the table may be a set of fields: together within
+        // the host memory limit, unless the least share is larger.
+        let mut http_ctx = WasiHttpCtx::new();
+        let share = limits.max_host_memory_bytes / limits.max_resources.max(1);
+        http_ctx.set_field_size_limit(share.clamp(*FIELD_BYTES.start(), *FIELD_BYTES.end()));
         Self {
             wasi,
-            http: WasiHttpCtx::new(),
-            outgoing_http: OutgoingHttp::new(http_rules, deadline.clone()),
+            http: http_ctx,
+            outgoing_http: OutgoingHttp::new(http, deadline.clone(), host_memory.clone()),
             fuel_budget: limits.fuel,
             limits: GuestLimiter::new(limits, shape),
             host_log: HostLog::new(limits.max_log_bytes),
             deadline,
             timeout: limits.timeout,
+            host_memory,
         }
+    }
+
+    /// WASI's table, and what the guest holds of the host's memory.
+    pub(crate) fn table_and_host_memory(&mut self) -> (&mut wasmtime::component::ResourceTable, &HostMemory) {
+        (self.wasi.ctx().table, &self.host_memory)
     }
 
     /// A state that grants nothing, for stores that never run a guest.
     pub(crate) fn scratch() -> Self {
         let wasi = WasiCtxBuilder::new().build_p1();
-        Self::new(wasi, Arc::new([]), &Limits::default(), Shape::CORE, Deadline::default())
+        Self::new(
+            wasi,
+            HttpGrant::default(),
+            &Limits::default(),
+            Shape::CORE,
+            Deadline::default(),
+        )
     }
 }
 

@@ -25,7 +25,7 @@ pub struct GrantArgs {
     #[arg(long = "dir-ro", value_name = "HOST[::GUEST]", value_parser = parse_dir)]
     read_only_dirs: Vec<(PathBuf, String)>,
 
-    /// Grant a component the whole network: TCP and UDP, any address, connecting and listening (as wasmtime's -S inherit-network), and outgoing HTTP anywhere
+    /// Grant a component the whole network: TCP and UDP, any address, connecting and listening (as wasmtime's -S inherit-network), and outgoing HTTP anywhere (host names only with --allow-ip-name-lookup)
     #[arg(long)]
     allow_network: bool,
 
@@ -37,11 +37,11 @@ pub struct GrantArgs {
     #[arg(long, value_name = "ADDR")]
     allow_bind: Vec<host::AddrRule>,
 
-    /// Grant a component outgoing HTTP requests (wasi:http, plain HTTP) to ADDR (same forms as --allow-connect), checked on the address a host name resolves to (repeatable)
+    /// Grant a component outgoing HTTP requests (wasi:http, plain HTTP) to ADDR (same forms as --allow-connect), checked on the address a host name resolves to; a name other than localhost needs --allow-ip-name-lookup (repeatable)
     #[arg(long, value_name = "ADDR")]
     allow_http: Vec<host::AddrRule>,
 
-    /// Grant a component name lookup (wasi:sockets/ip-name-lookup) through the host's resolver
+    /// Grant a component name lookups through the host's resolver: wasi:sockets/ip-name-lookup, and the host names of its outgoing HTTP requests (at most 2 at once)
     #[arg(long)]
     allow_ip_name_lookup: bool,
 

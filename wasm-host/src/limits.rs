@@ -50,6 +50,12 @@ pub struct LimitArgs {
     max_resources: Option<usize>,
 
     #[arg(long, value_name = "BYTES", value_parser = parse_bytes, help = bytes_help(
+        "Host memory a guest may fill outside its linear memory (HTTP bodies written and not yet sent, outgoing connections); a write past it fails",
+        Limits::default().max_host_memory_bytes,
+    ))]
+    max_host_memory: Option<usize>,
+
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes, help = bytes_help(
         "Largest wasm call stack; deeper recursion traps as a stack overflow",
         RuntimeConfig::default().max_wasm_stack,
     ))]
@@ -131,6 +137,7 @@ impl LimitArgs {
             .max_output_bytes(self.max_output.unwrap_or(defaults.max_output_bytes))
             .max_descriptors(self.max_descriptors.unwrap_or(defaults.max_descriptors))
             .max_resources(self.max_resources.unwrap_or(defaults.max_resources))
+            .max_host_memory_bytes(self.max_host_memory.unwrap_or(defaults.max_host_memory_bytes))
     }
 
     /// The `-W` keys given, in order (a later one overrides an earlier one).

@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 
 use clap::Args;
-use host::Sandbox;
+use host::{Sandbox, ServeOptions};
 
 use crate::grants::GrantArgs;
 use crate::limits::LimitArgs;
@@ -19,6 +19,14 @@ pub struct ServeArgs {
     /// The address to listen on; port 0 lets the system choose
     #[arg(long, value_name = "HOST:PORT", default_value = "0.0.0.0:8080")]
     addr: SocketAddr,
+
+    /// Requests served at once, each holding its instance from instantiation until the instance ends, answered or not; more wait for their turn [default: 64]
+    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_concurrent_requests: Option<usize>,
+
+    /// Write the guest's output as it is, without the `stdout [N] :: ` or `stderr [N] :: ` that starts each line of request N
+    #[arg(long)]
+    no_logging_prefix: bool,
 
     #[command(flatten)]
     grants: GrantArgs,
@@ -71,7 +79,11 @@ pub fn serve(args: ServeArgs) -> u8 {
             return status::LOAD_ERROR;
         }
     };
-    let service = match sandbox.serve_http(&component, listener) {
+    let mut options = ServeOptions::new().tag_output(!args.no_logging_prefix);
+    if let Some(requests) = args.max_concurrent_requests {
+        options = options.max_concurrent_requests(requests);
+    }
+    let service = match sandbox.serve_http_with(&component, listener, &options) {
         Ok(service) => service,
         Err(error) => return fail(error),
     };

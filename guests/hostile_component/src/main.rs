@@ -1,5 +1,6 @@
 //! A component that tries to get out of its sandbox or past its limits,
-//! one attack per argument, using nothing but the standard library (WASI 0.2):
+//! one attack per argument, using the standard library (WASI 0.2), and the
+//! `wasi:http` types any component may use:
 //!
 //! - `loop`: computes forever.
 //! - `sleep`: sleeps for an hour.
@@ -22,6 +23,9 @@
 //! - `listen ADDR`: binds a TCP listener; prints `listen ADDR: OK|ERROR KIND`.
 //! - `udp ADDR`: sends one datagram; prints `udp ADDR: OK|ERROR KIND`.
 //! - `lookup HOST`: resolves a name; prints `lookup HOST: OK|ERROR KIND`.
+//! - `http-bodies`: fills outgoing HTTP request bodies it never sends, as
+//!   much as each takes, keeping them all, until a write fails; prints
+//!   `held N MiB, then ERROR ...` (a trap ends it first without a limit).
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
@@ -86,14 +90,43 @@ fn main() -> ExitCode {
             let resolved = std::net::ToSocketAddrs::to_socket_addrs(&(*host, 80)).map(|_| ());
             println!("lookup {host}: {}", kind(resolved));
         }
+        ["http-bodies"] => http_bodies(),
         _ => {
             eprintln!(
-                "usage: hostile_component loop|sleep|stdin|memory-bomb|recurse|flood N|open PATH...|readonly FILE|hoard PATH|panic|exit N|env|connect ADDR|listen ADDR|udp ADDR|lookup HOST"
+                "usage: hostile_component loop|sleep|stdin|memory-bomb|recurse|flood N|open PATH...|readonly FILE|hoard PATH|panic|exit N|env|connect ADDR|listen ADDR|udp ADDR|lookup HOST|http-bodies"
             );
             return ExitCode::from(2);
         }
     }
     ExitCode::SUCCESS
+}
+
+/// Buffers as much as the host takes in outgoing request bodies, never sent.
+fn http_bodies() {
+    use wasi::http::types::{Fields, OutgoingRequest};
+    let chunk = vec![7u8; 1 << 20];
+    let mut held = Vec::new();
+    let mut bytes = 0;
+    let error = 'hoard: loop {
+        let request = OutgoingRequest::new(Fields::new());
+        let body = request.body().expect("a new request's body");
+        let stream = body.write().expect("a new body's stream");
+        loop {
+            match stream.check_write() {
+                Ok(0) => break,
+                Ok(permit) => {
+                    let n = chunk.len().min(usize::try_from(permit).unwrap_or(usize::MAX));
+                    if let Err(error) = stream.write(&chunk[..n]) {
+                        break 'hoard format!("{error:?}");
+                    }
+                    bytes += n;
+                }
+                Err(error) => break 'hoard format!("{error:?}"),
+            }
+        }
+        held.push((stream, body, request));
+    };
+    println!("held {} MiB, then ERROR {error}", bytes >> 20);
 }
 
 /// Sends `ping` over a new TCP connection and returns the whole reply.

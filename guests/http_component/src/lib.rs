@@ -8,6 +8,10 @@
 //! - `/fetch`: a GET of `http://$UPSTREAM/upstream` (an outgoing request);
 //!   its status and body relayed, or 502 and the error code's name.
 //! - `/sleep`: waits an hour before answering.
+//! - `/linger`: answers 200 at once, then writes `lingering` to stderr,
+//!   holds 4 MiB and waits an hour.
+//! - `/count`: 200 and how many requests this instance has served, this
+//!   one included.
 //! - `/loop`: computes forever.
 //! - `/trap`: panics.
 //!
@@ -41,6 +45,19 @@ impl Guest for Service {
             "/sleep" => {
                 wasi::clocks::monotonic_clock::subscribe_duration(3_600_000_000_000).block();
                 (200, b"woke up".to_vec())
+            }
+            "/linger" => {
+                respond(out, 200, b"answered");
+                eprintln!("lingering");
+                let held = std::hint::black_box(vec![1u8; 4 << 20]);
+                wasi::clocks::monotonic_clock::subscribe_duration(3_600_000_000_000).block();
+                drop(held);
+                return;
+            }
+            "/count" => {
+                static SERVED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+                let served = SERVED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                (200, served.to_string().into_bytes())
             }
             "/loop" => guest_support::spin(),
             "/trap" => panic!("http_component trapped on purpose"),

@@ -7,14 +7,20 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use host::{AddrRule, Error, HttpService, Limits, Sandbox, Termination, TrapKind};
+use host::{AddrRule, Error, HttpService, Limits, Sandbox, ServeOptions, Termination, TrapKind};
 use xtask::http::{Response, request};
 
 use crate::support::{self, SLACK, components};
 
 fn serve(sandbox: &Sandbox) -> HttpService {
+    serve_with(sandbox, &ServeOptions::new())
+}
+
+fn serve_with(sandbox: &Sandbox, options: &ServeOptions) -> HttpService {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    sandbox.serve_http(&components::http_component(), listener).unwrap()
+    sandbox
+        .serve_http_with(&components::http_component(), listener, options)
+        .unwrap()
 }
 
 fn get(service: &HttpService, path: &str) -> Response {
@@ -90,6 +96,52 @@ fn each_request_gets_the_sandbox_grants_and_its_output_is_the_services() {
 }
 
 #[test]
+fn output_is_tagged_with_its_requests_number_when_asked() {
+    let service = serve_with(&Sandbox::new(), &ServeOptions::new().tag_output(true));
+    assert_eq!(get(&service, "/print").status, 200);
+    assert_eq!(get(&service, "/print").status, 200);
+    let outcome = service.shutdown().unwrap();
+    assert_eq!(
+        outcome.stdout_text(),
+        "stdout [0] :: to stdout\nstdout [1] :: to stdout\n"
+    );
+    assert_eq!(
+        outcome.stderr_text(),
+        "stderr [0] :: to stderr\nstderr [1] :: to stderr\n"
+    );
+}
+
+#[test]
+fn the_concurrency_cap_holds_instances_until_they_end_not_until_they_answer() {
+    let limits = Limits::default().timeout(Some(Duration::from_secs(1)));
+    let cap = 3;
+    let service = serve_with(
+        &Sandbox::new().limits(limits),
+        &ServeOptions::new().max_concurrent_requests(cap),
+    );
+    let addr = service.local_addr();
+    // Each answers at once, then holds its memory until its timeout.
+    let clients: Vec<_> = (0..3 * cap)
+        .map(|_| std::thread::spawn(move || request(addr, "GET", "/linger", b"", Duration::from_secs(60)).unwrap()))
+        .collect();
+    let mut most = 0;
+    // A bound for a service that never lets go, not a timing assertion.
+    let give_up = Instant::now() + Duration::from_secs(60);
+    while (clients.iter().any(|client| !client.is_finished()) || service.instances() > 0) && Instant::now() < give_up {
+        most = most.max(service.instances());
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(service.instances(), 0, "every instance ended");
+    for client in clients {
+        let answered = client.join().unwrap();
+        assert_eq!((answered.status, answered.text().as_str()), (200, "answered"));
+    }
+    assert_eq!(most, cap, "the most instances alive at once");
+    let stderr = service.shutdown().unwrap().stderr_text();
+    assert_eq!(stderr.matches("a request timed out").count(), 3 * cap, "{stderr}");
+}
+
+#[test]
 fn outgoing_http_reaches_a_granted_address_and_no_other() {
     let (addr, seen) = upstream();
     let fetch = |sandbox: Sandbox, upstream: &str| {
@@ -123,6 +175,15 @@ fn outgoing_http_reaches_a_granted_address_and_no_other() {
             );
         }
     }
+    // Any other name is resolved only with the lookup grant.
+    let named = fetch(
+        Sandbox::new().allow_http(rule("127.0.0.1")),
+        &format!("upstream.invalid:{}", addr.port()),
+    );
+    assert_eq!(
+        (named.status, named.text().as_str()),
+        (502, "ErrorCode::DestinationIpProhibited")
+    );
     assert!(seen.lock().unwrap().is_empty(), "refused requests were sent: {seen:?}");
     let everywhere = fetch(Sandbox::new().allow_network(), &addr.to_string());
     assert_eq!(everywhere.status, 200);
@@ -136,7 +197,11 @@ fn a_request_past_the_timeout_is_cut_and_the_service_goes_on() {
     for path in ["/sleep", "/loop"] {
         let started = Instant::now();
         let cut = get(&service, path);
-        assert_eq!(cut.status, 500, "{path}: {}", cut.text());
+        assert_eq!(
+            (cut.status, cut.text().as_str()),
+            (500, "the guest timed out\n"),
+            "{path}"
+        );
         assert!(
             started.elapsed() < timeout + SLACK,
             "{path} took {:?}",
@@ -153,7 +218,11 @@ fn a_request_past_the_timeout_is_cut_and_the_service_goes_on() {
 #[test]
 fn a_trapping_request_is_a_500_noted_on_stderr() {
     let service = serve(&Sandbox::new());
-    assert_eq!(get(&service, "/trap").status, 500);
+    let trapped = get(&service, "/trap");
+    assert_eq!(
+        (trapped.status, trapped.text().as_str()),
+        (500, "the guest failed to respond\n")
+    );
     assert_eq!(get(&service, "/").status, 200);
     let stderr = service.shutdown().unwrap().stderr_text();
     assert!(stderr.contains("http_component trapped on purpose"), "{stderr}");
@@ -180,6 +249,59 @@ fn shutting_down_finishes_a_request_in_flight() {
 }
 
 #[test]
+fn each_request_gets_an_instance_of_its_own() {
+    let service = serve(&Sandbox::new());
+    for _ in 0..3 {
+        assert_eq!(get(&service, "/count").text(), "1");
+    }
+}
+
+#[test]
+fn dropping_the_service_shuts_it_down() {
+    let service = serve(&Sandbox::new());
+    let addr = service.local_addr();
+    assert_eq!(get(&service, "/").status, 200);
+    drop(service);
+    assert!(std::net::TcpStream::connect(addr).is_err(), "the listener is closed");
+}
+
+#[test]
+fn a_connection_counts_in_the_guests_host_memory() {
+    let (addr, seen) = upstream();
+    let limits = Limits::default().max_host_memory_bytes(32 << 10);
+    let upstream = addr.to_string();
+    let sandbox = Sandbox::new().limits(limits).allow_http(rule(&upstream));
+    let service = serve(&sandbox.env("UPSTREAM", &upstream));
+    let refused = get(&service, "/fetch");
+    assert_eq!(
+        (refused.status, refused.text().as_str()),
+        (502, "ErrorCode::ConnectionLimitReached")
+    );
+    assert!(seen.lock().unwrap().is_empty());
+}
+
+#[test]
+fn a_large_response_body_is_relayed_whole() {
+    // More than the first read of the connection holds: the rest comes
+    // only while the host drives the connection.
+    let body = "x".repeat(1 << 20);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let reply = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut head = [0; 1024];
+            let _ = stream.read(&mut head);
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    let service = serve(&Sandbox::new().allow_http(rule(&addr)).env("UPSTREAM", &addr));
+    let fetched = get(&service, "/fetch");
+    assert_eq!(fetched.status, 200);
+    assert_eq!(fetched.text().len(), body.len());
+}
+
+#[test]
 fn only_an_http_service_can_be_served_and_it_cannot_be_run() {
     let listener = || TcpListener::bind("127.0.0.1:0").unwrap();
     let command = Sandbox::new().serve_http(&components::hostile_component(), listener());
@@ -192,4 +314,52 @@ fn only_an_http_service_can_be_served_and_it_cannot_be_run() {
     assert!(matches!(core, Err(Error::WrongKind { .. })), "{:?}", core.err());
     let run = Sandbox::new().run(&components::http_component());
     assert!(matches!(run, Err(Error::HttpService { .. })), "{:?}", run.err());
+}
+
+/// Set in the child process that [`bodies_a_guest_fills_and_never_sends_stay_within_its_host_memory`] runs in.
+const HOARD_CHILD_ENV: &str = "HOST_TEST_HOARDING_CHILD";
+
+/// The most resident memory this process has had (`VmHWM`), in bytes.
+fn peak_resident_bytes() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kib: usize = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().strip_suffix("kB")?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmHWM in {status}"));
+    kib << 10
+}
+
+#[test]
+fn bodies_a_guest_fills_and_never_sends_stay_within_its_host_memory() {
+    // In a process of its own, whose peak resident memory is this run's.
+    if std::env::var_os(HOARD_CHILD_ENV).is_none() {
+        support::run_test_in_child_process(
+            "http_service::bodies_a_guest_fills_and_never_sends_stay_within_its_host_memory",
+            &[(HOARD_CHILD_ENV, "1")],
+        );
+        return;
+    }
+    let hostile = components::hostile_component();
+    let limits = Limits::default()
+        .max_memory_bytes(32 << 20)
+        .max_resources(1024)
+        .max_host_memory_bytes(16 << 20);
+    let sandbox = Sandbox::new().limits(limits);
+    // A first run brings what every run costs the host to its peak.
+    let warm = sandbox.clone().args(["exit", "0"]).run(&hostile).unwrap();
+    assert_eq!(warm.exit_code(), Some(0));
+    let before = peak_resident_bytes();
+    let outcome = sandbox.arg("http-bodies").run(&hostile).unwrap();
+    let grown = peak_resident_bytes().saturating_sub(before);
+    // Without the limit: 2 MiB for every three of 1024 handles, 663 MiB here.
+    assert!(grown < 64 << 20, "the host grew by {} MiB", grown >> 20);
+    assert!(
+        outcome
+            .stdout_text()
+            .starts_with("held 16 MiB, then ERROR StreamError::LastOperationFailed"),
+        "{outcome}: {}{}",
+        outcome.stdout_text(),
+        outcome.stderr_text()
+    );
 }

@@ -50,6 +50,15 @@ fn without_a_grant_no_socket_can_be_used() {
 }
 
 #[test]
+fn name_lookup_is_its_own_grant() {
+    // `localhost` comes from the hosts file: no query leaves the machine.
+    let granted = run(Sandbox::new().allow_ip_name_lookup(), &["lookup", "localhost"]);
+    assert_eq!(granted, "lookup localhost: OK\n");
+    let whole_network = run(Sandbox::new().allow_network(), &["lookup", "localhost"]);
+    assert!(whole_network.contains("ERROR"), "{whole_network}");
+}
+
+#[test]
 fn a_connect_grant_reaches_its_address_and_no_other() {
     let granted = echo_server().local_addr().unwrap().to_string();
     let other = echo_server().local_addr().unwrap().to_string();

@@ -60,8 +60,55 @@ fn a_served_component_answers_with_its_grants_and_sigint_ends_it_with_0() {
     assert_eq!(get(addr, "/print").status, 200);
     let (status, stdout, stderr) = stop(child, libc::SIGINT);
     assert_eq!(status, Some(0), "{stderr}");
-    assert_eq!(stdout, "to stdout\n");
-    assert_eq!(stderr, "to stderr\n");
+    // The requests before were numbered 0 and 1.
+    assert_eq!(stdout, "stdout [2] :: to stdout\n");
+    assert_eq!(stderr, "stderr [2] :: to stderr\n");
+}
+
+#[test]
+fn no_logging_prefix_leaves_the_output_as_written() {
+    let (child, addr) = serve(&["--no-logging-prefix"]);
+    assert_eq!(get(addr, "/print").status, 200);
+    let (status, stdout, stderr) = stop(child, libc::SIGTERM);
+    assert_eq!(status, Some(0), "{stderr}");
+    assert_eq!((stdout.as_str(), stderr.as_str()), ("to stdout\n", "to stderr\n"));
+}
+
+#[test]
+fn max_concurrent_requests_bounds_the_instances_alive_at_once() {
+    // One instance at a time: each answers, says it lingers, and lingers
+    // until its timeout, so the second starts only after the first ended.
+    let (child, addr) = serve(&["--max-concurrent-requests", "1", "--timeout", "1s"]);
+    let clients: Vec<_> = (0..2)
+        .map(|_| std::thread::spawn(move || get(addr, "/linger")))
+        .collect();
+    for client in clients {
+        assert_eq!(client.join().unwrap().status, 200);
+    }
+    let (status, _, stderr) = stop(child, libc::SIGTERM);
+    assert_eq!(status, Some(0), "{stderr}");
+    let events: Vec<&str> = stderr
+        .lines()
+        .map(|line| {
+            if line.ends_with("lingering") {
+                "lingering"
+            } else {
+                "ended"
+            }
+        })
+        .collect();
+    // (The last may be dropped at shutdown before its timeout, unnoted.)
+    assert_eq!(
+        events.get(..3),
+        Some(&["lingering", "ended", "lingering"][..]),
+        "{stderr}"
+    );
+    let refused = wasm_host()
+        .args(["serve", "--max-concurrent-requests", "0"])
+        .arg(component("http_component"))
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
 }
 
 #[test]

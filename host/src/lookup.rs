@@ -1,0 +1,286 @@
+//! Name lookups for a component's outgoing HTTP, made only when granted
+//! ([`crate::Sandbox::allow_ip_name_lookup`]) and bounded in number: a
+//! lookup runs `getaddrinfo` on a thread of its own, which nothing can stop
+//! (a resolver that never answers keeps it), so the process keeps at most
+//! [`MAX_RESOLVER_THREADS`] of them, and one grant (a sandbox and its
+//! clones: every request of a service) at most [`MAX_LOOKUPS_PER_GRANT`].
+//! A lookup past either cap waits for a turn; the caller stops waiting at
+//! the run's deadline, the thread then finishes on its own, still counted.
+
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+
+use tokio::sync::{Semaphore, oneshot};
+
+/// Resolver threads alive at once in the whole process.
+const MAX_RESOLVER_THREADS: usize = 8;
+/// Lookups one grant has under way at once (threads left behind at a
+/// deadline included).
+const MAX_LOOKUPS_PER_GRANT: usize = 2;
+
+static RESOLVER_THREADS: Semaphore = Semaphore::const_new(MAX_RESOLVER_THREADS);
+
+/// How a host name becomes addresses: the system's resolver, or a test's.
+pub(crate) trait Resolve: Send + Sync + 'static {
+    /// Blocks until `host` is resolved (called on a resolver thread).
+    fn resolve(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>>;
+}
+
+/// The system's resolver (`getaddrinfo`).
+struct System;
+
+impl Resolve for System {
+    fn resolve(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+        Ok((host, port).to_socket_addrs()?.collect())
+    }
+}
+
+/// The addresses `host` stands for without asking any resolver: an IP
+/// literal, or `localhost`, which is loopback (RFC 6761) and never sent to
+/// DNS.
+pub(crate) fn without_lookup(host: &str) -> Option<Vec<IpAddr>> {
+    if let Ok(ip) = host.parse() {
+        return Some(vec![ip]);
+    }
+    let name = host.strip_suffix('.').unwrap_or(host);
+    name.eq_ignore_ascii_case("localhost")
+        .then(|| vec![IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)])
+}
+
+/// Why a name was not resolved.
+#[derive(Debug)]
+pub(crate) enum LookupError {
+    /// The sandbox grants no name lookup.
+    NotGranted,
+    /// The resolver's own failure.
+    Failed(io::Error),
+}
+
+/// The name lookups one grant allows (see the module's documentation).
+#[derive(Clone)]
+pub(crate) struct Lookups {
+    granted: bool,
+    under_way: Arc<Semaphore>,
+    resolver: Arc<dyn Resolve>,
+    threads: &'static Semaphore,
+}
+
+impl fmt::Debug for Lookups {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lookups")
+            .field("granted", &self.granted)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Lookups {
+    /// None granted.
+    fn default() -> Self {
+        Self::with(false, Arc::new(System), &RESOLVER_THREADS)
+    }
+}
+
+impl Lookups {
+    fn with(granted: bool, resolver: Arc<dyn Resolve>, threads: &'static Semaphore) -> Self {
+        Self {
+            granted,
+            under_way: Arc::new(Semaphore::new(MAX_LOOKUPS_PER_GRANT)),
+            resolver,
+            threads,
+        }
+    }
+
+    pub(crate) fn grant(&mut self) {
+        self.granted = true;
+    }
+
+    pub(crate) fn granted(&self) -> bool {
+        self.granted
+    }
+
+    /// The addresses of `host`, resolved on a resolver thread once this
+    /// grant and the process have a turn for it. Refused, before any
+    /// resolver sees the name, unless granted.
+    pub(crate) async fn lookup(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, LookupError> {
+        if !self.granted {
+            return Err(LookupError::NotGranted);
+        }
+        let closed = |_| LookupError::Failed(io::Error::other("name lookups are shut down"));
+        let turn = self.under_way.clone().acquire_owned().await.map_err(closed)?;
+        let thread = self.threads.acquire().await.map_err(closed)?;
+        let (sender, answer) = oneshot::channel();
+        let resolver = self.resolver.clone();
+        let host = host.to_owned();
+        std::thread::Builder::new()
+            .name("wasm-resolver".into())
+            .spawn(move || {
+                // Both turns are held until the resolver answers, however
+                // long after the caller stopped waiting.
+                let _turns = (turn, thread);
+                let _ = sender.send(resolver.resolve(&host, port));
+            })
+            .map_err(LookupError::Failed)?;
+        let resolved = answer
+            .await
+            .unwrap_or_else(|_| Err(io::Error::other("the resolver thread ended")));
+        resolved.map_err(LookupError::Failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A resolver that answers 127.0.0.1 once `open` is true, counting the
+    /// names it was asked and the calls under way at once.
+    #[derive(Default)]
+    struct Gate {
+        open: Mutex<bool>,
+        opened: std::sync::Condvar,
+        asked: Mutex<Vec<String>>,
+        now: AtomicUsize,
+        most: AtomicUsize,
+    }
+
+    impl Resolve for Gate {
+        fn resolve(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+            self.asked.lock().unwrap().push(host.to_owned());
+            let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+            let open = self
+                .opened
+                .wait_while(self.open.lock().unwrap(), |open| !*open)
+                .unwrap();
+            drop(open);
+            self.now.fetch_sub(1, Ordering::SeqCst);
+            Ok(vec![SocketAddr::from(([127, 0, 0, 1], port))])
+        }
+    }
+
+    impl Gate {
+        fn open(&self) {
+            *self.open.lock().unwrap() = true;
+            self.opened.notify_all();
+        }
+
+        /// Waits (a while at most) until `calls` calls are under way.
+        fn wait_for(&self, calls: usize) {
+            for _ in 0..10_000 {
+                if self.now.load(Ordering::SeqCst) >= calls {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn without_the_grant_no_name_reaches_the_resolver() {
+        static THREADS: Semaphore = Semaphore::const_new(1);
+        let gate = Arc::new(Gate::default());
+        gate.open();
+        let lookups = Lookups::with(false, gate.clone(), &THREADS);
+        for name in ["example.com", "exists.example", "4157535f.exfil.attacker.example"] {
+            let refused = runtime().block_on(lookups.lookup(name, 80));
+            assert!(matches!(refused, Err(LookupError::NotGranted)), "{refused:?}");
+        }
+        assert!(gate.asked.lock().unwrap().is_empty());
+        let mut granted = lookups;
+        granted.grant();
+        let resolved = runtime().block_on(granted.lookup("example.com", 80)).unwrap();
+        assert_eq!(resolved, [SocketAddr::from(([127, 0, 0, 1], 80))]);
+        assert_eq!(*gate.asked.lock().unwrap(), ["example.com"]);
+    }
+
+    #[test]
+    fn literals_and_localhost_need_no_lookup() {
+        let loopback = [IpAddr::from([127, 0, 0, 1]), IpAddr::from(Ipv6Addr::LOCALHOST)];
+        assert_eq!(without_lookup("localhost").unwrap(), loopback);
+        assert_eq!(without_lookup("LocalHost.").unwrap(), loopback);
+        assert_eq!(without_lookup("10.1.2.3").unwrap(), [IpAddr::from([10, 1, 2, 3])]);
+        assert_eq!(without_lookup("::1").unwrap(), [IpAddr::from(Ipv6Addr::LOCALHOST)]);
+        for name in ["localhost.example", "127.1", "2130706433", "example.com", ""] {
+            assert_eq!(without_lookup(name), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn lookups_past_the_caps_wait_without_a_thread_of_their_own() {
+        // A process cap of 3 threads, shared by two grants of 2 each.
+        static THREADS: Semaphore = Semaphore::const_new(3);
+        let gate = Arc::new(Gate::default());
+        let grants = [
+            Lookups::with(true, gate.clone(), &THREADS),
+            Lookups::with(true, gate.clone(), &THREADS),
+        ];
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let lookups: Vec<_> = (0..10)
+            .map(|n| {
+                let grant = grants[n % 2].clone();
+                runtime.spawn(async move { grant.lookup("name.example", 80).await.is_ok() })
+            })
+            .collect();
+        gate.wait_for(3);
+        assert_eq!(gate.asked.lock().unwrap().len(), 3, "threads started");
+        // A third grant waits for a thread as well.
+        let one = Lookups::with(true, gate.clone(), &THREADS);
+        let waiting = runtime.spawn({
+            let one = one.clone();
+            async move { one.lookup("other.example", 80).await.is_ok() }
+        });
+        gate.open();
+        for lookup in lookups {
+            assert!(runtime.block_on(lookup).unwrap());
+        }
+        assert!(runtime.block_on(waiting).unwrap());
+        assert_eq!(gate.asked.lock().unwrap().len(), 11);
+        assert_eq!(gate.most.load(Ordering::SeqCst), 3, "resolver calls at once");
+    }
+
+    #[test]
+    fn one_grant_has_at_most_two_lookups_under_way() {
+        static THREADS: Semaphore = Semaphore::const_new(8);
+        let gate = Arc::new(Gate::default());
+        let grant = Lookups::with(true, gate.clone(), &THREADS);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let lookups: Vec<_> = (0..5)
+            .map(|_| {
+                let grant = grant.clone();
+                runtime.spawn(async move { grant.lookup("name.example", 80).await.is_ok() })
+            })
+            .collect();
+        gate.wait_for(2);
+        // One more waits for a turn, without a thread, until its deadline.
+        let abandoned = runtime.block_on(async {
+            tokio::time::timeout(Duration::from_millis(50), grant.lookup("late.example", 80)).await
+        });
+        assert!(abandoned.is_err(), "still waiting for a turn");
+        assert_eq!(gate.asked.lock().unwrap().len(), 2);
+        gate.open();
+        for lookup in lookups {
+            assert!(runtime.block_on(lookup).unwrap());
+        }
+        assert_eq!(gate.most.load(Ordering::SeqCst), 2, "resolver calls at once");
+    }
+}
