@@ -1,7 +1,7 @@
 //! Run WebAssembly guests under Wasmtime with exactly the capabilities you
 //! grant, and find out precisely how they ended.
 //!
-//! - [`Runtime`]: one engine per process ([`Runtime::shared`]), compiling
+//! - [`Runtime`]: one per process ([`Runtime::shared`]), compiling
 //!   modules into [`GuestModule`]s through a compiled-module cache
 //!   ([`CacheMode`]) so each module is compiled once.
 //! - [`Sandbox`]: what a guest is granted (stdin, environment, arguments,

@@ -349,8 +349,8 @@ impl Runtime {
         Ok(runtime)
     }
 
-    /// The process-wide runtime with the default configuration: one engine
-    /// shared by every run, as Wasmtime recommends.
+    /// The process-wide runtime with the default configuration: its
+    /// engines shared by every run, as Wasmtime recommends.
     pub fn shared() -> &'static Runtime {
         static SHARED: OnceLock<Runtime> = OnceLock::new();
         SHARED

@@ -27,10 +27,10 @@ wait, connect/send/recv, request, kill; \"proposals\", \"servers\");
 manifest.json gives the suite's \"name\" and WASI \"version\" (wasm32-wasip1
 modules; wasm32-wasip2 and wasm32-wasip3 components). A guest whose
 operations talk to it while it runs (connect, request, a read before a write)
-runs live. Tests of other WASI versions, needing a proposal other than
-`sockets` (granted on loopback only), or sending a signal (kill) are skipped
-with the reason; so is connect/send/recv/request/kill or \"servers\" through
---adapter. A specification
+runs live. The `sockets` and `http` proposals are granted on loopback only.
+Tests of other WASI versions, or sending a signal (kill) to a command guest,
+are skipped with the reason; so, through --adapter, is the `http` proposal,
+an HTTP service, connect/send/recv/request/kill or \"servers\". A specification
 that breaks a validation rule fails its test, naming the rule; unknown fields
 are reported on stderr.
 
