@@ -1,8 +1,8 @@
 //! Bounds on compiling a module, which happens before any run's timeout
 //! exists. Cranelift's time and memory grow with a function's locals times
-//! its blocks (each block may need every local as a parameter): one
-//! function of 5,000 locals and 5,000 `if`s, 70 KB, took it 12 to 36 s
-//! and 900 MB here. So sizes are checked with wasmparser before Cranelift sees the
+//! its blocks (each block may need every local as a parameter), so a small
+//! module can take Cranelift many seconds and much memory (the figures:
+//! docs/performance.md). So sizes are checked with wasmparser before Cranelift sees the
 //! module, and the compile itself has a deadline.
 
 use std::sync::mpsc;
@@ -37,8 +37,8 @@ pub struct CompileLimits {
     /// Most locals one function may declare. Default 10,000.
     pub max_function_locals: u64,
     /// Most locals times blocks (`block`, `loop`, `if`) in one function,
-    /// what Cranelift's work grows with. Default 2,000,000 (about 2 s of
-    /// compiling here).
+    /// what Cranelift's work grows with. Default 2,000,000 (docs/limits.md
+    /// says why).
     pub max_locals_times_blocks: u64,
     /// Longest a compile may take. Past it the load fails; the compiler
     /// cannot be stopped, so it finishes on a thread no one waits for.

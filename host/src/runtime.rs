@@ -41,7 +41,7 @@ pub struct RuntimeConfig {
     pub compile_limits: CompileLimits,
     /// Pre-reserve slots for core modules' instances (Wasmtime's pooling
     /// allocator) instead of mapping memory for each one: a run of a small
-    /// guest a third cheaper. Default `Some(Pooling::default())`; `None`
+    /// guest is cheaper (docs/performance.md). Default `Some(Pooling::default())`; `None`
     /// allocates every instance on demand. Nothing is refused for want of a
     /// slot: a run finds the runtime's on-demand engine instead when every
     /// slot is taken, when its module's memory or table is larger than a
@@ -52,8 +52,8 @@ pub struct RuntimeConfig {
     pub pooling: Option<Pooling>,
     /// Compile epoch checks into guests, so that a run's
     /// [`crate::Limits::timeout`] stops a guest that computes past it.
-    /// Default `true`. Off, a tight loop runs up to 1.5x faster and a large
-    /// module compiles up to twice as fast (docs/performance.md), no ticker
+    /// Default `true`. Off, a tight loop runs faster and a large module
+    /// compiles faster (the figures: docs/performance.md), no ticker
     /// thread runs, and the timeout still ends every host call that waits
     /// (`poll_oneoff`, stdin), but a guest that only computes runs on: the
     /// embedder must stop it another way (`wasm-host run` ends its process).
@@ -164,7 +164,7 @@ impl Default for RuntimeConfig {
 /// and `host` imports linked in.
 ///
 /// Runs without a fuel budget use an engine that does not instrument code
-/// for fuel (instrumentation costs a CPU-bound guest 10-15% of its time); the
+/// for fuel (instrumentation slows a CPU-bound guest: docs/performance.md); the
 /// first run that sets [`crate::Limits::fuel`] creates a second, metered
 /// engine, and modules are compiled for it when such a run needs them.
 /// Likewise core modules run in the pool of [`RuntimeConfig::pooling`], and

@@ -10,8 +10,8 @@
 //! process that ends with its one guest (`wasm-host run`) can have the
 //! process's stdin read on the guest's own thread instead
 //! ([`crate::Sandbox::inherit_stdin_on_guest_thread`], through [`NoWait`]):
-//! handing each read to a worker and back cost a small guest's run a tenth
-//! of its time.
+//! handing each read to a worker and back wakes a thread on another core,
+//! a large share of a small guest's run (docs/performance.md).
 
 use std::collections::VecDeque;
 use std::io::{self, Read};

@@ -174,8 +174,8 @@ fn exit(status: u8) -> ! {
 
 /// Ends the process as a timeout (the same message and status as the
 /// library's) if the guest still runs `timeout` (and a grace) from now: its
-/// engine compiles no epoch checks, which cost a tight loop a third of its
-/// speed, so nothing else could stop a guest that only computes. A guest
+/// engine compiles no epoch checks, which slow a tight loop
+/// (docs/performance.md), so nothing else could stop a guest that only computes. A guest
 /// waiting in a host call is ended by the library at the deadline itself,
 /// before this fires. It waits on `tokio`'s worker, not the guest's thread.
 fn start_watchdog(tokio: &tokio::runtime::Runtime, module: String, timeout: Duration) {
