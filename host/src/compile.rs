@@ -2,8 +2,8 @@
 //! exists. Cranelift's time and memory grow with a function's locals times
 //! its blocks (each block may need every local as a parameter), so a small
 //! module can take Cranelift many seconds and much memory (the figures:
-//! docs/performance.md). So sizes are checked with wasmparser before Cranelift sees the
-//! module, and the compile itself has a deadline.
+//! docs/performance.md). So sizes are checked with wasmparser before
+//! Cranelift sees the module, and the compile itself has a deadline.
 
 use std::sync::mpsc;
 use std::time::Duration;

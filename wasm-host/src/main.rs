@@ -37,8 +37,8 @@ struct Cli {
 /// Each subcommand's options are built only when it is the one asked for
 /// (`defer`): building every option of every subcommand made a small
 /// guest's whole `wasm-host run` measurably slower (docs/performance.md).
-/// So each subcommand's
-/// description is here, where it is set before its options are built.
+/// So each subcommand's description is here, where it is set before its
+/// options are built.
 #[derive(Subcommand)]
 #[command(defer = true)]
 enum Command {
