@@ -41,8 +41,8 @@ pub struct RuntimeConfig {
     pub compile_limits: CompileLimits,
     /// Pre-reserve slots for core modules' instances (Wasmtime's pooling
     /// allocator) instead of mapping memory for each one: a run of a small
-    /// guest is cheaper (docs/performance.md). Default `Some(Pooling::default())`; `None`
-    /// allocates every instance on demand. Nothing is refused for want of a
+    /// guest is cheaper (docs/performance.md). Default
+    /// `Some(Pooling::default())`; `None` allocates every instance on demand. Nothing is refused for want of a
     /// slot: a run finds the runtime's on-demand engine instead when every
     /// slot is taken, when its module's memory or table is larger than a
     /// slot, or when its [`crate::Limits`] allow more than a slot holds.

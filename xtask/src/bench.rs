@@ -254,9 +254,9 @@ fn wasm_host_release() -> PathBuf {
 
 /// The release `wasm-host` as `cargo install` leaves it: a copy. The file
 /// the linker has just written sits in the page cache in small pages, and
-/// each start of it takes more page faults (588 against 560 for a small
-/// guest's run, measured 2026-12-03) than of the same bytes copied or read
-/// back from disk, as the `wasmtime` that `cargo install` copied is.
+/// each start of it takes more page faults (docs/performance.md) than of
+/// the same bytes copied or read back from disk, as the `wasmtime` that
+/// `cargo install` copied is.
 fn installed_wasm_host() -> Result<PathBuf> {
     let installed = xtask::target_dir().join("bench").join("wasm-host");
     std::fs::create_dir_all(xtask::target_dir().join("bench"))?;

@@ -1,6 +1,7 @@
 //! The host's integration tests: one module per scenario, all linked into one
-//! test binary. Each binary links all of Wasmtime and Cranelift; eighteen of
-//! them took a gigabyte of `target/` and most of the link time.
+//! test binary. Each binary links all of Wasmtime and Cranelift; a binary
+//! per scenario took most of `target/` and of the link time
+//! (docs/performance.md, *A small build*).
 //!
 //! Run one scenario with `cargo test -p host --test all csv_processor`.
 
