@@ -83,9 +83,17 @@ fn env_dir(name: &str) -> Option<PathBuf> {
 
 /// `$XDG_CACHE_HOME/wasm-host`, else `~/.cache/wasm-host`.
 fn default_cache_dir() -> Option<PathBuf> {
-    env_dir("XDG_CACHE_HOME")
-        .map(|c| c.join("wasm-host"))
-        .or_else(|| env_dir("HOME").map(|h| h.join(".cache").join("wasm-host")))
+    let [xdg, home] = default_cache_dirs();
+    xdg.or(home)
+}
+
+/// The default cache directory as `XDG_CACHE_HOME` places it, and as `HOME`
+/// does: a run without that variable trusts the second.
+fn default_cache_dirs() -> [Option<PathBuf>; 2] {
+    [
+        env_dir("XDG_CACHE_HOME").map(|c| c.join("wasm-host")),
+        env_dir("HOME").map(|h| h.join(".cache").join("wasm-host")),
+    ]
 }
 
 /// Where the on-disk cache's secret key lives, apart from every cache
@@ -93,9 +101,18 @@ fn default_cache_dir() -> Option<PathBuf> {
 /// `~/.local/state/wasm-host`; `None` without any of them (the cache then
 /// stays in memory).
 pub fn key_dir_from_env() -> Option<PathBuf> {
-    env_dir(KEY_DIR_ENV)
-        .or_else(|| env_dir("XDG_STATE_HOME").map(|s| s.join("wasm-host")))
-        .or_else(|| env_dir("HOME").map(|h| h.join(".local").join("state").join("wasm-host")))
+    let [xdg, home] = default_key_dirs();
+    env_dir(KEY_DIR_ENV).or(xdg).or(home)
+}
+
+/// The key's default directory as `XDG_STATE_HOME` places it, and as `HOME`
+/// does: a run without `WASM_HOST_KEY_DIR` or that variable keeps its key
+/// in the second.
+fn default_key_dirs() -> [Option<PathBuf>; 2] {
+    [
+        env_dir("XDG_STATE_HOME").map(|s| s.join("wasm-host")),
+        env_dir("HOME").map(|h| h.join(".local").join("state").join("wasm-host")),
+    ]
 }
 
 /// How much the compiled-module cache keeps; past a limit, the least
@@ -341,15 +358,22 @@ impl ModuleCache {
     /// A cache in `mode`, its key in `key_dir`; a directory that cannot be
     /// trusted leaves it in memory, saying why on stderr.
     pub(crate) fn new(mode: CacheMode, key_dir: Option<&Path>, limits: CacheLimits) -> Self {
+        // The defaults however this run's environment moves them: the
+        // user's other runs, without those variables, use them.
+        let [xdg_key, home_key] = default_key_dirs();
+        let [xdg_cache, home_cache] = default_cache_dirs();
         let mut protected: Vec<PathBuf> = [
             key_dir.map(Path::to_owned),
             key_dir_from_env(),
+            xdg_key,
+            home_key,
             match &mode {
                 CacheMode::OnDisk(dir) => Some(dir.clone()),
                 _ => None,
             },
             env_dir(CACHE_DIR_ENV),
-            default_cache_dir(),
+            xdg_cache,
+            home_cache,
         ]
         .into_iter()
         .flatten()
@@ -391,7 +415,8 @@ impl ModuleCache {
     /// inside them, in every mode: this runtime's key directory and the
     /// one the environment names, and every cache directory whose entries
     /// this user's runs trust (this runtime's, `WASM_HOST_CACHE_DIR`'s, the
-    /// default one). A run that keeps its cache in memory still protects
+    /// default one), the defaults both as `XDG_*_HOME` and as `HOME` place
+    /// them, whatever overrides this run. A run that keeps its cache in memory still protects
     /// the key and the caches other runs use.
     pub(crate) fn protected_dirs(&self) -> &[PathBuf] {
         &self.protected

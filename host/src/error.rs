@@ -174,7 +174,8 @@ pub enum Error {
         found: String,
     },
 
-    /// A directory could not be granted (it does not exist, or is not a directory).
+    /// A directory could not be granted (it does not exist, is not a
+    /// directory, or is in `/proc`, the host process's own memory).
     #[error("cannot grant directory {host_path} to the guest")]
     Preopen {
         /// The host directory asked for.

@@ -35,6 +35,12 @@ pub(crate) fn preopen(
         // Links in the path are followed, once: the grant is what they
         // named at this moment.
         let dir = os::open_dir(host_path).map_err(preopen_error)?;
+        #[cfg(target_os = "linux")]
+        if os::is_process_fs(&dir).map_err(preopen_error)? {
+            return Err(preopen_error(std::io::Error::other(
+                "it is in a process file system (/proc), whose `self/mem` is the host process's own memory",
+            )));
+        }
         let ancestry = os::ancestry(&dir).map_err(preopen_error)?;
         if let Some(covered) = protected.covered_by(&ancestry) {
             return Err(Error::GrantCoversCache {
@@ -203,6 +209,22 @@ mod os {
             }
             ids.push(parent);
         }
+    }
+
+    /// True when `dir` lies in a process file system (`/proc`, however
+    /// reached: `/dev/fd` and links to it included).
+    #[cfg(target_os = "linux")]
+    pub(super) fn is_process_fs(dir: &File) -> io::Result<bool> {
+        let mut stat = std::mem::MaybeUninit::<libc::statfs>::uninit();
+        // SAFETY: a valid descriptor and room for one `statfs`, which the
+        // call fills when it returns 0.
+        let stat = unsafe {
+            if libc::fstatfs(dir.as_raw_fd(), stat.as_mut_ptr()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            stat.assume_init()
+        };
+        Ok(stat.f_type == libc::PROC_SUPER_MAGIC)
     }
 
     /// A path that names the directory `dir` holds, wherever it now is.

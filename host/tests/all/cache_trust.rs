@@ -421,3 +421,63 @@ fn no_grant_reaches_the_key_or_a_trusted_cache_in_any_mode() {
         }
     }
 }
+
+/// Tells the child process of the test below where its home is.
+const MOVED_HOME_ENV: &str = "CACHE_TRUST_MOVED_HOME";
+
+/// A run whose environment moves the key and the cache elsewhere
+/// (`WASM_HOST_KEY_DIR`, `XDG_STATE_HOME`, `XDG_CACHE_HOME`) still refuses
+/// the default ones: the user's other runs, without those variables, keep
+/// their key and trust their cache there, so a guest of this run reading
+/// that key could forge entries those runs execute.
+#[test]
+fn the_default_key_and_cache_stay_refused_when_the_environment_moves_them() {
+    let Some(home) = std::env::var_os(MOVED_HOME_ENV).map(PathBuf::from) else {
+        let home = tempfile::tempdir().unwrap();
+        let home_path = home.path().canonicalize().unwrap();
+        support::run_test_in_child_process(
+            "cache_trust::the_default_key_and_cache_stay_refused_when_the_environment_moves_them",
+            &[
+                (MOVED_HOME_ENV, home_path.as_os_str()),
+                ("HOME", home_path.as_os_str()),
+                ("XDG_CACHE_HOME", home_path.join("xdg").join("cache").as_os_str()),
+                ("XDG_STATE_HOME", home_path.join("xdg").join("state").as_os_str()),
+                (host::KEY_DIR_ENV, home_path.join("moved-key").as_os_str()),
+                (host::CACHE_ENV, "memory".as_ref()),
+                (host::CACHE_DIR_ENV, "".as_ref()),
+            ],
+        );
+        return;
+    };
+    // The user's ordinary runs, under their home alone, then under XDG.
+    for (cache, key) in [
+        (home.join(".cache"), home.join(".local").join("state")),
+        (home.join("xdg").join("cache"), home.join("xdg").join("state")),
+    ] {
+        let config = RuntimeConfig::default()
+            .cache(CacheMode::OnDisk(cache.join("wasm-host")))
+            .cache_key_dir(Some(key.join("wasm-host")));
+        Runtime::new(&config).unwrap();
+        assert!(key.join("wasm-host").join("mac.key").is_file());
+    }
+    std::fs::create_dir_all(home.join("data")).unwrap();
+    let module = Runtime::new(&RuntimeConfig::default())
+        .unwrap()
+        .load_bytes("noop", r#"(module (func (export "_start")))"#)
+        .unwrap();
+    for refused in [
+        home.join(".local").join("state"),
+        home.join(".local").join("state").join("wasm-host"),
+        home.join(".cache").join("wasm-host"),
+        home.join("xdg").join("state"),
+    ] {
+        match Sandbox::new().dir(&refused, "/data", DirAccess::ReadOnly).run(&module) {
+            Err(Error::GrantCoversCache { .. }) => {}
+            other => panic!("granting {} gave {other:?}", refused.display()),
+        }
+    }
+    Sandbox::new()
+        .dir(home.join("data"), "/data", DirAccess::ReadOnly)
+        .run(&module)
+        .expect("a directory beside them is granted");
+}

@@ -148,3 +148,33 @@ fn granting_a_fifo_or_a_file_is_refused_at_once() {
         );
     }
 }
+
+/// No grant opens into a process file system: `/proc/self/mem` there is
+/// the host process's own memory (the cache's key in it, its code
+/// writable through a read-write grant), whichever spelling reaches it.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_grant_in_the_process_file_system_is_refused() {
+    let link = tempfile::tempdir().unwrap();
+    let alias = link.path().join("proc");
+    std::os::unix::fs::symlink("/proc", &alias).unwrap();
+    for refused in [
+        std::path::PathBuf::from("/proc"),
+        "/proc/self".into(),
+        "/dev/fd".into(),
+        alias,
+    ] {
+        for access in [DirAccess::ReadOnly, DirAccess::ReadWrite] {
+            let run = Sandbox::new()
+                .dir(&refused, "/data", access)
+                .args(["/data/self/maps"])
+                .run(&support::modules::file_reader());
+            match run {
+                Err(host::Error::Preopen { source, .. }) => {
+                    assert!(source.to_string().contains("host process"), "says why: {source}")
+                }
+                other => panic!("granting {} gave {:?}", refused.display(), other.map(|_| "a run")),
+            }
+        }
+    }
+}
