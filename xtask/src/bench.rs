@@ -395,18 +395,23 @@ fn guest_unit_tests(rows: &mut Vec<Row>, samples: usize) -> Result<()> {
     };
     let manifest = registry_crate_copy("regex-syntax")?;
     let target = xtask::guests::TARGET;
-    let test = |subcommand: &[&str], runner: String| {
+    let build = |subcommand: &[&str]| {
         let mut command = cargo(subcommand);
         command
             .args(["--offline", "--lib", "--target", target, "--manifest-path"])
-            .arg(&manifest)
-            .env(
-                format!("CARGO_TARGET_{}_RUNNER", target.to_uppercase().replace('-', "_")),
-                runner,
-            );
+            .arg(&manifest);
         command
     };
-    run(test(&["test", "--no-run"], String::new()))?;
+    let test = |subcommand: &[&str], runner: String| {
+        let mut command = build(subcommand);
+        command.env(
+            format!("CARGO_TARGET_{}_RUNNER", target.to_uppercase().replace('-', "_")),
+            runner,
+        );
+        command
+    };
+    // Built once, without a runner: cargo refuses an empty one.
+    run(build(&["test", "--no-run"]))?;
     // cargo splits a runner from the environment at spaces.
     let wasmtime_runner = format!(
         "{} run -C cache-config={}",
