@@ -111,33 +111,39 @@ struct Timeout(Option<Duration>);
 impl LimitArgs {
     /// The library's limits with every flag given applied.
     pub fn limits(&self) -> Limits {
-        let defaults = Limits::default();
-        Limits::default()
-            .timeout(match self.timeout {
-                Some(Timeout(timeout)) => timeout,
-                None => (self.wasm_last(|o| if let WasmOption::Timeout(t) = o { Some(*t) } else { None }))
-                    .or(defaults.timeout),
-            })
-            .fuel(
-                (self.fuel)
-                    .or(self.wasm_last(|o| if let WasmOption::Fuel(f) = o { Some(*f) } else { None }))
-                    .or(defaults.fuel),
-            )
-            .max_memory_bytes(
-                (self.max_memory)
-                    .or(self.wasm_last(|o| {
-                        if let WasmOption::MaxMemorySize(b) = o {
-                            Some(*b)
-                        } else {
-                            None
-                        }
-                    }))
-                    .unwrap_or(defaults.max_memory_bytes),
-            )
-            .max_output_bytes(self.max_output.unwrap_or(defaults.max_output_bytes))
-            .max_descriptors(self.max_descriptors.unwrap_or(defaults.max_descriptors))
-            .max_resources(self.max_resources.unwrap_or(defaults.max_resources))
-            .max_host_memory_bytes(self.max_host_memory.unwrap_or(defaults.max_host_memory_bytes))
+        self.limits_over(Limits::default())
+    }
+
+    /// `base` with every flag given applied: a limit no flag names keeps
+    /// `base`'s value (a package's own, for `wasm-host test`).
+    pub fn limits_over(&self, base: Limits) -> Limits {
+        let defaults = base.clone();
+        base.timeout(match self.timeout {
+            Some(Timeout(timeout)) => timeout,
+            None => {
+                (self.wasm_last(|o| if let WasmOption::Timeout(t) = o { Some(*t) } else { None })).or(defaults.timeout)
+            }
+        })
+        .fuel(
+            (self.fuel)
+                .or(self.wasm_last(|o| if let WasmOption::Fuel(f) = o { Some(*f) } else { None }))
+                .or(defaults.fuel),
+        )
+        .max_memory_bytes(
+            (self.max_memory)
+                .or(self.wasm_last(|o| {
+                    if let WasmOption::MaxMemorySize(b) = o {
+                        Some(*b)
+                    } else {
+                        None
+                    }
+                }))
+                .unwrap_or(defaults.max_memory_bytes),
+        )
+        .max_output_bytes(self.max_output.unwrap_or(defaults.max_output_bytes))
+        .max_descriptors(self.max_descriptors.unwrap_or(defaults.max_descriptors))
+        .max_resources(self.max_resources.unwrap_or(defaults.max_resources))
+        .max_host_memory_bytes(self.max_host_memory.unwrap_or(defaults.max_host_memory_bytes))
     }
 
     /// The `-W` keys given, in order (a later one overrides an earlier one).
@@ -319,6 +325,20 @@ mod tests {
         for shown in ["10s", "250ms", "1m 30s", "none"] {
             assert!(parse_timeout(shown).is_ok(), "{shown} is shown but refused");
         }
+    }
+
+    #[test]
+    fn a_flag_given_wins_over_the_base_even_at_the_library_default() {
+        let package = Limits::default()
+            .timeout(Some(Duration::from_secs(3)))
+            .max_memory_bytes(1 << 20);
+        let args = LimitArgs {
+            timeout: Some(Timeout(Limits::default().timeout)),
+            ..LimitArgs::default()
+        };
+        let limits = args.limits_over(package);
+        assert_eq!(limits.timeout, Limits::default().timeout);
+        assert_eq!(limits.max_memory_bytes, 1 << 20);
     }
 
     #[test]

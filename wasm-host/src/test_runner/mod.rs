@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use host::{GuestModule, RunOutcome, Sandbox, Termination};
+use host::{GuestModule, Limits, RunOutcome, Sandbox, Termination};
 
 use crate::grants::GrantArgs;
 use crate::limits::LimitArgs;
@@ -103,7 +103,7 @@ fn run_tests(args: &TestArgs) -> Result<u8> {
         Some(dir) => TestMetadata::read(Path::new(&dir))?,
         None => TestMetadata::default(),
     };
-    let limits = metadata.limits(args.limits.limits())?;
+    let limits = args.limits.limits_over(metadata.limits(Limits::default())?);
     let runtime = args.limits.runtime()?;
     let bytes = std::fs::read(module_path).with_context(|| format!("reading {}", module_path.display()))?;
     let harness = is_libtest_harness(&bytes);
