@@ -8,12 +8,14 @@
 //! one message (see [`crate::RunOutcome::host_log`]). Embedders add their own
 //! functions with [`crate::Sandbox::host_func`].
 
-use wasmtime::component::{self, Resource};
+use wasmtime::component::{self, Resource, ResourceType};
 use wasmtime::{Caller, Engine, Extern, Linker, StoreContextMut};
-use wasmtime_wasi::p2::DynOutputStream;
+use wasmtime_wasi::p2::bindings::sockets::network::{ErrorCode, IpAddress};
+use wasmtime_wasi::p2::{DynOutputStream, DynPollable, Network};
 use wasmtime_wasi_http::p2::body::HostOutgoingBody;
 
 use crate::deadline::guarded_poll_oneoff;
+use crate::lookup::AddressStream;
 use crate::memory::checked_range;
 use crate::open::{OpenAtParams, guarded_open_at, guarded_open_at_p3, guarded_path_open};
 use crate::outgoing::counted;
@@ -29,6 +31,9 @@ const P3_FILESYSTEM_TYPES: &str = "wasi:filesystem/types@0.3.0";
 /// The WASI 0.2 interface whose `outgoing-body.write` counts what it
 /// buffers in the guest's host memory.
 const P2_HTTP_TYPES: &str = "wasi:http/types@0.2.12";
+/// The WASI 0.2 interface whose lookups go through the host's caps
+/// ([`AddressStream`]).
+const P2_IP_NAME_LOOKUP: &str = "wasi:sockets/ip-name-lookup@0.2.12";
 
 /// A linker for components: WASI 0.2 and 0.3 (each's `wasi:cli/command`
 /// world, and `wasi:http`), their blocking calls awaited so that the run's deadline can cut
@@ -55,6 +60,7 @@ pub(crate) fn component_linker(engine: &Engine) -> wasmtime::Result<component::L
     linker
         .instance(P2_HTTP_TYPES)?
         .func_wrap("[method]outgoing-body.write", counted_body_write)?;
+    link_ip_name_lookup(&mut linker.instance(P2_IP_NAME_LOOKUP)?)?;
     linker.allow_shadowing(false);
     Ok(linker)
 }
@@ -72,6 +78,48 @@ fn counted_body_write(
         return Ok((Err(()),));
     };
     Ok((Ok(table.push_child(counted(stream, host_memory), &body)?),))
+}
+
+/// WASI 0.2's `ip-name-lookup`, its stream resource and all its functions,
+/// as wasmtime-wasi's but with [`AddressStream`] doing the lookups.
+fn link_ip_name_lookup(instance: &mut component::LinkerInstance<'_, GuestState>) -> wasmtime::Result<()> {
+    type Stream = Resource<AddressStream>;
+    instance.resource(
+        "resolve-address-stream",
+        ResourceType::host::<AddressStream>(),
+        |mut store, rep| {
+            let (table, _) = store.data_mut().table_and_lookups();
+            table.delete(Stream::new_own(rep))?;
+            Ok(())
+        },
+    )?;
+    instance.func_wrap(
+        "resolve-addresses",
+        |mut store, (network, name): (Resource<Network>, String)| -> wasmtime::Result<(Result<Stream, ErrorCode>,)> {
+            let (table, lookups) = store.data_mut().table_and_lookups();
+            // The network resource is the capability to call this.
+            table.get(&network)?;
+            Ok((match AddressStream::start(lookups, &name) {
+                Ok(stream) => Ok(table.push(stream)?),
+                Err(err) => Err(err),
+            },))
+        },
+    )?;
+    instance.func_wrap(
+        "[method]resolve-address-stream.resolve-next-address",
+        |mut store, (stream,): (Stream,)| -> wasmtime::Result<(Result<Option<IpAddress>, ErrorCode>,)> {
+            let (table, _) = store.data_mut().table_and_lookups();
+            Ok((table.get_mut(&stream)?.next(),))
+        },
+    )?;
+    instance.func_wrap(
+        "[method]resolve-address-stream.subscribe",
+        |mut store, (stream,): (Stream,)| -> wasmtime::Result<(Resource<DynPollable>,)> {
+            let (table, _) = store.data_mut().table_and_lookups();
+            Ok((wasmtime_wasi::p2::subscribe(table, stream)?,))
+        },
+    )?;
+    Ok(())
 }
 
 /// Links WASI preview 1, the guarded `poll_oneoff` and `path_open`, and the `host` module into `linker`.

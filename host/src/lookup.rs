@@ -1,4 +1,5 @@
-//! Name lookups for a component's outgoing HTTP, made only when granted
+//! Name lookups for a component's outgoing HTTP and its WASI 0.2
+//! `wasi:sockets/ip-name-lookup` ([`AddressStream`]), made only when granted
 //! ([`crate::Sandbox::allow_ip_name_lookup`]) and bounded in number: a
 //! lookup runs `getaddrinfo` on a thread of its own, which nothing can stop
 //! (a resolver that never answers keeps it), so the process keeps at most
@@ -8,11 +9,18 @@
 //! the run's deadline, the thread then finishes on its own, still counted.
 
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::vec;
 
 use tokio::sync::{Semaphore, oneshot};
+use wasmtime_wasi::p2::Pollable;
+use wasmtime_wasi::p2::bindings::sockets::network::{ErrorCode, IpAddress};
+use wasmtime_wasi::runtime::{AbortOnDropJoinHandle, spawn};
 
 /// Resolver threads alive at once in the whole process.
 const MAX_RESOLVER_THREADS: usize = 8;
@@ -126,6 +134,67 @@ impl Lookups {
             .await
             .unwrap_or_else(|_| Err(io::Error::other("the resolver thread ended")));
         resolved.map_err(LookupError::Failed)
+    }
+}
+
+/// A WASI 0.2 `resolve-address-stream` whose lookup goes through
+/// [`Lookups`], in place of wasmtime-wasi's, which starts one on Tokio's
+/// blocking pool per call, unbounded (`crate::imports` links it).
+pub(crate) enum AddressStream {
+    Resolving(AbortOnDropJoinHandle<Result<Vec<IpAddr>, ErrorCode>>),
+    Resolved(Result<vec::IntoIter<IpAddr>, ErrorCode>),
+}
+
+impl AddressStream {
+    /// Starts looking up `name` (an IP literal needs no lookup), with
+    /// wasmtime-wasi's answers: refused unless granted, a name that is
+    /// neither a domain nor an address is an invalid argument.
+    pub(crate) fn start(lookups: &Lookups, name: &str) -> Result<Self, ErrorCode> {
+        if !lookups.granted() {
+            return Err(ErrorCode::PermanentResolverFailure);
+        }
+        // Validates the name and turns a Unicode domain into punycode, as
+        // wasmtime-wasi does; bare IPv6 addresses have no brackets.
+        let domain = match url::Host::parse(name) {
+            Ok(url::Host::Domain(domain)) => domain,
+            Ok(url::Host::Ipv4(ip)) => return Ok(Self::Resolved(Ok(vec![IpAddr::V4(ip)].into_iter()))),
+            Ok(url::Host::Ipv6(ip)) => return Ok(Self::Resolved(Ok(vec![IpAddr::V6(ip)].into_iter()))),
+            Err(_) => match name.parse::<Ipv6Addr>() {
+                Ok(ip) => return Ok(Self::Resolved(Ok(vec![IpAddr::V6(ip)].into_iter()))),
+                Err(_) => return Err(ErrorCode::InvalidArgument),
+            },
+        };
+        let lookups = lookups.clone();
+        Ok(Self::Resolving(spawn(async move {
+            match lookups.lookup(&domain, 0).await {
+                Ok(addrs) => Ok(addrs.into_iter().map(|addr| addr.ip().to_canonical()).collect()),
+                Err(_) => Err(ErrorCode::NameUnresolvable),
+            }
+        })))
+    }
+
+    /// `resolve-next-address`: the next address, `None` after the last, or
+    /// `would-block` while the lookup is under way.
+    pub(crate) fn next(&mut self) -> Result<Option<IpAddress>, ErrorCode> {
+        if let Self::Resolving(lookup) = self
+            && let Poll::Ready(addrs) = Pin::new(lookup).poll(&mut Context::from_waker(Waker::noop()))
+        {
+            *self = Self::Resolved(addrs.map(Vec::into_iter));
+        }
+        match self {
+            Self::Resolving(_) => Err(ErrorCode::WouldBlock),
+            Self::Resolved(Ok(addrs)) => Ok(addrs.next().map(IpAddress::from)),
+            Self::Resolved(Err(err)) => Err(*err),
+        }
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for AddressStream {
+    async fn ready(&mut self) {
+        if let Self::Resolving(lookup) = self {
+            *self = Self::Resolved(lookup.await.map(Vec::into_iter));
+        }
     }
 }
 
@@ -282,5 +351,46 @@ mod tests {
             assert!(runtime.block_on(lookup).unwrap());
         }
         assert_eq!(gate.most.load(Ordering::SeqCst), 2, "resolver calls at once");
+    }
+
+    #[test]
+    fn socket_lookups_share_the_grants_caps() {
+        static THREADS: Semaphore = Semaphore::const_new(8);
+        let gate = Arc::new(Gate::default());
+        let grant = Lookups::with(true, gate.clone(), &THREADS);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let _entered = runtime.enter();
+        // A guest holding many streams without reading them.
+        let mut streams: Vec<_> = (0..10)
+            .map(|n| AddressStream::start(&grant, &format!("name{n}.example")).unwrap())
+            .collect();
+        gate.wait_for(2);
+        assert_eq!(gate.asked.lock().unwrap().len(), 2, "resolver calls started");
+        assert!(matches!(streams[9].next(), Err(ErrorCode::WouldBlock)));
+        gate.open();
+        for stream in &mut streams {
+            runtime.block_on(stream.ready());
+            assert!(matches!(stream.next(), Ok(Some(IpAddress::Ipv4((127, 0, 0, 1))))));
+            assert!(matches!(stream.next(), Ok(None)));
+        }
+        assert_eq!(gate.asked.lock().unwrap().len(), 10);
+        assert_eq!(gate.most.load(Ordering::SeqCst), 2, "resolver calls at once");
+        // Literals need no lookup; without the grant nothing is looked up.
+        let mut literal = AddressStream::start(&grant, "::1").unwrap();
+        assert!(matches!(
+            literal.next(),
+            Ok(Some(IpAddress::Ipv6((0, 0, 0, 0, 0, 0, 0, 1))))
+        ));
+        let refused = AddressStream::start(&Lookups::with(false, gate.clone(), &THREADS), "name.example");
+        assert!(matches!(refused, Err(ErrorCode::PermanentResolverFailure)));
+        assert!(matches!(
+            AddressStream::start(&grant, "bad name!"),
+            Err(ErrorCode::InvalidArgument)
+        ));
+        assert_eq!(gate.asked.lock().unwrap().len(), 10);
     }
 }

@@ -26,7 +26,7 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::deadline::Deadline;
 use crate::limits::{Charge, HostMemory};
-use crate::lookup::{LookupError, without_lookup};
+use crate::lookup::{LookupError, Lookups, without_lookup};
 use crate::network::HttpGrant;
 
 /// What wasmtime-wasi-http waits on for an outgoing request: the response,
@@ -49,6 +49,11 @@ pub(crate) struct OutgoingHttp {
 }
 
 impl OutgoingHttp {
+    /// The name lookups the grant allows.
+    pub(crate) fn lookups(&self) -> &Lookups {
+        &self.grant.lookups
+    }
+
     pub(crate) fn new(grant: HttpGrant, deadline: Deadline, host_memory: HostMemory) -> Self {
         Self {
             grant,

@@ -304,7 +304,8 @@ impl Sandbox {
     /// outgoing HTTP requests ([`Sandbox::allow_http`]). Without it, a URL
     /// names its host by an IP address or `localhost` (loopback, never
     /// sent to DNS); any other name fails with `destination-ip-prohibited`.
-    /// A sandbox and its clones resolve at most 2 names at once.
+    /// A sandbox and its clones resolve at most 2 names at once, HTTP and
+    /// WASI 0.2's `resolve-addresses` together (WASI 0.3's is not capped).
     pub fn allow_ip_name_lookup(mut self) -> Self {
         self.network.allow_name_lookup();
         self

@@ -11,6 +11,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::deadline::{Deadline, Guarded};
 use crate::limits::{GuestLimiter, HostMemory, Limits, Shape};
+use crate::lookup::Lookups;
 use crate::network::HttpGrant;
 use crate::outcome::{RunOutcome, Termination};
 use crate::outgoing::OutgoingHttp;
@@ -101,6 +102,11 @@ impl GuestState {
     /// WASI's table, and what the guest holds of the host's memory.
     pub(crate) fn table_and_host_memory(&mut self) -> (&mut wasmtime::component::ResourceTable, &HostMemory) {
         (self.wasi.ctx().table, &self.host_memory)
+    }
+
+    /// WASI's table, and the name lookups the run is granted.
+    pub(crate) fn table_and_lookups(&mut self) -> (&mut wasmtime::component::ResourceTable, &Lookups) {
+        (self.wasi.ctx().table, self.outgoing_http.lookups())
     }
 
     /// A state that grants nothing, for stores that never run a guest.
