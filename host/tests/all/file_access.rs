@@ -123,13 +123,7 @@ fn granting_a_directory_that_does_not_exist_is_a_typed_error() {
 fn granting_a_fifo_or_a_file_is_refused_at_once() {
     let dir = data_dir();
     let fifo = dir.path().join("fifo");
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    support::mkfifo(&fifo);
     for path in [fifo, dir.path().join("hello.txt")] {
         let (send, receive) = std::sync::mpsc::channel();
         let asked = path.clone();

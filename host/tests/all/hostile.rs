@@ -360,20 +360,13 @@ fn a_poll_on_any_clock_relative_or_absolute_ends_at_the_timeout() {
     }
 }
 
-/// Makes a FIFO at `path`, with nothing at either end.
-#[cfg(unix)]
-fn mkfifo(path: &Path) {
-    let status = std::process::Command::new("mkfifo").arg(path).status().unwrap();
-    assert!(status.success(), "mkfifo {}", path.display());
-}
-
 #[test]
 #[cfg(unix)]
 fn a_fifo_in_a_grant_is_refused_at_once_not_waited_on() {
     let fence = Fence::new();
-    mkfifo(&fence.grant().join("fifo"));
+    support::mkfifo(&fence.grant().join("fifo"));
     std::fs::create_dir(fence.grant().join("sub")).unwrap();
-    mkfifo(&fence.grant().join("sub/fifo"));
+    support::mkfifo(&fence.grant().join("sub/fifo"));
     std::os::unix::fs::symlink("fifo", fence.grant().join("link-to-fifo")).unwrap();
     let timeout = Duration::from_secs(2);
     let limits = Limits::default().timeout(Some(timeout));

@@ -284,13 +284,7 @@ fn a_module_file_past_the_size_limit_is_refused() {
 fn a_module_path_that_is_a_fifo_or_a_device_is_refused_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("module.fifo");
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    support::mkfifo(&fifo);
     let zero = dir.path().join("zero.wasm");
     std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
     for (path, expected) in [(fifo, "a FIFO"), (zero, "a device"), ("/dev/zero".into(), "a device")] {

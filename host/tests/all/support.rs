@@ -2,7 +2,7 @@
 //! re-running one test in a child process.
 
 use std::ffi::OsStr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use host::{Error, GuestModule, RunOutcome, Runtime, TrapKind};
@@ -97,6 +97,13 @@ pub fn wat(name: &str, source: &str) -> GuestModule {
 /// A file under the shared `tests/` folder at the project root.
 pub fn shared_test_file(relative: &str) -> PathBuf {
     xtask::project_root().join("tests").join(relative)
+}
+
+/// Makes a FIFO at `path`, with nothing at either end.
+#[cfg(unix)]
+pub fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success(), "mkfifo {}", path.display());
 }
 
 /// A WAT fixture from `tests/fixtures/`, compiled.
