@@ -49,8 +49,8 @@
 
 // The modules form layers, each using only those below it (checked by
 // xtask/tests/tidy.rs): outcome, limits, compile, network, text; error; memory; deadline, output,
-// stdin, grant; outgoing; state; open; imports, cache; runtime; instance, component; sandbox;
-// http; fuzzing.
+// stdin, grant; outgoing; state; open; imports, cache; runtime; guest_module; linking; instance,
+// component; sandbox; launch; http; fuzzing.
 mod cache;
 mod compile;
 mod component;
@@ -59,10 +59,13 @@ mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 mod grant;
+mod guest_module;
 mod http;
 mod imports;
 mod instance;
+mod launch;
 mod limits;
+mod linking;
 mod lookup;
 mod memory;
 mod network;
@@ -83,13 +86,14 @@ pub use cache::{
 pub use compile::{CompileLimit, CompileLimits};
 pub use component::ComponentInstance;
 pub use error::{Cause, Error};
+pub use guest_module::GuestModule;
 pub use http::{HttpService, ServeOptions};
 pub use instance::GuestInstance;
 pub use limits::Limits;
 pub use network::{AddrRule, ParseAddrRuleError};
 pub use outcome::{RunOutcome, Termination, Trap, TrapKind};
 pub use proposals::{Proposal, UnknownProposal};
-pub use runtime::{GuestModule, Pooling, Runtime, RuntimeConfig};
+pub use runtime::{Pooling, Runtime, RuntimeConfig};
 pub use sandbox::{DirAccess, Sandbox};
 pub use state::GuestState;
 // The versions whose types this API takes and returns (`Val`, `Caller`,
