@@ -43,10 +43,7 @@ impl Command {
             || wasmtime_wasi_http::p2::bindings::ProxyIndices::new(pre).is_ok();
         Err(match serves_http {
             true => Error::HttpService { module },
-            false => Error::MissingExport {
-                module,
-                export: "wasi:cli/run".to_owned(),
-            },
+            false => Error::missing_export(&module, "wasi:cli/run"),
         })
     }
 
@@ -84,7 +81,7 @@ pub(crate) fn run_command(
         Ok(instance) => instance,
         // A start function that traps or exits is the guest's own ending.
         Err(error) if ended_by_guest(&error) => return Ok(classify(error)),
-        Err(error) => return Err(instantiate_error(module, error)),
+        Err(error) => return Err(Error::instantiate(module, error)),
     };
     Ok(match until(deadline, command.run(store, &instance)) {
         Ok(Ok(())) => Termination::Exited(0),
@@ -138,7 +135,7 @@ impl ComponentInstance {
             if ended_by_guest(&error) {
                 Error::ended(module, classify(error))
             } else {
-                instantiate_error(module, error)
+                Error::instantiate(module, error)
             }
         })?;
         Ok(Self {
@@ -163,11 +160,13 @@ impl ComponentInstance {
         R: ComponentNamedList + Lift + Send + Sync + 'static,
     {
         let func = self.func(export)?;
-        let typed = func.typed::<P, R>(&self.store).map_err(|e| Error::ExportSignature {
-            module: self.module.to_string(),
-            export: export.to_owned(),
-            expected: e.root_cause().to_string(),
-            found: describe(&func.ty(&self.store)),
+        let typed = func.typed::<P, R>(&self.store).map_err(|e| {
+            Error::export_signature(
+                &self.module,
+                export,
+                e.root_cause().to_string(),
+                describe(&func.ty(&self.store)),
+            )
         })?;
         deadline::arm(&mut self.store, self.timeout);
         let deadline = self.store.data().deadline().get();
@@ -196,12 +195,12 @@ impl ComponentInstance {
         let func = self.func(export)?;
         let ty = func.ty(&self.store);
         if params.len() != ty.params().len() {
-            return Err(Error::ExportSignature {
-                module: self.module.to_string(),
-                export: export.to_owned(),
-                expected: format!("a function of {} parameter(s)", params.len()),
-                found: describe(&ty),
-            });
+            return Err(Error::export_signature(
+                &self.module,
+                export,
+                format!("a function of {} parameter(s)", params.len()),
+                describe(&ty),
+            ));
         }
         let mut results = vec![Val::Bool(false); ty.results().len()];
         deadline::arm(&mut self.store, self.timeout);
@@ -225,10 +224,7 @@ impl ComponentInstance {
 
     /// The exported function `export` (see [`ComponentInstance::call_values`]).
     fn func(&mut self, export: &str) -> Result<Func, Error> {
-        let missing = || Error::MissingExport {
-            module: self.module.to_string(),
-            export: export.to_owned(),
-        };
+        let missing = || Error::missing_export(&self.module, export);
         if let Some((ComponentItem::ComponentFunc(_), index)) = self.instance.get_export(&mut self.store, None, export)
         {
             return self.instance.get_func(&mut self.store, index).ok_or_else(missing);
@@ -259,10 +255,7 @@ impl ComponentInstance {
             .collect();
         match <[String; 1]>::try_from(holders) {
             Ok([instance]) => Ok((instance, name.to_owned())),
-            Err(holders) if holders.is_empty() => Err(Error::MissingExport {
-                module: self.module.to_string(),
-                export: name.to_owned(),
-            }),
+            Err(holders) if holders.is_empty() => Err(Error::missing_export(&self.module, name)),
             Err(holders) => Err(Error::AmbiguousExport {
                 module: self.module.to_string(),
                 export: name.to_owned(),
@@ -299,13 +292,6 @@ fn until<T: Send>(
     work: impl Future<Output = wasmtime::Result<T>> + Send,
 ) -> wasmtime::Result<T> {
     deadline::blocking(|| wasmtime_wasi::runtime::in_tokio(deadline::until(deadline, work)))
-}
-
-fn instantiate_error(module: &str, error: wasmtime::Error) -> Error {
-    Error::Instantiate {
-        module: module.to_owned(),
-        source: error.into(),
-    }
 }
 
 /// A function type as `func(name: type, ...) -> (type, ...)`.

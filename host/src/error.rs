@@ -290,6 +290,57 @@ impl Error {
         }
     }
 
+    /// Instantiating `module` failed, as `source` says.
+    pub(crate) fn instantiate(module: &str, source: wasmtime::Error) -> Self {
+        Error::Instantiate {
+            module: module.to_owned(),
+            source: source.into(),
+        }
+    }
+
+    /// `module` is not the kind of guest the operation needs.
+    pub(crate) fn wrong_kind(module: &str, expected: &'static str) -> Self {
+        Error::WrongKind {
+            module: module.to_owned(),
+            expected,
+        }
+    }
+
+    /// `module` has no export `export`, or none of the kind needed.
+    pub(crate) fn missing_export(module: &str, export: &str) -> Self {
+        Error::MissingExport {
+            module: module.to_owned(),
+            export: export.to_owned(),
+        }
+    }
+
+    /// The export `export` of `module` is `found`, not what the call
+    /// `expected`.
+    pub(crate) fn export_signature(module: &str, export: &str, expected: String, found: String) -> Self {
+        Error::ExportSignature {
+            module: module.to_owned(),
+            export: export.to_owned(),
+            expected,
+            found,
+        }
+    }
+
+    /// The module file `path` could not be read.
+    pub(crate) fn read_module(path: &std::path::Path, source: std::io::Error) -> Self {
+        Error::ReadModule {
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    /// `module` is no valid WebAssembly, as `source` says.
+    pub(crate) fn invalid_module(module: &str, source: impl Into<Cause>) -> Self {
+        Error::InvalidModule {
+            module: module.to_owned(),
+            source: source.into(),
+        }
+    }
+
     /// The error a call into a library-style guest returns when the guest
     /// ended there instead of returning.
     pub(crate) fn ended(module: &str, termination: Termination) -> Self {

@@ -201,10 +201,7 @@ fn fuel(u: &mut Unstructured<'_>) -> Option<u64> {
 
 /// Not enough input to finish a module: nothing to check.
 fn too_short() -> Checked {
-    Checked::Invalid(Error::InvalidModule {
-        module: "fuzzed".into(),
-        source: "input too short to generate a module".into(),
-    })
+    Checked::Invalid(Error::invalid_module("fuzzed", "input too short to generate a module"))
 }
 
 /// A component around the core module `core`, exporting its `run`

@@ -103,10 +103,7 @@ impl Runtime {
 /// `open` would wait for a writer), then checked as opened: a FIFO or a
 /// device (a link to `/dev/zero`) is refused before a byte is read.
 fn open_module(path: &Path) -> Result<(std::fs::File, std::fs::Metadata), Error> {
-    let io = |source| Error::ReadModule {
-        path: path.to_owned(),
-        source,
-    };
+    let io = |source| Error::read_module(path, source);
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
@@ -154,10 +151,7 @@ fn read_bounded(reader: impl Read, path: &Path, module: &str, max: usize) -> Res
     reader
         .take(max as u64 + 1)
         .read_to_end(&mut bytes)
-        .map_err(|source| Error::ReadModule {
-            path: path.to_owned(),
-            source,
-        })?;
+        .map_err(|source| Error::read_module(path, source))?;
     match bytes.len() > max {
         true => Err(Error::ModuleTooLarge {
             module: module.to_owned(),
@@ -174,10 +168,7 @@ fn binary(name: &str, bytes: Bytes) -> Result<Bytes, Error> {
         Some(text) => Ok(Bytes::from(wat::parse_str(text).map_err(|mut e| {
             // `--> NAME:line:col` instead of `<anon>`.
             e.set_path(name);
-            Error::InvalidModule {
-                module: name.to_owned(),
-                source: e.into(),
-            }
+            Error::invalid_module(name, e)
         })?)),
         None => Ok(bytes),
     }
@@ -227,11 +218,8 @@ impl cache::Source for ModuleSource {
         let bytes = read_module(file, path, &self.name, self.max_bytes)?;
         // The file may have changed since its code was found by its hash.
         if Some(&cache::content_hash(&bytes)) != self.hash.get() {
-            return Err(Error::ReadModule {
-                path: path.clone(),
-                source: std::io::Error::other("the file changed since it was loaded"),
-            }
-            .into());
+            let changed = std::io::Error::other("the file changed since it was loaded");
+            return Err(Error::read_module(path, changed).into());
         }
         Ok(self.bytes.get_or_init(|| bytes).clone())
     }
@@ -359,10 +347,7 @@ impl GuestModule {
             .map(|bytes| proposals::needed(&bytes, enabled))
             .unwrap_or_default();
         match needed.is_empty() {
-            true => Error::InvalidModule {
-                module: self.name.to_string(),
-                source: error.into(),
-            },
+            true => Error::invalid_module(&self.name, error),
             false => Error::ProposalDisabled {
                 module: self.name.to_string(),
                 proposals: needed,

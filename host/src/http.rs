@@ -276,12 +276,12 @@ fn proxy_pre(module: &str, pre: InstancePre<GuestState>) -> Result<ProxyPre<Gues
     if let Ok(service) = p3::bindings::ServicePre::new(pre.clone()) {
         return Ok(ProxyPre::P3(service));
     }
-    p2::bindings::ProxyPre::new(pre)
-        .map(ProxyPre::P2)
-        .map_err(|_| Error::MissingExport {
-            module: module.to_owned(),
-            export: "wasi:http/handler (WASI 0.3) or wasi:http/incoming-handler (WASI 0.2)".to_owned(),
-        })
+    p2::bindings::ProxyPre::new(pre).map(ProxyPre::P2).map_err(|_| {
+        Error::missing_export(
+            module,
+            "wasi:http/handler (WASI 0.3) or wasi:http/incoming-handler (WASI 0.2)",
+        )
+    })
 }
 
 /// Accepts connections until `stop`, then lets those open finish for at

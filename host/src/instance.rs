@@ -102,22 +102,17 @@ impl GuestInstance {
             .iter()
             .map(|value| value.ty(&self.store))
             .collect::<Result<_, _>>()
-            .map_err(|e| Error::ExportSignature {
-                module: self.module.to_string(),
-                export: export.to_owned(),
-                expected: e.to_string(),
-                found: ty.to_string(),
-            })?;
+            .map_err(|e| Error::export_signature(&self.module, export, e.to_string(), ty.to_string()))?;
         let matches =
             given.len() == ty.params().len() && given.iter().zip(ty.params()).all(|(a, b)| ValType::eq(a, &b));
         if !matches {
             let given: Vec<String> = given.iter().map(ToString::to_string).collect();
-            return Err(Error::ExportSignature {
-                module: self.module.to_string(),
-                export: export.to_owned(),
-                expected: format!("(func (param {}))", given.join(" ")),
-                found: ty.to_string(),
-            });
+            return Err(Error::export_signature(
+                &self.module,
+                export,
+                format!("(func (param {}))", given.join(" ")),
+                ty.to_string(),
+            ));
         }
         let mut results = vec![Val::I32(0); ty.results().len()];
         self.arm();
@@ -178,11 +173,13 @@ impl GuestInstance {
             .instance
             .get_func(&mut self.store, name)
             .ok_or_else(|| self.missing(name))?;
-        func.typed::<P, R>(&self.store).map_err(|e| Error::ExportSignature {
-            module: self.module.to_string(),
-            export: name.to_owned(),
-            expected: e.root_cause().to_string(),
-            found: func.ty(&self.store).to_string(),
+        func.typed::<P, R>(&self.store).map_err(|e| {
+            Error::export_signature(
+                &self.module,
+                name,
+                e.root_cause().to_string(),
+                func.ty(&self.store).to_string(),
+            )
         })
     }
 
@@ -214,9 +211,6 @@ impl GuestInstance {
     }
 
     fn missing(&self, export: &str) -> Error {
-        Error::MissingExport {
-            module: self.module.to_string(),
-            export: export.to_owned(),
-        }
+        Error::missing_export(&self.module, export)
     }
 }

@@ -90,10 +90,10 @@ impl Sandbox {
         kind: EngineKind,
     ) -> Result<component::InstancePre<GuestState>, Error> {
         if !self.host_funcs.is_empty() {
-            return Err(Error::WrongKind {
-                module: module.name().to_owned(),
-                expected: "a core module (host functions are core-module imports)",
-            });
+            return Err(Error::wrong_kind(
+                module.name(),
+                "a core module (host functions are core-module imports)",
+            ));
         }
         if self.component_funcs.is_empty() {
             return module.linked_component(kind).cloned();
@@ -237,10 +237,10 @@ impl Sandbox {
         store: &mut Store<GuestState>,
     ) -> Result<wasmtime::Instance, LinkFailure> {
         if !self.component_funcs.is_empty() {
-            return Err(LinkFailure::Setup(Error::WrongKind {
-                module: module.name().to_owned(),
-                expected: "a component (component functions are component imports)",
-            }));
+            return Err(LinkFailure::Setup(Error::wrong_kind(
+                module.name(),
+                "a component (component functions are component imports)",
+            )));
         }
         crate::deadline::arm(store, self.limits.timeout);
         // A start function runs the guest, WASI calls and all.
@@ -254,10 +254,10 @@ impl Sandbox {
             linker.allow_shadowing(true);
             for add in &self.host_funcs {
                 add(&mut linker).map_err(|e| {
-                    LinkFailure::Setup(Error::Instantiate {
-                        module: module.name().to_owned(),
-                        source: e.context("registering a host function").into(),
-                    })
+                    LinkFailure::Setup(Error::instantiate(
+                        module.name(),
+                        e.context("registering a host function"),
+                    ))
                 })?;
             }
             let core = module.core_module(kind).map_err(LinkFailure::Setup)?;
@@ -272,10 +272,7 @@ impl Sandbox {
             } else if ended_by_guest(&error) {
                 LinkFailure::Guest(classify(error))
             } else {
-                LinkFailure::Setup(Error::Instantiate {
-                    module: module.name().to_owned(),
-                    source: error.into(),
-                })
+                LinkFailure::Setup(Error::instantiate(module.name(), error))
             }
         })
     }

@@ -65,10 +65,7 @@ impl GuestModule {
         };
         let mut linker = flavour.component_linker()?.clone();
         linker.allow_shadowing(true);
-        add(&mut linker).map_err(|e| Error::Instantiate {
-            module: self.name().to_owned(),
-            source: e.context("registering a component function").into(),
-        })?;
+        add(&mut linker).map_err(|e| Error::instantiate(self.name(), e.context("registering a component function")))?;
         linker
             .instantiate_pre(component)
             .map_err(|e| self.component_link_error(e))
@@ -86,10 +83,7 @@ impl GuestModule {
     /// A module Wasmtime refused: named by the proposals it needs, when it
 
     fn wrong_kind(&self, expected: &'static str) -> Error {
-        Error::WrongKind {
-            module: self.name().to_owned(),
-            expected,
-        }
+        Error::wrong_kind(self.name(), expected)
     }
 
     /// Names the missing import when linking failed because of one.
@@ -104,10 +98,7 @@ impl GuestModule {
                 import_module: import.module().to_owned(),
                 import_name: import.name().to_owned(),
             },
-            None => Error::Instantiate {
-                module: self.name().to_owned(),
-                source: error.into(),
-            },
+            None => Error::instantiate(self.name(), error),
         }
     }
 
@@ -125,10 +116,7 @@ impl GuestModule {
                 import_module: import.to_owned(),
                 import_name: String::new(),
             },
-            None => Error::Instantiate {
-                module: self.name().to_owned(),
-                source: error.into(),
-            },
+            None => Error::instantiate(self.name(), error),
         }
     }
 }
