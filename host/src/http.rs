@@ -35,6 +35,8 @@ use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{WasiBody, WasiHttpView, p2, p3};
 
 use crate::deadline::{self, Guarded};
+use crate::launch;
+use crate::linking;
 use crate::outcome::{Ending, Termination, Trap, TrapKind, classify};
 use crate::runtime::EngineKind;
 use crate::state::{GuestState, Pipes, outcome};
@@ -148,15 +150,15 @@ impl Sandbox {
             source: source.into(),
         };
         let kind = component.runtime().kind_for(&self.limits);
-        let proxy = proxy_pre(&module, self.linked_component(component, kind)?)?;
+        let proxy = proxy_pre(&module, linking::component(component, kind, &self.imports)?)?;
         if self.limits.timeout.is_some() && !component.runtime().epoch_interruption() {
             return Err(serve_error(std::io::Error::other(
                 "a request's timeout needs a runtime with epoch interruption",
             )));
         }
-        let pipes = self.pipes();
+        let pipes = launch::pipes(self);
         // Grants that cannot be made fail now, not at the first request.
-        drop(self.store_with(component, kind, &pipes)?);
+        drop(launch::store(self, component, kind, &pipes)?);
 
         let local_addr = listener.local_addr().map_err(serve_error)?;
         listener.set_nonblocking(true).map_err(serve_error)?;
@@ -465,10 +467,8 @@ impl HandlerState for Service {
             true => self.pipes.tagged(number),
             false => self.pipes.clone(),
         };
-        let mut store = self
-            .sandbox
-            .store_with(&self.component, self.kind, &pipes)
-            .map_err(wasmtime::Error::new)?;
+        let mut store =
+            launch::store(&self.sandbox, &self.component, self.kind, &pipes).map_err(wasmtime::Error::new)?;
         // The request's timeout starts now, instantiation included.
         let timeout = self.sandbox.limits.timeout;
         deadline::arm(&mut store, timeout);

@@ -8,9 +8,10 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use wasmtime::component::{self, ComponentNamedList, Lift, Lower};
-use wasmtime::{IntoFunc, Linker, StoreContextMut};
+use wasmtime::component::{ComponentNamedList, Lift, Lower};
+use wasmtime::{IntoFunc, StoreContextMut};
 
+use crate::linking::ExtraImports;
 use crate::network::NetworkGrant;
 use crate::output::{HostStream, Sink};
 use crate::state::GuestState;
@@ -36,9 +37,6 @@ pub(crate) struct DirGrant {
     /// What the guest may do there.
     pub(crate) access: DirAccess,
 }
-
-type LinkHostFunc = dyn Fn(&mut Linker<GuestState>) -> wasmtime::Result<()> + Send + Sync;
-type LinkComponentFunc = dyn Fn(&mut component::Linker<GuestState>) -> wasmtime::Result<()> + Send + Sync;
 
 /// The capabilities and limits of one run, built up by chaining.
 ///
@@ -73,8 +71,7 @@ pub struct Sandbox {
     pub(crate) dirs: Vec<DirGrant>,
     pub(crate) network: NetworkGrant,
     pub(crate) limits: Limits,
-    pub(crate) host_funcs: Vec<Arc<LinkHostFunc>>,
-    pub(crate) component_funcs: Vec<Arc<LinkComponentFunc>>,
+    pub(crate) imports: ExtraImports,
 }
 
 /// Shows the grants and limits; of the environment, only the names (its
@@ -89,8 +86,8 @@ impl std::fmt::Debug for Sandbox {
             .field("dirs", &self.dirs)
             .field("network", &self.network)
             .field("limits", &self.limits)
-            .field("host_funcs", &self.host_funcs.len())
-            .field("component_funcs", &self.component_funcs.len())
+            .field("host_funcs", &self.imports.host_funcs.len())
+            .field("component_funcs", &self.imports.component_funcs.len())
             .finish_non_exhaustive()
     }
 }
@@ -107,8 +104,7 @@ impl Default for Sandbox {
             dirs: Vec::new(),
             network: NetworkGrant::default(),
             limits: Limits::default(),
-            host_funcs: Vec::new(),
-            component_funcs: Vec::new(),
+            imports: ExtraImports::default(),
         }
     }
 }
@@ -337,7 +333,7 @@ impl Sandbox {
         Results: ComponentNamedList + Lower + 'static,
     {
         let (interface, name) = (interface.to_owned(), name.to_owned());
-        self.component_funcs.push(Arc::new(move |linker| {
+        self.imports.component_funcs.push(Arc::new(move |linker| {
             linker.instance(&interface)?.func_wrap(&name, func.clone())
         }));
         self
@@ -365,7 +361,7 @@ impl Sandbox {
         func: impl IntoFunc<GuestState, Params, Results> + Clone + 'static,
     ) -> Self {
         let (module, name) = (module.to_owned(), name.to_owned());
-        self.host_funcs.push(Arc::new(move |linker| {
+        self.imports.host_funcs.push(Arc::new(move |linker| {
             linker.func_wrap(&module, &name, func.clone())?;
             Ok(())
         }));
