@@ -10,7 +10,7 @@
 //! by the epoch deadline, as for core modules.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use wasmtime::Store;
 use wasmtime::component::types::ComponentFunc;
@@ -19,7 +19,7 @@ use wasmtime::component::{Component, ComponentNamedList, Func, Instance, Instanc
 use wasmtime_wasi::{p2, p3};
 
 use crate::Error;
-use crate::deadline::{self, Guarded};
+use crate::deadline;
 use crate::outcome::{Termination, classify, ended_by_guest};
 use crate::state::GuestState;
 
@@ -75,15 +75,14 @@ pub(crate) fn run_command(
     timeout: Option<Duration>,
 ) -> Result<Termination, Error> {
     let command = Command::of(module, pre)?;
-    deadline::arm(store, timeout);
-    let deadline = store.data().deadline().get();
-    let instance = match until(deadline, pre.instantiate_async(&mut *store)) {
+    let deadline = deadline::arm(store, timeout);
+    let instance = match deadline::block_until(deadline, pre.instantiate_async(&mut *store)) {
         Ok(instance) => instance,
         // A start function that traps or exits is the guest's own ending.
         Err(error) if ended_by_guest(&error) => return Ok(classify(error)),
         Err(error) => return Err(Error::instantiate(module, error)),
     };
-    Ok(match until(deadline, command.run(store, &instance)) {
+    Ok(match deadline::block_until(deadline, command.run(store, &instance)) {
         Ok(Ok(())) => Termination::Exited(0),
         // `wasi:cli/exit.exit(err)`, or `run` returning its error: status 1.
         Ok(Err(())) => Termination::Exited(1),
@@ -129,9 +128,8 @@ impl ComponentInstance {
         mut store: Store<GuestState>,
         timeout: Option<Duration>,
     ) -> Result<Self, Error> {
-        deadline::arm(&mut store, timeout);
-        let deadline = store.data().deadline().get();
-        let instance = until(deadline, pre.instantiate_async(&mut store)).map_err(|error| {
+        let deadline = deadline::arm(&mut store, timeout);
+        let instance = deadline::block_until(deadline, pre.instantiate_async(&mut store)).map_err(|error| {
             if ended_by_guest(&error) {
                 Error::ended(module, classify(error))
             } else {
@@ -168,9 +166,8 @@ impl ComponentInstance {
                 describe(&func.ty(&self.store)),
             )
         })?;
-        deadline::arm(&mut self.store, self.timeout);
-        let deadline = self.store.data().deadline().get();
-        until(deadline, typed.call_async(&mut self.store, params))
+        let deadline = deadline::arm(&mut self.store, self.timeout);
+        deadline::block_until(deadline, typed.call_async(&mut self.store, params))
             .map_err(|error| Error::ended(&self.module, classify(error)))
     }
 
@@ -203,9 +200,8 @@ impl ComponentInstance {
             ));
         }
         let mut results = vec![Val::Bool(false); ty.results().len()];
-        deadline::arm(&mut self.store, self.timeout);
-        let deadline = self.store.data().deadline().get();
-        until(deadline, func.call_async(&mut self.store, params, &mut results))
+        let deadline = deadline::arm(&mut self.store, self.timeout);
+        deadline::block_until(deadline, func.call_async(&mut self.store, params, &mut results))
             .map_err(|error| Error::ended(&self.module, classify(error)))?;
         Ok(results)
     }
@@ -283,15 +279,6 @@ fn split_item_name(name: &str) -> Option<(String, String)> {
         None => instance.to_owned(),
     };
     Some((instance, func.to_owned()))
-}
-
-/// Awaits `work` until `deadline`; past it, the guest is interrupted as if
-/// the epoch had caught it computing.
-fn until<T: Send>(
-    deadline: Option<Instant>,
-    work: impl Future<Output = wasmtime::Result<T>> + Send,
-) -> wasmtime::Result<T> {
-    deadline::blocking(|| wasmtime_wasi::runtime::in_tokio(deadline::until(deadline, work)))
 }
 
 /// A function type as `func(name: type, ...) -> (type, ...)`.

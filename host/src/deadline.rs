@@ -45,8 +45,8 @@ pub(crate) trait Guarded: 'static {
 }
 
 /// Arms the store's epoch deadline, and that of the host calls that block:
-/// `timeout` from now, or never.
-pub(crate) fn arm<T: Guarded>(store: &mut Store<T>, timeout: Option<Duration>) {
+/// `timeout` from now, or never. Returns that deadline, for [`until`].
+pub(crate) fn arm<T: Guarded>(store: &mut Store<T>, timeout: Option<Duration>) -> Option<Instant> {
     // Wasmtime adds the ticks to the current epoch without saturating, so
     // "never" must leave room for every epoch this process will see.
     const NEVER: u64 = u64::MAX / 2;
@@ -61,6 +61,7 @@ pub(crate) fn arm<T: Guarded>(store: &mut Store<T>, timeout: Option<Duration>) {
     store.set_epoch_deadline(ticks);
     let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
     store.data().deadline().set(deadline);
+    deadline
 }
 
 /// Runs `work`, which blocks its thread on Tokio (wasmtime-wasi runs every
@@ -135,9 +136,11 @@ pub(crate) fn guarded_poll_oneoff<T: Guarded>(
     })
 }
 
-/// Runs a WASI call's future until `deadline`: past it the call is dropped
-/// and the guest interrupted as a timeout. Only what the call awaits is cut
-/// short; a system call it makes on this thread is not.
+/// Runs a WASI call's or a guest's future until `deadline`: past it the
+/// future is dropped and the guest interrupted as a timeout, as if the
+/// epoch had caught it computing. Every wait on the deadline goes through
+/// here. Only what the future awaits is cut short; a system call it makes
+/// on this thread is not.
 pub(crate) async fn until<R>(
     deadline: Option<Instant>,
     call: impl Future<Output = wasmtime::Result<R>>,
@@ -148,6 +151,15 @@ pub(crate) async fn until<R>(
     tokio::time::timeout_at(deadline.into(), call)
         .await
         .unwrap_or_else(|_| Err(wasmtime::Trap::Interrupt.into()))
+}
+
+/// [`until`] from synchronous code, on wasmtime-wasi's Tokio runtime
+/// (through [`blocking`]): how a component's calls are awaited.
+pub(crate) fn block_until<R: Send>(
+    deadline: Option<Instant>,
+    work: impl Future<Output = wasmtime::Result<R>> + Send,
+) -> wasmtime::Result<R> {
+    blocking(|| wasmtime_wasi::runtime::in_tokio(until(deadline, work)))
 }
 
 /// Calls `call` with the guest's WASI context and memory, the way

@@ -34,7 +34,7 @@ use wasmtime_wasi_http::handler::{
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{WasiBody, WasiHttpView, p2, p3};
 
-use crate::deadline::{self, Guarded};
+use crate::deadline;
 use crate::launch;
 use crate::linking;
 use crate::outcome::{Ending, Termination, Trap, TrapKind, classify};
@@ -471,9 +471,8 @@ impl HandlerState for Service {
             launch::store(&self.sandbox, &self.component, self.kind, &pipes).map_err(wasmtime::Error::new)?;
         // The request's timeout starts now, instantiation included.
         let timeout = self.sandbox.limits.timeout;
-        deadline::arm(&mut store, timeout);
-        let deadline = store.data().deadline().get();
-        let proxy = within(deadline, self.proxy.instantiate_async(&mut store)).await?;
+        let deadline = deadline::arm(&mut store, timeout);
+        let proxy = deadline::until(deadline, self.proxy.instantiate_async(&mut store)).await?;
         Ok(Instance {
             store,
             proxy,
@@ -510,16 +509,6 @@ impl Turn {
 impl Drop for Turn {
     fn drop(&mut self) {
         self.instances.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// Awaits `work` until `deadline`, past which it is a timeout.
-async fn within<T>(deadline: Option<Instant>, work: impl Future<Output = wasmtime::Result<T>>) -> wasmtime::Result<T> {
-    match deadline {
-        Some(deadline) => tokio::time::timeout_at(deadline.into(), work)
-            .await
-            .unwrap_or_else(|_| Err(wasmtime::Trap::Interrupt.into())),
-        None => work.await,
     }
 }
 
