@@ -48,9 +48,9 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 // The modules form layers, each using only those below it (checked by
-// xtask/tests/tidy.rs): outcome, limits, compile, network, text; error; memory; deadline, output,
-// stdin, grant; outgoing; state; open; imports, cache; runtime; guest_module; linking; instance,
-// component; sandbox; launch; http; fuzzing.
+// xtask/tests/tidy.rs): setters; outcome, limits, compile, network, text; error; memory;
+// deadline, output, stdin, grant; outgoing; state; open; imports, cache; runtime; guest_module;
+// linking; instance, component; sandbox; launch; http; fuzzing.
 mod cache;
 mod compile;
 mod component;
@@ -76,6 +76,7 @@ mod output;
 mod proposals;
 mod runtime;
 mod sandbox;
+mod setters;
 mod state;
 mod stdin;
 pub mod text;

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use wasmtime::ResourceLimiter;
 
+use crate::setters::setters;
+
 /// Resource limits for one run (or one [`crate::GuestInstance`]).
 ///
 /// ```
@@ -73,63 +75,20 @@ pub struct Limits {
     pub max_host_memory_bytes: usize,
 }
 
+setters!(
 /// Chained setters, one per limit, from [`Limits::default`]: the struct is
 /// `#[non_exhaustive]`, so that a new limit is not a breaking change.
-impl Limits {
-    /// Sets [`Limits::timeout`](#structfield.timeout).
-    pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Sets [`Limits::fuel`](#structfield.fuel).
-    pub fn fuel(mut self, fuel: Option<u64>) -> Self {
-        self.fuel = fuel;
-        self
-    }
-
-    /// Sets [`Limits::max_memory_bytes`](#structfield.max_memory_bytes).
-    pub fn max_memory_bytes(mut self, max_memory_bytes: usize) -> Self {
-        self.max_memory_bytes = max_memory_bytes;
-        self
-    }
-
-    /// Sets [`Limits::max_table_elements`](#structfield.max_table_elements).
-    pub fn max_table_elements(mut self, max_table_elements: usize) -> Self {
-        self.max_table_elements = max_table_elements;
-        self
-    }
-
-    /// Sets [`Limits::max_output_bytes`](#structfield.max_output_bytes).
-    pub fn max_output_bytes(mut self, max_output_bytes: usize) -> Self {
-        self.max_output_bytes = max_output_bytes;
-        self
-    }
-
-    /// Sets [`Limits::max_log_bytes`](#structfield.max_log_bytes).
-    pub fn max_log_bytes(mut self, max_log_bytes: usize) -> Self {
-        self.max_log_bytes = max_log_bytes;
-        self
-    }
-
-    /// Sets [`Limits::max_descriptors`](#structfield.max_descriptors).
-    pub fn max_descriptors(mut self, max_descriptors: usize) -> Self {
-        self.max_descriptors = max_descriptors;
-        self
-    }
-
-    /// Sets [`Limits::max_resources`](#structfield.max_resources).
-    pub fn max_resources(mut self, max_resources: usize) -> Self {
-        self.max_resources = max_resources;
-        self
-    }
-
-    /// Sets [`Limits::max_host_memory_bytes`](#structfield.max_host_memory_bytes).
-    pub fn max_host_memory_bytes(mut self, max_host_memory_bytes: usize) -> Self {
-        self.max_host_memory_bytes = max_host_memory_bytes;
-        self
-    }
-}
+Limits {
+    timeout: Option<Duration>,
+    fuel: Option<u64>,
+    max_memory_bytes: usize,
+    max_table_elements: usize,
+    max_output_bytes: usize,
+    max_log_bytes: usize,
+    max_descriptors: usize,
+    max_resources: usize,
+    max_host_memory_bytes: usize,
+});
 
 impl Default for Limits {
     fn default() -> Self {

@@ -256,6 +256,16 @@ mod tests {
             .unwrap()
     }
 
+    /// A runtime whose one worker runs the lookups spawned on it while the
+    /// test's thread waits on them.
+    fn one_worker() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
     #[test]
     fn without_the_grant_no_name_reaches_the_resolver() {
         static THREADS: Semaphore = Semaphore::const_new(1);
@@ -295,11 +305,7 @@ mod tests {
             Lookups::with(true, gate.clone(), &THREADS),
             Lookups::with(true, gate.clone(), &THREADS),
         ];
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = one_worker();
         let lookups: Vec<_> = (0..10)
             .map(|n| {
                 let grant = grants[n % 2].clone();
@@ -328,11 +334,7 @@ mod tests {
         static THREADS: Semaphore = Semaphore::const_new(8);
         let gate = Arc::new(Gate::default());
         let grant = Lookups::with(true, gate.clone(), &THREADS);
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = one_worker();
         let lookups: Vec<_> = (0..5)
             .map(|_| {
                 let grant = grant.clone();
@@ -358,11 +360,7 @@ mod tests {
         static THREADS: Semaphore = Semaphore::const_new(8);
         let gate = Arc::new(Gate::default());
         let grant = Lookups::with(true, gate.clone(), &THREADS);
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = one_worker();
         let _entered = runtime.enter();
         // A guest holding many streams without reading them.
         let mut streams: Vec<_> = (0..10)

@@ -16,6 +16,7 @@ use crate::compile::CompileLimits;
 use crate::deadline::EPOCH_TICK;
 use crate::imports;
 use crate::proposals::{self, Proposal};
+use crate::setters::setters;
 use crate::state::GuestState;
 use crate::{Error, Limits};
 
@@ -65,52 +66,21 @@ pub struct RuntimeConfig {
     pub proposals: BTreeSet<Proposal>,
 }
 
+setters!(
 /// Chained setters, one per setting, from [`RuntimeConfig::default`]: the
 /// struct is `#[non_exhaustive]`, so that a new setting is not a breaking
 /// change.
+RuntimeConfig {
+    max_wasm_stack: usize,
+    cache: CacheMode,
+    cache_key_dir: Option<PathBuf>,
+    cache_limits: CacheLimits,
+    compile_limits: CompileLimits,
+    pooling: Option<Pooling>,
+    epoch_interruption: bool,
+});
+
 impl RuntimeConfig {
-    /// Sets [`RuntimeConfig::max_wasm_stack`](#structfield.max_wasm_stack).
-    pub fn max_wasm_stack(mut self, max_wasm_stack: usize) -> Self {
-        self.max_wasm_stack = max_wasm_stack;
-        self
-    }
-
-    /// Sets [`RuntimeConfig::cache`](#structfield.cache).
-    pub fn cache(mut self, cache: CacheMode) -> Self {
-        self.cache = cache;
-        self
-    }
-
-    /// Sets [`RuntimeConfig::cache_key_dir`](#structfield.cache_key_dir).
-    pub fn cache_key_dir(mut self, cache_key_dir: Option<PathBuf>) -> Self {
-        self.cache_key_dir = cache_key_dir;
-        self
-    }
-
-    /// Sets [`RuntimeConfig::cache_limits`](#structfield.cache_limits).
-    pub fn cache_limits(mut self, cache_limits: CacheLimits) -> Self {
-        self.cache_limits = cache_limits;
-        self
-    }
-
-    /// Sets [`RuntimeConfig::compile_limits`](#structfield.compile_limits).
-    pub fn compile_limits(mut self, compile_limits: CompileLimits) -> Self {
-        self.compile_limits = compile_limits;
-        self
-    }
-
-    /// Sets [`RuntimeConfig::pooling`](#structfield.pooling).
-    pub fn pooling(mut self, pooling: Option<Pooling>) -> Self {
-        self.pooling = pooling;
-        self
-    }
-
-    /// Sets [`RuntimeConfig::epoch_interruption`](#structfield.epoch_interruption).
-    pub fn epoch_interruption(mut self, epoch_interruption: bool) -> Self {
-        self.epoch_interruption = epoch_interruption;
-        self
-    }
-
     /// Sets [`RuntimeConfig::proposals`](#structfield.proposals).
     pub fn proposals(mut self, proposals: impl IntoIterator<Item = Proposal>) -> Self {
         self.proposals = proposals.into_iter().collect();

@@ -7,20 +7,13 @@ use wasmtime::Caller;
 
 use crate::support;
 
-const LOG_HELLO: &str = r#"
-    (module
-      (import "host" "log" (func $log (param i32 i32)))
-      (memory (export "memory") 1)
-      (data (i32.const 0) "hello")
-      (func (export "run")
-        i32.const 0 ;; ptr to message
-        i32.const 5 ;; length
-        call $log))"#;
-
 #[test]
 fn wat_guest_logs_exactly_one_hello() {
     let mut guest = Sandbox::new()
-        .instantiate(&support::wat("log-hello", LOG_HELLO))
+        .instantiate(&support::logging_guest(
+            "log-hello",
+            r#"(func (export "run") (call $log (i32.const 0) (i32.const 5)))"#,
+        ))
         .unwrap();
     guest.call::<(), ()>("run", ()).unwrap();
     assert_eq!(guest.host_log(), ["hello"]);
@@ -35,12 +28,9 @@ fn rust_guest_logs_exactly_one_hello() {
 
 #[test]
 fn a_log_pointer_outside_memory_is_a_host_error_trap() {
-    let module = support::wat(
+    let module = support::logging_guest(
         "log-oob",
-        r#"(module
-             (import "host" "log" (func $log (param i32 i32)))
-             (memory (export "memory") 1)
-             (func (export "run") (param i32 i32) (call $log (local.get 0) (local.get 1))))"#,
+        r#"(func (export "run") (param i32 i32) (call $log (local.get 0) (local.get 1)))"#,
     );
     let mut guest = Sandbox::new().instantiate(&module).unwrap();
     for (ptr, len) in [(65530, 10), (0, -1), (-1, 1)] {

@@ -350,19 +350,15 @@ fn captured_output_is_capped_and_marked_truncated() {
 
 #[test]
 fn the_host_log_budget_cuts_long_messages_and_floods_of_empty_ones() {
-    let module = support::wat(
+    let module = support::logging_guest(
         "logger",
-        r#"(module
-             (import "host" "log" (func $log (param i32 i32)))
-             (memory (export "memory") 1)
-             (data (i32.const 0) "hello")
-             (func (export "_start")
-               (local $i i32)
-               (loop $again
-                 (call $log (i32.const 0) (i32.const 5))
-                 (call $log (i32.const 0) (i32.const 0))
-                 (local.set $i (i32.add (local.get $i) (i32.const 1)))
-                 (br_if $again (i32.lt_u (local.get $i) (i32.const 100000))))))"#,
+        r#"(func (export "_start")
+             (local $i i32)
+             (loop $again
+               (call $log (i32.const 0) (i32.const 5))
+               (call $log (i32.const 0) (i32.const 0))
+               (local.set $i (i32.add (local.get $i) (i32.const 1)))
+               (br_if $again (i32.lt_u (local.get $i) (i32.const 100000)))))"#,
     );
     let limits = Limits::default().max_log_bytes(14);
     let outcome = Sandbox::new().limits(limits).run(&module).unwrap();
@@ -373,13 +369,9 @@ fn the_host_log_budget_cuts_long_messages_and_floods_of_empty_ones() {
 
 #[test]
 fn a_log_that_fits_the_budget_exactly_is_whole_and_one_byte_over_is_cut() {
-    let module = support::wat(
+    let module = support::logging_guest(
         "log-twice",
-        r#"(module
-             (import "host" "log" (func $log (param i32 i32)))
-             (memory (export "memory") 1)
-             (data (i32.const 0) "hello")
-             (func (export "_start") (call $log (i32.const 0) (i32.const 5)) (call $log (i32.const 0) (i32.const 5))))"#,
+        r#"(func (export "_start") (call $log (i32.const 0) (i32.const 5)) (call $log (i32.const 0) (i32.const 5)))"#,
     );
     let run = |max_log_bytes| {
         let limits = Limits::default().max_log_bytes(max_log_bytes);

@@ -94,6 +94,21 @@ pub fn wat(name: &str, source: &str) -> GuestModule {
         .unwrap_or_else(|e| panic!("compiling {name}: {e}"))
 }
 
+/// A core module that imports `host.log` as `$log`, has "hello" at address
+/// 0 of its memory, and the functions `funcs` (WAT).
+pub fn logging_guest(name: &str, funcs: &str) -> GuestModule {
+    wat(
+        name,
+        &format!(
+            r#"(module
+                 (import "host" "log" (func $log (param i32 i32)))
+                 (memory (export "memory") 1)
+                 (data (i32.const 0) "hello")
+                 {funcs})"#
+        ),
+    )
+}
+
 /// A file under the shared `tests/` folder at the project root.
 pub fn shared_test_file(relative: &str) -> PathBuf {
     xtask::project_root().join("tests").join(relative)
