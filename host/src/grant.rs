@@ -238,7 +238,7 @@ mod os {
 }
 
 /// What a test makes happen between a grant's check and its preopen (the
-/// test is `sandbox.rs`'s, which may use `Sandbox`).
+/// test is `launch.rs`'s, which may use `Sandbox`).
 #[cfg(all(test, unix))]
 pub(crate) mod hook {
     use std::cell::RefCell;

@@ -250,3 +250,71 @@ enum LinkFailure {
     Guest(Termination),
     PoolFull,
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::symlink;
+
+    use crate::grant::hook;
+    use crate::{CacheMode, DirAccess, Error, Runtime, RuntimeConfig, Sandbox, Termination};
+
+    /// A guest that exits 0 if `marker` is in its directory `/` (the first
+    /// preopen, descriptor 3), else with WASI's errno (44, `noent`).
+    const LOOKS_FOR_MARKER: &str = r#"(module
+        (import "wasi_snapshot_preview1" "path_filestat_get"
+          (func $stat (param i32 i32 i32 i32 i32) (result i32)))
+        (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+        (memory (export "memory") 1)
+        (data (i32.const 0) "marker")
+        (func (export "_start")
+          (call $exit (call $stat (i32.const 3) (i32.const 0) (i32.const 0) (i32.const 6) (i32.const 64)))))"#;
+
+    /// A symbolic link swapped after the check, to a directory the check
+    /// would have refused: the guest still gets the directory checked.
+    #[test]
+    fn a_link_swapped_after_the_check_does_not_change_what_is_granted() {
+        let root = tempfile::tempdir().unwrap();
+        let (harmless, protected, link) = (
+            root.path().join("harmless"),
+            root.path().join("protected"),
+            root.path().join("link"),
+        );
+        std::fs::create_dir(&harmless).unwrap();
+        std::fs::create_dir(&protected).unwrap();
+        std::fs::write(protected.join("marker"), "").unwrap();
+        symlink(&harmless, &link).unwrap();
+        let runtime = Runtime::new(&RuntimeConfig {
+            cache: CacheMode::OnDisk(protected.clone()),
+            cache_key_dir: Some(root.path().join("key")),
+            ..RuntimeConfig::default()
+        })
+        .unwrap();
+        let module = runtime.load_bytes("marker", LOOKS_FOR_MARKER).unwrap();
+        let sandbox = Sandbox::new().dir(&link, "/", DirAccess::ReadOnly);
+        assert!(
+            matches!(
+                Sandbox::new().dir(&protected, "/", DirAccess::ReadOnly).run(&module),
+                Err(Error::GrantCoversCache { .. })
+            ),
+            "the protected directory itself is refused"
+        );
+
+        hook::between_check_and_preopen({
+            let (protected, link) = (protected.clone(), link.clone());
+            move || {
+                std::fs::remove_file(&link).unwrap();
+                symlink(&protected, &link).unwrap();
+            }
+        });
+        assert_eq!(
+            sandbox.run(&module).unwrap().termination,
+            Termination::Exited(44),
+            "the guest sees the directory that was checked, not the link's new target"
+        );
+        assert!(!hook::pending(), "the swap happened");
+        assert!(
+            matches!(sandbox.run(&module), Err(Error::GrantCoversCache { .. })),
+            "and a grant opened after the swap is refused"
+        );
+    }
+}
