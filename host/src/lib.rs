@@ -82,7 +82,7 @@ pub use cache::{
 };
 pub use compile::{CompileLimit, CompileLimits};
 pub use component::ComponentInstance;
-pub use error::{Cause, Error};
+pub use error::{Cause, DataError, Error};
 pub use http::{HttpService, ServeOptions};
 pub use instance::GuestInstance;
 pub use limits::Limits;

@@ -22,7 +22,7 @@ use crate::network::NetworkGrant;
 use crate::outcome::{RunOutcome, Termination, classify, ended_by_guest};
 use crate::output::{CappedPipe, HostStream, Sink};
 use crate::runtime::EngineKind;
-use crate::state::{GuestState, Pipes, finish};
+use crate::state::{DataSeed, DataType, GuestState, Pipes, checked_data, finish};
 use crate::stdin::{GuardedStdin, InputSource};
 use crate::{AddrRule, Error, GuestModule, Limits};
 
@@ -84,6 +84,10 @@ pub struct Sandbox {
     pub(crate) limits: Limits,
     host_funcs: Vec<Arc<LinkHostFunc>>,
     component_funcs: Vec<Arc<LinkComponentFunc>>,
+    /// What each run's store gets a clone of, for the embedder.
+    data: Option<DataSeed>,
+    /// The types of data the component bindings read.
+    data_needs: Vec<DataType>,
 }
 
 /// Shows the grants and limits; of the environment, only the names (its
@@ -100,6 +104,7 @@ impl std::fmt::Debug for Sandbox {
             .field("limits", &self.limits)
             .field("host_funcs", &self.host_funcs.len())
             .field("component_funcs", &self.component_funcs.len())
+            .field("data", &self.data.as_ref().map(DataSeed::type_name))
             .finish_non_exhaustive()
     }
 }
@@ -118,6 +123,8 @@ impl Default for Sandbox {
             limits: Limits::default(),
             host_funcs: Vec::new(),
             component_funcs: Vec::new(),
+            data: None,
+            data_needs: Vec::new(),
         }
     }
 }
@@ -352,6 +359,123 @@ impl Sandbox {
         self
     }
 
+    /// Gives each run its own clone of `value`, the embedder's data (a
+    /// request's id, a handle, a counter), which host functions reach
+    /// through [`GuestState::data`] and [`GuestState::data_mut`], and
+    /// component bindings through [`Sandbox::component_bindings`]. After a
+    /// run it is still there in a live guest ([`GuestInstance::data`],
+    /// [`ComponentInstance::data`]); [`Sandbox::run`]'s store is gone when
+    /// it returns, so what must outlive it goes through an `Arc`. Replaces
+    /// what an earlier call gave. A sandbox without data holds nothing for
+    /// it and costs nothing more.
+    ///
+    /// A clone per run, because a sandbox describes runs rather than being
+    /// one: it is run again and again, and at once from several threads
+    /// ([`Sandbox::serve_http`] makes a store per request). Each store owns
+    /// its data, so a host function gets `&mut T` without a lock, and no run
+    /// sees another's changes; what every run should share (a total, a
+    /// connection pool) goes in an `Arc` inside `T`, whose clones share it.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use host::wasmtime::Caller;
+    /// use host::{GuestState, Runtime, Sandbox};
+    ///
+    /// #[derive(Clone, Default)]
+    /// struct Counters {
+    ///     /// This run's calls.
+    ///     run: u32,
+    ///     /// Every run's calls.
+    ///     all: Arc<AtomicU32>,
+    /// }
+    ///
+    /// let module = Runtime::shared().load_bytes("count", r#"
+    ///     (module
+    ///       (import "env" "count" (func $count))
+    ///       (func (export "_start") (call $count) (call $count)))"#)?;
+    /// let all = Arc::new(AtomicU32::new(0));
+    /// let sandbox = Sandbox::new()
+    ///     .data(Counters { run: 0, all: all.clone() })
+    ///     .host_func("env", "count", |mut caller: Caller<'_, GuestState>| {
+    ///         let counters = caller.data_mut().data_mut::<Counters>()?;
+    ///         counters.run += 1;
+    ///         counters.all.fetch_add(1, Ordering::Relaxed);
+    ///         Ok(())
+    ///     });
+    /// sandbox.run(&module)?;
+    /// sandbox.run(&module)?;
+    /// assert_eq!(all.load(Ordering::Relaxed), 4);
+    ///
+    /// let mut guest = sandbox.instantiate(&module)?;
+    /// guest.call::<(), ()>("_start", ())?;
+    /// assert_eq!(guest.data::<Counters>()?.run, 2, "a run's own count starts again");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn data<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.data = Some(DataSeed::new(value));
+        self
+    }
+
+    /// Adds to a component's linker what `add` adds, typically the imports
+    /// of a WIT world that Wasmtime's `bindgen!` generated bindings for, and
+    /// hands `add` the getter their `add_to_linker` takes: from the store's
+    /// [`GuestState`] to the sandbox's data ([`Sandbox::data`]) as a `T`,
+    /// which implements the world's `Host` traits. A run checks first that
+    /// the sandbox holds a `T`, and refuses to instantiate the component
+    /// ([`Error::MissingData`]) when not. The world's typed exports are
+    /// called through [`ComponentInstance::bindings`] and
+    /// [`ComponentInstance::call_bindings`]. Like
+    /// [`Sandbox::component_func`], refused to a core module.
+    ///
+    /// ```no_run
+    /// use host::wasmtime::component::{HasSelf, bindgen};
+    ///
+    /// bindgen!({
+    ///     inline: "
+    ///         package example:greet;
+    ///         world greeter {
+    ///             import name: func() -> string;
+    ///             export greet: func() -> string;
+    ///         }
+    ///     ",
+    ///     exports: { default: async },
+    /// });
+    ///
+    /// /// The embedder's data, which the guest's import reads.
+    /// #[derive(Clone)]
+    /// struct Visitor(String);
+    ///
+    /// impl GreeterImports for Visitor {
+    ///     fn name(&mut self) -> String {
+    ///         self.0.clone()
+    ///     }
+    /// }
+    ///
+    /// // A component built from the same WIT world.
+    /// let component = host::Runtime::shared().load_file("greeter.wasm")?;
+    /// let mut guest = host::Sandbox::new()
+    ///     .data(Visitor("Ada".into()))
+    ///     .component_bindings(|linker, data| Greeter::add_to_linker::<_, HasSelf<Visitor>>(linker, data))
+    ///     .instantiate_component(&component)?;
+    /// let greeter = guest.bindings(|store, instance| Greeter::new(store, instance))?;
+    /// let text = guest.call_bindings(async |store| greeter.call_greet(store).await)?;
+    /// println!("{text}");
+    /// # Ok::<(), host::Error>(())
+    /// ```
+    pub fn component_bindings<T: 'static>(
+        mut self,
+        add: impl Fn(&mut component::Linker<GuestState>, fn(&mut GuestState) -> &mut T) -> wasmtime::Result<()>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        self.data_needs.push(DataType::of::<T>());
+        self.component_funcs
+            .push(Arc::new(move |linker| add(linker, checked_data::<T>)));
+        self
+    }
+
     /// Offers the guest one more import, `module::name`, implemented by `func`
     /// (any closure Wasmtime's `Linker::func_wrap` accepts; it may take a
     /// `Caller<'_, GuestState>` first). It may shadow a built-in import.
@@ -453,6 +577,12 @@ impl Sandbox {
                 module: module.name().to_owned(),
                 expected: "a core module (host functions are core-module imports)",
             });
+        }
+        for &need in &self.data_needs {
+            DataSeed::check(self.data.as_ref(), need).map_err(|source| Error::MissingData {
+                module: module.name().to_owned(),
+                source,
+            })?;
         }
         if self.component_funcs.is_empty() {
             return module.linked_component(kind).cloned();
@@ -564,7 +694,8 @@ impl Sandbox {
             &self.limits,
             shape,
             deadline,
-        );
+        )
+        .with_data(self.data.as_ref().map(DataSeed::plant));
         let mut store = Store::new(module.engine(kind)?, state);
         store.limiter(|state| &mut state.limits);
         // WASI's table holds what the host made for the guest (files,
