@@ -6,6 +6,8 @@
 //!   ([`CacheMode`]) so each module is compiled once.
 //! - [`Sandbox`]: what a guest is granted (stdin, environment, arguments,
 //!   directories, host functions) and its [`Limits`]. Nothing by default.
+//!   The embedder's own data for each run ([`Sandbox::data`]) is what its
+//!   host functions and `bindgen!` bindings read ([`GuestState::data`]).
 //! - [`RunOutcome`]: exit code, captured output, `host.log` messages, or a
 //!   [`Trap`] classified as a [`TrapKind`].
 //! - [`GuestInstance`]: typed calls into library-style guests, and

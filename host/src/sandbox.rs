@@ -695,7 +695,7 @@ impl Sandbox {
             shape,
             deadline,
         )
-        .with_data(self.data.as_ref().map(DataSeed::plant));
+        .with_data(self.data.as_ref().map(DataSeed::for_run));
         let mut store = Store::new(module.engine(kind)?, state);
         store.limiter(|state| &mut state.limits);
         // WASI's table holds what the host made for the guest (files,

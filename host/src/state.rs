@@ -233,7 +233,7 @@ impl DataSeed {
     }
 
     /// A run's own data.
-    pub(crate) fn plant(&self) -> Data {
+    pub(crate) fn for_run(&self) -> Data {
         Data {
             value: (self.clone)(),
             ty: self.ty,
@@ -260,7 +260,7 @@ impl DataSeed {
 /// The getter [`Sandbox::component_bindings`](crate::Sandbox::component_bindings)
 /// hands to `bindgen!`'s `add_to_linker`: the run's data as a `T`, which
 /// the sandbox checked before it instantiated the component (the slot is
-/// set only when the store is made, and nothing can change its type).
+/// set only when the store is made, and `data_mut` cannot change its type).
 pub(crate) fn checked_data<T: 'static>(state: &mut GuestState) -> &mut T {
     state
         .data_mut()
