@@ -230,8 +230,9 @@ impl ComponentInstance {
     /// asynchronously), with the component's store, within the sandbox's
     /// timeout from now, as [`ComponentInstance::call`] does: a trap or an
     /// exit in the guest, or the timeout, is [`Error::Trap`] or
-    /// [`Error::Exit`]. The store is the run's: its fuel and deadline are
-    /// the embedder's to leave alone.
+    /// [`Error::Exit`]. `call` is handed the store itself, which bindgen's
+    /// calls take: resetting its fuel or epoch deadline there would undo
+    /// the sandbox's limits.
     ///
     /// ```no_run
     /// # use host::wasmtime::component::bindgen;
