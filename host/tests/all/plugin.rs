@@ -63,6 +63,7 @@ fn process(guest: &mut ComponentInstance, input: &str) -> Result<String, String>
 #[test]
 fn each_run_starts_from_its_own_clone_of_the_sandboxs_data() {
     let sandbox = example::sandbox(dictionary());
+    assert!(format!("{sandbox:?}").contains("Dictionary"), "{sandbox:?}");
     let plugin = components::plugin();
     let mut first = sandbox.instantiate_component(&plugin).unwrap();
     let mut second = sandbox.instantiate_component(&plugin).unwrap();
