@@ -12,10 +12,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::Store;
 use wasmtime::component::types::ComponentFunc;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, ComponentNamedList, Func, Instance, InstancePre, Lift, Lower, Val};
+use wasmtime::{AsContextMut, Store, StoreContextMut};
 use wasmtime_wasi::{p2, p3};
 
 use crate::Error;
@@ -204,6 +204,61 @@ impl ComponentInstance {
         deadline::block_until(deadline, func.call_async(&mut self.store, params, &mut results))
             .map_err(|error| Error::ended(&self.module, classify(error)))?;
         Ok(results)
+    }
+
+    /// Loads the typed exports of the WIT world this component was built
+    /// from, with what `bindgen!` generated for it (`World::new(store,
+    /// instance)`), for [`ComponentInstance::call_bindings`]; the error
+    /// `new` returns (an export missing or of another type) is
+    /// [`Error::Instantiate`]. See [`crate::Sandbox::component_bindings`]
+    /// for an example.
+    pub fn bindings<B>(
+        &mut self,
+        new: impl FnOnce(StoreContextMut<'_, GuestState>, &Instance) -> wasmtime::Result<B>,
+    ) -> Result<B, Error> {
+        new(self.store.as_context_mut(), &self.instance).map_err(|error| Error::instantiate(&self.module, error))
+    }
+
+    /// Runs `call`, which calls the world's typed exports through the
+    /// bindings [`ComponentInstance::bindings`] loaded (generated with
+    /// `exports: { default: async }`: a component's exports are called
+    /// asynchronously), with the component's store, within the sandbox's
+    /// timeout from now, as [`ComponentInstance::call`] does: a trap or an
+    /// exit in the guest, or the timeout, is [`Error::Trap`] or
+    /// [`Error::Exit`]. `call` is handed the store itself, which bindgen's
+    /// calls take: resetting its fuel or epoch deadline there would undo
+    /// the sandbox's limits.
+    ///
+    /// ```no_run
+    /// # use host::wasmtime::component::bindgen;
+    /// # bindgen!({ inline: "package example:text; world text { export process: func(input: string) -> string; }", exports: { default: async } });
+    /// let text = host::Runtime::shared().load_file("text_component.wasm")?;
+    /// let mut guest = host::Sandbox::new().instantiate_component(&text)?;
+    /// let bindings = guest.bindings(|store, instance| Text::new(store, instance))?;
+    /// let upper = guest.call_bindings(async |store| bindings.call_process(store, "abc").await)?;
+    /// assert_eq!(upper, "ABC");
+    /// # Ok::<(), host::Error>(())
+    /// ```
+    pub fn call_bindings<R: Send>(
+        &mut self,
+        call: impl AsyncFnOnce(StoreContextMut<'_, GuestState>) -> wasmtime::Result<R> + Send,
+    ) -> Result<R, Error> {
+        let deadline = deadline::arm(&mut self.store, self.timeout);
+        let store = &mut self.store;
+        deadline::block_until_made(deadline, move || call(store.as_context_mut()))
+            .map_err(|error| Error::ended(&self.module, classify(error)))
+    }
+
+    /// The embedder's data in this component's store
+    /// ([`crate::Sandbox::data`]), as its imports left it; a
+    /// [`crate::DataError`] when the sandbox has none, or none of type `T`.
+    pub fn data<T: 'static>(&self) -> Result<&T, crate::DataError> {
+        self.store.data().data()
+    }
+
+    /// The embedder's data in this component's store, to change between calls.
+    pub fn data_mut<T: 'static>(&mut self) -> Result<&mut T, crate::DataError> {
+        self.store.data_mut().data_mut()
     }
 
     /// Messages the guest has sent through `host.log` so far.

@@ -159,7 +159,16 @@ pub(crate) fn block_until<R: Send>(
     deadline: Option<Instant>,
     work: impl Future<Output = wasmtime::Result<R>> + Send,
 ) -> wasmtime::Result<R> {
-    blocking(|| wasmtime_wasi::runtime::in_tokio(until(deadline, work)))
+    block_until_made(deadline, || work)
+}
+
+/// As [`block_until`], with the future made by `make` on the thread that
+/// awaits it, so that it need not be `Send` (an embedder's async closure's).
+pub(crate) fn block_until_made<R: Send, F: Future<Output = wasmtime::Result<R>>>(
+    deadline: Option<Instant>,
+    make: impl FnOnce() -> F + Send,
+) -> wasmtime::Result<R> {
+    blocking(|| wasmtime_wasi::runtime::in_tokio(until(deadline, make())))
 }
 
 /// Calls `call` with the guest's WASI context and memory, the way

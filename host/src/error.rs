@@ -212,6 +212,19 @@ pub enum Error {
         source: Cause,
     },
 
+    /// The bindings a component was linked with
+    /// ([`crate::Sandbox::component_bindings`]) need data of a type the
+    /// sandbox does not hold ([`crate::Sandbox::data`]): refused before
+    /// the component is instantiated.
+    #[error("the bindings {module} is linked with need data the sandbox does not hold")]
+    MissingData {
+        /// The module's name.
+        module: String,
+        /// The type needed, and the one held, if any.
+        #[source]
+        source: DataError,
+    },
+
     /// A call into the guest trapped.
     #[error("{module} {trap}")]
     Trap {
@@ -240,6 +253,31 @@ pub enum Error {
         /// Current size of the guest's memory.
         size: u64,
     },
+}
+
+/// The embedder's data a host function or bindings asked for is not there:
+/// the sandbox was given none ([`Sandbox::data`](crate::Sandbox::data)), or
+/// data of another type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", match held {
+    Some(held) => format!("the sandbox's data is a `{held}`, not the `{wanted}` asked for"),
+    None => format!("the sandbox was given no data (a `{wanted}` was asked for)"),
+})]
+pub struct DataError {
+    pub(crate) wanted: &'static str,
+    pub(crate) held: Option<&'static str>,
+}
+
+impl DataError {
+    /// The type asked for, as `std::any::type_name` names it.
+    pub fn wanted(&self) -> &'static str {
+        self.wanted
+    }
+
+    /// The type of the data the sandbox holds, `None` when it holds none.
+    pub fn held(&self) -> Option<&'static str> {
+        self.held
+    }
 }
 
 /// The error underneath an [`Error`]: Wasmtime's or the WAT parser's, its
@@ -272,6 +310,7 @@ impl Error {
             | Error::AmbiguousExport { module, .. }
             | Error::ExportSignature { module, .. }
             | Error::Instantiate { module, .. }
+            | Error::MissingData { module, .. }
             | Error::Trap { module, .. }
             | Error::Exit { module, .. } => Some(Cow::Borrowed(module)),
             Error::Config { .. }

@@ -36,7 +36,6 @@ use wasmtime_wasi_http::{WasiBody, WasiHttpView, p2, p3};
 
 use crate::deadline;
 use crate::launch;
-use crate::linking;
 use crate::outcome::{Ending, Termination, Trap, TrapKind, classify};
 use crate::runtime::EngineKind;
 use crate::state::{GuestState, Pipes, outcome};
@@ -150,7 +149,7 @@ impl Sandbox {
             source: source.into(),
         };
         let kind = component.runtime().kind_for(&self.limits);
-        let proxy = proxy_pre(&module, linking::component(component, kind, &self.imports)?)?;
+        let proxy = proxy_pre(&module, launch::component(self, component, kind)?)?;
         if self.limits.timeout.is_some() && !component.runtime().epoch_interruption() {
             return Err(serve_error(std::io::Error::other(
                 "a request's timeout needs a runtime with epoch interruption",

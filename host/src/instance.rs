@@ -160,6 +160,18 @@ impl GuestInstance {
         self.store.data().peak_memory_bytes()
     }
 
+    /// The embedder's data in this guest's store ([`crate::Sandbox::data`]),
+    /// as its host functions left it; a [`crate::DataError`] when the
+    /// sandbox has none, or none of type `T`.
+    pub fn data<T: 'static>(&self) -> Result<&T, crate::DataError> {
+        self.store.data().data()
+    }
+
+    /// The embedder's data in this guest's store, to change between calls.
+    pub fn data_mut<T: 'static>(&mut self) -> Result<&mut T, crate::DataError> {
+        self.store.data_mut().data_mut()
+    }
+
     /// Fuel left of the run's budget, or `None` when the run is not metered
     /// (no [`crate::Limits::fuel`]). Read-only: the store itself is never
     /// handed out, so neither the fuel nor the deadline can be reset.

@@ -20,7 +20,7 @@ use crate::outcome::{RunOutcome, Termination, classify, ended_by_guest};
 use crate::output::CappedPipe;
 use crate::runtime::EngineKind;
 use crate::sandbox::{DirAccess, Input};
-use crate::state::{GuestState, Pipes, finish};
+use crate::state::{DataSeed, GuestState, Pipes, finish};
 use crate::stdin::GuardedStdin;
 use crate::{Error, GuestModule, Sandbox};
 
@@ -74,7 +74,7 @@ impl Sandbox {
     /// call with typed values (see [`ComponentInstance::call`]).
     pub fn instantiate_component(&self, module: &GuestModule) -> Result<ComponentInstance, Error> {
         let kind = module.runtime().kind_for(&self.limits);
-        let pre = linking::component(module, kind, &self.imports)?;
+        let pre = component(self, module, kind)?;
         let (store, _pipes) = store_and_pipes(self, module, kind)?;
         ComponentInstance::new(module.name(), &pre, store, self.limits.timeout)
     }
@@ -101,10 +101,27 @@ fn run_core(sandbox: &Sandbox, module: &GuestModule, started: Instant) -> Result
 /// same kind of outcome.
 fn run_component(sandbox: &Sandbox, module: &GuestModule, started: Instant) -> Result<RunOutcome, Error> {
     let kind = module.runtime().kind_for(&sandbox.limits);
-    let pre = linking::component(module, kind, &sandbox.imports)?;
+    let pre = component(sandbox, module, kind)?;
     let (mut store, pipes) = store_and_pipes(sandbox, module, kind)?;
     let termination = crate::component::run_command(module.name(), &pre, &mut store, sandbox.limits.timeout)?;
     Ok(finish(&store, &pipes, termination, started))
+}
+
+/// `module`'s component linked for a run of `sandbox` (see
+/// [`linking::component`]), once the sandbox is known to hold the data its
+/// component bindings read.
+pub(crate) fn component(
+    sandbox: &Sandbox,
+    module: &GuestModule,
+    kind: EngineKind,
+) -> Result<wasmtime::component::InstancePre<GuestState>, Error> {
+    for &need in &sandbox.data_needs {
+        DataSeed::check(sandbox.data.as_ref(), need).map_err(|source| Error::MissingData {
+            module: module.name().to_owned(),
+            source,
+        })?;
+    }
+    linking::component(module, kind, &sandbox.imports)
 }
 
 /// A core module instantiated (see [`instantiate_core`]) in a fresh store
@@ -216,7 +233,8 @@ pub(crate) fn store(
         &sandbox.limits,
         shape,
         deadline,
-    );
+    )
+    .with_data(sandbox.data.as_ref().map(DataSeed::for_run));
     let mut store = Store::new(module.engine(kind)?, state);
     store.limiter(|state| &mut state.limits);
     // WASI's table holds what the host made for the guest (files,

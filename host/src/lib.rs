@@ -6,6 +6,8 @@
 //!   ([`CacheMode`]) so each module is compiled once.
 //! - [`Sandbox`]: what a guest is granted (stdin, environment, arguments,
 //!   directories, host functions) and its [`Limits`]. Nothing by default.
+//!   The embedder's own data for each run ([`Sandbox::data`]) is what its
+//!   host functions and `bindgen!` bindings read ([`GuestState::data`]).
 //! - [`RunOutcome`]: exit code, captured output, `host.log` messages, or a
 //!   [`Trap`] classified as a [`TrapKind`].
 //! - [`GuestInstance`]: typed calls into library-style guests, and
@@ -86,7 +88,7 @@ pub use cache::{
 };
 pub use compile::{CompileLimit, CompileLimits};
 pub use component::ComponentInstance;
-pub use error::{Cause, Error};
+pub use error::{Cause, DataError, Error};
 pub use guest_module::GuestModule;
 pub use http::{HttpService, ServeOptions};
 pub use instance::GuestInstance;

@@ -8,13 +8,13 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use wasmtime::component::{ComponentNamedList, Lift, Lower};
+use wasmtime::component::{self, ComponentNamedList, Lift, Lower};
 use wasmtime::{IntoFunc, StoreContextMut};
 
 use crate::linking::ExtraImports;
 use crate::network::NetworkGrant;
 use crate::output::{HostStream, Sink};
-use crate::state::GuestState;
+use crate::state::{DataSeed, DataType, GuestState, checked_data};
 use crate::stdin::InputSource;
 use crate::{AddrRule, Limits};
 
@@ -72,6 +72,10 @@ pub struct Sandbox {
     pub(crate) network: NetworkGrant,
     pub(crate) limits: Limits,
     pub(crate) imports: ExtraImports,
+    /// What each run's store gets a clone of, for the embedder.
+    pub(crate) data: Option<DataSeed>,
+    /// The types of data the component bindings read.
+    pub(crate) data_needs: Vec<DataType>,
 }
 
 /// Shows the grants and limits; of the environment, only the names (its
@@ -88,6 +92,7 @@ impl std::fmt::Debug for Sandbox {
             .field("limits", &self.limits)
             .field("host_funcs", &self.imports.host_funcs.len())
             .field("component_funcs", &self.imports.component_funcs.len())
+            .field("data", &self.data.as_ref().map(DataSeed::type_name))
             .finish_non_exhaustive()
     }
 }
@@ -105,6 +110,8 @@ impl Default for Sandbox {
             network: NetworkGrant::default(),
             limits: Limits::default(),
             imports: ExtraImports::default(),
+            data: None,
+            data_needs: Vec::new(),
         }
     }
 }
@@ -336,6 +343,124 @@ impl Sandbox {
         self.imports.component_funcs.push(Arc::new(move |linker| {
             linker.instance(&interface)?.func_wrap(&name, func.clone())
         }));
+        self
+    }
+
+    /// Gives each run its own clone of `value`, the embedder's data (a
+    /// request's id, a handle, a counter), which host functions reach
+    /// through [`GuestState::data`] and [`GuestState::data_mut`], and
+    /// component bindings through [`Sandbox::component_bindings`]. After a
+    /// run it is still there in a live guest ([`crate::GuestInstance::data`],
+    /// [`crate::ComponentInstance::data`]); [`Sandbox::run`]'s store is gone when
+    /// it returns, so what must outlive it goes through an `Arc`. Replaces
+    /// what an earlier call gave. A sandbox without data holds nothing for
+    /// it and costs nothing more.
+    ///
+    /// A clone per run, because a sandbox describes runs rather than being
+    /// one: it is run again and again, and at once from several threads
+    /// ([`Sandbox::serve_http`] makes a store per request). Each store owns
+    /// its data, so a host function gets `&mut T` without a lock, and no run
+    /// sees another's changes; what every run should share (a total, a
+    /// connection pool) goes in an `Arc` inside `T`, whose clones share it.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use host::wasmtime::Caller;
+    /// use host::{GuestState, Runtime, Sandbox};
+    ///
+    /// #[derive(Clone, Default)]
+    /// struct Counters {
+    ///     /// This run's calls.
+    ///     run: u32,
+    ///     /// Every run's calls.
+    ///     all: Arc<AtomicU32>,
+    /// }
+    ///
+    /// let module = Runtime::shared().load_bytes("count", r#"
+    ///     (module
+    ///       (import "env" "count" (func $count))
+    ///       (func (export "_start") (call $count) (call $count)))"#)?;
+    /// let all = Arc::new(AtomicU32::new(0));
+    /// let sandbox = Sandbox::new()
+    ///     .data(Counters { run: 0, all: all.clone() })
+    ///     .host_func("env", "count", |mut caller: Caller<'_, GuestState>| {
+    ///         let counters = caller.data_mut().data_mut::<Counters>()?;
+    ///         counters.run += 1;
+    ///         counters.all.fetch_add(1, Ordering::Relaxed);
+    ///         Ok(())
+    ///     });
+    /// sandbox.run(&module)?;
+    /// sandbox.run(&module)?;
+    /// assert_eq!(all.load(Ordering::Relaxed), 4);
+    ///
+    /// let mut guest = sandbox.instantiate(&module)?;
+    /// guest.call::<(), ()>("_start", ())?;
+    /// assert_eq!(guest.data::<Counters>()?.run, 2, "a run's own count starts again");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn data<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.data = Some(DataSeed::new(value));
+        self
+    }
+
+    /// Adds to a component's linker what `add` adds, typically the imports
+    /// of a WIT world that Wasmtime's `bindgen!` generated bindings for, and
+    /// hands `add` the getter their `add_to_linker` takes: from the store's
+    /// [`GuestState`] to the sandbox's data ([`Sandbox::data`]) as a `T`,
+    /// which implements the world's `Host` traits. A run checks first that
+    /// the sandbox holds a `T`, and refuses to instantiate the component
+    /// ([`crate::Error::MissingData`]) when not. The world's typed exports are
+    /// called through [`crate::ComponentInstance::bindings`] and
+    /// [`crate::ComponentInstance::call_bindings`]. Like
+    /// [`Sandbox::component_func`], refused to a core module.
+    ///
+    /// ```no_run
+    /// use host::wasmtime::component::{HasSelf, bindgen};
+    ///
+    /// bindgen!({
+    ///     inline: "
+    ///         package example:greet;
+    ///         world greeter {
+    ///             import name: func() -> string;
+    ///             export greet: func() -> string;
+    ///         }
+    ///     ",
+    ///     exports: { default: async },
+    /// });
+    ///
+    /// /// The embedder's data, which the guest's import reads.
+    /// #[derive(Clone)]
+    /// struct Visitor(String);
+    ///
+    /// impl GreeterImports for Visitor {
+    ///     fn name(&mut self) -> String {
+    ///         self.0.clone()
+    ///     }
+    /// }
+    ///
+    /// // A component built from the same WIT world.
+    /// let component = host::Runtime::shared().load_file("greeter.wasm")?;
+    /// let mut guest = host::Sandbox::new()
+    ///     .data(Visitor("Ada".into()))
+    ///     .component_bindings(|linker, data| Greeter::add_to_linker::<_, HasSelf<Visitor>>(linker, data))
+    ///     .instantiate_component(&component)?;
+    /// let greeter = guest.bindings(|store, instance| Greeter::new(store, instance))?;
+    /// let text = guest.call_bindings(async |store| greeter.call_greet(store).await)?;
+    /// println!("{text}");
+    /// # Ok::<(), host::Error>(())
+    /// ```
+    pub fn component_bindings<T: 'static>(
+        mut self,
+        add: impl Fn(&mut component::Linker<GuestState>, fn(&mut GuestState) -> &mut T) -> wasmtime::Result<()>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        self.data_needs.push(DataType::of::<T>());
+        self.imports
+            .component_funcs
+            .push(Arc::new(move |linker| add(linker, checked_data::<T>)));
         self
     }
 

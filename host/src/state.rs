@@ -2,6 +2,8 @@
 //! contexts, limits, `host.log` messages and deadline), and gathering what a finished run
 //! left behind into its outcome. Everything that runs a guest builds on it.
 
+use std::any::{Any, TypeId};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::Store;
@@ -10,6 +12,7 @@ use wasmtime_wasi::{WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::deadline::{Deadline, Guarded};
+use crate::error::DataError;
 use crate::limits::{GuestLimiter, HostMemory, Limits, Shape};
 use crate::lookup::Lookups;
 use crate::network::HttpGrant;
@@ -36,8 +39,12 @@ impl Pipes {
 }
 
 /// The state Wasmtime keeps for one guest: its WASI context, its resource
-/// limits and what it sent to `host.log`. Host functions registered with
-/// [`Sandbox::host_func`](crate::Sandbox::host_func) reach it through their `Caller`.
+/// limits, what it sent to `host.log`, and the embedder's own data
+/// ([`Sandbox::data`](crate::Sandbox::data), read with [`GuestState::data`]).
+/// Host functions registered with [`Sandbox::host_func`](crate::Sandbox::host_func)
+/// reach it through their `Caller`, and those of
+/// [`Sandbox::component_func`](crate::Sandbox::component_func) through their
+/// `StoreContextMut`.
 pub struct GuestState {
     pub(crate) wasi: WasiP1Ctx,
     http: WasiHttpCtx,
@@ -49,6 +56,8 @@ pub struct GuestState {
     pub(crate) deadline: Deadline,
     timeout: Option<Duration>,
     host_memory: HostMemory,
+    /// The embedder's data for this run, `None` unless the sandbox has some.
+    data: Option<Data>,
 }
 
 impl std::fmt::Debug for GuestState {
@@ -57,6 +66,7 @@ impl std::fmt::Debug for GuestState {
             .field("host_log", &self.host_log())
             .field("peak_memory_bytes", &self.peak_memory_bytes())
             .field("timeout", &self.timeout)
+            .field("data", &self.data.as_ref().map(|data| data.ty.name))
             .finish_non_exhaustive()
     }
 }
@@ -75,6 +85,67 @@ impl GuestState {
     /// together), in bytes: never more than [`Limits::max_memory_bytes`].
     pub fn peak_memory_bytes(&self) -> usize {
         self.limits.peak_memory_bytes()
+    }
+
+    /// The embedder's data for this run, the run's own clone of what was
+    /// given to [`Sandbox::data`](crate::Sandbox::data), for a host function
+    /// to read. A [`DataError`] when the sandbox was given none, or data of
+    /// another type than `T`: returned from a host function with `?`, it
+    /// ends the guest's call with a trap whose message says which.
+    ///
+    /// ```
+    /// use host::wasmtime::Caller;
+    /// use host::{GuestState, Runtime, Sandbox};
+    ///
+    /// /// What the embedder keeps per run: here, a request's id.
+    /// #[derive(Clone)]
+    /// struct Request { id: i32 }
+    ///
+    /// let module = Runtime::shared().load_bytes("ask", r#"
+    ///     (module
+    ///       (import "env" "request_id" (func $id (result i32)))
+    ///       (func (export "id") (result i32) (call $id)))"#)?;
+    /// let sandbox = Sandbox::new().host_func("env", "request_id", |caller: Caller<'_, GuestState>| {
+    ///     Ok(caller.data().data::<Request>()?.id)
+    /// });
+    /// let mut guest = sandbox.clone().data(Request { id: 7 }).instantiate(&module)?;
+    /// assert_eq!(guest.call::<(), i32>("id", ())?, 7);
+    ///
+    /// // Without the data, the call traps with a message that says so.
+    /// let error = sandbox.instantiate(&module)?.call::<(), i32>("id", ()).unwrap_err();
+    /// assert!(error.to_string().contains("no data"), "{error}");
+    /// # Ok::<(), host::Error>(())
+    /// ```
+    pub fn data<T: 'static>(&self) -> Result<&T, DataError> {
+        let error = self.data_error::<T>();
+        self.data
+            .as_ref()
+            .and_then(|data| data.value.downcast_ref())
+            .ok_or(error)
+    }
+
+    /// The embedder's data for this run, to change, as [`GuestState::data`]
+    /// reads it. The change is the run's own: the sandbox, and other runs,
+    /// keep theirs (share through an `Arc` what every run should see).
+    pub fn data_mut<T: 'static>(&mut self) -> Result<&mut T, DataError> {
+        let error = self.data_error::<T>();
+        self.data
+            .as_mut()
+            .and_then(|data| data.value.downcast_mut())
+            .ok_or(error)
+    }
+
+    /// What asking for a `T` that is not there says.
+    fn data_error<T: 'static>(&self) -> DataError {
+        DataError {
+            wanted: std::any::type_name::<T>(),
+            held: self.data.as_ref().map(|data| data.ty.name),
+        }
+    }
+
+    /// The same state, holding `data` for the embedder.
+    pub(crate) fn with_data(self, data: Option<Data>) -> Self {
+        Self { data, ..self }
     }
 
     /// The state of a run granted `wasi` and outgoing HTTP as `http`
@@ -96,6 +167,7 @@ impl GuestState {
             deadline,
             timeout: limits.timeout,
             host_memory,
+            data: None,
         }
     }
 
@@ -120,6 +192,79 @@ impl GuestState {
             Deadline::default(),
         )
     }
+}
+
+/// A type, named for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DataType {
+    id: TypeId,
+    name: &'static str,
+}
+
+impl DataType {
+    pub(crate) fn of<T: 'static>() -> Self {
+        Self {
+            id: TypeId::of::<T>(),
+            name: std::any::type_name::<T>(),
+        }
+    }
+}
+
+/// The embedder's data in one run's store.
+pub(crate) struct Data {
+    value: Box<dyn Any + Send>,
+    ty: DataType,
+}
+
+/// What [`Sandbox::data`](crate::Sandbox::data) was given: each run's store
+/// gets a clone of it.
+#[derive(Clone)]
+pub(crate) struct DataSeed {
+    clone: Arc<dyn Fn() -> Box<dyn Any + Send> + Send + Sync>,
+    ty: DataType,
+}
+
+impl DataSeed {
+    pub(crate) fn new<T: Clone + Send + Sync + 'static>(value: T) -> Self {
+        Self {
+            clone: Arc::new(move || Box::new(value.clone())),
+            ty: DataType::of::<T>(),
+        }
+    }
+
+    /// A run's own data.
+    pub(crate) fn for_run(&self) -> Data {
+        Data {
+            value: (self.clone)(),
+            ty: self.ty,
+        }
+    }
+
+    pub(crate) fn type_name(&self) -> &'static str {
+        self.ty.name
+    }
+
+    /// Whether every run's data is a `wanted`: an error saying what it is
+    /// instead (`seed` being the sandbox's, if any).
+    pub(crate) fn check(seed: Option<&Self>, wanted: DataType) -> Result<(), DataError> {
+        match seed {
+            Some(seed) if seed.ty == wanted => Ok(()),
+            _ => Err(DataError {
+                wanted: wanted.name,
+                held: seed.map(|seed| seed.ty.name),
+            }),
+        }
+    }
+}
+
+/// The getter [`Sandbox::component_bindings`](crate::Sandbox::component_bindings)
+/// hands to `bindgen!`'s `add_to_linker`: the run's data as a `T`, which
+/// the sandbox checked before it instantiated the component (the slot is
+/// set only when the store is made, and `data_mut` cannot change its type).
+pub(crate) fn checked_data<T: 'static>(state: &mut GuestState) -> &mut T {
+    state
+        .data_mut()
+        .expect("the sandbox checks its data's type before it instantiates a component")
 }
 
 /// Gathers what a finished run left behind into its outcome.

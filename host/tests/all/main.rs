@@ -29,6 +29,7 @@ mod malformed_modules;
 mod memory_bounds;
 mod module_cache;
 mod network;
+mod plugin;
 mod pooling;
 mod primes;
 mod proposals;
