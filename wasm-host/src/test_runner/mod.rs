@@ -19,8 +19,8 @@ use clap::Args;
 use host::{GuestModule, Limits, RunOutcome, Sandbox, Termination};
 
 use crate::grants::GrantArgs;
-use crate::limits::LimitArgs;
-use crate::status;
+use crate::limits::{LimitArgs, Output};
+use crate::status::{self, Failure};
 use conformance::report::{self, Status, TestResult};
 use libtest::{Counts, LibtestArgs, Selection};
 use metadata::TestMetadata;
@@ -80,37 +80,31 @@ pub struct TestArgs {
     module_and_args: Vec<String>,
 }
 
-/// Runs the tests and returns the exit status.
-pub fn run(args: TestArgs) -> u8 {
-    match run_tests(&args) {
-        Ok(status) => status,
-        Err(error) => {
-            eprintln!("wasm-host: error: {}", status::escape_controls(&format!("{error:#}")));
-            status::LOAD_ERROR
-        }
-    }
-}
-
 /// libtest's status when a test failed.
 const FAILED: u8 = 101;
 
-fn run_tests(args: &TestArgs) -> Result<u8> {
-    let [module_path, libtest_args @ ..] = args.module_and_args.as_slice() else {
-        return Ok(status::USAGE);
+/// Runs the tests, or the module once when it is no harness (or the
+/// arguments are libtest's own to handle), and returns the status.
+pub fn run(args: TestArgs) -> Result<u8, Failure> {
+    let Some((module_path, libtest_args)) = args.module_and_args.split_first() else {
+        return Err(Failure::Usage("no MODULE given".to_owned()));
     };
     let module_path = Path::new(module_path);
     let metadata = match std::env::var_os("CARGO_MANIFEST_DIR") {
         Some(dir) => TestMetadata::read(Path::new(&dir))?,
         None => TestMetadata::default(),
     };
-    let limits = args.limits.limits_over(metadata.limits(Limits::default())?);
-    let runtime = args.limits.runtime()?;
+    let package = metadata.limits(Limits::default())?;
+    // Each test's output is kept, to be reported; a run left to the
+    // harness streams it.
+    let limits = args.limits.limits_over(package.clone(), Output::Captured);
+    let runtime = args.limits.runtime().build().map_err(anyhow::Error::from)?;
     let bytes = std::fs::read(module_path).with_context(|| format!("reading {}", module_path.display()))?;
     let harness = is_libtest_harness(&bytes);
-    let module = runtime.load_bytes_for(&file_name(module_path), bytes, &limits)?;
+    let module = (runtime.load_bytes_for(&file_name(module_path), bytes, &limits)).map_err(anyhow::Error::from)?;
     let sandbox = args
         .grants
-        .apply(Sandbox::new().limits(limits.clone()))
+        .apply(Sandbox::new().limits(limits))
         .map_err(anyhow::Error::msg)?;
     let sandbox = metadata.grant(sandbox)?;
     match libtest::parse(libtest_args).filter(|_| harness) {
@@ -128,13 +122,8 @@ fn run_tests(args: &TestArgs) -> Result<u8> {
             Ok(results.status())
         }
         None => {
-            let streamed = match args.limits.caps_output() {
-                true => limits,
-                // Streamed output goes to the user's terminal or pipe, not
-                // into memory: all of it, unless --max-output says otherwise.
-                false => limits.max_output_bytes(usize::MAX),
-            };
-            Ok(run_whole(&module, sandbox.limits(streamed), libtest_args))
+            let streamed = args.limits.limits_over(package, Output::Streamed);
+            run_whole(&module, module_path, sandbox.limits(streamed), libtest_args)
         }
     }
 }
@@ -159,27 +148,20 @@ fn file_name(path: &Path) -> String {
 
 /// Runs the module once with `args`, as `wasm-host run` does: its streams
 /// are ours, its exit code our status.
-fn run_whole(module: &GuestModule, sandbox: Sandbox, args: &[String]) -> u8 {
+fn run_whole(module: &GuestModule, path: &Path, sandbox: Sandbox, args: &[String]) -> Result<u8, Failure> {
     let sandbox = sandbox
         .args(args.iter().cloned())
         .inherit_stdin()
         .inherit_stdout()
         .inherit_stderr();
-    match sandbox.run(module) {
-        Ok(outcome) => {
-            crate::run::report_truncation(module.name(), &outcome);
-            match &outcome.termination {
-                Termination::Exited(code) => u8::try_from(*code).unwrap_or(status::TRAP),
-                Termination::Trapped(trap) => {
-                    eprintln!("wasm-host: {} {outcome}", module.name());
-                    status::for_trap(trap)
-                }
-            }
-        }
-        Err(error) => {
-            eprintln!("wasm-host: error: {error}");
-            status::LOAD_ERROR
-        }
+    let outcome = sandbox.run(module).map_err(|error| Failure::Load {
+        module: path.to_owned(),
+        error,
+    })?;
+    status::report_truncation(module.name(), &outcome);
+    match &outcome.termination {
+        Termination::Exited(code) => Ok(u8::try_from(*code).unwrap_or(status::TRAP)),
+        Termination::Trapped(trap) => Err(Failure::trapped(module.name(), &outcome, trap, false)),
     }
 }
 
