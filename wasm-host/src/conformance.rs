@@ -111,12 +111,21 @@ impl ConformanceArgs {
     /// Every decision the options make, taken once, before any suite is read.
     pub fn plan(self) -> Result<Plan, Failure> {
         let adapter = match &self.adapter {
-            Some(script) => Some(Adapter {
-                python: std::env::var_os("PYTHON").unwrap_or_else(|| "python3".into()),
-                script: std::path::absolute(script)
-                    .with_context(|| format!("locating {}", script.display()))
-                    .map_err(Failure::Setup)?,
-            }),
+            Some(script) => {
+                // clap refuses --fuel and --max-memory with --adapter; their
+                // -W forms alike.
+                if let Some(key) = self.limits.wasm_instance_limits().next() {
+                    return Err(Failure::Usage(format!(
+                        "-W {key}: not with --adapter, whose tests each run in a process of their own, limited by --timeout only"
+                    )));
+                }
+                Some(Adapter {
+                    python: std::env::var_os("PYTHON").unwrap_or_else(|| "python3".into()),
+                    script: std::path::absolute(script)
+                        .with_context(|| format!("locating {}", script.display()))
+                        .map_err(Failure::Setup)?,
+                })
+            }
             None => None,
         };
         let options = Options {

@@ -209,6 +209,17 @@ impl LimitArgs {
         proposals
     }
 
+    /// The `-W` keys given that limit the guest's instance itself (fuel,
+    /// linear memory), which a test run through `conformance --adapter`, in
+    /// a process of its own, cannot honour.
+    pub fn wasm_instance_limits(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.wasm().filter_map(|option| match option {
+            WasmOption::Fuel(_) => Some("fuel"),
+            WasmOption::MaxMemorySize(_) => Some("max-memory-size"),
+            _ => None,
+        })
+    }
+
     /// The largest wasm call stack a run may use (`--max-stack` or the default).
     pub fn max_stack(&self) -> usize {
         self.max_stack.unwrap_or(RuntimeConfig::default().max_wasm_stack)

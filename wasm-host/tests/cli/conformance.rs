@@ -778,6 +778,32 @@ fn the_legacy_adapter_mode_runs_each_test_in_its_own_process() {
     assert_eq!(last_line(&output), "3 passed, 1 failed", "{stdout}");
 }
 
+#[test]
+fn the_legacy_adapter_refuses_fuel_and_memory_limits_in_either_form() {
+    // Refused before any suite is read: an empty folder will do.
+    let dir = tempfile::tempdir().unwrap();
+    let adapter = xtask::project_root().join("tests/wasi-testsuite/adapter.py");
+    let adapter = adapter.to_str().unwrap();
+    for limit in [
+        ["--fuel", "1000"],
+        ["--max-memory", "1M"],
+        ["-W", "fuel=1000"],
+        ["-W", "max-memory-size=1M"],
+        ["-W", "timeout=5s,fuel=1000"],
+    ] {
+        let output = conformance(&["--adapter", adapter, limit[0], limit[1]], &[dir.path()]);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{limit:?}: {stderr}");
+        assert!(stderr.contains("--adapter"), "{limit:?}: {stderr}");
+    }
+    // A timeout limits the adapter's process: taken, and the run goes on
+    // to find the folder empty.
+    let output = conformance(&["--adapter", adapter, "-W", "timeout=5s"], &[dir.path()]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(126), "{stderr}");
+    assert!(stderr.contains("holds no *.wasm tests"), "{stderr}");
+}
+
 /// Opens `f.txt` until it may not (exit code: the errno), after a pause of
 /// `$pause` ms, then holds what it opened for another `$hold` ms and exits 0.
 #[cfg(unix)]
