@@ -111,19 +111,14 @@ impl Plan {
     /// Runs the guest, or calls its export, and returns the status: the
     /// guest's own exit code, or why it ended otherwise.
     pub fn execute(self) -> Result<u8, Failure> {
-        let load = |error| Failure::Load {
-            module: self.module.clone(),
-            error,
-        };
-        let runtime = self.runtime.build().map_err(load)?;
+        let load = Failure::load(&self.module);
+        let runtime = self.runtime.build().map_err(&load)?;
         let module = match self.source {
             Source::Stdin => runtime.load_reader_for(STDIN_NAME, std::io::stdin().lock(), &self.limits),
             Source::File => runtime.load_file_for(&self.module, &self.limits),
         }
-        .map_err(load)?;
-        let mut sandbox = (self.grants.apply(Sandbox::new().limits(self.limits.clone())))
-            .map_err(Failure::Usage)?
-            .args(self.args.iter().cloned());
+        .map_err(&load)?;
+        let mut sandbox = self.grants.sandbox(&self.limits)?.args(self.args.iter().cloned());
         if self.source == Source::File {
             // This process ends with its guest: a read stalled in the kernel
             // would hold up its exit with a worker as without one.
@@ -156,10 +151,7 @@ impl Plan {
     }
 
     fn run(&self, sandbox: Sandbox, module: &GuestModule) -> Result<u8, Failure> {
-        let outcome = sandbox.run(module).map_err(|error| Failure::Load {
-            module: self.module.clone(),
-            error,
-        })?;
+        let outcome = sandbox.run(module).map_err(Failure::load(&self.module))?;
         if self.output == Output::Captured {
             write_captured(&outcome);
         }
@@ -188,10 +180,7 @@ impl Plan {
                     trap: trap.clone(),
                     backtrace: self.backtrace,
                 },
-                _ => Failure::Load {
-                    module: self.module.clone(),
-                    error,
-                },
+                _ => Failure::load(&self.module)(error),
             }),
         }
     }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use host::{Limits, Sandbox, ServeOptions};
+use host::{Limits, ServeOptions};
 
 use crate::grants::GrantArgs;
 use crate::limits::{LimitArgs, Output, RuntimePlan};
@@ -73,16 +73,10 @@ pub struct Plan {
 impl Plan {
     /// Serves until a signal to stop, and returns the status (0).
     pub fn execute(self) -> Result<u8, Failure> {
-        let load = |error| Failure::Load {
-            module: self.component.clone(),
-            error,
-        };
-        let runtime = self.runtime.build().map_err(load)?;
-        let component = runtime.load_file_for(&self.component, &self.limits).map_err(load)?;
-        let sandbox = (self.grants.apply(Sandbox::new().limits(self.limits.clone())))
-            .map_err(Failure::Usage)?
-            .inherit_stdout()
-            .inherit_stderr();
+        let load = Failure::load(&self.component);
+        let runtime = self.runtime.build().map_err(&load)?;
+        let component = runtime.load_file_for(&self.component, &self.limits).map_err(&load)?;
+        let sandbox = self.grants.sandbox(&self.limits)?.inherit_stdout().inherit_stderr();
         // Listening for the signals before the address is printed: a client
         // may send one as soon as it reads it.
         let stop = Stop::listen()
@@ -91,10 +85,10 @@ impl Plan {
         let listener = TcpListener::bind(self.addr)
             .with_context(|| format!("cannot listen on {}", self.addr))
             .map_err(Failure::Setup)?;
-        let service = (sandbox.serve_http_with(&component, listener, &self.options)).map_err(load)?;
+        let service = (sandbox.serve_http_with(&component, listener, &self.options)).map_err(&load)?;
         eprintln!("Serving HTTP on http://{}/", service.local_addr());
         stop.wait();
-        let outcome = service.shutdown().map_err(load)?;
+        let outcome = service.shutdown().map_err(&load)?;
         status::report_truncation(component.name(), &outcome);
         Ok(0)
     }

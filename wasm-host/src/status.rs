@@ -67,6 +67,14 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// A library error loading or running `module` (the path as given).
+    pub fn load(module: &Path) -> impl Fn(Error) -> Failure + '_ {
+        |error| Failure::Load {
+            module: module.to_owned(),
+            error,
+        }
+    }
+
     /// A run that ended in a trap, worded as the outcome words it.
     pub fn trapped(module: &str, outcome: &RunOutcome, trap: &Trap, backtrace: bool) -> Failure {
         Failure::Trapped {

@@ -154,10 +154,7 @@ fn run_whole(module: &GuestModule, path: &Path, sandbox: Sandbox, args: &[String
         .inherit_stdin()
         .inherit_stdout()
         .inherit_stderr();
-    let outcome = sandbox.run(module).map_err(|error| Failure::Load {
-        module: path.to_owned(),
-        error,
-    })?;
+    let outcome = sandbox.run(module).map_err(Failure::load(path))?;
     status::report_truncation(module.name(), &outcome);
     match &outcome.termination {
         Termination::Exited(code) => Ok(u8::try_from(*code).unwrap_or(status::TRAP)),
