@@ -78,7 +78,7 @@ fn main() -> ExitCode {
         Command::Run(args) => args.plan().and_then(run::Plan::execute),
         Command::Serve(args) => args.plan().execute(),
         Command::Conformance(args) => args.plan().and_then(conformance::Plan::execute),
-        Command::Test(args) => test_runner::run(args),
+        Command::Test(args) => args.plan().and_then(test_runner::Plan::execute),
         Command::Completions { shell } => {
             completions::print(shell, &mut Cli::command());
             Ok(0)
