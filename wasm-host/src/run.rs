@@ -142,11 +142,12 @@ impl Plan {
         };
         // The process ends as soon as `main` has said how the guest ended,
         // its output all out (streamed output is written through, captured
-        // output below, and the exit flushes what std holds): tearing down
-        // the runtime's thread, the engine and the module's code would
-        // only cost time, and dropping the runtime would wait for a read
-        // of stdin still stalled in it.
-        std::mem::forget((tokio, module));
+        // output by `run`, and the exit flushes what std holds): tearing
+        // down the tokio runtime's thread, the engine and the module's code
+        // would only cost time, and dropping the tokio runtime would wait
+        // for any blocking task wasmtime-wasi left in it (a read that
+        // never ends, of a guest stopped at its timeout).
+        std::mem::forget((tokio, runtime, module));
         ended
     }
 
@@ -164,7 +165,7 @@ impl Plan {
     }
 
     fn invoke(&self, sandbox: &Sandbox, module: &GuestModule, call: &str) -> Result<u8, Failure> {
-        match crate::invoke::invoke(sandbox, module, call, &self.args) {
+        match invoke::invoke(sandbox, module, call, &self.args) {
             Ok(results) => {
                 print!("{results}");
                 Ok(0)
