@@ -170,8 +170,8 @@ impl Plan {
                 print!("{results}");
                 Ok(0)
             }
-            Err(invoke::Failure::Usage(message)) => Err(Failure::Usage(message)),
-            Err(invoke::Failure::Host(error)) => Err(match &error {
+            Err(invoke::InvokeError::Usage(message)) => Err(Failure::Usage(message)),
+            Err(invoke::InvokeError::Host(error)) => Err(match &error {
                 host::Error::Exit { code, .. } => Failure::Exited {
                     message: status::describe_error(&self.module, &error),
                     code: *code,
