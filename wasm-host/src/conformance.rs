@@ -2,17 +2,18 @@
 //! (the `wasm-host-conformance` crate), turned once into its options and
 //! executor, and its verdict into the exit status.
 
-use std::io::Write;
+use std::ffi::OsString;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Context;
 use clap::Args;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use conformance::{Executor, NoTests, Options, Partition, Verdict};
+use host::Limits;
 
-use crate::limits::LimitArgs;
-use crate::status::{self, escape_controls};
+use crate::limits::{LimitArgs, Output, RuntimePlan};
+use crate::status::Failure;
 
 /// The exit status of a run that selects no test (as cargo-nextest's).
 pub const NO_TESTS: u8 = 4;
@@ -106,40 +107,26 @@ pub struct ConformanceArgs {
     limits: LimitArgs,
 }
 
-/// Runs the suites and returns the exit status.
-pub fn run(args: ConformanceArgs) -> u8 {
-    let verdict = args
-        .plan()
-        .and_then(|(options, executor)| conformance::run(&options, executor));
-    match verdict {
-        Ok(Verdict::Passed) => 0,
-        Ok(Verdict::Failed) => 1,
-        Ok(Verdict::NoTests) => NO_TESTS,
-        Err(error) => {
-            // Not eprintln!: with stderr closed too there is nowhere left to say it.
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "wasm-host: error: {}",
-                escape_controls(&format!("{error:#}"))
-            );
-            status::LOAD_ERROR
-        }
-    }
-}
-
 impl ConformanceArgs {
-    /// The runner's options and how it runs each test, every flag applied.
-    fn plan(self) -> Result<(Options, Executor)> {
-        let executor = match &self.adapter {
-            Some(script) => Executor::Adapter {
-                python: std::env::var_os("PYTHON").unwrap_or_else(|| "python3".into()),
-                script: std::path::absolute(script).with_context(|| format!("locating {}", script.display()))?,
-                timeout: self.limits.limits().timeout,
-            },
-            None => Executor::InProcess {
-                runtime: self.limits.runtime()?,
-                limits: self.limits.limits(),
-            },
+    /// Every decision the options make, taken once, before any suite is read.
+    pub fn plan(self) -> Result<Plan, Failure> {
+        let adapter = match &self.adapter {
+            Some(script) => {
+                // clap refuses --fuel and --max-memory with --adapter; their
+                // -W forms alike.
+                if let Some(key) = self.limits.wasm_instance_limits().next() {
+                    return Err(Failure::Usage(format!(
+                        "-W {key}: not with --adapter, whose tests each run in a process of their own, limited by --timeout only"
+                    )));
+                }
+                Some(Adapter {
+                    python: std::env::var_os("PYTHON").unwrap_or_else(|| "python3".into()),
+                    script: std::path::absolute(script)
+                        .with_context(|| format!("locating {}", script.display()))
+                        .map_err(Failure::Setup)?,
+                })
+            }
+            None => None,
         };
         let options = Options {
             max_stack: self.limits.max_stack(),
@@ -155,6 +142,50 @@ impl ConformanceArgs {
             no_tests: self.no_tests,
             quiet: self.quiet,
         };
-        Ok((options, executor))
+        Ok(Plan {
+            options,
+            adapter,
+            // Each test's output is kept, to be checked.
+            limits: self.limits.limits(Output::Captured),
+            runtime: self.limits.runtime(),
+        })
+    }
+}
+
+/// What `conformance` does, decided from its options.
+pub struct Plan {
+    options: Options,
+    /// Each test in a process of its own, through this script, rather than in this one.
+    adapter: Option<Adapter>,
+    /// Each test's (of an adapter's, the timeout only).
+    limits: Limits,
+    runtime: RuntimePlan,
+}
+
+/// `--adapter`: the interpreter and the script it runs.
+struct Adapter {
+    python: OsString,
+    script: PathBuf,
+}
+
+impl Plan {
+    /// Runs the suites and returns the status their verdict gives.
+    pub fn execute(self) -> Result<u8, Failure> {
+        let executor = match self.adapter {
+            Some(Adapter { python, script }) => Executor::Adapter {
+                python,
+                script,
+                timeout: self.limits.timeout,
+            },
+            None => Executor::InProcess {
+                runtime: self.runtime.build().map_err(|error| Failure::Setup(error.into()))?,
+                limits: self.limits,
+            },
+        };
+        match conformance::run(&self.options, executor).map_err(Failure::Setup)? {
+            Verdict::Passed => Ok(0),
+            Verdict::Failed => Ok(1),
+            Verdict::NoTests => Ok(NO_TESTS),
+        }
     }
 }

@@ -5,8 +5,9 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use host::{DirAccess, Sandbox};
+use host::{DirAccess, Limits, Sandbox};
 
+use crate::status::Failure;
 use crate::wasmtime_options::{self, Keys, WasiOption};
 
 // What the guest is granted. (Not a doc comment: clap would take it for
@@ -61,6 +62,13 @@ pub struct GrantArgs {
 }
 
 impl GrantArgs {
+    /// A sandbox with `limits` and every grant given; a variable asked for
+    /// by name that wasm-host does not have is a usage error.
+    pub fn sandbox(&self, limits: &Limits) -> Result<Sandbox, Failure> {
+        self.apply(Sandbox::new().limits(limits.clone()))
+            .map_err(Failure::Usage)
+    }
+
     /// `sandbox` with every grant given; an error names a variable asked
     /// for by name that wasm-host does not have.
     pub fn apply(&self, mut sandbox: Sandbox) -> Result<Sandbox, String> {

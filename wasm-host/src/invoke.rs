@@ -11,25 +11,25 @@ use wasmtime::component::wasm_wave::wasm::{DisplayFuncResults, WasmFunc};
 use wasmtime::{Val, ValType};
 
 /// Why an invocation did not produce results.
-pub enum Failure {
+pub enum InvokeError {
     /// The call or its arguments cannot be parsed or do not fit the export.
     Usage(String),
     /// The library refused or the guest ended (trap, exit, timeout).
     Host(host::Error),
 }
 
-impl From<host::Error> for Failure {
+impl From<host::Error> for InvokeError {
     fn from(error: host::Error) -> Self {
-        Failure::Host(error)
+        InvokeError::Host(error)
     }
 }
 
 /// Calls what `call` names in `module`, and returns its results as the
 /// lines to print.
-pub fn invoke(sandbox: &Sandbox, module: &GuestModule, call: &str, args: &[String]) -> Result<String, Failure> {
+pub fn invoke(sandbox: &Sandbox, module: &GuestModule, call: &str, args: &[String]) -> Result<String, InvokeError> {
     if module.is_component() {
         if !args.is_empty() {
-            return Err(Failure::Usage(format!(
+            return Err(InvokeError::Usage(format!(
                 "a component's arguments go inside the --invoke call, as WAVE: `{call}(...)`"
             )));
         }
@@ -39,13 +39,13 @@ pub fn invoke(sandbox: &Sandbox, module: &GuestModule, call: &str, args: &[Strin
     }
 }
 
-fn invoke_component(sandbox: &Sandbox, module: &GuestModule, call: &str) -> Result<String, Failure> {
+fn invoke_component(sandbox: &Sandbox, module: &GuestModule, call: &str) -> Result<String, InvokeError> {
     let parsed = UntypedFuncCall::parse(call)
-        .map_err(|e| Failure::Usage(format!("--invoke `{call}` is not a WAVE function call: {e}")))?;
+        .map_err(|e| InvokeError::Usage(format!("--invoke `{call}` is not a WAVE function call: {e}")))?;
     let mut guest = sandbox.instantiate_component(module)?;
     let ty = guest.func_type(parsed.name())?;
     if let Some(unprintable) = ty.results().find_map(|result| unprintable(&result)) {
-        return Err(Failure::Usage(format!(
+        return Err(InvokeError::Usage(format!(
             "--invoke `{}`: the export returns {unprintable}, which has no WAVE text to print; nothing was called",
             parsed.name()
         )));
@@ -53,16 +53,16 @@ fn invoke_component(sandbox: &Sandbox, module: &GuestModule, call: &str) -> Resu
     let param_types: Vec<_> = WasmFunc::params(&ty).collect();
     let params = parsed
         .to_wasm_params(&param_types)
-        .map_err(|e| Failure::Usage(format!("--invoke `{call}`: {e}")))?;
+        .map_err(|e| InvokeError::Usage(format!("--invoke `{call}`: {e}")))?;
     let results = guest.call_values(parsed.name(), &params)?;
     Ok(format!("{}\n", DisplayFuncResults(&results)))
 }
 
-fn invoke_core(sandbox: &Sandbox, module: &GuestModule, export: &str, args: &[String]) -> Result<String, Failure> {
+fn invoke_core(sandbox: &Sandbox, module: &GuestModule, export: &str, args: &[String]) -> Result<String, InvokeError> {
     let mut guest = sandbox.instantiate(module)?;
     let ty = guest.func_type(export)?;
     if ty.params().len() != args.len() {
-        return Err(Failure::Usage(format!(
+        return Err(InvokeError::Usage(format!(
             "`{export}` takes {} argument(s), {} given: {ty}",
             ty.params().len(),
             args.len()
@@ -72,7 +72,7 @@ fn invoke_core(sandbox: &Sandbox, module: &GuestModule, export: &str, args: &[St
         .params()
         .zip(args)
         .map(|(ty, arg)| {
-            parse_core(&ty, arg).ok_or_else(|| Failure::Usage(format!("`{arg}` is not a valid {ty} argument")))
+            parse_core(&ty, arg).ok_or_else(|| InvokeError::Usage(format!("`{arg}` is not a valid {ty} argument")))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let results = guest.call_values(export, &params)?;

@@ -1,6 +1,7 @@
-//! The resource-limit flags shared by `run`, `serve` and `conformance`,
-//! turned into the library's `Limits` and, for the stack size, the compile
-//! limits, the proposals and the compiled-module cache, a runtime of its own.
+//! The resource-limit flags shared by `run`, `serve`, `conformance` and
+//! `test`, turned into the library's `Limits` and, for the stack size, the
+//! compile limits, the proposals and the compiled-module cache, the
+//! runtime to build ([`RuntimePlan`]), built only when the command runs.
 //!
 //! Defaults are never restated here: the help text is built from
 //! `host::Limits::default()` and `host::RuntimeConfig::default()`.
@@ -108,16 +109,54 @@ pub struct LimitArgs {
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Timeout(Option<Duration>);
 
+/// Where a guest's stdout and stderr go, which decides what `--max-output`
+/// left out means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// Kept in memory (`run --capture`, `conformance`, each test of
+    /// `test`): cut at the library's default unless `--max-output` says.
+    Captured,
+    /// Written to wasm-host's own as the guest writes them, to the user's
+    /// terminal or pipe rather than into memory: whole, unless
+    /// `--max-output` is given.
+    Streamed,
+}
+
+/// The runtime a command loads its guests with, decided from the flags;
+/// [`RuntimePlan::build`] makes it when the command runs.
+#[derive(Debug, Clone)]
+pub enum RuntimePlan {
+    /// The process's shared runtime: no flag asks for another engine.
+    Shared,
+    /// An engine of its own, with this configuration.
+    Own(RuntimeConfig),
+}
+
+impl RuntimePlan {
+    pub fn build(&self) -> Result<Runtime, host::Error> {
+        match self {
+            RuntimePlan::Shared => Ok(Runtime::shared().clone()),
+            RuntimePlan::Own(config) => Runtime::new(config),
+        }
+    }
+}
+
 impl LimitArgs {
-    /// The library's limits with every flag given applied.
-    pub fn limits(&self) -> Limits {
-        self.limits_over(Limits::default())
+    /// The library's limits with every flag given applied, for output
+    /// that goes where `output` says.
+    pub fn limits(&self, output: Output) -> Limits {
+        self.limits_over(Limits::default(), output)
     }
 
     /// `base` with every flag given applied: a limit no flag names keeps
     /// `base`'s value (a package's own, for `wasm-host test`).
-    pub fn limits_over(&self, base: Limits) -> Limits {
+    pub fn limits_over(&self, base: Limits, output: Output) -> Limits {
         let defaults = base.clone();
+        let max_output = match (self.max_output, output) {
+            (Some(bytes), _) => bytes,
+            (None, Output::Captured) => defaults.max_output_bytes,
+            (None, Output::Streamed) => usize::MAX,
+        };
         base.timeout(match self.timeout {
             Some(Timeout(timeout)) => timeout,
             None => {
@@ -140,7 +179,7 @@ impl LimitArgs {
                 }))
                 .unwrap_or(defaults.max_memory_bytes),
         )
-        .max_output_bytes(self.max_output.unwrap_or(defaults.max_output_bytes))
+        .max_output_bytes(max_output)
         .max_descriptors(self.max_descriptors.unwrap_or(defaults.max_descriptors))
         .max_resources(self.max_resources.unwrap_or(defaults.max_resources))
         .max_host_memory_bytes(self.max_host_memory.unwrap_or(defaults.max_host_memory_bytes))
@@ -170,9 +209,15 @@ impl LimitArgs {
         proposals
     }
 
-    /// True when `--max-output` was given: streamed output is then cut too.
-    pub fn caps_output(&self) -> bool {
-        self.max_output.is_some()
+    /// The `-W` keys given that limit the guest's instance itself (fuel,
+    /// linear memory), which a test run through `conformance --adapter`, in
+    /// a process of its own, cannot honour.
+    pub fn wasm_instance_limits(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.wasm().filter_map(|option| match option {
+            WasmOption::Fuel(_) => Some("fuel"),
+            WasmOption::MaxMemorySize(_) => Some("max-memory-size"),
+            _ => None,
+        })
     }
 
     /// The largest wasm call stack a run may use (`--max-stack` or the default).
@@ -195,23 +240,23 @@ impl LimitArgs {
     /// The runtime to load modules with: the shared one, or one with its own
     /// engine when `--max-stack`, `--no-cache`, a compile limit or a
     /// proposal asks for something else.
-    pub fn runtime(&self) -> Result<Runtime, host::Error> {
+    pub fn runtime(&self) -> RuntimePlan {
         if self.max_stack.is_none()
             && !self.no_cache
             && self.compile_limits() == CompileLimits::default()
             && self.proposals().is_empty()
         {
-            return Ok(Runtime::shared().clone());
+            return RuntimePlan::Shared;
         }
-        Runtime::new(&self.runtime_config())
+        RuntimePlan::Own(self.runtime_config())
     }
 
     /// A runtime whose guests carry no epoch checks, for a caller that keeps
     /// the timeout of computing guests itself (`wasm-host run` ends its
     /// process at the deadline), and that runs one guest: reserving a pool
     /// of slots costs more than mapping one instance.
-    pub fn runtime_without_epochs(&self) -> Result<Runtime, host::Error> {
-        Runtime::new(&self.runtime_config().epoch_interruption(false).pooling(None))
+    pub fn runtime_without_epochs(&self) -> RuntimePlan {
+        RuntimePlan::Own(self.runtime_config().epoch_interruption(false).pooling(None))
     }
 
     fn runtime_config(&self) -> RuntimeConfig {
@@ -336,14 +381,14 @@ mod tests {
             timeout: Some(Timeout(Limits::default().timeout)),
             ..LimitArgs::default()
         };
-        let limits = args.limits_over(package);
+        let limits = args.limits_over(package, Output::Captured);
         assert_eq!(limits.timeout, Limits::default().timeout);
         assert_eq!(limits.max_memory_bytes, 1 << 20);
     }
 
     #[test]
     fn flags_left_out_keep_the_library_defaults() {
-        assert_eq!(LimitArgs::default().limits(), Limits::default());
+        assert_eq!(LimitArgs::default().limits(Output::Captured), Limits::default());
         let args = LimitArgs {
             timeout: Some(Timeout(None)),
             fuel: Some(7),
@@ -352,13 +397,27 @@ mod tests {
             max_resources: Some(9),
             ..LimitArgs::default()
         };
-        let limits = args.limits();
+        let limits = args.limits(Output::Captured);
         assert_eq!(limits.max_descriptors, 8);
         assert_eq!(limits.max_resources, 9);
         assert_eq!(limits.timeout, None);
         assert_eq!(limits.fuel, Some(7));
         assert_eq!(limits.max_memory_bytes, 1 << 20);
         assert_eq!(limits.max_output_bytes, Limits::default().max_output_bytes);
+    }
+
+    #[test]
+    fn streamed_output_is_whole_unless_max_output_is_given() {
+        assert_eq!(
+            LimitArgs::default().limits(Output::Streamed).max_output_bytes,
+            usize::MAX
+        );
+        let args = LimitArgs {
+            max_output: Some(100),
+            ..LimitArgs::default()
+        };
+        assert_eq!(args.limits(Output::Streamed).max_output_bytes, 100);
+        assert_eq!(args.limits(Output::Captured).max_output_bytes, 100);
     }
 
     #[test]

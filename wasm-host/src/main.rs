@@ -2,9 +2,12 @@
 //! capabilities granted on the command line, serve HTTP with a component,
 //! or run whole suites of them in the WASI test suite's format.
 //!
-//! This is a thin front end: the `host` library loads, sandboxes and runs
-//! every guest and classifies how it ended; this binary turns command-line
-//! flags into a `Sandbox` and the outcome into an exit status.
+//! A front end: the `host` library loads, sandboxes and runs every guest
+//! and classifies how it ended, the `wasm-host-conformance` library runs
+//! suites. Each subcommand is parsed (clap), then planned (`plan`: every
+//! decision its options make, taken once), then executed (`execute`),
+//! which returns a status or a `status::Failure`; `main` alone turns that
+//! into the message and the exit status.
 
 #[cfg(test)]
 mod cli_docs;
@@ -71,15 +74,15 @@ enum Command {
 
 fn main() -> ExitCode {
     // Usage errors exit with status 2 and `--help`/`--version` with 0, as clap does.
-    let status = match Cli::parse().command {
-        Command::Run(args) => run::run(args),
-        Command::Serve(args) => serve::serve(args),
-        Command::Conformance(args) => conformance::run(args),
-        Command::Test(args) => test_runner::run(args),
+    let ended = match Cli::parse().command {
+        Command::Run(args) => args.plan().and_then(run::Plan::execute),
+        Command::Serve(args) => args.plan().execute(),
+        Command::Conformance(args) => args.plan().and_then(conformance::Plan::execute),
+        Command::Test(args) => args.plan().and_then(test_runner::Plan::execute),
         Command::Completions { shell } => {
             completions::print(shell, &mut Cli::command());
-            0
+            Ok(0)
         }
     };
-    ExitCode::from(status)
+    ExitCode::from(status::report(ended))
 }

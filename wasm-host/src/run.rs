@@ -2,16 +2,17 @@
 //! code as ours. Output is streamed as the guest writes it.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Args;
-use host::{RunOutcome, Sandbox, Termination};
+use host::{GuestModule, Limits, RunOutcome, Sandbox, Termination};
 
 use crate::grants::GrantArgs;
-use crate::invoke::Failure;
-use crate::limits::LimitArgs;
-use crate::status;
+use crate::invoke;
+use crate::limits::{LimitArgs, Output, RuntimePlan};
+use crate::status::{self, Failure};
 
 // Described on `Command::Run` in main.rs.
 #[derive(Args, Debug)]
@@ -43,133 +44,161 @@ pub struct RunArgs {
     module_and_args: Vec<String>,
 }
 
-/// Runs the guest and returns the exit status for wasm-host.
-pub fn run(args: RunArgs) -> u8 {
-    // Clap requires MODULE, so the list is never empty.
-    let [module_path, guest_args @ ..] = args.module_and_args.as_slice() else {
-        return status::USAGE;
-    };
-    let module_path = Path::new(module_path);
-    let fail = |error: host::Error| {
-        eprintln!("wasm-host: error: {}", status::describe_error(module_path, &error));
-        status::LOAD_ERROR
-    };
-    let from_stdin = module_path == Path::new(STDIN);
-    let mut limits = args.limits.limits();
-    // Streamed output is out as the guest writes it, so the process itself
-    // can end a guest that computes past its timeout (see `start_watchdog`),
-    // and guests need no epoch checks. Captured output is written at the
-    // end, so a --capture run is stopped by the library, through epochs.
-    let watchdog = !args.capture;
-    let runtime = match watchdog {
-        true => args.limits.runtime_without_epochs(),
-        false => args.limits.runtime(),
-    };
-    let loaded = runtime.and_then(|runtime| {
-        if from_stdin {
-            runtime.load_reader_for(STDIN_NAME, std::io::stdin().lock(), &limits)
-        } else {
-            runtime.load_file_for(module_path, &limits)
+impl RunArgs {
+    /// Every decision the options make, taken once, before anything is loaded.
+    pub fn plan(self) -> Result<Plan, Failure> {
+        let Some((module, args)) = self.module_and_args.split_first() else {
+            return Err(Failure::Usage("no MODULE given".to_owned()));
+        };
+        // Streamed output is out as the guest writes it, so the process
+        // itself can end a guest that computes past its timeout (see
+        // `start_watchdog`), and guests need no epoch checks. Captured
+        // output is written at the end, so a --capture run is stopped by
+        // the library, through epochs.
+        let (output, runtime) = match self.capture {
+            true => (Output::Captured, self.limits.runtime()),
+            false => (Output::Streamed, self.limits.runtime_without_epochs()),
+        };
+        let limits = self.limits.limits(output);
+        let source = match module.as_str() {
+            STDIN => Source::Stdin,
+            _ => Source::File,
+        };
+        Ok(Plan {
+            module: PathBuf::from(module),
+            args: args.to_vec(),
+            source,
+            watchdog: limits.timeout.filter(|_| output == Output::Streamed),
+            limits,
+            runtime,
+            output,
+            grants: self.grants,
+            invoke: self.invoke,
+            backtrace: !self.no_backtrace,
+        })
+    }
+}
+
+/// What `run` does, decided from its options.
+pub struct Plan {
+    /// MODULE as given (`-` for stdin), as messages name it.
+    module: PathBuf,
+    /// The guest's arguments after MODULE.
+    args: Vec<String>,
+    /// Where the module comes from, which decides the guest's stdin.
+    source: Source,
+    grants: GrantArgs,
+    limits: Limits,
+    runtime: RuntimePlan,
+    output: Output,
+    /// When the process ends the guest itself (streamed output): its timeout.
+    watchdog: Option<Duration>,
+    invoke: Option<String>,
+    /// Print a trap's wasm backtrace (not --no-backtrace).
+    backtrace: bool,
+}
+
+/// Where the module is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// A file: the guest reads wasm-host's stdin, on its own thread.
+    File,
+    /// wasm-host's stdin (MODULE `-`): the guest's stdin is then empty.
+    Stdin,
+}
+
+impl Plan {
+    /// Runs the guest, or calls its export, and returns the status: the
+    /// guest's own exit code, or why it ended otherwise.
+    pub fn execute(self) -> Result<u8, Failure> {
+        let load = Failure::load(&self.module);
+        let runtime = self.runtime.build().map_err(&load)?;
+        let module = match self.source {
+            Source::Stdin => runtime.load_reader_for(STDIN_NAME, std::io::stdin().lock(), &self.limits),
+            Source::File => runtime.load_file_for(&self.module, &self.limits),
         }
-    });
-    let module = match loaded {
-        Ok(module) => module,
-        Err(error) => return fail(error),
-    };
-    if !args.capture && !args.limits.caps_output() {
-        // Streamed output goes to the user's own terminal or pipe, not into
-        // wasm-host's memory: all of it, unless --max-output says otherwise.
-        limits.max_output_bytes = usize::MAX;
-    }
-    let timeout = limits.timeout;
-    let mut sandbox = match args.grants.apply(Sandbox::new().limits(limits)) {
-        Ok(sandbox) => sandbox.args(guest_args.iter().cloned()),
-        Err(message) => {
-            eprintln!("wasm-host: error: {message}");
-            return status::USAGE;
+        .map_err(&load)?;
+        let mut sandbox = self.grants.sandbox(&self.limits)?.args(self.args.iter().cloned());
+        if self.source == Source::File {
+            // This process ends with its guest: a read stalled in the kernel
+            // would hold up its exit with a worker as without one.
+            sandbox = sandbox.inherit_stdin_on_guest_thread();
         }
-    };
-    if !from_stdin {
-        // This process ends with its guest: a read stalled in the kernel
-        // would hold up its exit with a worker as without one.
-        sandbox = sandbox.inherit_stdin_on_guest_thread();
+        if self.output == Output::Streamed {
+            sandbox = sandbox.inherit_stdout().inherit_stderr();
+        }
+        let tokio = worker(&module)
+            .context("starting the runtime's worker thread")
+            .map_err(Failure::Setup)?;
+        let ended = {
+            let _entered = tokio.enter();
+            if let Some(timeout) = self.watchdog {
+                start_watchdog(&tokio, module.name().to_owned(), timeout);
+            }
+            match &self.invoke {
+                Some(call) => self.invoke(&sandbox, &module, call),
+                None => self.run(sandbox, &module),
+            }
+        };
+        // The process ends as soon as `main` has said how the guest ended,
+        // its output all out (streamed output is written through, captured
+        // output by `run`, and the exit flushes what std holds): tearing
+        // down the tokio runtime's thread, the engine and the module's code
+        // would only cost time, and dropping the tokio runtime would wait
+        // for any blocking task wasmtime-wasi left in it (a read that
+        // never ends, of a guest stopped at its timeout).
+        std::mem::forget((tokio, runtime, module));
+        ended
     }
-    if !args.capture {
-        sandbox = sandbox.inherit_stdout().inherit_stderr();
+
+    fn run(&self, sandbox: Sandbox, module: &GuestModule) -> Result<u8, Failure> {
+        let outcome = sandbox.run(module).map_err(Failure::load(&self.module))?;
+        if self.output == Output::Captured {
+            write_captured(&outcome);
+        }
+        status::report_truncation(module.name(), &outcome);
+        match &outcome.termination {
+            // WASI's proc_exit only accepts 0..=125, so the code always fits.
+            Termination::Exited(code) => Ok(u8::try_from(*code).unwrap_or(status::TRAP)),
+            Termination::Trapped(trap) => Err(Failure::trapped(module.name(), &outcome, trap, self.backtrace)),
+        }
     }
-    // wasmtime-wasi runs its calls on the tokio runtime it finds entered:
-    // one of a single worker here spares it starting its own (a worker per
-    // core) for one guest, and its timer keeps the watchdog. Only WASI 0.2
-    // and 0.3 (sockets, HTTP) use its I/O driver, whose epoll instance and
-    // signal pipe a core module's run need not set up.
+
+    fn invoke(&self, sandbox: &Sandbox, module: &GuestModule, call: &str) -> Result<u8, Failure> {
+        match invoke::invoke(sandbox, module, call, &self.args) {
+            Ok(results) => {
+                print!("{results}");
+                Ok(0)
+            }
+            Err(invoke::InvokeError::Usage(message)) => Err(Failure::Usage(message)),
+            Err(invoke::InvokeError::Host(error)) => Err(match &error {
+                host::Error::Exit { code, .. } => Failure::Exited {
+                    message: status::describe_error(&self.module, &error),
+                    code: *code,
+                },
+                host::Error::Trap { trap, .. } => Failure::Trapped {
+                    message: status::describe_error(&self.module, &error),
+                    trap: trap.clone(),
+                    backtrace: self.backtrace,
+                },
+                _ => Failure::load(&self.module)(error),
+            }),
+        }
+    }
+}
+
+/// A tokio runtime of one worker: wasmtime-wasi runs its calls on the one
+/// it finds entered, and this one spares it starting its own (a worker per
+/// core) for one guest; its timer keeps the watchdog. Only WASI 0.2 and
+/// 0.3 (sockets, HTTP) use its I/O driver, whose epoll instance and signal
+/// pipe a core module's run need not set up.
+fn worker(module: &GuestModule) -> std::io::Result<tokio::runtime::Runtime> {
     let mut tokio = tokio::runtime::Builder::new_multi_thread();
     tokio.worker_threads(1).enable_time();
     if module.is_component() {
         tokio.enable_io();
     }
-    let tokio = match tokio.build() {
-        Ok(tokio) => tokio,
-        Err(error) => {
-            eprintln!("wasm-host: error: starting the runtime's worker thread: {error}");
-            return status::LOAD_ERROR;
-        }
-    };
-    let _entered = tokio.enter();
-    if watchdog && let Some(timeout) = timeout {
-        start_watchdog(&tokio, module.name().to_owned(), timeout);
-    }
-    if let Some(call) = &args.invoke {
-        let status = match crate::invoke::invoke(&sandbox, &module, call, guest_args) {
-            Ok(results) => {
-                print!("{results}");
-                0
-            }
-            Err(Failure::Usage(message)) => {
-                eprintln!("wasm-host: error: {}", status::escape_controls(&message));
-                status::USAGE
-            }
-            Err(Failure::Host(error)) => match &error {
-                host::Error::Exit { code, .. } => {
-                    eprintln!("wasm-host: {}", status::describe_error(module_path, &error));
-                    u8::try_from(*code).unwrap_or(status::TRAP)
-                }
-                host::Error::Trap { trap, .. } => {
-                    eprintln!("wasm-host: {}", status::describe_error(module_path, &error));
-                    report_backtrace(trap, &args);
-                    status::for_trap(trap)
-                }
-                _ => fail(error),
-            },
-        };
-        exit(status);
-    }
-    let outcome = match sandbox.run(&module) {
-        Ok(outcome) => outcome,
-        Err(error) => return fail(error),
-    };
-    if args.capture {
-        write_captured(&outcome);
-    }
-    report_truncation(module.name(), &outcome);
-    exit(match &outcome.termination {
-        Termination::Exited(code) => {
-            // WASI's proc_exit only accepts 0..=125, so the code always fits.
-            u8::try_from(*code).unwrap_or(status::TRAP)
-        }
-        Termination::Trapped(trap) => {
-            eprintln!("wasm-host: {} {outcome}", module.name());
-            report_backtrace(trap, &args);
-            status::for_trap(trap)
-        }
-    })
-}
-
-/// Ends the process with `status` now, the guest's output all out (streamed
-/// output is written through, captured output above, and `exit` flushes
-/// what std holds): tearing down the engine, the module's code and the
-/// runtime's threads would only cost time.
-fn exit(status: u8) -> ! {
-    std::process::exit(i32::from(status))
+    tokio.build()
 }
 
 /// Ends the process as a timeout (the same message and status as the
@@ -182,22 +211,12 @@ fn start_watchdog(tokio: &tokio::runtime::Runtime, module: String, timeout: Dura
     const GRACE: Duration = Duration::from_millis(100);
     tokio.spawn(async move {
         tokio::time::sleep(timeout.saturating_add(GRACE)).await;
-        // As `RunOutcome` words a timeout.
-        eprintln!("wasm-host: {module} timed out after {timeout:?}");
-        // Streamed output is already written; `exit` flushes what std holds.
-        exit(status::TIMEOUT);
+        // From this thread, since the guest's may never return: the one
+        // place besides `main` that reports a failure. Streamed output is
+        // already written; `exit` flushes what std holds.
+        let status = status::report(Err(Failure::TimedOut { module, timeout }));
+        std::process::exit(i32::from(status))
     });
-}
-
-/// Prints the wasm backtrace of a trap (not of a limit the host enforced)
-/// under its message, unless --no-backtrace.
-fn report_backtrace(trap: &host::Trap, args: &RunArgs) {
-    if args.no_backtrace || status::for_trap(trap) != status::TRAP {
-        return;
-    }
-    if let Some(backtrace) = status::backtrace(trap) {
-        eprintln!("{backtrace}");
-    }
 }
 
 /// Writes what a `--capture` run kept.
@@ -206,18 +225,6 @@ fn write_captured(outcome: &RunOutcome) {
     let _ = std::io::stdout().write_all(&outcome.stdout);
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().write_all(&outcome.stderr);
-}
-
-/// Says which stream, captured or streamed, was cut at --max-output.
-pub fn report_truncation(module: &str, outcome: &RunOutcome) {
-    for (stream, truncated) in [
-        ("stdout", outcome.stdout_truncated),
-        ("stderr", outcome.stderr_truncated),
-    ] {
-        if truncated {
-            eprintln!("wasm-host: {module}: {stream} was cut at the --max-output limit");
-        }
-    }
 }
 
 /// The MODULE that means "read the module from stdin".

@@ -5,13 +5,13 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::Args;
-use host::{Sandbox, ServeOptions};
+use host::{Limits, ServeOptions};
 
 use crate::grants::GrantArgs;
-use crate::limits::LimitArgs;
-use crate::run::report_truncation;
-use crate::status;
+use crate::limits::{LimitArgs, Output, RuntimePlan};
+use crate::status::{self, Failure};
 
 // Described on `Command::Serve` in main.rs.
 #[derive(Args, Debug)]
@@ -39,62 +39,58 @@ pub struct ServeArgs {
     component: PathBuf,
 }
 
-/// Serves until a signal to stop, and returns the exit status for wasm-host.
-pub fn serve(args: ServeArgs) -> u8 {
-    let fail = |error: host::Error| {
-        eprintln!("wasm-host: error: {}", status::describe_error(&args.component, &error));
-        status::LOAD_ERROR
-    };
-    let mut limits = args.limits.limits();
-    if !args.limits.caps_output() {
-        // Output is streamed to wasm-host's own, as `run` streams it.
-        limits.max_output_bytes = usize::MAX;
+impl ServeArgs {
+    /// Every decision the options make, taken once, before anything is loaded.
+    pub fn plan(self) -> Plan {
+        let mut options = ServeOptions::new().tag_output(!self.no_logging_prefix);
+        if let Some(requests) = self.max_concurrent_requests {
+            options = options.max_concurrent_requests(requests);
+        }
+        Plan {
+            addr: self.addr,
+            // Output is streamed to wasm-host's own, as `run` streams it.
+            limits: self.limits.limits(Output::Streamed),
+            // A request that computes past its timeout is stopped by epochs.
+            runtime: self.limits.runtime(),
+            options,
+            grants: self.grants,
+            component: self.component,
+        }
     }
-    // A request that computes past its timeout is stopped by epochs.
-    let loaded = (args.limits.runtime()).and_then(|runtime| runtime.load_file_for(&args.component, &limits));
-    let component = match loaded {
-        Ok(component) => component,
-        Err(error) => return fail(error),
-    };
-    let sandbox = match args.grants.apply(Sandbox::new().limits(limits)) {
-        Ok(sandbox) => sandbox.inherit_stdout().inherit_stderr(),
-        Err(message) => {
-            eprintln!("wasm-host: error: {message}");
-            return status::USAGE;
-        }
-    };
-    // Listening for the signals before the address is printed: a client
-    // may send one as soon as it reads it.
-    let stop = match Stop::listen() {
-        Ok(stop) => stop,
-        Err(error) => {
-            eprintln!("wasm-host: error: cannot catch SIGINT and SIGTERM: {error}");
-            return status::LOAD_ERROR;
-        }
-    };
-    let listener = match TcpListener::bind(args.addr) {
-        Ok(listener) => listener,
-        Err(error) => {
-            eprintln!("wasm-host: error: cannot listen on {}: {error}", args.addr);
-            return status::LOAD_ERROR;
-        }
-    };
-    let mut options = ServeOptions::new().tag_output(!args.no_logging_prefix);
-    if let Some(requests) = args.max_concurrent_requests {
-        options = options.max_concurrent_requests(requests);
-    }
-    let service = match sandbox.serve_http_with(&component, listener, &options) {
-        Ok(service) => service,
-        Err(error) => return fail(error),
-    };
-    eprintln!("Serving HTTP on http://{}/", service.local_addr());
-    stop.wait();
-    match service.shutdown() {
-        Ok(outcome) => {
-            report_truncation(component.name(), &outcome);
-            0
-        }
-        Err(error) => fail(error),
+}
+
+/// What `serve` does, decided from its options.
+pub struct Plan {
+    addr: SocketAddr,
+    component: PathBuf,
+    grants: GrantArgs,
+    /// Each request's.
+    limits: Limits,
+    runtime: RuntimePlan,
+    options: ServeOptions,
+}
+
+impl Plan {
+    /// Serves until a signal to stop, and returns the status (0).
+    pub fn execute(self) -> Result<u8, Failure> {
+        let load = Failure::load(&self.component);
+        let runtime = self.runtime.build().map_err(&load)?;
+        let component = runtime.load_file_for(&self.component, &self.limits).map_err(&load)?;
+        let sandbox = self.grants.sandbox(&self.limits)?.inherit_stdout().inherit_stderr();
+        // Listening for the signals before the address is printed: a client
+        // may send one as soon as it reads it.
+        let stop = Stop::listen()
+            .context("cannot catch SIGINT and SIGTERM")
+            .map_err(Failure::Setup)?;
+        let listener = TcpListener::bind(self.addr)
+            .with_context(|| format!("cannot listen on {}", self.addr))
+            .map_err(Failure::Setup)?;
+        let service = (sandbox.serve_http_with(&component, listener, &self.options)).map_err(&load)?;
+        eprintln!("Serving HTTP on http://{}/", service.local_addr());
+        stop.wait();
+        let outcome = service.shutdown().map_err(&load)?;
+        status::report_truncation(component.name(), &outcome);
+        Ok(0)
     }
 }
 

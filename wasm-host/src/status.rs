@@ -1,13 +1,17 @@
-//! Exit statuses and the one-line messages `wasm-host` prints on stderr.
+//! Exit statuses and the one-line messages `wasm-host` prints on stderr:
+//! every command returns its status or a [`Failure`], and [`report`] alone
+//! turns a failure into its message and status.
 //!
 //! A WASI guest can only exit with 0 to 125 (`proc_exit` refuses anything
 //! larger), so every status the host itself chooses lies above 125 and can
 //! never be mistaken for the guest's own; 2 is clap's usage error, reported
 //! before any guest runs.
 
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use host::{CompileLimit, Error, Trap, TrapKind};
+use host::{CompileLimit, Error, RunOutcome, Trap, TrapKind};
 
 /// The command line could not be parsed (clap's own status).
 pub const USAGE: u8 = 2;
@@ -33,6 +37,122 @@ Exit status of `wasm-host run`:
   152    the guest ran out of --fuel
 Whenever wasm-host itself ends the run, it says why in one line on stderr
 (a trap's wasm backtrace and a WAT error's source line follow it).";
+
+/// Why a command did not end as it meant to, each said and given its
+/// status by [`report`].
+#[derive(Debug)]
+pub enum Failure {
+    /// The command line asks for what cannot be done (status 2): a
+    /// variable granted by name that wasm-host does not have, an `--invoke`
+    /// call that does not fit its export, a `-W` key `--adapter` cannot honour.
+    Usage(String),
+    /// The library could not load, start or run `module` (the path as
+    /// given) (126).
+    Load { module: PathBuf, error: Error },
+    /// Anything else that kept the command from running (126): the
+    /// runtime's thread, the signals, the listening socket, a suite, a report.
+    Setup(anyhow::Error),
+    /// The guest trapped or passed a limit the host enforces (134, 142 or
+    /// 152): `message` says which, the wasm backtrace follows a trap when
+    /// `backtrace` is set.
+    Trapped {
+        message: String,
+        trap: Trap,
+        backtrace: bool,
+    },
+    /// `--invoke`'s call ended in `proc_exit`: its code is the status.
+    Exited { message: String, code: i32 },
+    /// `run`'s watchdog found the guest computing past its timeout (142).
+    TimedOut { module: String, timeout: Duration },
+}
+
+impl Failure {
+    /// A library error loading or running `module` (the path as given).
+    pub fn load(module: &Path) -> impl Fn(Error) -> Failure + '_ {
+        |error| Failure::Load {
+            module: module.to_owned(),
+            error,
+        }
+    }
+
+    /// A run that ended in a trap, worded as the outcome words it.
+    pub fn trapped(module: &str, outcome: &RunOutcome, trap: &Trap, backtrace: bool) -> Failure {
+        Failure::Trapped {
+            message: format!("{module} {outcome}"),
+            trap: trap.clone(),
+            backtrace,
+        }
+    }
+
+    pub fn status(&self) -> u8 {
+        match self {
+            Failure::Usage(_) => USAGE,
+            Failure::Load { .. } | Failure::Setup(_) => LOAD_ERROR,
+            Failure::Trapped { trap, .. } => for_trap(trap),
+            // WASI's proc_exit only accepts 0..=125, so the code always fits.
+            Failure::Exited { code, .. } => u8::try_from(*code).unwrap_or(TRAP),
+            Failure::TimedOut { .. } => TIMEOUT,
+        }
+    }
+
+    /// What wasm-host says on stderr, one line (a trap's backtrace and a
+    /// WAT error's source lines after it).
+    pub fn message(&self) -> String {
+        match self {
+            Failure::Usage(message) => format!("wasm-host: error: {}", escape_controls(message)),
+            Failure::Load { module, error } => format!("wasm-host: error: {}", describe_error(module, error)),
+            Failure::Setup(error) => format!("wasm-host: error: {}", escape_controls(&format!("{error:#}"))),
+            Failure::Trapped {
+                message,
+                trap,
+                backtrace,
+            } => {
+                // The frames of a trap, not of a limit the host enforced.
+                let frames = (*backtrace && for_trap(trap) == TRAP)
+                    .then(|| self::backtrace(trap))
+                    .flatten();
+                std::iter::once(format!("wasm-host: {message}"))
+                    .chain(frames)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            }
+            Failure::Exited { message, .. } => format!("wasm-host: {message}"),
+            // As `RunOutcome` words a timeout.
+            Failure::TimedOut { module, timeout } => format!("wasm-host: {module} timed out after {timeout:?}"),
+        }
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(error: anyhow::Error) -> Self {
+        Failure::Setup(error)
+    }
+}
+
+/// The exit status of a command that `ended` so, its failure said on stderr.
+pub fn report(ended: Result<u8, Failure>) -> u8 {
+    match ended {
+        Ok(status) => status,
+        Err(failure) => {
+            // Not eprintln!: with stderr closed there is nowhere left to say it.
+            let _ = writeln!(std::io::stderr().lock(), "{}", failure.message());
+            failure.status()
+        }
+    }
+}
+
+/// Says which stream, captured or streamed, was cut at --max-output (a
+/// notice: the guest is not failed for it).
+pub fn report_truncation(module: &str, outcome: &RunOutcome) {
+    for (stream, truncated) in [
+        ("stdout", outcome.stdout_truncated),
+        ("stderr", outcome.stderr_truncated),
+    ] {
+        if truncated {
+            eprintln!("wasm-host: {module}: {stream} was cut at the --max-output limit");
+        }
+    }
+}
 
 /// The status for a guest that ended with `trap`.
 pub fn for_trap(trap: &Trap) -> u8 {
@@ -131,6 +251,49 @@ mod tests {
             size: 0,
         };
         assert!(describe_error(module, &does_not).starts_with("m.wasm: guest memory"));
+    }
+
+    #[test]
+    fn each_failure_is_said_in_one_line_with_its_status() {
+        let said = |failure: Failure| (failure.message(), failure.status());
+        assert_eq!(
+            said(Failure::TimedOut {
+                module: "m.wasm".into(),
+                timeout: std::time::Duration::from_secs(1),
+            }),
+            ("wasm-host: m.wasm timed out after 1s".into(), TIMEOUT)
+        );
+        assert_eq!(
+            said(Failure::Usage("--env X: X is not set".into())),
+            ("wasm-host: error: --env X: X is not set".into(), USAGE)
+        );
+        assert_eq!(
+            said(Failure::Setup(
+                anyhow::anyhow!("refused").context("cannot listen on 1.2.3.4:5")
+            )),
+            (
+                "wasm-host: error: cannot listen on 1.2.3.4:5: refused".into(),
+                LOAD_ERROR
+            )
+        );
+        assert_eq!(
+            said(Failure::Exited {
+                message: "m.wasm exited with 7".into(),
+                code: 7,
+            }),
+            ("wasm-host: m.wasm exited with 7".into(), 7)
+        );
+        let load = Failure::Load {
+            module: "m.wasm".into(),
+            error: Error::MissingExport {
+                module: "m.wasm".into(),
+                export: "_start".into(),
+            },
+        };
+        assert_eq!(
+            said(load),
+            ("wasm-host: error: m.wasm does not export `_start`".into(), LOAD_ERROR)
+        );
     }
 
     #[test]

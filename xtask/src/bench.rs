@@ -248,6 +248,22 @@ fn side_by_side(
     Ok(())
 }
 
+/// Times a `baseline` (row name, command) and a command `compared` with it,
+/// in turn, as [`side_by_side`] does.
+fn against(
+    rows: &mut Vec<Row>,
+    group: &'static str,
+    (baseline_name, baseline): (&str, Command),
+    (name, command): (&str, Command),
+    samples: usize,
+) -> Result<()> {
+    let commands = vec![
+        (baseline_name.to_owned(), baseline, None),
+        (name.to_owned(), command, Some(baseline_name.to_owned())),
+    ];
+    side_by_side(rows, group, commands, samples)
+}
+
 fn wasm_host_release() -> PathBuf {
     xtask::target_dir().join("release").join("wasm-host")
 }
@@ -274,7 +290,6 @@ fn conformance_suite(rows: &mut Vec<Row>, samples: usize) -> Result<()> {
         .join("wasi-testsuite")
         .join("adapter.py");
     let expectations = xtask::suite::source_dir().join("expectations.toml");
-    const ADAPTER_ROW: &str = "conformance suite: legacy adapter, a process per test";
     let mut per_process = Command::new(&wasm_host);
     per_process
         .arg("conformance")
@@ -290,15 +305,10 @@ fn conformance_suite(rows: &mut Vec<Row>, samples: usize) -> Result<()> {
         .args(&suites)
         .arg("--expectations")
         .arg(&expectations);
-    let commands = vec![
-        (ADAPTER_ROW.to_owned(), per_process, None),
-        (
-            "conformance suite: in-process runner".to_owned(),
-            in_process,
-            Some(ADAPTER_ROW.to_owned()),
-        ),
-    ];
-    side_by_side(rows, "conformance suite", commands, samples)
+    let group = "conformance suite";
+    let baseline = ("conformance suite: legacy adapter, a process per test", per_process);
+    let in_process = ("conformance suite: in-process runner", in_process);
+    against(rows, group, baseline, in_process, samples)
 }
 
 /// Row 3b: the official suite's wasm32-wasip1 tests in process against the
@@ -324,7 +334,6 @@ fn official_suite(rows: &mut Vec<Row>, samples: usize) -> Result<()> {
         .into_iter()
         .filter(|dir| dir.ends_with("wasm32-wasip1"))
         .collect();
-    const REFERENCE_ROW: &str = "official suite (wasip1): reference runner + wasmtime";
     let mut reference = Command::new(&python);
     reference
         .arg(checkout.join("test-runner").join("wasi_test_runner.py"))
@@ -347,15 +356,10 @@ fn official_suite(rows: &mut Vec<Row>, samples: usize) -> Result<()> {
     // The warm-up round leaves the compile caches warm.
     let mut in_process = Command::new(wasm_host_release());
     in_process.arg("conformance").args(&suites);
-    let commands = vec![
-        (REFERENCE_ROW.to_owned(), reference, None),
-        (
-            "official suite in process vs reference runner + wasmtime".to_owned(),
-            in_process,
-            Some(REFERENCE_ROW.to_owned()),
-        ),
-    ];
-    side_by_side(rows, "official WASI test suite", commands, samples)
+    let group = "official WASI test suite";
+    let baseline = ("official suite (wasip1): reference runner + wasmtime", reference);
+    let in_process = ("official suite in process vs reference runner + wasmtime", in_process);
+    against(rows, group, baseline, in_process, samples)
 }
 
 /// Row 5: both runners on an unchanged, already-built tree.

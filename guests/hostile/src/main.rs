@@ -34,9 +34,7 @@ unsafe extern "C" {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    match args.as_slice() {
+    match guest_support::args().as_slice() {
         ["loop"] => spin(),
         ["sleep"] => {
             // A year: only the host's timeout can end this.
@@ -311,7 +309,31 @@ fn sleep_on(clock: &str, mode: &str) -> ExitCode {
         ),
         _ => return ExitCode::from(2),
     };
-    let subscription = wasi::Subscription {
+    let subscription = clock_subscription(id, timeout, flags);
+    // SAFETY: an all-zero event is a valid value for the host to overwrite.
+    let mut event: wasi::Event = unsafe { std::mem::zeroed() };
+    // SAFETY: one subscription and room for one event, both outliving the call.
+    let result = unsafe { wasi::poll_oneoff(&subscription, &mut event, 1) };
+    println!("woke up: {}", describe(result.map(drop)));
+    ExitCode::SUCCESS
+}
+
+/// One `poll_oneoff` on `count` subscriptions, all due at once: the host
+/// makes something of its own for each, out of the guest's memory.
+fn poll_many(count: usize) -> ExitCode {
+    let subscriptions = vec![clock_subscription(wasi::CLOCKID_MONOTONIC, 0, 0); count];
+    // SAFETY: an all-zero event is a valid value for the host to overwrite.
+    let mut events: Vec<wasi::Event> = vec![unsafe { std::mem::zeroed() }; count];
+    // SAFETY: `count` subscriptions and room for as many events, outliving the call.
+    let result = unsafe { wasi::poll_oneoff(subscriptions.as_ptr(), events.as_mut_ptr(), count) };
+    println!("polled {count}: {}", describe(result.map(drop)));
+    ExitCode::SUCCESS
+}
+
+/// A `poll_oneoff` subscription to `clock` at `timeout` (nanoseconds;
+/// `flags` say whether absolute).
+fn clock_subscription(id: wasi::Clockid, timeout: u64, flags: wasi::Subclockflags) -> wasi::Subscription {
+    wasi::Subscription {
         userdata: 0,
         u: wasi::SubscriptionU {
             tag: wasi::EVENTTYPE_CLOCK.raw(),
@@ -324,39 +346,7 @@ fn sleep_on(clock: &str, mode: &str) -> ExitCode {
                 },
             },
         },
-    };
-    // SAFETY: an all-zero event is a valid value for the host to overwrite.
-    let mut event: wasi::Event = unsafe { std::mem::zeroed() };
-    // SAFETY: one subscription and room for one event, both outliving the call.
-    let result = unsafe { wasi::poll_oneoff(&subscription, &mut event, 1) };
-    println!("woke up: {}", describe(result.map(drop)));
-    ExitCode::SUCCESS
-}
-
-/// One `poll_oneoff` on `count` subscriptions, all due at once: the host
-/// makes something of its own for each, out of the guest's memory.
-fn poll_many(count: usize) -> ExitCode {
-    let subscription = wasi::Subscription {
-        userdata: 0,
-        u: wasi::SubscriptionU {
-            tag: wasi::EVENTTYPE_CLOCK.raw(),
-            u: wasi::SubscriptionUU {
-                clock: wasi::SubscriptionClock {
-                    id: wasi::CLOCKID_MONOTONIC,
-                    timeout: 0,
-                    precision: 0,
-                    flags: 0,
-                },
-            },
-        },
-    };
-    let subscriptions = vec![subscription; count];
-    // SAFETY: an all-zero event is a valid value for the host to overwrite.
-    let mut events: Vec<wasi::Event> = vec![unsafe { std::mem::zeroed() }; count];
-    // SAFETY: `count` subscriptions and room for as many events, outliving the call.
-    let result = unsafe { wasi::poll_oneoff(subscriptions.as_ptr(), events.as_mut_ptr(), count) };
-    println!("polled {count}: {}", describe(result.map(drop)));
-    ExitCode::SUCCESS
+    }
 }
 
 /// Opens `path` for reading and for writing: on a FIFO with no other end,

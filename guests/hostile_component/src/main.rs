@@ -33,9 +33,7 @@ use std::process::ExitCode;
 use guest_support::spin;
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    match args.as_slice() {
+    match guest_support::args().as_slice() {
         ["loop"] => spin(),
         ["sleep"] => {
             std::thread::sleep(std::time::Duration::from_secs(3600));

@@ -25,8 +25,7 @@ struct Hostile;
 
 impl wasip3::exports::cli::run::Guest for Hostile {
     async fn run() -> Result<(), ()> {
-        let args: Vec<String> = std::env::args().skip(1).collect();
-        match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        match guest_support::args().as_slice() {
             ["loop"] => spin(),
             ["sleep"] => monotonic_clock::wait_for(HOUR_NS).await,
             ["sleep-until"] => monotonic_clock::wait_until(monotonic_clock::now() + HOUR_NS).await,

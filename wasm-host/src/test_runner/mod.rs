@@ -19,8 +19,8 @@ use clap::Args;
 use host::{GuestModule, Limits, RunOutcome, Sandbox, Termination};
 
 use crate::grants::GrantArgs;
-use crate::limits::LimitArgs;
-use crate::status;
+use crate::limits::{LimitArgs, Output, RuntimePlan};
+use crate::status::{self, Failure};
 use conformance::report::{self, Status, TestResult};
 use libtest::{Counts, LibtestArgs, Selection};
 use metadata::TestMetadata;
@@ -80,61 +80,84 @@ pub struct TestArgs {
     module_and_args: Vec<String>,
 }
 
-/// Runs the tests and returns the exit status.
-pub fn run(args: TestArgs) -> u8 {
-    match run_tests(&args) {
-        Ok(status) => status,
-        Err(error) => {
-            eprintln!("wasm-host: error: {}", status::escape_controls(&format!("{error:#}")));
-            status::LOAD_ERROR
-        }
-    }
-}
-
 /// libtest's status when a test failed.
 const FAILED: u8 = 101;
 
-fn run_tests(args: &TestArgs) -> Result<u8> {
-    let [module_path, libtest_args @ ..] = args.module_and_args.as_slice() else {
-        return Ok(status::USAGE);
-    };
-    let module_path = Path::new(module_path);
-    let metadata = match std::env::var_os("CARGO_MANIFEST_DIR") {
-        Some(dir) => TestMetadata::read(Path::new(&dir))?,
-        None => TestMetadata::default(),
-    };
-    let limits = args.limits.limits_over(metadata.limits(Limits::default())?);
-    let runtime = args.limits.runtime()?;
-    let bytes = std::fs::read(module_path).with_context(|| format!("reading {}", module_path.display()))?;
-    let harness = is_libtest_harness(&bytes);
-    let module = runtime.load_bytes_for(&file_name(module_path), bytes, &limits)?;
-    let sandbox = args
-        .grants
-        .apply(Sandbox::new().limits(limits.clone()))
-        .map_err(anyhow::Error::msg)?;
-    let sandbox = metadata.grant(sandbox)?;
-    match libtest::parse(libtest_args).filter(|_| harness) {
-        Some(libtest) => {
+impl TestArgs {
+    /// Every decision the options make, taken once, before anything is read.
+    pub fn plan(self) -> Result<Plan, Failure> {
+        let Some((module, args)) = self.module_and_args.split_first() else {
+            return Err(Failure::Usage("no MODULE given".to_owned()));
+        };
+        Ok(Plan {
+            module: PathBuf::from(module),
+            libtest: libtest::parse(args),
+            args: args.to_vec(),
+            runtime: self.limits.runtime(),
             // Each test runs on a worker's stack: room for --max-stack of
             // wasm, and the host's own frames.
-            let stack_size = args.limits.max_stack() + (2 << 20);
-            let tests = Tests {
-                module: &module,
-                sandbox: &sandbox,
-                stack_size,
-            };
-            let results = tests.run(&libtest)?;
-            args.write_reports(module_path, &results)?;
-            Ok(results.status())
-        }
-        None => {
-            let streamed = match args.limits.caps_output() {
-                true => limits,
-                // Streamed output goes to the user's terminal or pipe, not
-                // into memory: all of it, unless --max-output says otherwise.
-                false => limits.max_output_bytes(usize::MAX),
-            };
-            Ok(run_whole(&module, sandbox.limits(streamed), libtest_args))
+            stack_size: self.limits.max_stack() + (2 << 20),
+            limits: self.limits,
+            grants: self.grants,
+            junit: self.junit,
+            json_report: self.json_report,
+        })
+    }
+}
+
+/// What `test` does, decided from its options.
+pub struct Plan {
+    module: PathBuf,
+    /// libtest's arguments after MODULE.
+    args: Vec<String>,
+    /// libtest's reading of them; `None` leaves the run to the harness.
+    libtest: Option<LibtestArgs>,
+    grants: GrantArgs,
+    /// The limit flags, applied over the tested package's own limits when
+    /// its manifest is read.
+    limits: LimitArgs,
+    runtime: RuntimePlan,
+    /// Of each test's thread.
+    stack_size: usize,
+    junit: Option<PathBuf>,
+    json_report: Option<PathBuf>,
+}
+
+impl Plan {
+    /// Runs the tests, or the module once when it is no harness (or the
+    /// arguments are libtest's own to handle), and returns the status.
+    pub fn execute(self) -> Result<u8, Failure> {
+        let metadata = match std::env::var_os("CARGO_MANIFEST_DIR") {
+            Some(dir) => TestMetadata::read(Path::new(&dir))?,
+            None => TestMetadata::default(),
+        };
+        let package = metadata.limits(Limits::default())?;
+        // Each test's output is kept, to be reported; a run left to the
+        // harness streams it.
+        let limits = self.limits.limits_over(package.clone(), Output::Captured);
+        let runtime = self.runtime.build().map_err(anyhow::Error::from)?;
+        let bytes = std::fs::read(&self.module).with_context(|| format!("reading {}", self.module.display()))?;
+        let harness = is_libtest_harness(&bytes);
+        let module = (runtime.load_bytes_for(&file_name(&self.module), bytes, &limits)).map_err(anyhow::Error::from)?;
+        let sandbox = (self.grants)
+            .apply(Sandbox::new().limits(limits))
+            .map_err(anyhow::Error::msg)?;
+        let sandbox = metadata.grant(sandbox)?;
+        match self.libtest.as_ref().filter(|_| harness) {
+            Some(libtest) => {
+                let tests = Tests {
+                    module: &module,
+                    sandbox: &sandbox,
+                    stack_size: self.stack_size,
+                };
+                let results = tests.run(libtest)?;
+                self.write_reports(&results)?;
+                Ok(results.status())
+            }
+            None => {
+                let streamed = self.limits.limits_over(package, Output::Streamed);
+                run_whole(&module, &self.module, sandbox.limits(streamed), &self.args)
+            }
         }
     }
 }
@@ -159,27 +182,17 @@ fn file_name(path: &Path) -> String {
 
 /// Runs the module once with `args`, as `wasm-host run` does: its streams
 /// are ours, its exit code our status.
-fn run_whole(module: &GuestModule, sandbox: Sandbox, args: &[String]) -> u8 {
+fn run_whole(module: &GuestModule, path: &Path, sandbox: Sandbox, args: &[String]) -> Result<u8, Failure> {
     let sandbox = sandbox
         .args(args.iter().cloned())
         .inherit_stdin()
         .inherit_stdout()
         .inherit_stderr();
-    match sandbox.run(module) {
-        Ok(outcome) => {
-            crate::run::report_truncation(module.name(), &outcome);
-            match &outcome.termination {
-                Termination::Exited(code) => u8::try_from(*code).unwrap_or(status::TRAP),
-                Termination::Trapped(trap) => {
-                    eprintln!("wasm-host: {} {outcome}", module.name());
-                    status::for_trap(trap)
-                }
-            }
-        }
-        Err(error) => {
-            eprintln!("wasm-host: error: {error}");
-            status::LOAD_ERROR
-        }
+    let outcome = sandbox.run(module).map_err(Failure::load(path))?;
+    status::report_truncation(module.name(), &outcome);
+    match &outcome.termination {
+        Termination::Exited(code) => Ok(u8::try_from(*code).unwrap_or(status::TRAP)),
+        Termination::Trapped(trap) => Err(Failure::trapped(module.name(), &outcome, trap, false)),
     }
 }
 
@@ -460,14 +473,14 @@ impl Console {
     }
 }
 
-impl TestArgs {
+impl Plan {
     /// Writes the reports asked for, through `conformance`'s writers: one
     /// suite, named after the test binary (its crate and cargo's hash).
-    fn write_reports(&self, module_path: &Path, results: &Results) -> Result<()> {
+    fn write_reports(&self, results: &Results) -> Result<()> {
         if self.junit.is_none() && self.json_report.is_none() {
             return Ok(());
         }
-        let suite = module_path
+        let suite = (self.module)
             .file_stem()
             .map_or_else(String::new, |stem| stem.to_string_lossy().into_owned());
         let converted: Vec<TestResult> = results.tests.iter().map(|test| test.as_report(&suite)).collect();

@@ -12,7 +12,7 @@ use std::process::{Output, Stdio};
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::support::{text, wasm_host};
+use crate::support::{self, text, wasm_host};
 
 /// The project's suites, freshly built into a temporary folder of their own.
 struct BuiltSuites {
@@ -565,17 +565,6 @@ fn tests_sharing_a_directory_run_at_once_without_racing() {
     assert_eq!(last_line(&output), "6 passed, 0 failed");
 }
 
-/// Creates `planted.cleanup` in its root directory and exits 0.
-const PLANT: &str = r#"(module
-  (import "wasi_snapshot_preview1" "path_open"
-    (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 256) "planted.cleanup")
-  (func (export "_start")
-    (call $proc_exit (call $path_open (i32.const 3) (i32.const 0) (i32.const 256) (i32.const 15)
-      (i32.const 1) (i64.const 64) (i64.const 0) (i32.const 0) (i32.const 16)))))"#;
-
 #[test]
 fn a_directory_outside_the_suite_fails_that_test_and_is_never_touched() {
     let parent = tempfile::tempdir().unwrap();
@@ -586,7 +575,9 @@ fn a_directory_outside_the_suite_fails_that_test_and_is_never_touched() {
     fs::write(outside.join("old.cleanup"), "not the suite's to remove").unwrap();
     #[cfg(unix)]
     std::os::unix::fs::symlink(&outside, suite.join("link.dir")).unwrap();
-    let wasm = wat::parse_str(PLANT).unwrap();
+    // Creates `planted.cleanup` in its root directory (oflags 1 = creat,
+    // rights 64 = fd_write) and exits 0.
+    let wasm = wat::parse_str(support::open_once_wat("planted.cleanup", 1, 64)).unwrap();
     let specs = [
         (
             "absolute",
@@ -776,6 +767,32 @@ fn the_legacy_adapter_mode_runs_each_test_in_its_own_process() {
     );
     // exit_code_125, fs_read (root) and csv_processor_twice (stdin, two runs) pass.
     assert_eq!(last_line(&output), "3 passed, 1 failed", "{stdout}");
+}
+
+#[test]
+fn the_legacy_adapter_refuses_fuel_and_memory_limits_in_either_form() {
+    // Refused before any suite is read: an empty folder will do.
+    let dir = tempfile::tempdir().unwrap();
+    let adapter = xtask::project_root().join("tests/wasi-testsuite/adapter.py");
+    let adapter = adapter.to_str().unwrap();
+    for limit in [
+        ["--fuel", "1000"],
+        ["--max-memory", "1M"],
+        ["-W", "fuel=1000"],
+        ["-W", "max-memory-size=1M"],
+        ["-W", "timeout=5s,fuel=1000"],
+    ] {
+        let output = conformance(&["--adapter", adapter, limit[0], limit[1]], &[dir.path()]);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{limit:?}: {stderr}");
+        assert!(stderr.contains("--adapter"), "{limit:?}: {stderr}");
+    }
+    // A timeout limits the adapter's process: taken, and the run goes on
+    // to find the folder empty.
+    let output = conformance(&["--adapter", adapter, "-W", "timeout=5s"], &[dir.path()]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(126), "{stderr}");
+    assert!(stderr.contains("holds no *.wasm tests"), "{stderr}");
 }
 
 /// Opens `f.txt` until it may not (exit code: the errno), after a pause of

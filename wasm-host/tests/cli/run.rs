@@ -482,19 +482,7 @@ fn fuel_stack_memory_and_descriptor_limits_apply() {
     assert_eq!(run(&["run", &grow]).status.code(), Some(0));
 
     // Exits with the errno of opening the granted directory once more.
-    let reopen = wat_file(
-        &dir,
-        "reopen.wat",
-        r#"(module
-             (import "wasi_snapshot_preview1" "path_open"
-               (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
-             (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
-             (memory (export "memory") 1)
-             (data (i32.const 0) ".")
-             (func (export "_start")
-               (call $exit (call $open (i32.const 3) (i32.const 0) (i32.const 0) (i32.const 1)
-                 (i32.const 0) (i64.const 0) (i64.const 0) (i32.const 0) (i32.const 16)))))"#,
-    );
+    let reopen = wat_file(&dir, "reopen.wat", &support::open_once_wat(".", 0, 0));
     let grant = dir.path().to_str().unwrap();
     // Three standard streams and the grant fill four; WASI's EMFILE is 33.
     let limited = run(&["run", "--max-descriptors", "4", "--dir", grant, &reopen]);
@@ -746,13 +734,7 @@ fn a_module_is_read_from_stdin_when_it_is_a_dash() {
 fn a_module_path_that_is_a_fifo_or_a_device_is_refused_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("module.fifo");
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    support::mkfifo(&fifo);
     let zero = dir.path().join("zero.wasm");
     std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
     for (path, found) in [(&fifo, "a FIFO"), (&zero, "a device")] {
