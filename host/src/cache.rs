@@ -9,10 +9,10 @@
 //! compilation settings and the module's bytes. A disk entry is native code
 //! that runs outside the sandbox, so the disk level ([`disk`]) trusts only a
 //! directory the running user alone can write and entries authenticated
-//! with that user's secret key, kept in a directory of its own, never a
-//! cache's; anything else is discarded and rebuilt, never handed to
-//! Wasmtime. No guest is granted the key's directory or a cache directory
-//! ([`ModuleCache::protected_dirs`]).
+//! with that user's secret key, kept in the kernel's keyring (where there
+//! is none, in a directory of its own, never a cache's); anything else is
+//! discarded and rebuilt, never handed to Wasmtime. No guest is granted
+//! the key's directory or a cache directory ([`ModuleCache::protected_dirs`]).
 //!
 //! Both levels are bounded ([`CacheLimits`]): a long-running embedder that
 //! loads ever new modules keeps the most recently used ones, in memory by
@@ -381,7 +381,7 @@ impl ModuleCache {
         protected.sort();
         protected.dedup();
         let (mode, disk) = match mode {
-            CacheMode::OnDisk(dir) => match DiskCache::open(&dir, key_dir, limits.disk_bytes) {
+            CacheMode::OnDisk(dir) => match DiskCache::open(&dir, key_dir, Some(disk::USER_KEY), limits.disk_bytes) {
                 Ok(disk) => (CacheMode::OnDisk(disk.dir().to_owned()), Some(disk)),
                 Err(reason) => {
                     eprintln!("warning: compiled-module cache kept in memory only: {reason}");
