@@ -41,7 +41,8 @@ pub const CACHE_ENV: &str = "WASM_HOST_CACHE";
 pub const CACHE_DIR_ENV: &str = "WASM_HOST_CACHE_DIR";
 /// Overrides [`CacheLimits::disk_bytes`], in MiB.
 pub const CACHE_MAX_MIB_ENV: &str = "WASM_HOST_CACHE_MAX_MIB";
-/// Overrides the directory of the cache's secret key (see [`key_dir_from_env`]).
+/// Overrides the directory of the cache's secret key file, used where there
+/// is no kernel keyring (see [`key_dir_from_env`]).
 pub const KEY_DIR_ENV: &str = "WASM_HOST_KEY_DIR";
 
 /// Where compiled modules are kept between loads.
@@ -96,10 +97,12 @@ fn default_cache_dirs() -> [Option<PathBuf>; 2] {
     ]
 }
 
-/// Where the on-disk cache's secret key lives, apart from every cache
-/// directory: `WASM_HOST_KEY_DIR`, else `$XDG_STATE_HOME/wasm-host`, else
-/// `~/.local/state/wasm-host`; `None` without any of them (the cache then
-/// stays in memory).
+/// Where the on-disk cache's secret key file lives, apart from every cache
+/// directory, where there is no kernel keyring to keep the key
+/// (docs/security.md): `WASM_HOST_KEY_DIR`, else
+/// `$XDG_STATE_HOME/wasm-host`, else `~/.local/state/wasm-host`; `None`
+/// without any of them (the cache then stays in memory, unless the
+/// keyring holds the key).
 pub fn key_dir_from_env() -> Option<PathBuf> {
     let [xdg, home] = default_key_dirs();
     env_dir(KEY_DIR_ENV).or(xdg).or(home)

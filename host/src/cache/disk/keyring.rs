@@ -2,10 +2,10 @@
 //! that no file name reaches, so no directory grant, whatever it covers,
 //! hands it to a guest (a guest makes no system calls of its own).
 //!
-//! One key per user serves every cache. It is created on first use, and
-//! lives while the user has processes (the kernel drops a user's keyring
-//! when the last one ends, after a reboot too): entries written under an
-//! earlier key then fail their MAC, a cache miss. Two processes creating it
+//! One key per user serves every cache. It is created on first use and
+//! lasts until reboot (on older kernels, until the user's last process
+//! ends): entries written under an earlier key then fail their MAC, a
+//! cache miss. Two processes creating it
 //! at once may each write a key before reading back the one the keyring
 //! kept: entries the loser wrote fail their MAC later, never the reverse.
 
