@@ -777,10 +777,14 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn a_keyring_key_of_another_size_is_refused() {
+        let test_key = keyring::TestKey::new();
         if !keyring::TestKey::keyring_works() {
+            assert!(
+                keyring::user_key(&test_key.0).unwrap().is_none(),
+                "no keyring: the file instead"
+            );
             return;
         }
-        let test_key = keyring::TestKey::new();
         test_key.replace(&[7; KEY_LEN + 1]);
         let (dir, key_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let opened = DiskCache::open(dir.path(), Some(key_dir.path()), Some(&test_key.0), u64::MAX);

@@ -218,10 +218,14 @@ mod tests {
             assert_eq!(super::super::hex(&key), hex);
             return;
         }
+        let test_key = TestKey::new();
         if !TestKey::keyring_works() {
+            assert!(
+                user_key(&test_key.0).unwrap().is_none(),
+                "no keyring: the caller falls back"
+            );
             return;
         }
-        let test_key = TestKey::new();
         let key = user_key(&test_key.0).unwrap().expect("a keyring");
         let output = Command::new(std::env::current_exe().unwrap())
             .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
