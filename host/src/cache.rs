@@ -9,10 +9,10 @@
 //! compilation settings and the module's bytes. A disk entry is native code
 //! that runs outside the sandbox, so the disk level ([`disk`]) trusts only a
 //! directory the running user alone can write and entries authenticated
-//! with that user's secret key, kept in a directory of its own, never a
-//! cache's; anything else is discarded and rebuilt, never handed to
-//! Wasmtime. No guest is granted the key's directory or a cache directory
-//! ([`ModuleCache::protected_dirs`]).
+//! with that user's secret key, kept in the kernel's keyring (where there
+//! is none, in a directory of its own, never a cache's); anything else is
+//! discarded and rebuilt, never handed to Wasmtime. No guest is granted
+//! the key's directory or a cache directory ([`ModuleCache::protected_dirs`]).
 //!
 //! Both levels are bounded ([`CacheLimits`]): a long-running embedder that
 //! loads ever new modules keeps the most recently used ones, in memory by
@@ -41,7 +41,8 @@ pub const CACHE_ENV: &str = "WASM_HOST_CACHE";
 pub const CACHE_DIR_ENV: &str = "WASM_HOST_CACHE_DIR";
 /// Overrides [`CacheLimits::disk_bytes`], in MiB.
 pub const CACHE_MAX_MIB_ENV: &str = "WASM_HOST_CACHE_MAX_MIB";
-/// Overrides the directory of the cache's secret key (see [`key_dir_from_env`]).
+/// Overrides the directory of the cache's secret key file, used where there
+/// is no kernel keyring (see [`key_dir_from_env`]).
 pub const KEY_DIR_ENV: &str = "WASM_HOST_KEY_DIR";
 
 /// Where compiled modules are kept between loads.
@@ -96,10 +97,12 @@ fn default_cache_dirs() -> [Option<PathBuf>; 2] {
     ]
 }
 
-/// Where the on-disk cache's secret key lives, apart from every cache
-/// directory: `WASM_HOST_KEY_DIR`, else `$XDG_STATE_HOME/wasm-host`, else
-/// `~/.local/state/wasm-host`; `None` without any of them (the cache then
-/// stays in memory).
+/// Where the on-disk cache's secret key file lives, apart from every cache
+/// directory, where there is no kernel keyring to keep the key
+/// (docs/security.md): `WASM_HOST_KEY_DIR`, else
+/// `$XDG_STATE_HOME/wasm-host`, else `~/.local/state/wasm-host`; `None`
+/// without any of them (the cache then stays in memory, unless the
+/// keyring holds the key).
 pub fn key_dir_from_env() -> Option<PathBuf> {
     let [xdg, home] = default_key_dirs();
     env_dir(KEY_DIR_ENV).or(xdg).or(home)
@@ -381,7 +384,7 @@ impl ModuleCache {
         protected.sort();
         protected.dedup();
         let (mode, disk) = match mode {
-            CacheMode::OnDisk(dir) => match DiskCache::open(&dir, key_dir, limits.disk_bytes) {
+            CacheMode::OnDisk(dir) => match DiskCache::open(&dir, key_dir, Some(disk::USER_KEY), limits.disk_bytes) {
                 Ok(disk) => (CacheMode::OnDisk(disk.dir().to_owned()), Some(disk)),
                 Err(reason) => {
                     eprintln!("warning: compiled-module cache kept in memory only: {reason}");

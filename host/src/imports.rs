@@ -8,14 +8,18 @@
 //! one message (see [`crate::RunOutcome::host_log`]). Embedders add their own
 //! functions with [`crate::Sandbox::host_func`].
 
-use wasmtime::component::{self, Resource, ResourceType};
+use std::pin::Pin;
+
+use wasmtime::component::{self, Accessor, Resource, ResourceType};
 use wasmtime::{Caller, Engine, Extern, Linker, StoreContextMut};
 use wasmtime_wasi::p2::bindings::sockets::network::{ErrorCode, IpAddress};
 use wasmtime_wasi::p2::{DynOutputStream, DynPollable, Network};
+use wasmtime_wasi::p3::bindings::sockets::ip_name_lookup::ErrorCode as P3ErrorCode;
+use wasmtime_wasi::p3::bindings::sockets::types::IpAddress as P3IpAddress;
 use wasmtime_wasi_http::p2::body::HostOutgoingBody;
 
 use crate::deadline::guarded_poll_oneoff;
-use crate::lookup::AddressStream;
+use crate::lookup::{AddressStream, resolve_addresses};
 use crate::memory::checked_range;
 use crate::open::{OpenAtParams, guarded_open_at, guarded_open_at_p3, guarded_path_open};
 use crate::outgoing::counted;
@@ -34,6 +38,8 @@ const P2_HTTP_TYPES: &str = "wasi:http/types@0.2.12";
 /// The WASI 0.2 interface whose lookups go through the host's caps
 /// ([`AddressStream`]).
 const P2_IP_NAME_LOOKUP: &str = "wasi:sockets/ip-name-lookup@0.2.12";
+/// WASI 0.3's, likewise ([`resolve_addresses`]).
+const P3_IP_NAME_LOOKUP: &str = "wasi:sockets/ip-name-lookup@0.3.0";
 
 /// A linker for components: WASI 0.2 and 0.3 (each's `wasi:cli/command`
 /// world, and `wasi:http`), their blocking calls awaited so that the run's deadline can cut
@@ -61,6 +67,9 @@ pub(crate) fn component_linker(engine: &Engine) -> wasmtime::Result<component::L
         .instance(P2_HTTP_TYPES)?
         .func_wrap("[method]outgoing-body.write", counted_body_write)?;
     link_ip_name_lookup(&mut linker.instance(P2_IP_NAME_LOOKUP)?)?;
+    linker
+        .instance(P3_IP_NAME_LOOKUP)?
+        .func_wrap_concurrent("resolve-addresses", capped_resolve_addresses_p3)?;
     linker.allow_shadowing(false);
     Ok(linker)
 }
@@ -121,6 +130,23 @@ fn link_ip_name_lookup(instance: &mut component::LinkerInstance<'_, GuestState>)
     )?;
     Ok(())
 }
+
+/// WASI 0.3's `resolve-addresses`, through the host's caps ([`resolve_addresses`]).
+fn capped_resolve_addresses_p3(
+    accessor: &Accessor<GuestState>,
+    (name,): (String,),
+) -> Pin<Box<dyn Future<Output = P3Resolved> + Send + '_>> {
+    Box::pin(async move {
+        let lookups = accessor.with(|mut access| access.get().table_and_lookups().1.clone());
+        let resolved = resolve_addresses(lookups, name).await;
+        Ok((resolved
+            .map(|addrs| addrs.into_iter().map(P3IpAddress::from).collect())
+            .map_err(P3ErrorCode::from),))
+    })
+}
+
+/// What WASI 0.3's `resolve-addresses` gives the guest.
+type P3Resolved = wasmtime::Result<(Result<Vec<P3IpAddress>, P3ErrorCode>,)>;
 
 /// Links WASI preview 1, the guarded `poll_oneoff` and `path_open`, and the `host` module into `linker`.
 pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {

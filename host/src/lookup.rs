@@ -1,5 +1,6 @@
-//! Name lookups for a component's outgoing HTTP and its WASI 0.2
-//! `wasi:sockets/ip-name-lookup` ([`AddressStream`]), made only when granted
+//! Name lookups for a component's outgoing HTTP and its
+//! `wasi:sockets/ip-name-lookup`, WASI 0.2's ([`AddressStream`]) and 0.3's
+//! ([`resolve_addresses`]), made only when granted
 //! ([`crate::Sandbox::allow_ip_name_lookup`]) and bounded in number: a
 //! lookup runs `getaddrinfo` on a thread of its own, which nothing can stop
 //! (a resolver that never answers keeps it), so the process keeps at most
@@ -20,6 +21,7 @@ use std::vec;
 use tokio::sync::{Semaphore, oneshot};
 use wasmtime_wasi::p2::Pollable;
 use wasmtime_wasi::p2::bindings::sockets::network::{ErrorCode, IpAddress};
+use wasmtime_wasi::p3::bindings::sockets::ip_name_lookup::ErrorCode as P3ErrorCode;
 use wasmtime_wasi::runtime::{AbortOnDropJoinHandle, spawn};
 
 /// Resolver threads alive at once in the whole process.
@@ -91,7 +93,7 @@ impl Default for Lookups {
 }
 
 impl Lookups {
-    fn with(granted: bool, resolver: Arc<dyn Resolve>, threads: &'static Semaphore) -> Self {
+    pub(crate) fn with(granted: bool, resolver: Arc<dyn Resolve>, threads: &'static Semaphore) -> Self {
         Self {
             granted,
             under_way: Arc::new(Semaphore::new(MAX_LOOKUPS_PER_GRANT)),
@@ -135,6 +137,85 @@ impl Lookups {
             .unwrap_or_else(|_| Err(io::Error::other("the resolver thread ended")));
         resolved.map_err(LookupError::Failed)
     }
+
+    /// The addresses of `domain` for WASI's `resolve-addresses`.
+    async fn addresses_of(&self, domain: &str) -> Result<Vec<IpAddr>, Unresolved> {
+        match self.lookup(domain, 0).await {
+            Ok(addrs) => Ok(addrs.into_iter().map(|addr| addr.ip().to_canonical()).collect()),
+            Err(_) => Err(Unresolved::NoAddress),
+        }
+    }
+}
+
+/// Why WASI's `resolve-addresses` gives no addresses (0.2 and 0.3 have the
+/// same codes for these, in different types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unresolved {
+    /// The sandbox grants no name lookup.
+    NotGranted,
+    /// Neither a domain name nor an IP address.
+    InvalidName,
+    /// The resolver found no address, or failed.
+    NoAddress,
+}
+
+impl From<Unresolved> for ErrorCode {
+    fn from(unresolved: Unresolved) -> Self {
+        match unresolved {
+            Unresolved::NotGranted => ErrorCode::PermanentResolverFailure,
+            Unresolved::InvalidName => ErrorCode::InvalidArgument,
+            Unresolved::NoAddress => ErrorCode::NameUnresolvable,
+        }
+    }
+}
+
+impl From<Unresolved> for P3ErrorCode {
+    fn from(unresolved: Unresolved) -> Self {
+        match unresolved {
+            Unresolved::NotGranted => P3ErrorCode::PermanentResolverFailure,
+            Unresolved::InvalidName => P3ErrorCode::InvalidArgument,
+            Unresolved::NoAddress => P3ErrorCode::NameUnresolvable,
+        }
+    }
+}
+
+/// A name a guest asked WASI to resolve, as wasmtime-wasi reads it.
+enum Name {
+    /// An IP literal: no lookup.
+    Address(IpAddr),
+    /// A domain, in punycode.
+    Domain(String),
+}
+
+impl Name {
+    /// `name`, if lookups are granted: refused unless they are, a name that
+    /// is neither a domain nor an address is invalid.
+    fn checked(lookups: &Lookups, name: &str) -> Result<Self, Unresolved> {
+        if !lookups.granted() {
+            return Err(Unresolved::NotGranted);
+        }
+        // Validates the name and turns a Unicode domain into punycode, as
+        // wasmtime-wasi does; bare IPv6 addresses have no brackets.
+        match url::Host::parse(name) {
+            Ok(url::Host::Domain(domain)) => Ok(Self::Domain(domain)),
+            Ok(url::Host::Ipv4(ip)) => Ok(Self::Address(IpAddr::V4(ip))),
+            Ok(url::Host::Ipv6(ip)) => Ok(Self::Address(IpAddr::V6(ip))),
+            Err(_) => match name.parse::<Ipv6Addr>() {
+                Ok(ip) => Ok(Self::Address(IpAddr::V6(ip))),
+                Err(_) => Err(Unresolved::InvalidName),
+            },
+        }
+    }
+}
+
+/// WASI 0.3's `resolve-addresses`, as wasmtime-wasi's (whose lookups
+/// start on Tokio's blocking pool, unbounded) but through [`Lookups`]
+/// (`crate::imports` links it).
+pub(crate) async fn resolve_addresses(lookups: Lookups, name: String) -> Result<Vec<IpAddr>, Unresolved> {
+    match Name::checked(&lookups, &name)? {
+        Name::Address(ip) => Ok(vec![ip]),
+        Name::Domain(domain) => lookups.addresses_of(&domain).await,
+    }
 }
 
 /// A WASI 0.2 `resolve-address-stream` whose lookup goes through
@@ -147,30 +228,17 @@ pub(crate) enum AddressStream {
 
 impl AddressStream {
     /// Starts looking up `name` (an IP literal needs no lookup), with
-    /// wasmtime-wasi's answers: refused unless granted, a name that is
-    /// neither a domain nor an address is an invalid argument.
+    /// wasmtime-wasi's answers ([`Name::checked`]).
     pub(crate) fn start(lookups: &Lookups, name: &str) -> Result<Self, ErrorCode> {
-        if !lookups.granted() {
-            return Err(ErrorCode::PermanentResolverFailure);
-        }
-        // Validates the name and turns a Unicode domain into punycode, as
-        // wasmtime-wasi does; bare IPv6 addresses have no brackets.
-        let domain = match url::Host::parse(name) {
-            Ok(url::Host::Domain(domain)) => domain,
-            Ok(url::Host::Ipv4(ip)) => return Ok(Self::Resolved(Ok(vec![IpAddr::V4(ip)].into_iter()))),
-            Ok(url::Host::Ipv6(ip)) => return Ok(Self::Resolved(Ok(vec![IpAddr::V6(ip)].into_iter()))),
-            Err(_) => match name.parse::<Ipv6Addr>() {
-                Ok(ip) => return Ok(Self::Resolved(Ok(vec![IpAddr::V6(ip)].into_iter()))),
-                Err(_) => return Err(ErrorCode::InvalidArgument),
-            },
-        };
-        let lookups = lookups.clone();
-        Ok(Self::Resolving(spawn(async move {
-            match lookups.lookup(&domain, 0).await {
-                Ok(addrs) => Ok(addrs.into_iter().map(|addr| addr.ip().to_canonical()).collect()),
-                Err(_) => Err(ErrorCode::NameUnresolvable),
+        match Name::checked(lookups, name)? {
+            Name::Address(ip) => Ok(Self::Resolved(Ok(vec![ip].into_iter()))),
+            Name::Domain(domain) => {
+                let lookups = lookups.clone();
+                Ok(Self::Resolving(spawn(async move {
+                    Ok(lookups.addresses_of(&domain).await?)
+                })))
             }
-        })))
+        }
     }
 
     /// `resolve-next-address`: the next address, `None` after the last, or
@@ -392,6 +460,74 @@ mod tests {
             AddressStream::start(&grant, "bad name!"),
             Err(ErrorCode::InvalidArgument)
         ));
+        assert_eq!(gate.asked.lock().unwrap().len(), 10);
+    }
+
+    /// The linker's WASI 0.3 `resolve-addresses` is the host's: a guest's
+    /// ten lookups at once, against a resolver that does not answer until
+    /// the test says, reach it two at a time. (The names are `localhost`,
+    /// which wasmtime-wasi's own function would resolve from the hosts
+    /// file, sending nothing off the machine.)
+    #[test]
+    fn a_wasi_0_3_guest_reaches_the_resolver_two_lookups_at_a_time() {
+        static THREADS: Semaphore = Semaphore::const_new(8);
+        let gate = Arc::new(Gate::default());
+        let guest = crate::Runtime::shared()
+            .load_file(xtask::guests::component("hostile_p3").unwrap())
+            .unwrap();
+        let mut sandbox = crate::Sandbox::new()
+            .allow_ip_name_lookup()
+            .args(std::iter::once("lookup").chain(["localhost"; 10]));
+        sandbox.network_mut().resolve_with(gate.clone(), &THREADS);
+        let run = std::thread::spawn(move || sandbox.run(&guest));
+        gate.wait_for(2);
+        let started = gate.asked.lock().unwrap().len();
+        // Opened before asserting, so that a failure does not hang.
+        gate.open();
+        let outcome = run.join().unwrap().unwrap();
+        assert_eq!(started, 2, "resolver calls started");
+        assert_eq!(gate.most.load(Ordering::SeqCst), 2, "resolver calls at once");
+        assert_eq!(
+            outcome.stdout_text(),
+            "lookup localhost: OK [IpAddress::Ipv4((127, 0, 0, 1))]\n".repeat(10),
+            "{}",
+            outcome.stderr_text()
+        );
+    }
+
+    /// WASI 0.3's calls, like 0.2's streams: a guest with many under way at
+    /// once has at most 2 resolver calls, against a resolver that does not
+    /// answer until the test says.
+    #[test]
+    fn wasi_0_3_lookups_share_the_grants_caps() {
+        static THREADS: Semaphore = Semaphore::const_new(8);
+        let gate = Arc::new(Gate::default());
+        let grant = Lookups::with(true, gate.clone(), &THREADS);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let calls: Vec<_> = (0..10)
+            .map(|n| runtime.spawn(resolve_addresses(grant.clone(), format!("name{n}.example"))))
+            .collect();
+        gate.wait_for(2);
+        let started = gate.asked.lock().unwrap().len();
+        // Opened before asserting, so that a failure does not hang.
+        gate.open();
+        assert_eq!(started, 2, "resolver calls started");
+        for call in calls {
+            assert_eq!(runtime.block_on(call).unwrap(), Ok(vec![IpAddr::from([127, 0, 0, 1])]));
+        }
+        assert_eq!(gate.asked.lock().unwrap().len(), 10);
+        assert_eq!(gate.most.load(Ordering::SeqCst), 2, "resolver calls at once");
+        // Literals need no lookup; without the grant nothing is looked up.
+        let resolve = |lookups: &Lookups, name: &str| runtime.block_on(resolve_addresses(lookups.clone(), name.into()));
+        assert_eq!(resolve(&grant, "::1"), Ok(vec![IpAddr::from(Ipv6Addr::LOCALHOST)]));
+        assert_eq!(resolve(&grant, "10.1.2.3"), Ok(vec![IpAddr::from([10, 1, 2, 3])]));
+        let refused = Lookups::with(false, gate.clone(), &THREADS);
+        assert_eq!(resolve(&refused, "name.example"), Err(Unresolved::NotGranted));
+        assert_eq!(resolve(&grant, "bad name!"), Err(Unresolved::InvalidName));
         assert_eq!(gate.asked.lock().unwrap().len(), 10);
     }
 }

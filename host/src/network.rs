@@ -174,6 +174,17 @@ impl NetworkGrant {
         self.lookups.grant();
     }
 
+    /// Looks names up with `resolver`, on at most `threads` (tests: a
+    /// resolver of their own), granted as before.
+    #[cfg(test)]
+    pub(crate) fn resolve_with(
+        &mut self,
+        resolver: Arc<dyn crate::lookup::Resolve>,
+        threads: &'static tokio::sync::Semaphore,
+    ) {
+        self.lookups = Lookups::with(self.lookups.granted(), resolver, threads);
+    }
+
     /// True when `addr` may be used for `usage`.
     fn permits(&self, addr: SocketAddr, usage: SocketAddrUse) -> bool {
         let any = |rules: &[AddrRule]| rules.iter().any(|rule| rule.matches(addr));

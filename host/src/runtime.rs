@@ -30,8 +30,9 @@ pub struct RuntimeConfig {
     /// Where compiled modules are kept. Default: [`CacheMode::from_env`].
     pub cache: CacheMode,
     /// The directory of the secret key that authenticates the on-disk
-    /// cache's entries, never inside a cache directory; `None` keeps the
-    /// cache in memory. No guest is granted it, whatever the mode.
+    /// cache's entries where there is no kernel keyring to keep it (see
+    /// docs/security.md), never inside a cache directory; `None` then keeps
+    /// the cache in memory. No guest is granted it, whatever the mode.
     /// Default: [`crate::key_dir_from_env`].
     pub cache_key_dir: Option<PathBuf>,
     /// How many compiled modules the cache keeps. Default: [`CacheLimits::default`].

@@ -299,10 +299,16 @@ impl Sandbox {
     /// names its host by an IP address or `localhost` (loopback, never
     /// sent to DNS); any other name fails with `destination-ip-prohibited`.
     /// A sandbox and its clones resolve at most 2 names at once, HTTP and
-    /// WASI 0.2's `resolve-addresses` together (WASI 0.3's is not capped).
+    /// WASI 0.2's and 0.3's `resolve-addresses` together.
     pub fn allow_ip_name_lookup(mut self) -> Self {
         self.network.allow_name_lookup();
         self
+    }
+
+    /// The network grant (unit tests give it a resolver of their own).
+    #[cfg(test)]
+    pub(crate) fn network_mut(&mut self) -> &mut NetworkGrant {
+        &mut self.network
     }
 
     /// Replaces the limits.

@@ -13,11 +13,18 @@
 //! - `directories`: asks for the granted directories again and again (each
 //!   answer a new descriptor of the host's), keeping them, printing `held N`
 //!   after each, until the host stops it.
+//! - `lookup NAME...`: resolves every name at once (`resolve-addresses`, all
+//!   calls under way together); prints `lookup NAME: OK [ADDRESS, ...]` or
+//!   `lookup NAME: ERROR CODE` for each, in order.
+
+use std::future::Future;
+use std::task::Poll;
 
 use guest_support::spin;
 use wasip3::clocks::monotonic_clock;
 use wasip3::filesystem::preopens::get_directories;
 use wasip3::filesystem::types::{Descriptor, DescriptorFlags, ErrorCode, OpenFlags, PathFlags};
+use wasip3::sockets::ip_name_lookup::resolve_addresses;
 
 const HOUR_NS: u64 = 3600 * 1_000_000_000;
 
@@ -51,10 +58,22 @@ impl wasip3::exports::cli::run::Guest for Hostile {
                 println!("held {}, then ERROR {code:?}", held.len());
                 return Ok(());
             }
+            ["lookup", names @ ..] => {
+                let lookups = names.iter().map(|name| resolve_addresses(name.to_string()));
+                for (name, resolved) in names.iter().zip(all_at_once(lookups.collect()).await) {
+                    match resolved {
+                        Ok(addresses) => println!("lookup {name}: OK {addresses:?}"),
+                        Err(code) => println!("lookup {name}: ERROR {code:?}"),
+                    }
+                }
+                return Ok(());
+            }
             ["streams"] => keep_making(|| [wasip3::wit_stream::new::<u8>()]),
             ["directories"] => keep_making(get_directories),
             _ => {
-                eprintln!("usage: hostile_p3 loop|sleep|sleep-until|open PATH...|hoard PATH|streams|directories");
+                eprintln!(
+                    "usage: hostile_p3 loop|sleep|sleep-until|open PATH...|hoard PATH|streams|directories|lookup NAME..."
+                );
                 return Err(());
             }
         }
@@ -70,6 +89,26 @@ fn keep_making<I: IntoIterator>(make: impl Fn() -> I) -> ! {
         held.extend(make());
         println!("held {}", held.len());
     }
+}
+
+/// What each of `futures` gives, polled together so that all are under way at once.
+async fn all_at_once<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(&mut outputs) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(done) => *output = Some(done),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { Poll::Pending } else { Poll::Ready(()) }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
 }
 
 /// The first directory granted.

@@ -3,18 +3,25 @@
 //! An entry is native code that runs outside the sandbox, so the directory
 //! must be one only the running user can write (owned by them, not writable
 //! by group or others), and every entry carries a keyed BLAKE3 MAC under a
-//! per-user secret key kept in a private directory of its own, never inside
-//! a cache directory (so a guest that could reach a cache still cannot
-//! forge an entry): a file this cache did not write, or one renamed to
-//! stand for another module, is deleted unread.
+//! per-user secret key, so a guest that could reach a cache still cannot
+//! forge an entry: a file this cache did not write, or one renamed to stand
+//! for another module, is deleted unread. The key is kept where no grant
+//! reaches, the kernel's user keyring ([`keyring`]); without one, in a
+//! private directory of its own, never inside a cache directory
+//! (docs/security.md says what that leaves open).
 //! No file operation here follows a symbolic link or waits on a FIFO, and
 //! nothing is read past a size cap.
 
+use std::ffi::CStr;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
+
+mod keyring;
+
+pub(super) use keyring::USER_KEY;
 
 /// Marks a cache file as ours, in this layout: payload, magic, BLAKE3 keyed
 /// with the per-user secret of (magic, entry key, payload). The payload
@@ -40,8 +47,8 @@ const TEMP_EXTENSION: &str = "tmp";
 /// A temporary file this old belongs to a writer that died.
 const STALE_TEMP: Duration = Duration::from_secs(3600);
 /// The per-user secret the entries are authenticated with, in the key's
-/// directory. Earlier versions kept it in the cache directory: one found
-/// there is deleted, never used.
+/// directory, where there is no keyring. Earlier versions kept it in the
+/// cache directory: one found there is deleted, never used.
 const KEY_FILE: &str = "mac.key";
 const KEY_LEN: usize = 32;
 
@@ -64,6 +71,14 @@ pub(crate) enum Untrusted {
     Mode { path: PathBuf, mode: u32 },
     #[error("{} is {len} bytes, more than {max}", path.display())]
     TooLarge { path: PathBuf, len: u64, max: u64 },
+    #[error("{} has {links} names: another could be in a directory a guest is granted", path.display())]
+    Linked { path: PathBuf, links: u64 },
+    #[error("cannot use the key {description:?} in the user keyring: {source}")]
+    Keyring {
+        description: String,
+        #[source]
+        source: io::Error,
+    },
     #[error("no directory for its key (set WASM_HOST_KEY_DIR, XDG_STATE_HOME or HOME)")]
     NoKeyDir,
     #[error("the key's directory {} and the cache directory {} overlap", key_dir.display(), cache_dir.display())]
@@ -149,23 +164,32 @@ pub(super) struct DiskCache {
 }
 
 impl DiskCache {
-    /// Opens `dir` and the key in `key_dir` (each directory created,
-    /// private, if missing; the key on first use), or says why they cannot
-    /// be trusted. The two directories must not overlap.
-    pub(super) fn open(dir: &Path, key_dir: Option<&Path>, max_bytes: u64) -> Result<Self, Untrusted> {
-        let key_dir = key_dir.ok_or(Untrusted::NoKeyDir)?;
+    /// Opens `dir` (created, private, if missing) and the key: the one
+    /// described `keyring` in the user keyring where this process has one
+    /// ([`keyring::user_key`]), else the file in `key_dir` (created,
+    /// private, if missing; the key on first use), a directory that must
+    /// not overlap `dir`. Or says why they cannot be trusted.
+    pub(super) fn open(
+        dir: &Path,
+        key_dir: Option<&Path>,
+        keyring: Option<&CStr>,
+        max_bytes: u64,
+    ) -> Result<Self, Untrusted> {
         let dir = private_dir(dir)?;
-        let key_dir = private_dir(key_dir)?;
-        if key_dir.starts_with(&dir) || dir.starts_with(&key_dir) {
-            return Err(Untrusted::KeyInCache {
-                key_dir,
-                cache_dir: dir,
-            });
-        }
+        let in_keyring = match keyring {
+            Some(description) => keyring::user_key(description).map_err(|source| Untrusted::Keyring {
+                description: description.to_string_lossy().into_owned(),
+                source,
+            })?,
+            None => None,
+        };
+        let key = match in_keyring {
+            Some(key) => key,
+            None => key_from_file(&dir, key_dir)?,
+        };
         // A key an earlier version kept here, where a guest granted the
         // directory could have read it: never used, and removed.
         let _ = fs::remove_file(dir.join(KEY_FILE));
-        let key = load_or_create_key(&key_dir)?;
         Ok(Self {
             dir,
             key,
@@ -360,9 +384,24 @@ fn private_dir(dir: &Path) -> Result<PathBuf, Untrusted> {
     Ok(dir)
 }
 
+/// The key in the file in `key_dir` (private, created if missing), a
+/// directory apart from the cache directory `dir` (canonical).
+fn key_from_file(dir: &Path, key_dir: Option<&Path>) -> Result<[u8; KEY_LEN], Untrusted> {
+    let key_dir = private_dir(key_dir.ok_or(Untrusted::NoKeyDir)?)?;
+    if key_dir.starts_with(dir) || dir.starts_with(&key_dir) {
+        return Err(Untrusted::KeyInCache {
+            key_dir,
+            cache_dir: dir.to_owned(),
+        });
+    }
+    load_or_create_key(&key_dir)
+}
+
 /// The key in `dir`, created (32 random bytes, mode 0600) by whichever
 /// process gets there first: it is written under a temporary name and
-/// linked into place, which fails rather than replace another's key.
+/// moved into place, which fails rather than replace another's key. A key
+/// file with another name is refused: that name may be in a directory some
+/// guest is granted.
 fn load_or_create_key(dir: &Path) -> Result<[u8; KEY_LEN], Untrusted> {
     let path = dir.join(KEY_FILE);
     let io = |source| Untrusted::Io {
@@ -370,7 +409,8 @@ fn load_or_create_key(dir: &Path) -> Result<[u8; KEY_LEN], Untrusted> {
         source,
     };
     for _ in 0..2 {
-        if let Some((_, bytes)) = read_owned(&path, KEY_LEN as u64, os::READABLE_BY_OTHERS)? {
+        if let Some((file, bytes)) = read_owned(&path, KEY_LEN as u64, os::READABLE_BY_OTHERS)? {
+            os::check_one_name(&path, &file.metadata().map_err(io)?)?;
             return (*bytes).try_into().map_err(|_| Untrusted::WrongType {
                 path: path.clone(),
                 expected: "key of 32 bytes",
@@ -379,7 +419,7 @@ fn load_or_create_key(dir: &Path) -> Result<[u8; KEY_LEN], Untrusted> {
         let mut key = [0; KEY_LEN];
         getrandom::fill(&mut key).map_err(|e| io(io::Error::other(e)))?;
         let (temp, mut out) = create_temp(dir).map_err(io)?;
-        let linked = out.write_all(&key).and_then(|()| fs::hard_link(&temp, &path));
+        let linked = out.write_all(&key).and_then(|()| os::move_new(&temp, &path));
         let _ = fs::remove_file(&temp);
         match linked {
             Ok(()) => return Ok(key),
@@ -544,6 +584,49 @@ mod os {
         }
     }
 
+    /// Moves `from` to `to` unless `to` exists. On Linux by one rename
+    /// that never replaces, so the file never has two names (a reader
+    /// would refuse it); elsewhere, or on a file system without that
+    /// rename, linked then unlinked by the caller, and a reader in between
+    /// keeps its cache in memory that once.
+    pub(super) fn move_new(from: &Path, to: &Path) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            let c = |path: &Path| std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other);
+            let (from_c, to_c) = (c(from)?, c(to)?);
+            // SAFETY: two NUL-terminated paths, resolved as `fs::hard_link`
+            // resolves them.
+            let renamed = unsafe {
+                libc::renameat2(
+                    libc::AT_FDCWD,
+                    from_c.as_ptr(),
+                    libc::AT_FDCWD,
+                    to_c.as_ptr(),
+                    libc::RENAME_NOREPLACE,
+                )
+            };
+            let error = io::Error::last_os_error();
+            match renamed {
+                0 => return Ok(()),
+                _ if !matches!(error.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => return Err(error),
+                _ => {}
+            }
+        }
+        std::fs::hard_link(from, to)
+    }
+
+    /// Refuses a file with more than one name.
+    pub(super) fn check_one_name(path: &Path, meta: &Metadata) -> Result<(), Untrusted> {
+        match meta.nlink() {
+            1 => Ok(()),
+            links => Err(Untrusted::Linked {
+                path: path.to_owned(),
+                links,
+            }),
+        }
+    }
+
     pub(super) fn check_owner(path: &Path, meta: &Metadata, forbidden: u32) -> Result<(), Untrusted> {
         // SAFETY: geteuid has no preconditions and cannot fail.
         let uid = unsafe { libc::geteuid() };
@@ -588,13 +671,32 @@ mod os {
     pub(super) fn check_owner(_: &Path, _: &Metadata, _: u32) -> Result<(), Untrusted> {
         Ok(())
     }
+
+    pub(super) fn check_one_name(_: &Path, _: &Metadata) -> Result<(), Untrusted> {
+        Ok(())
+    }
+
+    pub(super) fn move_new(from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::hard_link(from, to)
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
     use std::sync::Barrier;
 
     use super::*;
+
+    /// A cache in `dir` keyed from the file in `key_dir`, as where there is
+    /// no keyring.
+    fn open_without_keyring(dir: &Path, key_dir: &Path) -> Result<DiskCache, Untrusted> {
+        DiskCache::open(dir, Some(key_dir), None, u64::MAX)
+    }
+
+    fn mode(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
 
     /// Processes starting together on a new directory race to create the
     /// key; every one must end up with the one key that won.
@@ -609,7 +711,7 @@ mod tests {
                     .map(|_| {
                         scope.spawn(|| {
                             start.wait();
-                            DiskCache::open(dir.path(), Some(key_dir.path()), u64::MAX)
+                            open_without_keyring(dir.path(), key_dir.path())
                                 .expect("a private new directory")
                                 .key
                         })
@@ -620,5 +722,123 @@ mod tests {
             assert!(keys.iter().all(|key| *key == keys[0]), "one key for all");
             assert_eq!(fs::read(key_dir.path().join(KEY_FILE)).unwrap(), keys[0]);
         }
+    }
+
+    /// With the keyring, no key is written to any file a grant could reach,
+    /// and a key file there (an older version's, or one a guest planted)
+    /// authenticates nothing: an entry a guest forged with it is rejected.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn with_the_keyring_no_key_file_is_written_and_none_is_trusted() {
+        let test_key = keyring::TestKey::new();
+        let (dir, key_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let readable = [0x42; KEY_LEN];
+        let key_file = key_dir.path().join(KEY_FILE);
+        fs::write(&key_file, readable).unwrap();
+        fs::set_permissions(&key_file, PermissionsExt::from_mode(0o600)).unwrap();
+        let new_key_dir = key_dir.path().join("new");
+        let open = |key_dir: &Path| DiskCache::open(dir.path(), Some(key_dir), Some(&test_key.0), u64::MAX).unwrap();
+        let cache = open(&new_key_dir);
+        if !keyring::TestKey::keyring_works() {
+            // The fallback docs/security.md describes.
+            assert_eq!(fs::read(new_key_dir.join(KEY_FILE)).unwrap(), cache.key);
+            return;
+        }
+        assert!(!new_key_dir.exists(), "no key directory made");
+        assert!(
+            fs::read_dir(dir.path()).unwrap().next().is_none(),
+            "nothing in the cache directory"
+        );
+        let cache = open(key_dir.path());
+        assert_ne!(cache.key, readable, "the key file is not used");
+        assert_eq!(
+            fs::read_dir(key_dir.path()).unwrap().count(),
+            1,
+            "nothing beside the old file"
+        );
+
+        let (entry, genuine, planted) = ([1; 32], b"genuine code".as_slice(), b"planted code".as_slice());
+        cache.write(&entry, genuine).unwrap();
+        let reopened = open(key_dir.path());
+        assert_eq!(reopened.key, cache.key, "one key across opens");
+        assert!(matches!(reopened.read(&entry), Entry::Verified(v) if v.payload() == genuine));
+        // What a guest that read the key file writes in its place.
+        let mac = blake3::Hasher::new_keyed(&readable)
+            .update(MAGIC)
+            .update(&entry)
+            .update(planted)
+            .finalize();
+        fs::write(cache.entry_path(&entry), [planted, MAGIC, mac.as_bytes()].concat()).unwrap();
+        assert!(matches!(reopened.read(&entry), Entry::Rejected));
+    }
+
+    /// The keyring holds whatever it was last given: a key of another size
+    /// is refused, not cut or padded.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_keyring_key_of_another_size_is_refused() {
+        let test_key = keyring::TestKey::new();
+        if !keyring::TestKey::keyring_works() {
+            assert!(
+                keyring::user_key(&test_key.0).unwrap().is_none(),
+                "no keyring: the file instead"
+            );
+            return;
+        }
+        test_key.replace(&[7; KEY_LEN + 1]);
+        let (dir, key_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let opened = DiskCache::open(dir.path(), Some(key_dir.path()), Some(&test_key.0), u64::MAX);
+        assert!(matches!(opened, Err(Untrusted::Keyring { .. })));
+    }
+
+    #[test]
+    fn without_a_keyring_the_key_is_a_private_file_in_a_private_directory_of_its_own() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("new").join("cache");
+        let key_dir = parent.path().join("new").join("key");
+        let cache = open_without_keyring(&dir, &key_dir).unwrap();
+        assert_eq!(mode(&key_dir), 0o700);
+        assert_eq!(mode(&key_dir.join(KEY_FILE)), 0o600);
+        assert_eq!(fs::read(key_dir.join(KEY_FILE)).unwrap(), cache.key);
+        assert!(!dir.join(KEY_FILE).exists(), "no key in the cache directory");
+
+        for key_dir in [dir.clone(), dir.join("key"), parent.path().to_owned()] {
+            assert!(
+                matches!(open_without_keyring(&dir, &key_dir), Err(Untrusted::KeyInCache { .. })),
+                "key in {}",
+                key_dir.display()
+            );
+            assert!(!key_dir.join(KEY_FILE).exists());
+        }
+    }
+
+    /// A key file someone else could read, one that is a link, or one with
+    /// another name (a hard link, perhaps in a directory a guest is
+    /// granted) is not used, and left as it is.
+    #[test]
+    fn without_a_keyring_a_key_file_others_could_read_or_reach_by_another_name_is_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        let (dir, key_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let open = || open_without_keyring(dir.path(), key_dir.path());
+        let key = open().unwrap().key;
+        let key_file = key_dir.path().join(KEY_FILE);
+
+        fs::set_permissions(&key_file, PermissionsExt::from_mode(0o640)).unwrap();
+        assert!(matches!(open(), Err(Untrusted::Mode { .. })), "readable by the group");
+        fs::set_permissions(&key_file, PermissionsExt::from_mode(0o600)).unwrap();
+
+        let granted = outside.path().join("granted");
+        fs::hard_link(&key_file, &granted).unwrap();
+        assert!(matches!(open(), Err(Untrusted::Linked { links: 2, .. })), "a hard link");
+        fs::remove_file(&granted).unwrap();
+        assert_eq!(open().unwrap().key, key, "the same key once it has one name again");
+
+        let secret = outside.path().join("secret");
+        fs::write(&secret, [7; KEY_LEN]).unwrap();
+        fs::set_permissions(&secret, PermissionsExt::from_mode(0o600)).unwrap();
+        fs::remove_file(&key_file).unwrap();
+        std::os::unix::fs::symlink(&secret, &key_file).unwrap();
+        assert!(matches!(open(), Err(Untrusted::Io { .. })), "a symbolic link");
+        assert_eq!(fs::read(&secret).unwrap(), [7; KEY_LEN]);
     }
 }

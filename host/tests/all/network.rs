@@ -8,6 +8,7 @@ use std::time::Duration;
 use host::{AddrRule, Sandbox};
 
 use crate::components::{attack_with_timeout, hostile};
+use crate::support;
 
 /// A loopback listener that answers each connection's request with
 /// `pong:` and the request, on a thread of its own.
@@ -56,6 +57,38 @@ fn name_lookup_is_its_own_grant() {
     assert_eq!(granted, "lookup localhost: OK\n");
     let whole_network = run(Sandbox::new().allow_network(), &["lookup", "localhost"]);
     assert!(whole_network.contains("ERROR"), "{whole_network}");
+}
+
+/// WASI 0.3's `resolve-addresses` (the host's, `host/src/lookup.rs`) as
+/// WASI 0.2's: only with the grant, literals without a lookup, a name that
+/// is not one refused.
+#[test]
+fn wasi_0_3_name_lookup_is_its_own_grant() {
+    let lookup = |sandbox: Sandbox, names: &[&str]| {
+        let args: Vec<&str> = ["lookup"].iter().chain(names).copied().collect();
+        let outcome = sandbox.args(args).run(&support::components::hostile_p3()).unwrap();
+        assert_eq!(outcome.exit_code(), Some(0), "{outcome}: {}", outcome.stderr_text());
+        outcome.stdout_text()
+    };
+    // `localhost` comes from the hosts file: no query leaves the machine.
+    let names = ["localhost", "127.0.0.1", "bad name!"];
+    let granted = lookup(Sandbox::new().allow_ip_name_lookup(), &names);
+    let (localhost, rest) = granted.split_once('\n').unwrap();
+    assert!(
+        localhost.starts_with("lookup localhost: OK [") && localhost.contains("Ipv4((127, 0, 0, 1))"),
+        "{granted}"
+    );
+    assert_eq!(
+        rest,
+        "lookup 127.0.0.1: OK [IpAddress::Ipv4((127, 0, 0, 1))]\n\
+         lookup bad name!: ERROR ErrorCode::InvalidArgument\n"
+    );
+    for sandbox in [Sandbox::new(), Sandbox::new().allow_network()] {
+        assert_eq!(
+            lookup(sandbox, &names[..1]),
+            "lookup localhost: ERROR ErrorCode::PermanentResolverFailure\n"
+        );
+    }
 }
 
 #[test]
