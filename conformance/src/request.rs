@@ -4,19 +4,30 @@
 //! values of a repeated one joined by `, `) equal, the body's text equal,
 //! and the whole exchange done within 5 s (`requests` allows 5 s for each
 //! socket operation, which lets a server that trickles its bytes hold the
-//! runner for ever) and within the test's own `--timeout`.
+//! runner for ever) and within the test's own `--timeout`. The client is
+//! hyper's, as in the host; the response's head and body are bounded.
 
-use std::io::{self, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::error::Error;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Bytes;
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use tokio::net::TcpStream;
+use wasmtime_wasi_http::io::TokioIo;
 
 use super::check::compare;
 use super::loopback;
 use super::spec::Request;
-use super::wire::{self, Fields};
 
 /// As `requests.request(..., timeout=5)`, for the whole exchange.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The most a response's head (status line and fields) may take.
+const MAX_HEAD: usize = 64 * 1024;
+/// The most a response's body may take.
+const MAX_BODY: usize = 16 << 20;
 
 /// The time a request may take: [`TIMEOUT`], and no more than what is
 /// left before `deadline` (the test's `--timeout`).
@@ -50,8 +61,8 @@ pub fn judge(server: &str, request: &Request, timeout: Duration) -> Option<Strin
 /// A response as received.
 struct Response {
     status: u16,
-    fields: Fields,
-    body: Vec<u8>,
+    headers: HeaderMap,
+    body: Bytes,
 }
 
 enum Failed {
@@ -59,46 +70,9 @@ enum Failed {
     Other(String),
 }
 
-impl From<io::Error> for Failed {
-    fn from(error: io::Error) -> Failed {
-        match error.kind() {
-            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Failed::Timeout,
-            _ => Failed::Other(error.to_string()),
-        }
-    }
-}
-
-/// A connection whose every read and write ends at one deadline.
-struct Deadlined {
-    stream: TcpStream,
-    deadline: Instant,
-}
-
-impl Deadlined {
-    /// What is left before the deadline; `TimedOut` once it has passed.
-    fn left(&self) -> io::Result<Duration> {
-        Some(self.deadline.saturating_duration_since(Instant::now()))
-            .filter(|left| !left.is_zero())
-            .ok_or_else(|| io::ErrorKind::TimedOut.into())
-    }
-}
-
-impl Read for Deadlined {
-    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
-        self.stream.set_read_timeout(Some(self.left()?))?;
-        self.stream.read(buffer)
-    }
-}
-
-impl Write for Deadlined {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.stream.set_write_timeout(Some(self.left()?))?;
-        self.stream.write(bytes)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.stream.flush()
-    }
+/// An error and its causes, on one line.
+fn other(error: impl Error) -> Failed {
+    Failed::Other(host::text::with_causes(&error))
 }
 
 /// The URL `requests` is given, as the reference runner joins it: the
@@ -120,53 +94,76 @@ fn target(server: &str, path: &str) -> Result<(String, String), Failed> {
     Ok((authority, target))
 }
 
+/// The exchange, refused before any connection when `server` is off
+/// loopback or a name, and ended as a whole when `timeout` runs out.
 fn exchange(server: &str, request: &Request, timeout: Duration) -> Result<Response, Failed> {
-    let deadline = Instant::now() + timeout;
     let (authority, target) = target(server, &request.path)?;
     let addr = loopback::address(&authority, Some(80)).map_err(Failed::Other)?;
+    let message = message(request, &authority, &target)?;
     if timeout.is_zero() {
         return Err(Failed::Timeout);
     }
-    let stream = TcpStream::connect_timeout(&addr, timeout)?;
-    let mut stream = Deadlined { stream, deadline };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(other)?;
+    // One deadline for connecting, sending, the head and the whole body.
+    runtime.block_on(async {
+        tokio::time::timeout(timeout, send(addr, message))
+            .await
+            .unwrap_or(Err(Failed::Timeout))
+    })
+}
 
-    // The headers `requests` sends, which the specification's replace (any case).
-    let mut fields: Fields = vec![
-        ("Host".into(), authority),
-        ("Accept".into(), "*/*".into()),
-        ("Connection".into(), "close".into()),
-    ];
-    // `requests` sends a length for a body, and 0 for no body unless GET or HEAD.
+/// The request `requests` sends: `Host`, `Accept: */*`, `Connection:
+/// close`, a length for a body (and 0 for no body unless GET or HEAD),
+/// each replaced by the specification's header of that name (any case).
+fn message(request: &Request, authority: &str, target: &str) -> Result<hyper::Request<Full<Bytes>>, Failed> {
+    let mut builder = hyper::Request::builder()
+        .method(request.method.as_str())
+        .uri(target)
+        .header(header::HOST, authority)
+        .header(header::ACCEPT, "*/*")
+        .header(header::CONNECTION, "close");
     if !request.body.is_empty() || !["GET", "HEAD"].contains(&request.method.as_str()) {
-        fields.push(("Content-Length".into(), request.body.len().to_string()));
+        builder = builder.header(header::CONTENT_LENGTH, request.body.len());
     }
+    let mut message = builder
+        .body(Full::new(Bytes::from(request.body.clone())))
+        .map_err(other)?;
     for (name, value) in &request.headers {
-        fields.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        fields.push((name.clone(), value.clone()));
+        let name =
+            HeaderName::from_bytes(name.as_bytes()).map_err(|e| Failed::Other(format!("header {name:?}: {e}")))?;
+        let value = HeaderValue::from_str(value).map_err(|e| Failed::Other(format!("header {name}: {e}")))?;
+        message.headers_mut().insert(name, value);
     }
-    let mut message = format!("{} {target} HTTP/1.1\r\n", request.method);
-    for (name, value) in &fields {
-        message.push_str(&format!("{name}: {value}\r\n"));
-    }
-    message.push_str("\r\n");
-    message.push_str(&request.body);
-    stream.write_all(message.as_bytes())?;
+    Ok(message)
+}
 
-    let mut reader = BufReader::new(stream);
-    let head = wire::read_head(&mut reader)?.ok_or_else(|| Failed::Other("the connection closed".into()))?;
-    let status = head
-        .start
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .filter(|_| head.start.starts_with("HTTP/"))
-        .ok_or_else(|| Failed::Other(format!("not an HTTP status line: {:?}", head.start)))?;
-    let framing = wire::response_framing(&request.method, status, &head.fields)?;
-    let (body, _trailers) = wire::read_body(&mut reader, framing)?;
+/// Sends `message` on a new connection to `addr`; the response, its
+/// head and body within their bounds.
+async fn send(addr: SocketAddr, message: hyper::Request<Full<Bytes>>) -> Result<Response, Failed> {
+    let stream = TcpStream::connect(addr).await.map_err(other)?;
+    let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
+        .max_header_size(MAX_HEAD)
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(other)?;
+    // Reads and writes the connection; its errors come back through
+    // the response or its body.
+    tokio::spawn(connection);
+    let (head, body) = sender.send_request(message).await.map_err(other)?.into_parts();
+    let body = Limited::new(body, MAX_BODY)
+        .collect()
+        .await
+        .map_err(|error| match error.is::<LengthLimitError>() {
+            true => Failed::Other("a response body over 16 MiB".into()),
+            false => Failed::Other(host::text::with_causes(&*error)),
+        })?;
     Ok(Response {
-        status,
-        fields: head.fields,
-        body,
+        status: head.status.as_u16(),
+        headers: head.headers,
+        body: body.to_bytes(),
     })
 }
 
@@ -177,11 +174,11 @@ fn differences(request: &Request, response: &Response) -> Option<String> {
         return Some(format!("expected status {}, got {}", expected.status, response.status));
     }
     for (name, value) in &expected.headers {
-        let values: Vec<&str> = response
-            .fields
+        let values: Vec<_> = response
+            .headers
+            .get_all(name.as_str())
             .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|value| String::from_utf8_lossy(value.as_bytes()))
             .collect();
         if values.is_empty() {
             return Some(format!("the response has no header {name}"));
@@ -191,7 +188,9 @@ fn differences(request: &Request, response: &Response) -> Option<String> {
             return Some(format!("expected response header {name}={value}, got {actual}"));
         }
     }
-    let text = text(&response.body, wire::field(&response.fields, "content-type"));
+    let content_type = response.headers.get(header::CONTENT_TYPE);
+    let content_type = content_type.map(|value| String::from_utf8_lossy(value.as_bytes()));
+    let text = text(&response.body, content_type.as_deref());
     compare(&expected.body, &text).map(|difference| format!("body {difference}"))
 }
 
@@ -216,6 +215,7 @@ fn text(body: &[u8], content_type: Option<&str>) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write;
     use std::net::TcpListener;
 
     use super::*;
@@ -296,26 +296,72 @@ mod tests {
         );
     }
 
+    /// A server on loopback whose first connection `answer` writes to,
+    /// whatever the request; its URL.
+    fn answering(answer: impl FnOnce(&mut std::net::TcpStream) -> std::io::Result<()> + Send + 'static) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let (mut connection, _) = listener.accept().unwrap();
+            // The client going away ends the answer early. Else the answer
+            // ends, and the request is read until the client closes: a
+            // socket closed with unread bytes resets the connection.
+            if answer(&mut connection).is_ok() {
+                let _ = connection.shutdown(std::net::Shutdown::Write);
+                let _ = std::io::copy(&mut connection, &mut std::io::sink());
+            }
+        });
+        url
+    }
+
     #[test]
     fn a_server_that_trickles_its_response_cannot_hold_the_request_past_its_limit() {
         let request = &requests(r#"{"type": "request"}"#)[0];
-        let trickler = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/", trickler.local_addr().unwrap());
-        std::thread::spawn(move || {
-            let (mut connection, _) = trickler.accept().unwrap();
+        let url = answering(|connection| {
             // A whole, valid response, one byte every 50 ms: each read waits
             // far less than the limit, the exchange far more.
             for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n" {
                 std::thread::sleep(Duration::from_millis(50));
-                if connection.write_all(&[*byte]).is_err() {
-                    return;
-                }
+                connection.write_all(&[*byte])?;
             }
+            Ok(())
         });
         let verdict = judge(&url, request, Duration::from_millis(300));
         assert_eq!(
             verdict.as_deref(),
             Some("request GET /: timed out waiting for the response (300ms)")
+        );
+    }
+
+    #[test]
+    fn a_response_head_or_body_over_its_bound_fails_the_request() {
+        let request = &requests(r#"{"type": "request"}"#)[0];
+        let big_head = answering(|connection| {
+            let field = "a".repeat(MAX_HEAD);
+            write!(
+                connection,
+                "HTTP/1.1 200 OK\r\nX-Big: {field}\r\nContent-Length: 0\r\n\r\n"
+            )
+        });
+        let verdict = judge(&big_head, request, TIMEOUT).unwrap();
+        assert!(verdict.contains("message head is too large"), "{verdict}");
+
+        let big_body = answering(|connection| {
+            write!(
+                connection,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                MAX_BODY + 1
+            )?;
+            let chunk = vec![b'a'; 1 << 20];
+            for _ in 0..16 {
+                connection.write_all(&chunk)?;
+            }
+            connection.write_all(b"a")
+        });
+        let verdict = judge(&big_body, request, TIMEOUT);
+        assert_eq!(
+            verdict.as_deref(),
+            Some("request GET /: failed to make the request: a response body over 16 MiB")
         );
     }
 
@@ -340,11 +386,13 @@ mod tests {
     #[test]
     fn repeated_headers_are_joined_and_text_is_decoded_as_requests_does() {
         let request = &requests(r#"{"type": "request", "response": {"headers": {"x-r": "a, b"}}}"#)[0];
-        let fields = |list: &[(&str, &str)]| list.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+        let mut headers = HeaderMap::new();
+        headers.append("X-R", HeaderValue::from_static("a"));
+        headers.append("x-r", HeaderValue::from_static("b"));
         let response = Response {
             status: 200,
-            fields: fields(&[("X-R", "a"), ("x-r", "b")]),
-            body: Vec::new(),
+            headers,
+            body: Bytes::new(),
         };
         assert_eq!(differences(request, &response), None);
         assert_eq!(text(b"caf\xc3\xa9", Some("text/plain")), "cafÃ©");

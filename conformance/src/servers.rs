@@ -7,6 +7,12 @@
 //! whole with a `Content-Length` or chunked with trailers. A `closed`
 //! server is a loopback address reserved and let go, so nothing listens.
 //! The guest finds each address (`127.0.0.1:PORT`) in `HTTP_SERVER_NAME`.
+//!
+//! Written by hand, not served by hyper: a test observes what the guest's
+//! client makes of these exact bytes, and hyper would change them (it
+//! sends trailers only to a request with `TE: trailers`, skips an empty
+//! chunk where the reference handler's ends the body, and lowercases the
+//! endpoint's header names).
 
 use std::io::{self, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

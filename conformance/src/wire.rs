@@ -1,8 +1,8 @@
-//! HTTP/1.1 on the wire, as much as the runner's test servers and its
-//! `request`s need: a message's head, and its body framed by
-//! `Content-Length`, chunks (with trailers) or the end of the connection.
-//! What a guest sends is bounded, so it cannot make the runner buffer
-//! without end.
+//! HTTP/1.1 requests on the wire, as much as the runner's test servers
+//! need ([`super::servers`] says why they are not hyper's): a request's
+//! head, and its body framed by `Content-Length` or chunks (with
+//! trailers). What a guest sends is bounded, so it cannot make the runner
+//! buffer without end.
 
 use std::io::{self, BufRead, Read};
 
@@ -23,11 +23,8 @@ pub struct Head {
 /// How a message's body is delimited.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Framing {
-    Empty,
     Length(u64),
     Chunked,
-    /// Until the connection ends (a response without length or chunks).
-    ToEnd,
 }
 
 /// The first value of the field `name` (any case).
@@ -87,52 +84,27 @@ pub fn request_framing(fields: &Fields) -> io::Result<Framing> {
     if field(fields, "transfer-encoding").is_some_and(|te| te.to_ascii_lowercase().contains("chunked")) {
         return Ok(Framing::Chunked);
     }
-    content_length(fields).map(|length| Framing::Length(length.unwrap_or(0)))
-}
-
-/// How a response to `method` with `status` is delimited.
-pub fn response_framing(method: &str, status: u16, fields: &Fields) -> io::Result<Framing> {
-    if method == "HEAD" || status < 200 || status == 204 || status == 304 {
-        return Ok(Framing::Empty);
-    }
-    if field(fields, "transfer-encoding").is_some_and(|te| te.to_ascii_lowercase().contains("chunked")) {
-        return Ok(Framing::Chunked);
-    }
-    content_length(fields).map(|length| length.map_or(Framing::ToEnd, Framing::Length))
-}
-
-fn content_length(fields: &Fields) -> io::Result<Option<u64>> {
-    field(fields, "content-length")
-        .map(|length| {
-            length
-                .parse()
-                .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("Content-Length {length:?}")))
-        })
-        .transpose()
+    let length = field(fields, "content-length").map_or(Ok(0), |length| {
+        length
+            .parse()
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("Content-Length {length:?}")))
+    })?;
+    Ok(Framing::Length(length))
 }
 
 /// Reads a body framed by `framing`, and its trailers (names lowercased)
 /// when chunked. A stream that ends early gives what came, as the
 /// reference runner's server reads it.
 pub fn read_body(reader: &mut impl BufRead, framing: Framing) -> io::Result<(Vec<u8>, Fields)> {
-    let mut body = Vec::new();
     match framing {
-        Framing::Empty => {}
+        Framing::Length(length) if length > MAX_BODY => Err(too_large()),
         Framing::Length(length) => {
-            if length > MAX_BODY {
-                return Err(too_large());
-            }
+            let mut body = Vec::new();
             reader.take(length).read_to_end(&mut body)?;
+            Ok((body, Vec::new()))
         }
-        Framing::ToEnd => {
-            reader.take(MAX_BODY + 1).read_to_end(&mut body)?;
-            if body.len() as u64 > MAX_BODY {
-                return Err(too_large());
-            }
-        }
-        Framing::Chunked => return read_chunks(reader),
+        Framing::Chunked => read_chunks(reader),
     }
-    Ok((body, Vec::new()))
 }
 
 fn read_chunks(reader: &mut impl BufRead) -> io::Result<(Vec<u8>, Fields)> {
@@ -190,9 +162,6 @@ mod tests {
         let fields = vec![("Content-Length".to_owned(), "2".to_owned())];
         assert_eq!(request_framing(&fields).unwrap(), Framing::Length(2));
         assert_eq!(request_framing(&Vec::new()).unwrap(), Framing::Length(0));
-        assert_eq!(response_framing("GET", 200, &Vec::new()).unwrap(), Framing::ToEnd);
-        assert_eq!(response_framing("HEAD", 200, &fields).unwrap(), Framing::Empty);
-        assert_eq!(response_framing("GET", 204, &fields).unwrap(), Framing::Empty);
         assert_eq!(read_head(&mut &b""[..]).unwrap().map(|h| h.start), None);
     }
 
