@@ -10,16 +10,16 @@
 //! by the epoch deadline, as for core modules.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use wasmtime::Store;
 use wasmtime::component::types::ComponentFunc;
 use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{Component, ComponentNamedList, Func, Instance, InstancePre, Lift, Lower, Val};
+use wasmtime::component::{Component, ComponentNamedList, Func, Instance, InstancePre, Lift, Lower, TypedFunc, Val};
 use wasmtime_wasi::{p2, p3};
 
 use crate::Error;
-use crate::deadline::{self, Guarded};
+use crate::deadline::{self, Deadline, Guarded};
 use crate::outcome::{Termination, classify, ended_by_guest};
 use crate::state::GuestState;
 
@@ -79,14 +79,14 @@ pub(crate) fn run_command(
 ) -> Result<Termination, Error> {
     let command = Command::of(module, pre)?;
     deadline::arm(store, timeout);
-    let deadline = store.data().deadline().get();
-    let instance = match until(deadline, pre.instantiate_async(&mut *store)) {
+    let deadline = store.data().deadline().clone();
+    let instance = match until(&deadline, pre.instantiate_async(&mut *store)) {
         Ok(instance) => instance,
         // A start function that traps or exits is the guest's own ending.
         Err(error) if ended_by_guest(&error) => return Ok(classify(error)),
         Err(error) => return Err(instantiate_error(module, error)),
     };
-    Ok(match until(deadline, command.run(store, &instance)) {
+    Ok(match until(&deadline, command.run(store, &instance)) {
         Ok(Ok(())) => Termination::Exited(0),
         // `wasi:cli/exit.exit(err)`, or `run` returning its error: status 1.
         Ok(Err(())) => Termination::Exited(1),
@@ -108,11 +108,14 @@ pub(crate) fn run_command(
 /// # }
 /// ```
 pub struct ComponentInstance {
-    module: Arc<str>,
+    pub(crate) module: Arc<str>,
     component: Component,
-    store: Store<GuestState>,
+    pub(crate) store: Store<GuestState>,
     instance: Instance,
-    timeout: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
+    /// As [`crate::GuestInstance`]'s: the store is away on an async call's
+    /// thread, or was lost with a cancelled one.
+    pub(crate) lent: bool,
 }
 
 impl std::fmt::Debug for ComponentInstance {
@@ -133,8 +136,8 @@ impl ComponentInstance {
         timeout: Option<Duration>,
     ) -> Result<Self, Error> {
         deadline::arm(&mut store, timeout);
-        let deadline = store.data().deadline().get();
-        let instance = until(deadline, pre.instantiate_async(&mut store)).map_err(|error| {
+        let deadline = store.data().deadline().clone();
+        let instance = until(&deadline, pre.instantiate_async(&mut store)).map_err(|error| {
             if ended_by_guest(&error) {
                 Error::ended(module, classify(error))
             } else {
@@ -147,6 +150,7 @@ impl ComponentInstance {
             store,
             instance,
             timeout,
+            lent: false,
         })
     }
 
@@ -162,17 +166,26 @@ impl ComponentInstance {
         P: ComponentNamedList + Lower + Send + Sync,
         R: ComponentNamedList + Lift + Send + Sync + 'static,
     {
+        let typed = self.typed_func::<P, R>(export)?;
+        deadline::arm(&mut self.store, self.timeout);
+        let deadline = self.store.data().deadline().clone();
+        until(&deadline, typed.call_async(&mut self.store, params))
+            .map_err(|error| Error::ended(&self.module, classify(error)))
+    }
+
+    /// The export `export` as a function of the given type.
+    pub(crate) fn typed_func<P, R>(&mut self, export: &str) -> Result<TypedFunc<P, R>, Error>
+    where
+        P: ComponentNamedList + Lower,
+        R: ComponentNamedList + Lift,
+    {
         let func = self.func(export)?;
-        let typed = func.typed::<P, R>(&self.store).map_err(|e| Error::ExportSignature {
+        func.typed::<P, R>(&self.store).map_err(|e| Error::ExportSignature {
             module: self.module.to_string(),
             export: export.to_owned(),
             expected: e.root_cause().to_string(),
             found: describe(&func.ty(&self.store)),
-        })?;
-        deadline::arm(&mut self.store, self.timeout);
-        let deadline = self.store.data().deadline().get();
-        until(deadline, typed.call_async(&mut self.store, params))
-            .map_err(|error| Error::ended(&self.module, classify(error)))
+        })
     }
 
     /// The type of the exported function `export`, named as in
@@ -205,8 +218,8 @@ impl ComponentInstance {
         }
         let mut results = vec![Val::Bool(false); ty.results().len()];
         deadline::arm(&mut self.store, self.timeout);
-        let deadline = self.store.data().deadline().get();
-        until(deadline, func.call_async(&mut self.store, params, &mut results))
+        let deadline = self.store.data().deadline().clone();
+        until(&deadline, func.call_async(&mut self.store, params, &mut results))
             .map_err(|error| Error::ended(&self.module, classify(error)))?;
         Ok(results)
     }
@@ -224,7 +237,12 @@ impl ComponentInstance {
     }
 
     /// The exported function `export` (see [`ComponentInstance::call_values`]).
-    fn func(&mut self, export: &str) -> Result<Func, Error> {
+    pub(crate) fn func(&mut self, export: &str) -> Result<Func, Error> {
+        if self.lent {
+            return Err(Error::Cancelled {
+                module: self.module.to_string(),
+            });
+        }
         let missing = || Error::MissingExport {
             module: self.module.to_string(),
             export: export.to_owned(),
@@ -294,8 +312,8 @@ fn split_item_name(name: &str) -> Option<(String, String)> {
 
 /// Awaits `work` until `deadline`; past it, the guest is interrupted as if
 /// the epoch had caught it computing.
-fn until<T: Send>(
-    deadline: Option<Instant>,
+pub(crate) fn until<T: Send>(
+    deadline: &Deadline,
     work: impl Future<Output = wasmtime::Result<T>> + Send,
 ) -> wasmtime::Result<T> {
     deadline::blocking(|| wasmtime_wasi::runtime::in_tokio(deadline::until(deadline, work)))

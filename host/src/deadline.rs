@@ -10,10 +10,11 @@
 //! lists every call that can block and what bounds it.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::{AsContextMut, Caller, Extern, Store};
+use tokio::sync::watch;
+use wasmtime::{AsContextMut, Caller, Extern, Store, UpdateDeadline};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p1::types::{Subclockflags, Subscription, SubscriptionU};
 use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as p1, WasiSnapshotPreview1};
@@ -23,17 +24,69 @@ use wiggle::{GuestMemory, GuestPtr};
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// When the current call into a guest times out (`None` for never), shared
-/// by the host calls that could otherwise block past it.
-#[derive(Clone, Default)]
-pub(crate) struct Deadline(Arc<Mutex<Option<Instant>>>);
+/// by the host calls that could otherwise block past it, and by the epoch
+/// check (`arm`). Cancelling it (an async call's future dropped,
+/// `crate::asynchronous`) moves it to now for good: every wait on it ends,
+/// and the guest stops at its next epoch check.
+#[derive(Clone)]
+pub(crate) struct Deadline(Arc<watch::Sender<When>>);
+
+#[derive(Clone, Copy, Default)]
+struct When {
+    at: Option<Instant>,
+    cancelled: bool,
+}
+
+impl Default for Deadline {
+    fn default() -> Self {
+        Self(Arc::new(watch::Sender::new(When::default())))
+    }
+}
+
+thread_local! {
+    /// The deadline of the async call whose guest this thread runs.
+    static ADOPTED: std::cell::RefCell<Option<Deadline>> = const { std::cell::RefCell::new(None) };
+}
 
 impl Deadline {
-    pub(crate) fn get(&self) -> Option<Instant> {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    /// The deadline for a store made now: that of the async call whose
+    /// guest this thread runs (`Deadline::adopt`), so that dropping the
+    /// call's future reaches a store made after it started; else a fresh one.
+    pub(crate) fn current() -> Self {
+        ADOPTED.with(|adopted| adopted.borrow().clone()).unwrap_or_default()
     }
 
-    fn set(&self, deadline: Option<Instant>) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = deadline;
+    /// Makes this the deadline of every store this thread makes from now on.
+    pub(crate) fn adopt(&self) {
+        ADOPTED.with(|adopted| *adopted.borrow_mut() = Some(self.clone()));
+    }
+
+    pub(crate) fn get(&self) -> Option<Instant> {
+        self.0.borrow().at
+    }
+
+    /// True once the deadline has passed (or was cancelled).
+    pub(crate) fn passed(&self) -> bool {
+        self.get().is_some_and(|at| Instant::now() >= at)
+    }
+
+    fn set(&self, at: Option<Instant>) {
+        self.0.send_if_modified(|when| {
+            let changed = !when.cancelled && when.at != at;
+            if changed {
+                when.at = at;
+            }
+            changed
+        });
+    }
+
+    /// Ends the deadline now, and every later one: the guest is stopped
+    /// at its next check, and no arming gives it time again.
+    pub(crate) fn cancel(&self) {
+        self.0.send_modify(|when| {
+            when.cancelled = true;
+            when.at = Some(Instant::now());
+        });
     }
 }
 
@@ -44,23 +97,22 @@ pub(crate) trait Guarded: 'static {
     fn wasi(&mut self) -> &mut WasiP1Ctx;
 }
 
-/// Arms the store's epoch deadline, and that of the host calls that block:
-/// `timeout` from now, or never.
+/// Arms the store's deadline, that of the host calls that block and of the
+/// epoch check: `timeout` from now, or never.
+///
+/// The epoch check asks the deadline at every tick rather than counting
+/// ticks, so that a deadline moved earlier (cancelled) stops the guest within
+/// a tick.
 pub(crate) fn arm<T: Guarded>(store: &mut Store<T>, timeout: Option<Duration>) {
-    // Wasmtime adds the ticks to the current epoch without saturating, so
-    // "never" must leave room for every epoch this process will see.
-    const NEVER: u64 = u64::MAX / 2;
-    let ticks = match timeout {
-        // One extra tick: the current epoch may be about to end.
-        Some(timeout) => u64::try_from(timeout.as_nanos() / EPOCH_TICK.as_nanos())
-            .unwrap_or(NEVER)
-            .saturating_add(1)
-            .min(NEVER),
-        None => NEVER,
-    };
-    store.set_epoch_deadline(ticks);
-    let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
-    store.data().deadline().set(deadline);
+    let deadline = store.data().deadline().clone();
+    deadline.set(timeout.and_then(|timeout| Instant::now().checked_add(timeout)));
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        Ok(match deadline.passed() {
+            true => UpdateDeadline::Interrupt,
+            false => UpdateDeadline::Continue(1),
+        })
+    });
 }
 
 /// Runs `work`, which blocks its thread on Tokio (wasmtime-wasi runs every
@@ -119,35 +171,47 @@ pub(crate) fn guarded_poll_oneoff<T: Guarded>(
     count: i32,
     written: i32,
 ) -> wasmtime::Result<i32> {
-    let deadline = caller.data().deadline().get();
-    if let Some(deadline) = deadline
+    let deadline = caller.data().deadline().clone();
+    if let Some(at) = deadline.get()
         && lone_relative_sleep(&mut caller, subs, count)
-            .is_some_and(|wait| Instant::now().checked_add(wait).is_none_or(|end| end > deadline))
+            .is_some_and(|wait| Instant::now().checked_add(wait).is_none_or(|end| end > at))
     {
-        std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
-        return Err(wasmtime::Trap::Interrupt.into());
+        // Sleeps until the deadline, or until it is cancelled.
+        return wasmtime_wasi::runtime::in_tokio(until(&deadline, std::future::pending()));
     }
     with_wasi(&mut caller, |wasi, memory| {
         wasmtime_wasi::runtime::in_tokio(until(
-            deadline,
+            &deadline,
             p1::poll_oneoff(wasi, memory, subs, events, count, written),
         ))
     })
 }
 
-/// Runs a WASI call's future until `deadline`: past it the call is dropped
-/// and the guest interrupted as a timeout. Only what the call awaits is cut
-/// short; a system call it makes on this thread is not.
+/// Runs a WASI call's future until `deadline`: past it (or once it is
+/// cancelled) the call is dropped and the guest interrupted as a timeout.
+/// Only what the call awaits is cut short; a system call it makes on this
+/// thread is not.
 pub(crate) async fn until<R>(
-    deadline: Option<Instant>,
+    deadline: &Deadline,
     call: impl Future<Output = wasmtime::Result<R>>,
 ) -> wasmtime::Result<R> {
-    let Some(deadline) = deadline else {
-        return call.await;
-    };
-    tokio::time::timeout_at(deadline.into(), call)
-        .await
-        .unwrap_or_else(|_| Err(wasmtime::Trap::Interrupt.into()))
+    let mut changes = deadline.0.subscribe();
+    tokio::pin!(call);
+    loop {
+        let at = changes.borrow_and_update().at;
+        let expiry = async {
+            match at {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            result = &mut call => return result,
+            () = expiry => return Err(wasmtime::Trap::Interrupt.into()),
+            // Moved (cancelled): wait for the new deadline instead.
+            Ok(()) = changes.changed() => {}
+        }
+    }
 }
 
 /// Calls `call` with the guest's WASI context and memory, the way

@@ -50,7 +50,8 @@
 // The modules form layers, each using only those below it (checked by
 // xtask/tests/tidy.rs): outcome, limits, compile, network, text; error; memory; deadline, output,
 // stdin, grant; outgoing; state; open; imports, cache; runtime; instance, component; sandbox;
-// http; fuzzing.
+// http; asynchronous; fuzzing.
+mod asynchronous;
 mod cache;
 mod compile;
 mod component;

@@ -532,7 +532,7 @@ impl Sandbox {
         let argv0 = self.argv0.as_deref().unwrap_or(module.name());
         wasi.arg(argv0).args(&self.args).envs(&self.env);
         wasi.monotonic_clock(RunClock::new());
-        let deadline = Deadline::default();
+        let deadline = Deadline::current();
         match &self.stdin {
             Input::Bytes(bytes) => wasi.stdin(MemoryInputPipe::new(bytes.clone())),
             Input::Source {
