@@ -23,6 +23,11 @@ use wiggle::{GuestMemory, GuestPtr};
 /// How often the engine's epoch advances: the resolution of run timeouts.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// How often a wait that cannot watch the deadline (a read of a live
+/// stdin, `crate::stdin`) looks at it again, so that a cancellation
+/// reaches it too.
+pub(crate) const RECHECK: Duration = Duration::from_millis(50);
+
 /// When the current call into a guest times out (`None` for never), shared
 /// by the host calls that could otherwise block past it, and by the epoch
 /// check (`arm`). Cancelling it (an async call's future dropped,
@@ -172,12 +177,21 @@ pub(crate) fn guarded_poll_oneoff<T: Guarded>(
     written: i32,
 ) -> wasmtime::Result<i32> {
     let deadline = caller.data().deadline().clone();
-    if let Some(at) = deadline.get()
-        && lone_relative_sleep(&mut caller, subs, count)
-            .is_some_and(|wait| Instant::now().checked_add(wait).is_none_or(|end| end > at))
-    {
-        // Sleeps until the deadline, or until it is cancelled.
-        return wasmtime_wasi::runtime::in_tokio(until(&deadline, std::future::pending()));
+    if let Some(wait) = lone_relative_sleep(&mut caller, subs, count) {
+        // Wasmtime would sleep this thread for `wait`, deaf to the deadline
+        // and to its cancellation: the wait is made here instead, and
+        // Wasmtime answers the same poll with the clock's timeout at zero
+        // (put back after), writing the event as it always does.
+        wasmtime_wasi::runtime::in_tokio(until(&deadline, async {
+            tokio::time::sleep(wait).await;
+            Ok(())
+        }))?;
+        let timeout = set_clock_timeout(&mut caller, subs, 0);
+        let answer = with_wasi(&mut caller, |wasi, memory| {
+            wasmtime_wasi::runtime::in_tokio(p1::poll_oneoff(wasi, memory, subs, events, count, written))
+        });
+        set_clock_timeout(&mut caller, subs, timeout);
+        return answer;
     }
     with_wasi(&mut caller, |wasi, memory| {
         wasmtime_wasi::runtime::in_tokio(until(
@@ -185,6 +199,24 @@ pub(crate) fn guarded_poll_oneoff<T: Guarded>(
             p1::poll_oneoff(wasi, memory, subs, events, count, written),
         ))
     })
+}
+
+/// Sets the timeout of the clock subscription at `subs` (one
+/// [`lone_relative_sleep`] found, so in bounds and aligned) to `timeout`,
+/// returning the one it had.
+fn set_clock_timeout<T: Guarded>(caller: &mut Caller<'_, T>, subs: i32, timeout: u64) -> u64 {
+    let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
+        return timeout;
+    };
+    let mut memory = GuestMemory::Unshared(memory.data_mut(caller));
+    let at = GuestPtr::<Subscription>::new(subs as u32);
+    let Ok(mut sub) = memory.read(at) else { return timeout };
+    let SubscriptionU::Clock(clock) = &mut sub.u else {
+        return timeout;
+    };
+    let before = std::mem::replace(&mut clock.timeout, timeout);
+    let _ = memory.write(at, sub);
+    before
 }
 
 /// Runs a WASI call's future until `deadline`: past it (or once it is

@@ -148,6 +148,37 @@ async fn the_timeout_holds_for_a_run_and_for_each_call() {
     );
 }
 
+/// A GET of `path` from the server at `address`, with hyper on the
+/// caller's runtime: the status and the body.
+async fn get(address: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use http_body_util::{BodyExt, Empty};
+    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let io = wasmtime_wasi_http::io::TokioIo::new(stream);
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await.unwrap();
+    tokio::spawn(connection);
+    let request = hyper::Request::get(path)
+        .header(hyper::header::HOST, address.to_string())
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Serving never blocks the caller (the service runs on threads of its
+/// own), and its shutdown is awaited.
+#[tokio::test(flavor = "current_thread")]
+async fn an_http_service_serves_and_shuts_down_from_async_code() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let service = Sandbox::new()
+        .serve_http(&support::components::http_component(), listener)
+        .unwrap();
+    assert_eq!(get(service.local_addr(), "/").await, (200, "GET /".to_owned()));
+    let outcome = assert_send(service.shutdown_async()).await.unwrap();
+    assert_eq!(outcome.exit_code(), Some(0));
+}
+
 /// A run's future is `'static`: it may be spawned, and awaited elsewhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_may_be_spawned_on_a_multi_thread_runtime() {
@@ -189,39 +220,51 @@ async fn eventually(what: &str, settled: impl Fn() -> bool) {
     }
 }
 
-/// Drops `call` once the guest has ticked, then checks that everything it
-/// held is given back: the guest stops ticking, its thread ends, the
-/// descriptors open are those before, and the pool is empty again.
-async fn dropping_frees_everything(
-    runtime: &Runtime,
-    ticks: &AtomicU64,
-    call: impl Future<Output: Send + 'static> + Send + 'static,
-) {
-    let before = at_rest().await;
+/// Spawns `call`, drops it once its guest has ticked, and waits for the
+/// guest's thread to end; the guest ticks no more.
+async fn cancel_once_started(ticks: &AtomicU64, call: impl Future<Output: Send + 'static> + Send + 'static) {
+    ticks.store(0, Ordering::SeqCst);
     let task = tokio::spawn(call);
     eventually("the guest started", || ticks.load(Ordering::SeqCst) > 0).await;
     task.abort();
     assert!(task.await.is_err_and(|error| error.is_cancelled()));
-    let after = at_rest().await;
+    eventually("the guest's thread ended", || guest_threads() == 0).await;
     let stopped = ticks.load(Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(ticks.load(Ordering::SeqCst), stopped, "the guest stopped");
-    assert_eq!(after, before, "threads and descriptors as before");
-    let pool = runtime.engine().pooling_allocator_metrics().unwrap();
-    assert_eq!(pool.core_instances(), 0, "the slot was given back");
+}
+
+fn pooled_instances(runtime: &Runtime) -> u64 {
+    runtime.engine().pooling_allocator_metrics().unwrap().core_instances()
+}
+
+/// Runs the test `name` of this module alone in a child process (see
+/// [`support::run_test_in_child_process`]): true in that child.
+fn alone(name: &str) -> bool {
+    if std::env::var_os("ASYNC_API_ALONE").is_some() {
+        return true;
+    }
+    support::run_test_in_child_process(&format!("async_api::{name}"), &[("ASYNC_API_ALONE", "1")]);
+    false
+}
+
+/// A sandbox with `env.tick` counting into `ticks` and no timeout: only a
+/// cancellation stops its guests.
+fn ticking(ticks: &Arc<AtomicU64>) -> Sandbox {
+    let ticks = ticks.clone();
+    Sandbox::new()
+        .limits(Limits::default().timeout(None))
+        .host_func("env", "tick", move || {
+            ticks.fetch_add(1, Ordering::SeqCst);
+        })
 }
 
 /// Dropping a run's, an instantiation's or a call's future stops a guest
-/// that would run forever (no timeout) and frees what it held. Counting
-/// threads and descriptors needs a process of its own: it runs alone in a
-/// child process of this test binary.
+/// that would compute forever (no timeout) and frees what it held. Counting
+/// threads and descriptors needs a process of its own.
 #[test]
-fn dropping_a_future_stops_the_guest_and_frees_what_it_held() {
-    if std::env::var_os("ASYNC_API_ALONE").is_none() {
-        support::run_test_in_child_process(
-            "async_api::dropping_a_future_stops_the_guest_and_frees_what_it_held",
-            &[("ASYNC_API_ALONE", "1")],
-        );
+fn dropping_a_future_stops_a_computing_guest_and_frees_what_it_held() {
+    if !alone("dropping_a_future_stops_a_computing_guest_and_frees_what_it_held") {
         return;
     }
     const SLOTS: u32 = 2;
@@ -233,33 +276,28 @@ fn dropping_a_future_stops_the_guest_and_frees_what_it_held() {
     let module = runtime.load_bytes("ticks", TICKS).unwrap();
     let component = runtime.load_bytes("spinning", SPINNING_COMPONENT).unwrap();
     let ticks = Arc::new(AtomicU64::new(0));
-    let sandbox = Sandbox::new()
-        .limits(Limits::default().timeout(None))
-        .host_func("env", "tick", {
-            let ticks = ticks.clone();
-            move || {
-                ticks.fetch_add(1, Ordering::SeqCst);
-            }
-        });
+    let sandbox = ticking(&ticks);
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     tokio.block_on(async {
-        // Whatever is made once per process (wasmtime-wasi's runtime, the
-        // module's memory image) is made before counting.
-        let mut warm = sandbox.instantiate_async(&module).await.unwrap();
-        assert!(warm.has_export("spin"));
-        drop(warm);
+        // Whatever is made once per process (the module's memory image) is
+        // made before counting.
+        drop(sandbox.instantiate_async(&module).await.unwrap());
 
-        dropping_frees_everything(&runtime, &ticks, sandbox.run_async(&module)).await;
+        let before = at_rest().await;
+        cancel_once_started(&ticks, sandbox.run_async(&module)).await;
+        assert_eq!(at_rest().await, before, "threads and descriptors as before");
+        assert_eq!(pooled_instances(&runtime), 0, "the slot was given back");
 
-        ticks.store(0, Ordering::SeqCst);
         let mut guest = sandbox.instantiate_async(&module).await.unwrap();
         let call = async move {
             let _ = guest.call_async::<(), ()>("spin", ()).await;
         };
-        dropping_frees_everything(&runtime, &ticks, call).await;
+        cancel_once_started(&ticks, call).await;
+        assert_eq!(at_rest().await, before, "threads and descriptors as before");
+        assert_eq!(pooled_instances(&runtime), 0, "the slot was given back");
 
         // A call stopped by a dropped future loses the instance, and says so.
         let mut guest = sandbox.instantiate_async(&module).await.unwrap();
@@ -267,11 +305,7 @@ fn dropping_a_future_stops_the_guest_and_frees_what_it_held() {
         {
             let call = guest.call_async::<(), ()>("spin", ());
             tokio::pin!(call);
-            let ticked = async {
-                while ticks.load(Ordering::SeqCst) == 0 {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            };
+            let ticked = eventually("the guest started", || ticks.load(Ordering::SeqCst) > 0);
             tokio::select! {
                 _ = &mut call => panic!("the spinning guest returned"),
                 () = ticked => {}
@@ -304,7 +338,73 @@ fn dropping_a_future_stops_the_guest_and_frees_what_it_held() {
         for _ in 0..SLOTS {
             held.push(sandbox.instantiate_async(&module).await.unwrap());
         }
-        let pool = runtime.engine().pooling_allocator_metrics().unwrap();
-        assert_eq!(pool.core_instances(), u64::from(SLOTS));
+        assert_eq!(pooled_instances(&runtime), u64::from(SLOTS));
+    });
+}
+
+/// Sleeps an hour (`poll_oneoff` on one relative clock) after a tick.
+const SLEEPS: &str = r#"(module
+  (import "env" "tick" (func $tick))
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (i32.store (i32.const 16) (i32.const 1))
+    (i64.store (i32.const 24) (i64.const 3600000000000))
+    (call $tick)
+    (drop (call $poll (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128)))))"#;
+
+/// Reads stdin after a tick.
+const READS: &str = r#"(module
+  (import "env" "tick" (func $tick))
+  (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 64))
+    (i32.store (i32.const 4) (i32.const 16))
+    (call $tick)
+    (drop (call $read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 32)))))"#;
+
+/// A reader that has nothing to give until its sender is dropped.
+struct Silent(std::sync::mpsc::Receiver<()>);
+
+impl std::io::Read for Silent {
+    fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+        let _ = self.0.recv();
+        Ok(0)
+    }
+}
+
+/// A guest waiting in a host call, asleep or reading stdin, with no
+/// timeout, is stopped by its future's drop too: the wait ends.
+#[test]
+fn dropping_a_future_ends_a_guest_s_wait() {
+    if !alone("dropping_a_future_ends_a_guest_s_wait") {
+        return;
+    }
+    let sleeps = support::wat("sleeps", SLEEPS);
+    let reads = support::wat("reads", READS);
+    let ticks = Arc::new(AtomicU64::new(0));
+    let sandbox = ticking(&ticks);
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tokio.block_on(async {
+        // wasmtime-wasi's runtime, which the guest's WASI calls run on, is
+        // made before counting.
+        let short = Limits::default().timeout(Some(Duration::from_millis(20)));
+        let woken = sandbox.clone().limits(short).run_async(&sleeps).await.unwrap();
+        assert_eq!(support::trap_kind(&woken), TrapKind::Timeout);
+
+        let before = at_rest().await;
+        cancel_once_started(&ticks, sandbox.run_async(&sleeps)).await;
+        assert_eq!(at_rest().await, before, "threads and descriptors as before");
+
+        let (sender, silence) = std::sync::mpsc::channel();
+        cancel_once_started(&ticks, sandbox.clone().stdin_reader(Silent(silence)).run_async(&reads)).await;
+        // The reader's own thread ends with the reader.
+        drop(sender);
+        eventually("the stdin reader's thread ended", || count("task") == before.0).await;
+        assert_eq!(at_rest().await, before, "threads and descriptors as before");
     });
 }
