@@ -5,7 +5,8 @@
 //!
 //! Dropping a future cancels its call: the store's [`Deadline`] ends now,
 //! for good, so the guest stops at its next check (the epoch, within a
-//! tick, or a wait in a host call: `poll_oneoff`, a component's awaits),
+//! tick, or a wait in a host call: `poll_oneoff`, stdin, a component's
+//! awaits),
 //! its thread ends and its store is dropped, giving back its memory, its
 //! pool slot and its descriptors. Until then the future's result is
 //! whatever the synchronous call returned.
@@ -83,14 +84,19 @@ impl Sandbox {
     /// future stops the instantiation. Call the instance with
     /// [`ComponentInstance::call_async`].
     ///
-    /// ```no_run
+    /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), host::Error> {
-    /// // A component whose WIT world exports `process: func(input: string) -> string`.
-    /// let text = host::Runtime::shared().load_file("text_component.wasm")?;
-    /// let mut guest = host::Sandbox::new().instantiate_component_async(&text).await?;
-    /// let (upper,): (String,) = guest.call_async("process", ("abc".to_owned(),)).await?;
-    /// assert_eq!(upper, "ABC");
+    /// let adder = host::Runtime::shared().load_bytes("adder", r#"
+    ///     (component
+    ///       (core module $m (func (export "add") (param i32 i32) (result i32)
+    ///         (i32.add (local.get 0) (local.get 1))))
+    ///       (core instance $i (instantiate $m))
+    ///       (func (export "add") (param "a" u32) (param "b" u32) (result u32)
+    ///         (canon lift (core func $i "add"))))"#)?;
+    /// let mut guest = host::Sandbox::new().instantiate_component_async(&adder).await?;
+    /// let (sum,): (u32,) = guest.call_async("add", (2u32, 3u32)).await?;
+    /// assert_eq!(sum, 5);
     /// # Ok(())
     /// # }
     /// ```
@@ -153,8 +159,26 @@ impl ComponentInstance {
     ///
     /// Dropping the future while the guest runs stops the guest and frees
     /// its store as soon as it has stopped; the instance then answers every
-    /// call with [`Error::Cancelled`]. See
-    /// [`Sandbox::instantiate_component_async`] for an example.
+    /// call with [`Error::Cancelled`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), host::Error> {
+    /// use std::time::Duration;
+    /// let spin = host::Runtime::shared().load_bytes("spin", r#"
+    ///     (component
+    ///       (core module $m (func (export "spin") (loop (br 0))))
+    ///       (core instance $i (instantiate $m))
+    ///       (func (export "spin") (canon lift (core func $i "spin"))))"#)?;
+    /// let mut guest = host::Sandbox::new().instantiate_component_async(&spin).await?;
+    /// // Cancelled after 20 ms: the guest stops, the instance is gone.
+    /// let call = guest.call_async::<(), ()>("spin", ());
+    /// assert!(tokio::time::timeout(Duration::from_millis(20), call).await.is_err());
+    /// let again = guest.call_async::<(), ()>("spin", ()).await;
+    /// assert!(matches!(again, Err(host::Error::Cancelled { .. })));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub async fn call_async<P, R>(&mut self, export: &str, params: P) -> Result<R, Error>
     where
         P: ComponentNamedList + Lower + Send + Sync + 'static,
@@ -225,7 +249,7 @@ async fn lend<R: Send + 'static>(
 }
 
 /// Runs `work` on a thread of its own (with a stack of `stack` bytes at
-/// least), started when the future is first polled, and awaits what it
+/// least, or Rust's default for 0), started when the future is first polled, and awaits what it
 /// returns; a panic there is resumed here. Stores made on that thread share
 /// `deadline` ([`Deadline::adopt`]); dropping the future before `work` is
 /// done cancels it.
