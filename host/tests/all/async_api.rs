@@ -98,11 +98,13 @@ async fn a_host_import_is_called() {
           (import "env" "answer" (func $answer (result i32)))
           (func (export "twice") (result i32) (i32.add (call $answer) (call $answer))))"#,
     );
-    let mut guest = Sandbox::new()
-        .host_func("env", "answer", || 21)
-        .instantiate_async(&module)
-        .await
-        .unwrap();
+    let mut guest = assert_send(
+        Sandbox::new()
+            .host_func("env", "answer", || 21)
+            .instantiate_async(&module),
+    )
+    .await
+    .unwrap();
     assert_eq!(guest.call_async::<(), i32>("twice", ()).await.unwrap(), 42);
 }
 
