@@ -119,7 +119,8 @@ impl GuestInstance {
     ///
     /// Dropping the future while the guest runs stops the guest and frees
     /// its store (its memory and pool slot) as soon as it has stopped; the
-    /// instance then answers every call with [`Error::Cancelled`].
+    /// instance then answers every call and memory access with
+    /// [`Error::Cancelled`], and its `host_log` is empty.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -159,7 +160,7 @@ impl ComponentInstance {
     ///
     /// Dropping the future while the guest runs stops the guest and frees
     /// its store as soon as it has stopped; the instance then answers every
-    /// call with [`Error::Cancelled`].
+    /// call with [`Error::Cancelled`], and its `host_log` is empty.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
