@@ -41,7 +41,9 @@
 //! when the future is first polled, so no executor thread waits on a guest;
 //! the futures are `Send`, need no multi-thread runtime (nor any runtime:
 //! any executor will do), and those of `Sandbox` own what they need, so
-//! they may be spawned.
+//! they may be spawned. The cost is a thread started per future: for many
+//! short calls into one instance, the sync API called from
+//! `tokio::task::spawn_blocking` costs less.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
