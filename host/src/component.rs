@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use wasmtime::component::types::ComponentFunc;
 use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{Component, ComponentNamedList, Func, Instance, InstancePre, Lift, Lower, Val};
+use wasmtime::component::{Component, ComponentNamedList, Func, Instance, InstancePre, Lift, Lower, TypedFunc, Val};
 use wasmtime::{AsContextMut, Store, StoreContextMut};
 use wasmtime_wasi::{p2, p3};
 
@@ -76,13 +76,13 @@ pub(crate) fn run_command(
 ) -> Result<Termination, Error> {
     let command = Command::of(module, pre)?;
     let deadline = deadline::arm(store, timeout);
-    let instance = match deadline::block_until(deadline, pre.instantiate_async(&mut *store)) {
+    let instance = match deadline::block_until(&deadline, pre.instantiate_async(&mut *store)) {
         Ok(instance) => instance,
         // A start function that traps or exits is the guest's own ending.
         Err(error) if ended_by_guest(&error) => return Ok(classify(error)),
         Err(error) => return Err(Error::instantiate(module, error)),
     };
-    Ok(match deadline::block_until(deadline, command.run(store, &instance)) {
+    Ok(match deadline::block_until(&deadline, command.run(store, &instance)) {
         Ok(Ok(())) => Termination::Exited(0),
         // `wasi:cli/exit.exit(err)`, or `run` returning its error: status 1.
         Ok(Err(())) => Termination::Exited(1),
@@ -104,11 +104,14 @@ pub(crate) fn run_command(
 /// # }
 /// ```
 pub struct ComponentInstance {
-    module: Arc<str>,
+    pub(crate) module: Arc<str>,
     component: Component,
-    store: Store<GuestState>,
+    pub(crate) store: Store<GuestState>,
     instance: Instance,
-    timeout: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
+    /// As [`crate::GuestInstance`]'s: the store is away on an async call's
+    /// thread, or was lost with a cancelled one.
+    pub(crate) lent: bool,
 }
 
 impl std::fmt::Debug for ComponentInstance {
@@ -129,7 +132,7 @@ impl ComponentInstance {
         timeout: Option<Duration>,
     ) -> Result<Self, Error> {
         let deadline = deadline::arm(&mut store, timeout);
-        let instance = deadline::block_until(deadline, pre.instantiate_async(&mut store)).map_err(|error| {
+        let instance = deadline::block_until(&deadline, pre.instantiate_async(&mut store)).map_err(|error| {
             if ended_by_guest(&error) {
                 Error::ended(module, classify(error))
             } else {
@@ -142,6 +145,7 @@ impl ComponentInstance {
             store,
             instance,
             timeout,
+            lent: false,
         })
     }
 
@@ -157,18 +161,27 @@ impl ComponentInstance {
         P: ComponentNamedList + Lower + Send + Sync,
         R: ComponentNamedList + Lift + Send + Sync + 'static,
     {
+        let typed = self.typed_func::<P, R>(export)?;
+        let deadline = deadline::arm(&mut self.store, self.timeout);
+        deadline::block_until(&deadline, typed.call_async(&mut self.store, params))
+            .map_err(|error| Error::ended(&self.module, classify(error)))
+    }
+
+    /// The export `export` as a function of the given type.
+    pub(crate) fn typed_func<P, R>(&mut self, export: &str) -> Result<TypedFunc<P, R>, Error>
+    where
+        P: ComponentNamedList + Lower,
+        R: ComponentNamedList + Lift,
+    {
         let func = self.func(export)?;
-        let typed = func.typed::<P, R>(&self.store).map_err(|e| {
+        func.typed::<P, R>(&self.store).map_err(|e| {
             Error::export_signature(
                 &self.module,
                 export,
                 e.root_cause().to_string(),
                 describe(&func.ty(&self.store)),
             )
-        })?;
-        let deadline = deadline::arm(&mut self.store, self.timeout);
-        deadline::block_until(deadline, typed.call_async(&mut self.store, params))
-            .map_err(|error| Error::ended(&self.module, classify(error)))
+        })
     }
 
     /// The type of the exported function `export`, named as in
@@ -201,7 +214,7 @@ impl ComponentInstance {
         }
         let mut results = vec![Val::Bool(false); ty.results().len()];
         let deadline = deadline::arm(&mut self.store, self.timeout);
-        deadline::block_until(deadline, func.call_async(&mut self.store, params, &mut results))
+        deadline::block_until(&deadline, func.call_async(&mut self.store, params, &mut results))
             .map_err(|error| Error::ended(&self.module, classify(error)))?;
         Ok(results)
     }
@@ -216,6 +229,7 @@ impl ComponentInstance {
         &mut self,
         new: impl FnOnce(StoreContextMut<'_, GuestState>, &Instance) -> wasmtime::Result<B>,
     ) -> Result<B, Error> {
+        self.usable()?;
         new(self.store.as_context_mut(), &self.instance).map_err(|error| Error::instantiate(&self.module, error))
     }
 
@@ -243,9 +257,12 @@ impl ComponentInstance {
         &mut self,
         call: impl AsyncFnOnce(StoreContextMut<'_, GuestState>) -> wasmtime::Result<R> + Send,
     ) -> Result<R, Error> {
+        // Bindings name the instance's own store: never the stand-in a
+        // cancelled `call_async` left.
+        self.usable()?;
         let deadline = deadline::arm(&mut self.store, self.timeout);
         let store = &mut self.store;
-        deadline::block_until_made(deadline, move || call(store.as_context_mut()))
+        deadline::block_until_made(&deadline, move || call(store.as_context_mut()))
             .map_err(|error| Error::ended(&self.module, classify(error)))
     }
 
@@ -273,8 +290,20 @@ impl ComponentInstance {
         self.store.data().peak_memory_bytes()
     }
 
+    /// `Err(Cancelled)` once a cancelled `call_async` took the instance
+    /// with it.
+    fn usable(&self) -> Result<(), Error> {
+        match self.lent {
+            true => Err(Error::Cancelled {
+                module: self.module.to_string(),
+            }),
+            false => Ok(()),
+        }
+    }
+
     /// The exported function `export` (see [`ComponentInstance::call_values`]).
-    fn func(&mut self, export: &str) -> Result<Func, Error> {
+    pub(crate) fn func(&mut self, export: &str) -> Result<Func, Error> {
+        self.usable()?;
         let missing = || Error::missing_export(&self.module, export);
         if let Some((ComponentItem::ComponentFunc(_), index)) = self.instance.get_export(&mut self.store, None, export)
         {

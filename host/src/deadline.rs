@@ -10,10 +10,11 @@
 //! lists every call that can block and what bounds it.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::{AsContextMut, Caller, Extern, Store};
+use tokio::sync::watch;
+use wasmtime::{AsContextMut, Caller, Extern, Store, UpdateDeadline};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p1::types::{Subclockflags, Subscription, SubscriptionU};
 use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as p1, WasiSnapshotPreview1};
@@ -22,18 +23,75 @@ use wiggle::{GuestMemory, GuestPtr};
 /// How often the engine's epoch advances: the resolution of run timeouts.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// How often a wait that cannot watch the deadline (a read of a live
+/// stdin, `crate::stdin`) looks at it again, so that a cancellation
+/// reaches it too.
+pub(crate) const RECHECK: Duration = Duration::from_millis(50);
+
 /// When the current call into a guest times out (`None` for never), shared
-/// by the host calls that could otherwise block past it.
-#[derive(Clone, Default)]
-pub(crate) struct Deadline(Arc<Mutex<Option<Instant>>>);
+/// by the host calls that could otherwise block past it, and by the epoch
+/// check (`arm`). Cancelling it (an async call's future dropped,
+/// `crate::asynchronous`) moves it to now for good: every wait on it ends,
+/// and the guest stops at its next epoch check.
+#[derive(Clone)]
+pub(crate) struct Deadline(Arc<watch::Sender<When>>);
+
+#[derive(Clone, Copy, Default)]
+struct When {
+    at: Option<Instant>,
+    cancelled: bool,
+}
+
+impl Default for Deadline {
+    fn default() -> Self {
+        Self(Arc::new(watch::Sender::new(When::default())))
+    }
+}
+
+thread_local! {
+    /// The deadline of the async call whose guest this thread runs.
+    static ADOPTED: std::cell::RefCell<Option<Deadline>> = const { std::cell::RefCell::new(None) };
+}
 
 impl Deadline {
-    pub(crate) fn get(&self) -> Option<Instant> {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    /// The deadline for a store made now: that of the async call whose
+    /// guest this thread runs (`Deadline::adopt`), so that dropping the
+    /// call's future reaches a store made after it started; else a fresh one.
+    pub(crate) fn current() -> Self {
+        ADOPTED.with(|adopted| adopted.borrow().clone()).unwrap_or_default()
     }
 
-    fn set(&self, deadline: Option<Instant>) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = deadline;
+    /// Makes this the deadline of every store this thread makes from now on.
+    pub(crate) fn adopt(&self) {
+        ADOPTED.with(|adopted| *adopted.borrow_mut() = Some(self.clone()));
+    }
+
+    pub(crate) fn get(&self) -> Option<Instant> {
+        self.0.borrow().at
+    }
+
+    /// True once the deadline has passed (or was cancelled).
+    pub(crate) fn passed(&self) -> bool {
+        self.get().is_some_and(|at| Instant::now() >= at)
+    }
+
+    fn set(&self, at: Option<Instant>) {
+        self.0.send_if_modified(|when| {
+            let changed = !when.cancelled && when.at != at;
+            if changed {
+                when.at = at;
+            }
+            changed
+        });
+    }
+
+    /// Ends the deadline now, and every later one: the guest is stopped
+    /// at its next check, and no arming gives it time again.
+    pub(crate) fn cancel(&self) {
+        self.0.send_modify(|when| {
+            when.cancelled = true;
+            when.at = Some(Instant::now());
+        });
     }
 }
 
@@ -44,24 +102,24 @@ pub(crate) trait Guarded: 'static {
     fn wasi(&mut self) -> &mut WasiP1Ctx;
 }
 
-/// Arms the store's epoch deadline, and that of the host calls that block:
-/// `timeout` from now, or never. Returns that deadline, for [`until`].
-pub(crate) fn arm<T: Guarded>(store: &mut Store<T>, timeout: Option<Duration>) -> Option<Instant> {
-    // Wasmtime adds the ticks to the current epoch without saturating, so
-    // "never" must leave room for every epoch this process will see.
-    const NEVER: u64 = u64::MAX / 2;
-    let ticks = match timeout {
-        // One extra tick: the current epoch may be about to end.
-        Some(timeout) => u64::try_from(timeout.as_nanos() / EPOCH_TICK.as_nanos())
-            .unwrap_or(NEVER)
-            .saturating_add(1)
-            .min(NEVER),
-        None => NEVER,
-    };
-    store.set_epoch_deadline(ticks);
-    let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
-    store.data().deadline().set(deadline);
-    deadline
+/// Arms the store's deadline, that of the host calls that block and of the
+/// epoch check: `timeout` from now, or never. Returns that deadline, for
+/// [`until`].
+///
+/// The epoch check asks the deadline at every tick rather than counting
+/// ticks, so that a deadline moved earlier (cancelled) stops the guest within
+/// a tick.
+pub(crate) fn arm<T: Guarded>(store: &mut Store<T>, timeout: Option<Duration>) -> Deadline {
+    let deadline = store.data().deadline().clone();
+    deadline.set(timeout.and_then(|timeout| Instant::now().checked_add(timeout)));
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        Ok(match deadline.passed() {
+            true => UpdateDeadline::Interrupt,
+            false => UpdateDeadline::Continue(1),
+        })
+    });
+    store.data().deadline().clone()
 }
 
 /// Runs `work`, which blocks its thread on Tokio (wasmtime-wasi runs every
@@ -120,43 +178,81 @@ pub(crate) fn guarded_poll_oneoff<T: Guarded>(
     count: i32,
     written: i32,
 ) -> wasmtime::Result<i32> {
-    let deadline = caller.data().deadline().get();
-    if let Some(deadline) = deadline
-        && lone_relative_sleep(&mut caller, subs, count)
-            .is_some_and(|wait| Instant::now().checked_add(wait).is_none_or(|end| end > deadline))
-    {
-        std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
-        return Err(wasmtime::Trap::Interrupt.into());
+    let deadline = caller.data().deadline().clone();
+    if let Some(wait) = lone_relative_sleep(&mut caller, subs, count) {
+        // Wasmtime would sleep this thread for `wait`, deaf to the deadline
+        // and to its cancellation: the wait is made here instead, and
+        // Wasmtime answers the same poll with the clock's timeout at zero
+        // (put back after), writing the event as it always does.
+        wasmtime_wasi::runtime::in_tokio(until(&deadline, async {
+            tokio::time::sleep(wait).await;
+            Ok(())
+        }))?;
+        let timeout = set_clock_timeout(&mut caller, subs, 0);
+        let answer = with_wasi(&mut caller, |wasi, memory| {
+            wasmtime_wasi::runtime::in_tokio(p1::poll_oneoff(wasi, memory, subs, events, count, written))
+        });
+        set_clock_timeout(&mut caller, subs, timeout);
+        return answer;
     }
     with_wasi(&mut caller, |wasi, memory| {
         wasmtime_wasi::runtime::in_tokio(until(
-            deadline,
+            &deadline,
             p1::poll_oneoff(wasi, memory, subs, events, count, written),
         ))
     })
 }
 
-/// Runs a WASI call's or a guest's future until `deadline`: past it the
-/// future is dropped and the guest interrupted as a timeout, as if the
-/// epoch had caught it computing. Every wait on the deadline goes through
-/// here. Only what the future awaits is cut short; a system call it makes
-/// on this thread is not.
+/// Sets the timeout of the clock subscription at `subs` (one
+/// [`lone_relative_sleep`] found, so in bounds and aligned) to `timeout`,
+/// returning the one it had.
+fn set_clock_timeout<T: Guarded>(caller: &mut Caller<'_, T>, subs: i32, timeout: u64) -> u64 {
+    let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
+        return timeout;
+    };
+    let mut memory = GuestMemory::Unshared(memory.data_mut(caller));
+    let at = GuestPtr::<Subscription>::new(subs as u32);
+    let Ok(mut sub) = memory.read(at) else { return timeout };
+    let SubscriptionU::Clock(clock) = &mut sub.u else {
+        return timeout;
+    };
+    let before = std::mem::replace(&mut clock.timeout, timeout);
+    let _ = memory.write(at, sub);
+    before
+}
+
+/// Runs a WASI call's or a guest's future until `deadline`: past it (or
+/// once it is cancelled) the future is dropped and the guest interrupted as
+/// a timeout, as if the epoch had caught it computing. Every wait on the
+/// deadline goes through here. Only what the future awaits is cut short; a
+/// system call it makes on this thread is not.
 pub(crate) async fn until<R>(
-    deadline: Option<Instant>,
+    deadline: &Deadline,
     call: impl Future<Output = wasmtime::Result<R>>,
 ) -> wasmtime::Result<R> {
-    let Some(deadline) = deadline else {
-        return call.await;
-    };
-    tokio::time::timeout_at(deadline.into(), call)
-        .await
-        .unwrap_or_else(|_| Err(wasmtime::Trap::Interrupt.into()))
+    let mut changes = deadline.0.subscribe();
+    tokio::pin!(call);
+    loop {
+        let at = changes.borrow_and_update().at;
+        let expiry = async {
+            match at {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            result = &mut call => return result,
+            () = expiry => return Err(wasmtime::Trap::Interrupt.into()),
+            // Moved (cancelled): wait for the new deadline instead.
+            Ok(()) = changes.changed() => {}
+        }
+    }
 }
 
 /// [`until`] from synchronous code, on wasmtime-wasi's Tokio runtime
 /// (through [`blocking`]): how a component's calls are awaited.
 pub(crate) fn block_until<R: Send>(
-    deadline: Option<Instant>,
+    deadline: &Deadline,
     work: impl Future<Output = wasmtime::Result<R>> + Send,
 ) -> wasmtime::Result<R> {
     block_until_made(deadline, || work)
@@ -165,7 +261,7 @@ pub(crate) fn block_until<R: Send>(
 /// As [`block_until`], with the future made by `make` on the thread that
 /// awaits it, so that it need not be `Send` (an embedder's async closure's).
 pub(crate) fn block_until_made<R: Send, F: Future<Output = wasmtime::Result<R>>>(
-    deadline: Option<Instant>,
+    deadline: &Deadline,
     make: impl FnOnce() -> F + Send,
 ) -> wasmtime::Result<R> {
     blocking(|| wasmtime_wasi::runtime::in_tokio(until(deadline, make())))

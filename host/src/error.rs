@@ -243,6 +243,15 @@ pub enum Error {
         code: i32,
     },
 
+    /// An instance whose async call was cancelled (its future dropped
+    /// while the guest ran): the guest was stopped and its store freed,
+    /// so the instance can no longer be used.
+    #[error("{module} was stopped when an async call into it was cancelled")]
+    Cancelled {
+        /// The module's name.
+        module: String,
+    },
+
     /// A host-side read or write of guest memory fell outside it.
     #[error("guest memory access out of bounds: {len} bytes at offset {offset}, memory is {size} bytes")]
     MemoryOutOfBounds {
@@ -312,7 +321,8 @@ impl Error {
             | Error::Instantiate { module, .. }
             | Error::MissingData { module, .. }
             | Error::Trap { module, .. }
-            | Error::Exit { module, .. } => Some(Cow::Borrowed(module)),
+            | Error::Exit { module, .. }
+            | Error::Cancelled { module } => Some(Cow::Borrowed(module)),
             Error::Config { .. }
             | Error::Preopen { .. }
             | Error::GrantCoversCache { .. }

@@ -470,8 +470,9 @@ impl HandlerState for Service {
             launch::store(&self.sandbox, &self.component, self.kind, &pipes).map_err(wasmtime::Error::new)?;
         // The request's timeout starts now, instantiation included.
         let timeout = self.sandbox.limits.timeout;
-        let deadline = deadline::arm(&mut store, timeout);
-        let proxy = deadline::until(deadline, self.proxy.instantiate_async(&mut store)).await?;
+        let armed = deadline::arm(&mut store, timeout);
+        let proxy = deadline::until(&armed, self.proxy.instantiate_async(&mut store)).await?;
+        let deadline = armed.get();
         Ok(Instance {
             store,
             proxy,

@@ -28,11 +28,16 @@ use crate::{Error, GuestModule};
 /// # Ok::<(), host::Error>(())
 /// ```
 pub struct GuestInstance {
-    module: Arc<str>,
-    store: Store<GuestState>,
+    pub(crate) module: Arc<str>,
+    pub(crate) store: Store<GuestState>,
     instance: Instance,
     pipes: Pipes,
     timeout: Option<Duration>,
+    /// Set while the store is away on an async call's thread, and for good
+    /// when that call is cancelled (`crate::asynchronous`).
+    pub(crate) lent: bool,
+    /// The stack of a thread that runs it (its wasm stack is there).
+    pub(crate) stack_size: usize,
 }
 
 impl std::fmt::Debug for GuestInstance {
@@ -58,6 +63,8 @@ impl GuestInstance {
             instance,
             pipes,
             timeout,
+            lent: false,
+            stack_size: module.runtime().guest_stack_size(),
         }
     }
 
@@ -80,6 +87,7 @@ impl GuestInstance {
 
     /// The type of the exported function `export`.
     pub fn func_type(&mut self, export: &str) -> Result<FuncType, Error> {
+        self.usable()?;
         let func = self
             .instance
             .get_func(&mut self.store, export)
@@ -93,6 +101,7 @@ impl GuestInstance {
     /// export's type first ([`Error::ExportSignature`]). The timeout and
     /// endings are as for [`GuestInstance::call`].
     pub fn call_values(&mut self, export: &str, params: &[Val]) -> Result<Vec<Val>, Error> {
+        self.usable()?;
         let func = self
             .instance
             .get_func(&mut self.store, export)
@@ -123,7 +132,7 @@ impl GuestInstance {
 
     /// True when the guest exports something called `name`.
     pub fn has_export(&mut self, name: &str) -> bool {
-        self.instance.get_export(&mut self.store, name).is_some()
+        !self.lent && self.instance.get_export(&mut self.store, name).is_some()
     }
 
     /// Current size of the exported `memory`, in bytes.
@@ -181,6 +190,7 @@ impl GuestInstance {
 
     /// The export `name` as a function of the given type.
     pub(crate) fn typed_func<P: WasmParams, R: WasmResults>(&mut self, name: &str) -> Result<TypedFunc<P, R>, Error> {
+        self.usable()?;
         let func = self
             .instance
             .get_func(&mut self.store, name)
@@ -196,7 +206,7 @@ impl GuestInstance {
     }
 
     /// Gives the next call the whole timeout, from now.
-    fn arm(&mut self) {
+    pub(crate) fn arm(&mut self) {
         crate::deadline::arm(&mut self.store, self.timeout);
     }
 
@@ -216,9 +226,21 @@ impl GuestInstance {
     }
 
     fn memory(&mut self) -> Result<Memory, Error> {
+        self.usable()?;
         match self.instance.get_export(&mut self.store, "memory") {
             Some(Extern::Memory(memory)) => Ok(memory),
             _ => Err(self.missing("memory")),
+        }
+    }
+
+    /// The instance, unless a cancelled async call lost it (its store is
+    /// a stand-in that holds none of the guest).
+    fn usable(&self) -> Result<(), Error> {
+        match self.lent {
+            true => Err(Error::Cancelled {
+                module: self.module.to_string(),
+            }),
+            false => Ok(()),
         }
     }
 

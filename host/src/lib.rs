@@ -34,25 +34,57 @@
 
 //! # From async code
 //!
-//! The API is synchronous: a call returns when the guest is done. It may be
-//! called from anywhere, a Tokio runtime's tasks included: on a
-//! multi-thread runtime the guest runs on the caller's worker after
-//! `tokio::task::block_in_place` has handed its other tasks to another
-//! thread; inside a current-thread runtime (or a task of one) it runs on a
-//! thread of its own, one started per call, while the caller's thread
-//! waits. Either way the caller's thread is busy until the guest ends, so
-//! an async server should call from `tokio::task::spawn_blocking`, where it
-//! costs nothing more. The runtime found must have its time driver enabled
+//! Each entry point has an async form that awaits the same work under the
+//! same deadline: [`Sandbox::run_async`], [`Sandbox::instantiate_async`],
+//! [`Sandbox::instantiate_component_async`], [`GuestInstance::call_async`],
+//! [`ComponentInstance::call_async`] and [`HttpService::shutdown_async`]
+//! ([`Sandbox::serve_http`] itself returns at once: the service runs on
+//! threads of its own). Each runs the guest on a thread of its own, started
+//! when the future is first polled, so no executor thread waits on a guest;
+//! the futures are `Send`, need no multi-thread runtime (nor any runtime:
+//! any executor will do), and those of `Sandbox` own what they need, so
+//! they may be spawned. The cost is a thread started per future: for many
+//! short calls into one instance, the sync API called from
+//! `tokio::task::spawn_blocking` costs less.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), host::Error> {
+//! use host::{Runtime, Sandbox};
+//! let module = Runtime::shared().load_bytes("empty", r#"(module (func (export "_start")))"#)?;
+//! let outcome = Sandbox::new().run_async(&module).await?;
+//! assert!(outcome.success());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Dropping a future cancels its guest: its deadline ends at once, so it
+//! stops at its next check (an epoch tick, 10 ms, while it computes; at
+//! once in `poll_oneoff`, within 50 ms reading a live stdin; a host
+//! function of the embedder's own is not interrupted), then its thread
+//! ends and its store is dropped, giving back its memory, pool slot and
+//! descriptors. An instance whose call was cancelled is gone: it answers
+//! [`Error::Cancelled`]. A computing guest is stopped only by a runtime
+//! with [`epoch_interruption`](RuntimeConfig#structfield.epoch_interruption) (the default).
+//!
+//! The sync API may be called from anywhere too, a Tokio runtime's tasks
+//! included: on a multi-thread runtime the guest runs on the caller's
+//! worker after `tokio::task::block_in_place` has handed its other tasks to
+//! another thread; inside a current-thread runtime (or a task of one) it
+//! runs on a thread of its own, one started per call, while the caller's
+//! thread waits. Either way the caller's thread is busy until the guest
+//! ends. The runtime found must have its time driver enabled
 //! (`#[tokio::main]` does), and for components that use sockets its I/O
 //! driver. Tokio forbids `block_in_place` in a `LocalSet` on a
-//! multi-thread runtime: call from `spawn_blocking` there.
+//! multi-thread runtime: use the async forms there.
 
 #![warn(missing_docs, missing_debug_implementations)]
 
 // The modules form layers, each using only those below it (checked by
 // xtask/tests/tidy.rs): setters; outcome, limits, compile, network, text; error; memory;
 // deadline, output, stdin, grant; outgoing; state; open; imports, cache; runtime; guest_module;
-// linking; instance, component; sandbox; launch; http; fuzzing.
+// linking; instance, component; sandbox; launch; http; asynchronous; fuzzing.
+mod asynchronous;
 mod cache;
 mod compile;
 mod component;

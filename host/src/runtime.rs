@@ -360,6 +360,12 @@ impl Runtime {
         self.inner.config.epoch_interruption
     }
 
+    /// The stack a thread running a guest needs: the whole wasm stack and
+    /// the host calls beyond it (`crate::asynchronous`).
+    pub(crate) fn guest_stack_size(&self) -> usize {
+        self.inner.config.max_wasm_stack + ASYNC_STACK_MARGIN
+    }
+
     /// What the compiled-module cache has done so far.
     pub fn cache_stats(&self) -> CacheStats {
         self.inner.cache.stats()

@@ -26,7 +26,7 @@ use bytes::Bytes;
 use wasmtime_wasi::cli::{IsTerminal, StdinStream};
 use wasmtime_wasi::p2::{InputStream, Pollable, StreamError, StreamResult};
 
-use crate::deadline::Deadline;
+use crate::deadline::{Deadline, RECHECK};
 
 /// A run's stdin, read from an [`InputSource`]: a guest waiting for it is
 /// interrupted at its deadline like one in a loop.
@@ -82,9 +82,20 @@ struct GuardedStdinStream {
 }
 
 impl GuardedStdinStream {
-    /// Waits until input, end of input or the deadline, whichever is first.
+    /// Waits until input, end of input or the deadline, whichever is first,
+    /// in slices of [`RECHECK`]: the deadline may move earlier meanwhile
+    /// (an async call cancelled).
     fn wait(&mut self) {
-        self.timed_out = !self.source.wait(self.deadline.get(), self.on_own_thread);
+        self.timed_out = loop {
+            let slice = Instant::now() + RECHECK;
+            let until = self.deadline.get().map_or(slice, |at| at.min(slice));
+            if self.source.wait(Some(until), self.on_own_thread) {
+                break false;
+            }
+            if self.deadline.passed() {
+                break true;
+            }
+        };
     }
 
     fn take(&mut self, size: usize) -> StreamResult<Bytes> {

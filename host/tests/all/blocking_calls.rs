@@ -156,3 +156,27 @@ fn polls_that_end_in_time_are_answered_whatever_they_mix() {
         assert!(took < Duration::from_millis(300), "{subs:?}: {took:?}");
     }
 }
+
+/// A lone relative sleep that ends in time, which the host waits itself
+/// (so that its deadline or a cancellation can end it) before Wasmtime
+/// answers the poll with the clock's timeout at zero: one clock event with
+/// the guest's userdata, and the subscription left as the guest wrote it.
+#[test]
+fn a_lone_sleep_in_time_gets_its_event_and_leaves_the_subscription_as_written() {
+    let limits = Limits::default().timeout(Some(Duration::from_secs(60)));
+    let mut guest = Sandbox::new()
+        .limits(limits)
+        .instantiate(&support::wat("poller", POLLER))
+        .unwrap();
+    let mut subscription = encode(&[Sub::Clock(MONOTONIC, 10_000_000, false)]);
+    subscription[..8].copy_from_slice(b"userdata");
+    guest.write_memory(0, &subscription).unwrap();
+    let started = Instant::now();
+    assert_eq!(guest.call::<i32, i32>("poll", 1).unwrap(), 0, "errno");
+    assert!(started.elapsed() >= Duration::from_millis(10), "it slept");
+    assert_eq!(guest.call::<(), i32>("events", ()).unwrap(), 1);
+    // userdata at 0, errno (u16) at 8, type at 10 (0, a clock).
+    let event = guest.read_memory(4096, 11).unwrap();
+    assert_eq!((&event[..8], &event[8..]), (&b"userdata"[..], &[0, 0, 0][..]));
+    assert_eq!(guest.read_memory(0, 48).unwrap(), subscription);
+}

@@ -6,6 +6,7 @@
 //! Run one scenario with `cargo test -p host --test all csv_processor`.
 
 mod api;
+mod async_api;
 mod async_context;
 mod blocking_calls;
 #[cfg(unix)]
