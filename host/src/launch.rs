@@ -273,7 +273,13 @@ enum LinkFailure {
 mod tests {
     use std::os::unix::fs::symlink;
 
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
+
+    use tokio::sync::Semaphore;
+
     use crate::grant::hook;
+    use crate::lookup::tests::Gate;
     use crate::{CacheMode, DirAccess, Error, Runtime, RuntimeConfig, Sandbox, Termination};
 
     /// A guest that exits 0 if `marker` is in its directory `/` (the first
@@ -333,6 +339,38 @@ mod tests {
         assert!(
             matches!(sandbox.run(&module), Err(Error::GrantCoversCache { .. })),
             "and a grant opened after the swap is refused"
+        );
+    }
+
+    /// The linker's WASI 0.3 `resolve-addresses` is the host's: a guest's
+    /// ten lookups at once, against a resolver that does not answer until
+    /// the test says, reach it two at a time. (The names are `localhost`,
+    /// which wasmtime-wasi's own function would resolve from the hosts
+    /// file, sending nothing off the machine.)
+    #[test]
+    fn a_wasi_0_3_guest_reaches_the_resolver_two_lookups_at_a_time() {
+        static THREADS: Semaphore = Semaphore::const_new(8);
+        let gate = Arc::new(Gate::default());
+        let guest = Runtime::shared()
+            .load_file(xtask::guests::component("hostile_p3").unwrap())
+            .unwrap();
+        let mut sandbox = Sandbox::new()
+            .allow_ip_name_lookup()
+            .args(std::iter::once("lookup").chain(["localhost"; 10]));
+        sandbox.network_mut().resolve_with(gate.clone(), &THREADS);
+        let run = std::thread::spawn(move || sandbox.run(&guest));
+        gate.wait_for(2);
+        let started = gate.asked.lock().unwrap().len();
+        // Opened before asserting, so that a failure does not hang.
+        gate.open();
+        let outcome = run.join().unwrap().unwrap();
+        assert_eq!(started, 2, "resolver calls started");
+        assert_eq!(gate.most.load(Ordering::SeqCst), 2, "resolver calls at once");
+        assert_eq!(
+            outcome.stdout_text(),
+            "lookup localhost: OK [IpAddress::Ipv4((127, 0, 0, 1))]\n".repeat(10),
+            "{}",
+            outcome.stderr_text()
         );
     }
 }
