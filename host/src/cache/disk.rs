@@ -308,9 +308,18 @@ impl DiskCache {
                 // Not followed: a link is not an entry's size.
                 let meta = entry.metadata().ok().filter(fs::Metadata::is_file)?;
                 let (path, modified) = (entry.path(), meta.modified().ok()?);
+                // Only names this cache gives: the directory may be one a
+                // guest linked the cache's path to, holding the user's files.
+                let name = path.file_stem()?.to_str()?;
+                let named = |digits: usize, prefix: &str| {
+                    name.strip_prefix(prefix)
+                        .is_some_and(|hex| hex.len() == digits && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+                };
                 match path.extension() {
-                    Some(e) if e == ENTRY_EXTENSION || e == ALIAS_EXTENSION => Some((modified, meta.len(), path)),
-                    Some(e) if e == TEMP_EXTENSION && modified < stale => {
+                    Some(e) if (e == ENTRY_EXTENSION || e == ALIAS_EXTENSION) && named(64, "") => {
+                        Some((modified, meta.len(), path))
+                    }
+                    Some(e) if e == TEMP_EXTENSION && named(32, ".") && modified < stale => {
                         let _ = fs::remove_file(&path);
                         None
                     }

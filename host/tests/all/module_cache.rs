@@ -543,8 +543,8 @@ fn the_disk_bound_is_kept_by_counting_and_evicting_in_batches() {
 #[test]
 fn temporary_files_left_by_a_dead_writer_are_cleaned_up() {
     let dir = tempfile::tempdir().unwrap();
-    let dead = dir.path().join(".dead.tmp");
-    let live = dir.path().join(".live.tmp");
+    let dead = dir.path().join(format!(".{}.tmp", "d".repeat(32)));
+    let live = dir.path().join(format!(".{}.tmp", "e".repeat(32)));
     std::fs::write(&dead, "half an entry").unwrap();
     std::fs::write(&live, "being written").unwrap();
     set_last_use(&dead, Duration::from_secs(7200));
@@ -553,6 +553,37 @@ fn temporary_files_left_by_a_dead_writer_are_cleaned_up() {
         .unwrap();
     assert!(!dead.exists(), "an hour-old temporary file is a dead writer's");
     assert!(live.exists(), "a recent one may still be written");
+}
+
+/// A guest granted a project in a run that does not protect its cache may
+/// replace the cache directory with a link (relative: WASI makes those)
+/// to any directory of the user's; the next run caching there trusts it
+/// (the user's, closed to others). What that run deletes there is only
+/// what a cache writes: the user's own files stay, whatever their names end with.
+#[test]
+fn a_cache_directory_linked_elsewhere_deletes_only_files_a_cache_writes() {
+    let root = tempfile::tempdir().unwrap();
+    let (project, documents) = (root.path().join("project"), root.path().join("documents"));
+    std::fs::create_dir_all(project.join("target")).unwrap();
+    std::fs::create_dir(&documents).unwrap();
+    std::fs::set_permissions(&documents, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let kept = ["draft.tmp", "notes.cwasm", "list.alias"].map(|name| documents.join(name));
+    for file in &kept {
+        std::fs::write(file, "the user's").unwrap();
+        set_last_use(file, Duration::from_secs(7200));
+    }
+    std::os::unix::fs::symlink("../../documents", project.join("target").join("cache")).unwrap();
+    // Bound so small that the first write evicts all it may.
+    let limits = CacheLimits {
+        disk_bytes: 1,
+        ..CacheLimits::default()
+    };
+    bounded_runtime(CacheMode::OnDisk(project.join("target").join("cache")), limits)
+        .load_bytes("numbered", numbered_module(1))
+        .unwrap();
+    for file in &kept {
+        assert!(file.exists(), "{} deleted", file.display());
+    }
 }
 
 /// Writes `module` to `path` and waits until the cache can tell a later
