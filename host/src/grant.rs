@@ -42,6 +42,14 @@ pub(crate) fn preopen(
             )));
         }
         let ancestry = os::ancestry(&dir).map_err(preopen_error)?;
+        // `/`, or another name of it: nothing else may refuse it (a run
+        // with no cache or key directory to protect).
+        #[cfg(target_os = "linux")]
+        if os::holds_process_fs(&ancestry).map_err(preopen_error)? {
+            return Err(preopen_error(std::io::Error::other(
+                "it holds the process file system (/proc), whose `self/mem` is the host process's own memory",
+            )));
+        }
         if let Some(covered) = protected.covered_by(&ancestry) {
             return Err(Error::GrantCoversCache {
                 host_path: host_path.to_owned(),
@@ -237,6 +245,19 @@ mod os {
             stat.assume_init()
         };
         Ok(stat.f_type == libc::PROC_SUPER_MAGIC)
+    }
+
+    /// True when the directory whose ancestry (itself first) is `ancestry`
+    /// holds `/proc`, the process file system mounted there.
+    #[cfg(target_os = "linux")]
+    pub(super) fn holds_process_fs(ancestry: &[Id]) -> io::Result<bool> {
+        let Ok(proc) = open_dir(Path::new("/proc")) else {
+            return Ok(false);
+        };
+        Ok(is_process_fs(&proc)?
+            && ancestry
+                .first()
+                .is_some_and(|granted| self::ancestry(&proc).is_ok_and(|ids| ids.contains(granted))))
     }
 
     /// A path that names the directory `dir` holds, wherever it now is.
