@@ -226,27 +226,20 @@ impl Compiled {
         }
     }
 
-    /// A core module from a mapped file is mapped by Wasmtime from that
-    /// file, not copied: its code and memory images are the page cache's.
+    /// Wasmtime copies the payload into memory of its own.
     ///
     /// # Safety
-    /// `entry`'s payload must be what [`Compiled::serialize`] wrote, and
-    /// its file must not change while the code is loaded.
+    /// `entry`'s payload must be what [`Compiled::serialize`] wrote.
     unsafe fn deserialize(engines: &Engines, entry: &Verified) -> wasmtime::Result<Self> {
         let payload = entry.payload();
         let component = Engine::detect_precompiled(payload) == Some(Precompiled::Component);
         engines.place(component, |engine| {
             // SAFETY: as the caller promises; the kind is the one it was written as.
             unsafe {
-                Ok(match (component, entry.mapped_file()) {
-                    (true, _) => Compiled::Component(Component::deserialize(engine, payload)?),
-                    // A directory mounted `noexec` refuses executable
-                    // mappings of its files: then the bytes are copied.
-                    (false, Some(file)) => Compiled::Module(
-                        Module::deserialize_open_file(engine, file.try_clone()?)
-                            .or_else(|_| Module::deserialize(engine, payload))?,
-                    ),
-                    (false, None) => Compiled::Module(Module::deserialize(engine, payload)?),
+                Ok(if component {
+                    Compiled::Component(Component::deserialize(engine, payload)?)
+                } else {
+                    Compiled::Module(Module::deserialize(engine, payload)?)
                 })
             }
         })
@@ -532,10 +525,8 @@ impl ModuleCache {
             Entry::Verified(entry) => entry,
         };
         // SAFETY: the payload is what `Compiled::serialize` wrote under this
-        // key: its MAC is keyed with a secret only this user can read, in a
-        // directory only this user can write, where this cache replaces
-        // files by renaming and never writes one in place, so a mapped file
-        // (one with no other name) stays as checked while it is loaded.
+        // key: its MAC is keyed with a secret no guest can read, checked
+        // over a copy in memory that no later write to the file changes.
         // Wasmtime itself rejects artifacts from another version or
         // configuration.
         match unsafe { Compiled::deserialize(engines, &entry) } {

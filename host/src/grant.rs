@@ -42,6 +42,14 @@ pub(crate) fn preopen(
             )));
         }
         let ancestry = os::ancestry(&dir).map_err(preopen_error)?;
+        // `/`, or another name of it: nothing else may refuse it (a run
+        // with no cache or key directory to protect).
+        #[cfg(target_os = "linux")]
+        if os::holds_process_fs(&ancestry).map_err(preopen_error)? {
+            return Err(preopen_error(std::io::Error::other(
+                "it holds the process file system (/proc), whose `self/mem` is the host process's own memory",
+            )));
+        }
         if let Some(covered) = protected.covered_by(&ancestry) {
             return Err(Error::GrantCoversCache {
                 host_path: host_path.to_owned(),
@@ -77,8 +85,9 @@ pub(crate) fn preopen(
 
 /// The directories no guest may be granted, as they are now: for each, the
 /// identity (device, inode) of the directory itself if it exists, and of
-/// the nearest existing one of it and its ancestors and of all theirs (a
-/// grant of any of those contains it, or the place it will be created).
+/// every existing directory its path names on the way to it (links
+/// followed) and all their ancestors (a grant of any of those contains it,
+/// the place it will be created, or a link on the way a guest could replace).
 pub(crate) struct Protected {
     dirs: Vec<ProtectedDir>,
 }
@@ -130,15 +139,22 @@ impl Protected {
 impl ProtectedDir {
     #[cfg(unix)]
     fn of(path: &Path) -> Self {
-        let nearest = path
-            .ancestors()
-            .enumerate()
-            .find_map(|(depth, dir)| Some((depth, os::ancestry(&os::open_dir(dir).ok()?).ok()?)));
-        let (itself, containers) = match nearest {
-            Some((0, ancestry)) => (Some(ancestry[0]), ancestry),
-            Some((_, ancestry)) => (None, ancestry),
-            None => (None, Vec::new()),
-        };
+        // Every directory the path passes through as it is spelled, not
+        // only where its links lead: a guest granted the one holding a
+        // link could put its own directory in the link's place.
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+        let (mut itself, mut containers) = (None, Vec::new());
+        for (depth, dir) in absolute.ancestors().enumerate() {
+            let Ok(dir) = os::open_dir(dir) else { continue };
+            let Ok(id) = os::id(&dir) else { continue };
+            if depth == 0 {
+                itself = Some(id);
+            }
+            // Found through `..` from a deeper one: its ancestors are in too.
+            if !containers.contains(&id) {
+                containers.extend(os::ancestry(&dir).unwrap_or_default());
+            }
+        }
         Self {
             path: path.to_owned(),
             itself,
@@ -181,12 +197,16 @@ mod os {
             .open(path)
     }
 
+    pub(super) fn id(dir: &File) -> io::Result<Id> {
+        let meta = dir.metadata()?;
+        Ok((meta.dev(), meta.ino()))
+    }
+
     /// The identities of `dir` and of each of its ancestors up to the root,
     /// itself first: each found through `..` from the open directory (so
     /// from where it is now, whatever path named it), never by a path.
     pub(super) fn ancestry(dir: &File) -> io::Result<Vec<Id>> {
-        let meta = dir.metadata()?;
-        let mut ids = vec![(meta.dev(), meta.ino())];
+        let mut ids = vec![id(dir)?];
         let mut up = String::new();
         loop {
             up.push_str("../");
@@ -225,6 +245,19 @@ mod os {
             stat.assume_init()
         };
         Ok(stat.f_type == libc::PROC_SUPER_MAGIC)
+    }
+
+    /// True when the directory whose ancestry (itself first) is `ancestry`
+    /// holds `/proc`, the process file system mounted there.
+    #[cfg(target_os = "linux")]
+    pub(super) fn holds_process_fs(ancestry: &[Id]) -> io::Result<bool> {
+        let Ok(proc) = open_dir(Path::new("/proc")) else {
+            return Ok(false);
+        };
+        Ok(is_process_fs(&proc)?
+            && ancestry
+                .first()
+                .is_some_and(|granted| self::ancestry(&proc).is_ok_and(|ids| ids.contains(granted))))
     }
 
     /// A path that names the directory `dir` holds, wherever it now is.

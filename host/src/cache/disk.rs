@@ -24,11 +24,9 @@ mod keyring;
 pub(super) use keyring::USER_KEY;
 
 /// Marks a cache file as ours, in this layout: payload, magic, BLAKE3 keyed
-/// with the per-user secret of (magic, entry key, payload). The payload
-/// comes first so that Wasmtime can map a module's file as it stands (see
-/// [`Verified::mapped_file`]). (Version 3 put the magic and MAC first;
-/// version 2 was HMAC-SHA256, slower to check on every hit:
-/// docs/performance.md.)
+/// with the per-user secret of (magic, entry key, payload). (Version 3 put
+/// the magic and MAC first; version 2 was HMAC-SHA256, slower to check on
+/// every hit: docs/performance.md.)
 const MAGIC: &[u8; 8] = b"WHCACHE4";
 const TAG_LEN: usize = 32;
 const TRAILER_LEN: usize = MAGIC.len() + TAG_LEN;
@@ -94,60 +92,19 @@ pub(super) enum Entry {
     Verified(Verified),
 }
 
-/// An authenticated file, still open.
+/// An authenticated file's bytes, read into memory: a copy no one can
+/// change after its check. (A file mapped instead would not be: a guest
+/// granted a directory holding a cache its own run does not protect, such
+/// as a project's, can write an entry in place, as the user it runs as,
+/// and a mapping, Wasmtime's included, shows the new bytes.)
 pub(super) struct Verified {
-    file: File,
-    contents: Contents,
+    contents: Vec<u8>,
 }
 
 impl Verified {
     /// What the cache wrote: for an entry, what `Module::serialize` wrote.
     pub(super) fn payload(&self) -> &[u8] {
         &self.contents[..self.contents.len() - TRAILER_LEN]
-    }
-
-    /// The file itself when it is large enough to be mapped (see
-    /// [`Contents`]): Wasmtime can then map it in place of copying the
-    /// payload into fresh pages, and take a memory's initial image from the
-    /// file too. Its payload is at offset 0; Wasmtime ignores the trailer
-    /// after the object's last section.
-    pub(super) fn mapped_file(&self) -> Option<&File> {
-        self.contents.is_mapped().then_some(&self.file)
-    }
-}
-
-/// A file's bytes: a large file is mapped, so that a hit reads the page
-/// cache in place (nothing copied into fresh, zeroed pages), a small one
-/// read. The mapping is private and read-only; only the user can write the
-/// file (it is theirs, has no other name, and is in a directory closed to
-/// others) and this cache replaces files by renaming, never in place, so the
-/// bytes checked are the bytes Wasmtime maps from the same open file right
-/// after, and keeps mapping (code, memory images) while the module is loaded.
-pub(super) enum Contents {
-    Read(Vec<u8>),
-    #[cfg(unix)]
-    Mapped(os::Mapping),
-}
-
-impl Contents {
-    fn is_mapped(&self) -> bool {
-        match self {
-            Contents::Read(_) => false,
-            #[cfg(unix)]
-            Contents::Mapped(_) => true,
-        }
-    }
-}
-
-impl std::ops::Deref for Contents {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        match self {
-            Contents::Read(bytes) => bytes,
-            #[cfg(unix)]
-            Contents::Mapped(mapping) => mapping,
-        }
     }
 }
 
@@ -244,7 +201,7 @@ impl DiskCache {
             return Entry::Rejected;
         }
         let _ = file.set_modified(SystemTime::now());
-        Entry::Verified(Verified { file, contents })
+        Entry::Verified(Verified { contents })
     }
 
     /// Deletes the entry for `key` (a link is removed, never followed).
@@ -351,9 +308,18 @@ impl DiskCache {
                 // Not followed: a link is not an entry's size.
                 let meta = entry.metadata().ok().filter(fs::Metadata::is_file)?;
                 let (path, modified) = (entry.path(), meta.modified().ok()?);
+                // Only names this cache gives: the directory may be one a
+                // guest linked the cache's path to, holding the user's files.
+                let name = path.file_stem()?.to_str()?;
+                let named = |digits: usize, prefix: &str| {
+                    name.strip_prefix(prefix)
+                        .is_some_and(|hex| hex.len() == digits && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+                };
                 match path.extension() {
-                    Some(e) if e == ENTRY_EXTENSION || e == ALIAS_EXTENSION => Some((modified, meta.len(), path)),
-                    Some(e) if e == TEMP_EXTENSION && modified < stale => {
+                    Some(e) if (e == ENTRY_EXTENSION || e == ALIAS_EXTENSION) && named(64, "") => {
+                        Some((modified, meta.len(), path))
+                    }
+                    Some(e) if e == TEMP_EXTENSION && named(32, ".") && modified < stale => {
                         let _ = fs::remove_file(&path);
                         None
                     }
@@ -411,7 +377,7 @@ fn load_or_create_key(dir: &Path) -> Result<[u8; KEY_LEN], Untrusted> {
     for _ in 0..2 {
         if let Some((file, bytes)) = read_owned(&path, KEY_LEN as u64, os::READABLE_BY_OTHERS)? {
             os::check_one_name(&path, &file.metadata().map_err(io)?)?;
-            return (*bytes).try_into().map_err(|_| Untrusted::WrongType {
+            return bytes.as_slice().try_into().map_err(|_| Untrusted::WrongType {
                 path: path.clone(),
                 expected: "key of 32 bytes",
             });
@@ -433,9 +399,9 @@ fn load_or_create_key(dir: &Path) -> Result<[u8; KEY_LEN], Untrusted> {
 
 /// Opens `path` without following a link or blocking on a FIFO, requires a
 /// regular file owned by the running user with none of the `forbidden` mode
-/// bits and at most `max_len` bytes, and reads it (or maps it, see
-/// [`Contents`]). `None` if there is no file.
-fn read_owned(path: &Path, max_len: u64, forbidden: u32) -> Result<Option<(File, Contents)>, Untrusted> {
+/// bits and at most `max_len` bytes, and reads it (never maps it: see
+/// [`Verified`]). `None` if there is no file.
+fn read_owned(path: &Path, max_len: u64, forbidden: u32) -> Result<Option<(File, Vec<u8>)>, Untrusted> {
     let io = |source| Untrusted::Io {
         path: path.to_owned(),
         source,
@@ -463,29 +429,14 @@ fn read_owned(path: &Path, max_len: u64, forbidden: u32) -> Result<Option<(File,
             max: max_len,
         });
     }
-    // Only a file with no other name is mapped (and so handed to Wasmtime
-    // to run from): a hard link elsewhere, inside a directory some guest
-    // was granted, would let that guest rewrite code while it runs. Every
-    // entry this cache writes has one name; another is read and copied.
-    #[cfg(unix)]
-    if meta.len() >= MAP_AT_LEAST && std::os::unix::fs::MetadataExt::nlink(&meta) == 1 {
-        // Of the length checked: the file may grow after the check.
-        let mapping = os::Mapping::of(&file, meta.len() as usize).map_err(io)?;
-        return Ok(Some((file, Contents::Mapped(mapping))));
-    }
     let mut data = Vec::with_capacity(meta.len() as usize);
     // Capped again: the file may grow after the check.
     Read::by_ref(&mut file)
         .take(max_len)
         .read_to_end(&mut data)
         .map_err(io)?;
-    Ok(Some((file, Contents::Read(data))))
+    Ok(Some((file, data)))
 }
-
-/// Files this large are mapped rather than read: below it, reading costs
-/// less than mapping and unmapping.
-#[cfg(unix)]
-const MAP_AT_LEAST: u64 = 64 << 10;
 
 /// A new file in `dir` with an unguessable name, created exclusively
 /// (never through an existing file or link), readable by its owner only.
@@ -507,12 +458,10 @@ fn hex(bytes: &[u8]) -> String {
 
 #[cfg(unix)]
 mod os {
-    use std::fs::{DirBuilder, File, Metadata, OpenOptions};
+    use std::fs::{DirBuilder, Metadata, OpenOptions};
     use std::io;
-    use std::os::fd::AsRawFd;
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
     use std::path::Path;
-    use std::ptr::NonNull;
 
     use super::Untrusted;
 
@@ -532,56 +481,6 @@ mod os {
 
     pub(super) fn private_file(options: &mut OpenOptions) {
         options.mode(0o600);
-    }
-
-    /// A file's first `len` bytes, mapped private and read-only.
-    pub(in super::super) struct Mapping {
-        start: NonNull<u8>,
-        len: usize,
-    }
-
-    // SAFETY: the mapping is read-only and owned by this value alone.
-    unsafe impl Send for Mapping {}
-    // SAFETY: as above; shared references only read.
-    unsafe impl Sync for Mapping {}
-
-    impl Mapping {
-        /// `len` must be at least 1 (an empty mapping is an error).
-        pub(super) fn of(file: &File, len: usize) -> io::Result<Self> {
-            // SAFETY: a new mapping at an address the kernel chooses,
-            // aliasing no Rust object; `file` is open for reading.
-            let start = unsafe {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    len,
-                    libc::PROT_READ,
-                    libc::MAP_PRIVATE,
-                    file.as_raw_fd(),
-                    0,
-                )
-            };
-            if start == libc::MAP_FAILED {
-                return Err(io::Error::last_os_error());
-            }
-            let start = NonNull::new(start.cast()).ok_or_else(|| io::Error::other("mapped at address 0"))?;
-            Ok(Self { start, len })
-        }
-    }
-
-    impl std::ops::Deref for Mapping {
-        type Target = [u8];
-
-        fn deref(&self) -> &[u8] {
-            // SAFETY: `len` readable bytes are mapped at `start` until drop.
-            unsafe { std::slice::from_raw_parts(self.start.as_ptr(), self.len) }
-        }
-    }
-
-    impl Drop for Mapping {
-        fn drop(&mut self) {
-            // SAFETY: unmaps exactly what `of` mapped, no longer borrowed.
-            unsafe { libc::munmap(self.start.as_ptr().cast(), self.len) };
-        }
     }
 
     /// Moves `from` to `to` unless `to` exists. On Linux by one rename

@@ -291,6 +291,49 @@ fn a_grant_overlapping_the_cache_directory_is_refused() {
         .expect("a cache directory neither this runtime nor the environment names is not protected");
 }
 
+/// A protected directory reached through a symbolic link (a project whose
+/// `target` links to another disk): the directory holding the link is
+/// refused too, not only where the link leads. A guest granted it could
+/// replace the link with a directory of its own, and the runs that name
+/// the path would then keep their key (where there is no keyring) and
+/// their cache there.
+#[test]
+fn a_grant_of_a_directory_the_protected_path_passes_through_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let (project, build, key_build) = (
+        root.path().join("project"),
+        root.path().join("build"),
+        root.path().join("key-build"),
+    );
+    for dir in [&project.join("src"), &build, &key_build.join("key")] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    symlink(&build, project.join("target")).unwrap();
+    symlink(key_build.join("key"), project.join("key")).unwrap();
+    let module = on_disk_keyed(&project.join("target").join("cache"), &project.join("key"))
+        .load_bytes("noop", r#"(module (func (export "_start")))"#)
+        .unwrap();
+    assert!(build.join("cache").is_dir(), "the cache is where the link leads");
+    let grant = |dir: &Path| Sandbox::new().dir(dir, "/data", DirAccess::ReadWrite).run(&module);
+    match grant(&project) {
+        Err(error @ Error::GrantCoversCache { .. }) => assert_suggests_no_weaker_mode(&error.to_string()),
+        other => panic!("granting the project gave {other:?}"),
+    }
+    grant(&project.join("src")).expect("a directory the paths do not pass through is granted");
+    let only_the_key = on_disk_keyed(&root.path().join("elsewhere"), &project.join("key"))
+        .load_bytes("noop", r#"(module (func (export "_start")))"#)
+        .unwrap();
+    assert!(
+        matches!(
+            Sandbox::new()
+                .dir(&project, "/data", DirAccess::ReadOnly)
+                .run(&only_the_key),
+            Err(Error::GrantCoversCache { .. })
+        ),
+        "the link to the key directory alone"
+    );
+}
+
 /// The refusal names no way around it that would hand the key to a guest.
 fn assert_suggests_no_weaker_mode(message: &str) {
     for weaker in ["WASM_HOST_CACHE", "memory", "no-cache", "off"] {

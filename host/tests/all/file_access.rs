@@ -143,6 +143,51 @@ fn granting_a_fifo_or_a_file_is_refused_at_once() {
     }
 }
 
+/// Tells the child process of the test below the guest to run.
+const NO_HOME_READER_ENV: &str = "FILE_ACCESS_NO_HOME_READER";
+
+/// A grant of `/` holds `/proc`, whose `self/mem` is the host process's
+/// memory: refused even in a run with no cache or key directory to
+/// protect (no `HOME`, no `XDG_*`, the cache in memory), where nothing else
+/// refuses it. In a child process with that environment.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_grant_holding_the_process_file_system_is_refused() {
+    let Some(reader) = std::env::var_os(NO_HOME_READER_ENV) else {
+        let reader = xtask::guests::artifact("file_reader").unwrap();
+        support::run_test_in_child_process(
+            "file_access::a_grant_holding_the_process_file_system_is_refused",
+            &[
+                (NO_HOME_READER_ENV, reader.as_os_str()),
+                ("HOME", "".as_ref()),
+                ("XDG_CACHE_HOME", "".as_ref()),
+                ("XDG_STATE_HOME", "".as_ref()),
+                (host::KEY_DIR_ENV, "".as_ref()),
+                (host::CACHE_DIR_ENV, "".as_ref()),
+                (host::CACHE_ENV, "memory".as_ref()),
+            ],
+        );
+        return;
+    };
+    let runtime = host::Runtime::new(&host::RuntimeConfig::default().cache(host::CacheMode::InMemory)).unwrap();
+    let reader = runtime.load_file(reader).unwrap();
+    for access in [DirAccess::ReadOnly, DirAccess::ReadWrite] {
+        let run = Sandbox::new()
+            .dir("/", "/data", access)
+            .args(["/data/proc/self/maps"])
+            .run(&reader);
+        match run {
+            Err(host::Error::Preopen { source, .. }) => {
+                assert!(source.to_string().contains("host process"), "says why: {source}")
+            }
+            other => panic!(
+                "granting / gave {:?}",
+                other.map(|outcome| format!("{} bytes of the host's memory map", outcome.stdout.len()))
+            ),
+        }
+    }
+}
+
 /// No grant opens into a process file system: `/proc/self/mem` there is
 /// the host process's own memory (the cache's key in it, its code
 /// writable through a read-write grant), whichever spelling reaches it.

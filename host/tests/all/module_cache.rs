@@ -95,23 +95,85 @@ fn a_second_process_does_not_invoke_the_compiler() {
     );
 }
 
-/// A core module from the disk cache runs from its entry's file, which
-/// Wasmtime maps (code pages executable) instead of copying it.
+/// A guest granted a directory that holds another run's cache (a
+/// project's `target/wasm-host-cache`, which a run without that setting
+/// does not protect) rewrites an entry in place, as the user it runs as:
+/// a runtime that loaded the entry before the write must not run what the
+/// guest wrote (here a memory's initial image, which Wasmtime maps from
+/// the same file as the code).
 #[cfg(target_os = "linux")]
 #[test]
-fn a_module_from_disk_runs_from_its_mapped_entry() {
-    let dir = tempfile::tempdir().unwrap();
-    let entry = warm_cache_entry(dir.path());
-    let warm = runtime(CacheMode::OnDisk(dir.path().to_owned()));
-    let module = warm.load_file(csv_processor()).unwrap();
-    assert_eq!(warm.cache_stats().disk_hits, 1, "loaded from disk");
-    assert!(
-        mapped_executable(&entry),
-        "no executable mapping of {}",
-        entry.display()
+fn an_entry_rewritten_in_place_by_a_guest_changes_nothing_already_loaded() {
+    const IMAGE: usize = 1 << 16;
+    let project = tempfile::tempdir().unwrap();
+    let cache = CacheMode::OnDisk(project.path().join("cache"));
+    let probe = format!(
+        r#"(module (memory 2) (data (i32.const {IMAGE}) "{}")
+             (func (export "probe") (result i32) (i32.load8_u (i32.const {IMAGE}))))"#,
+        "A".repeat(IMAGE)
     );
-    let outcome = Sandbox::new().stdin("1,2,3,4,5\n").run(&module).unwrap();
-    assert_eq!(outcome.stdout_text().trim(), "15");
+    runtime(cache.clone()).load_bytes("probe", &probe).unwrap();
+    let victim = runtime(cache);
+    let module = victim.load_bytes("probe", &probe).unwrap();
+    assert_eq!(victim.cache_stats().disk_hits, 1, "loaded from disk");
+
+    let entry = the_only_entry(&project.path().join("cache"));
+    let bytes = std::fs::read(&entry).unwrap();
+    let image = vec![b'A'; IMAGE];
+    let offsets: Vec<usize> = (0..=bytes.len() - IMAGE)
+        .filter(|&at| bytes[at..at + IMAGE] == image[..])
+        .collect();
+    assert!(!offsets.is_empty(), "the image is in the entry");
+    let name = format!("cache/{}", entry.file_name().unwrap().to_str().unwrap());
+    // path_open(3, name) for writing, no truncation; then fd_pwrite of
+    // "B"s over each copy of the image; exits with the first errno.
+    let writes: String = offsets
+        .iter()
+        .map(|at| {
+            format!(
+                "(br_if $out (local.tee $errno (call $pwrite (i32.load (i32.const 16)) (i32.const 32) (i32.const 1) \
+                 (i64.const {at}) (i32.const 24))))"
+            )
+        })
+        .collect();
+    let writer = format!(
+        r#"(module
+          (import "wasi_snapshot_preview1" "path_open"
+            (func $open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "fd_pwrite"
+            (func $pwrite (param i32 i32 i32 i64 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+          (memory (export "memory") 3)
+          (data (i32.const 32) "\00\00\01\00\00\00\01\00")
+          (data (i32.const 256) "{name}")
+          (data (i32.const {IMAGE}) "{}")
+          (func (export "_start") (local $errno i32)
+            (block $out
+              (br_if $out (local.tee $errno (call $open (i32.const 3) (i32.const 0) (i32.const 256)
+                (i32.const {}) (i32.const 0) (i64.const 0x46) (i64.const 0) (i32.const 0) (i32.const 16))))
+              {writes})
+            (call $exit (local.get $errno))))"#,
+        "B".repeat(IMAGE),
+        name.len()
+    );
+    let writer = runtime(CacheMode::InMemory).load_bytes("writer", &writer).unwrap();
+    let outcome = Sandbox::new()
+        .dir(project.path(), "/", host::DirAccess::ReadWrite)
+        .run(&writer)
+        .unwrap();
+    assert_eq!(
+        outcome.termination,
+        host::Termination::Exited(0),
+        "the guest wrote the entry"
+    );
+    assert!(std::fs::read(&entry).unwrap().windows(4).any(|w| w == b"BBBB"));
+
+    let first = Sandbox::new()
+        .instantiate(&module)
+        .unwrap()
+        .call::<(), i32>("probe", ())
+        .unwrap();
+    assert_eq!(first, i32::from(b'A'), "the loaded module is what was checked");
 }
 
 /// An entry with a second name (a hard link, which could sit in a
@@ -481,8 +543,8 @@ fn the_disk_bound_is_kept_by_counting_and_evicting_in_batches() {
 #[test]
 fn temporary_files_left_by_a_dead_writer_are_cleaned_up() {
     let dir = tempfile::tempdir().unwrap();
-    let dead = dir.path().join(".dead.tmp");
-    let live = dir.path().join(".live.tmp");
+    let dead = dir.path().join(format!(".{}.tmp", "d".repeat(32)));
+    let live = dir.path().join(format!(".{}.tmp", "e".repeat(32)));
     std::fs::write(&dead, "half an entry").unwrap();
     std::fs::write(&live, "being written").unwrap();
     set_last_use(&dead, Duration::from_secs(7200));
@@ -491,6 +553,37 @@ fn temporary_files_left_by_a_dead_writer_are_cleaned_up() {
         .unwrap();
     assert!(!dead.exists(), "an hour-old temporary file is a dead writer's");
     assert!(live.exists(), "a recent one may still be written");
+}
+
+/// A guest granted a project in a run that does not protect its cache may
+/// replace the cache directory with a link (relative: WASI makes those)
+/// to any directory of the user's; the next run caching there trusts it
+/// (the user's, closed to others). What that run deletes there is only
+/// what a cache writes: the user's own files stay, whatever their names end with.
+#[test]
+fn a_cache_directory_linked_elsewhere_deletes_only_files_a_cache_writes() {
+    let root = tempfile::tempdir().unwrap();
+    let (project, documents) = (root.path().join("project"), root.path().join("documents"));
+    std::fs::create_dir_all(project.join("target")).unwrap();
+    std::fs::create_dir(&documents).unwrap();
+    std::fs::set_permissions(&documents, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let kept = ["draft.tmp", "notes.cwasm", "list.alias"].map(|name| documents.join(name));
+    for file in &kept {
+        std::fs::write(file, "the user's").unwrap();
+        set_last_use(file, Duration::from_secs(7200));
+    }
+    std::os::unix::fs::symlink("../../documents", project.join("target").join("cache")).unwrap();
+    // Bound so small that the first write evicts all it may.
+    let limits = CacheLimits {
+        disk_bytes: 1,
+        ..CacheLimits::default()
+    };
+    bounded_runtime(CacheMode::OnDisk(project.join("target").join("cache")), limits)
+        .load_bytes("numbered", numbered_module(1))
+        .unwrap();
+    for file in &kept {
+        assert!(file.exists(), "{} deleted", file.display());
+    }
 }
 
 /// Writes `module` to `path` and waits until the cache can tell a later
