@@ -215,7 +215,7 @@ fn text(body: &[u8], content_type: Option<&str>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
+    use std::io::{Read, Write};
     use std::net::TcpListener;
 
     use super::*;
@@ -303,9 +303,16 @@ mod tests {
         let url = format!("http://{}/", listener.local_addr().unwrap());
         std::thread::spawn(move || {
             let (mut connection, _) = listener.accept().unwrap();
+            // The answer follows the request's head, as a server's does: an
+            // answer arriving first is a message hyper's client refuses.
+            let mut head = Vec::new();
+            let mut byte = [0; 1];
+            while !head.ends_with(b"\r\n\r\n") && connection.read(&mut byte).is_ok_and(|n| n == 1) {
+                head.push(byte[0]);
+            }
             // The client going away ends the answer early. Else the answer
-            // ends, and the request is read until the client closes: a
-            // socket closed with unread bytes resets the connection.
+            // ends, and the rest is read until the client closes: a socket
+            // closed with unread bytes resets the connection.
             if answer(&mut connection).is_ok() {
                 let _ = connection.shutdown(std::net::Shutdown::Write);
                 let _ = std::io::copy(&mut connection, &mut std::io::sink());
