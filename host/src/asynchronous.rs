@@ -21,8 +21,9 @@ use std::panic::AssertUnwindSafe;
 
 use tokio::sync::oneshot;
 use wasmtime::component::{ComponentNamedList, Lift, Lower};
-use wasmtime::{Store, WasmParams, WasmResults};
+use wasmtime::{Store, StoreContextMut, WasmParams, WasmResults};
 
+use crate::component::call_with_store;
 use crate::deadline::Deadline;
 use crate::outcome::classify;
 use crate::state::GuestState;
@@ -192,6 +193,45 @@ impl ComponentInstance {
         let result = lend(&mut self.store, &mut self.lent, 0, move |store| {
             let deadline = store.data().deadline.clone();
             crate::deadline::block_until(&deadline, typed.call_async(&mut *store, params))
+        })
+        .await;
+        result.map_err(|error| Error::ended(&self.module, classify(error)))
+    }
+
+    /// [`ComponentInstance::call_bindings`] for async callers: the same
+    /// call of the world's typed exports, within the sandbox's timeout from
+    /// now, awaited. `call` goes to the guest's thread with the store, so it
+    /// owns what it uses: move the bindings in (an `Arc` of them to call
+    /// again), and owned arguments.
+    ///
+    /// Dropping the future while the guest runs stops the guest and frees
+    /// its store (the embedder's data with it) as soon as it has stopped;
+    /// the instance then answers [`Error::Cancelled`].
+    ///
+    /// ```no_run
+    /// # use host::wasmtime::component::bindgen;
+    /// # bindgen!({ inline: "package example:text; world text { export process: func(input: string) -> string; }", exports: { default: async } });
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), host::Error> {
+    /// let text = host::Runtime::shared().load_file("text_component.wasm")?;
+    /// let mut guest = host::Sandbox::new().instantiate_component_async(&text).await?;
+    /// let bindings = guest.bindings(|store, instance| Text::new(store, instance))?;
+    /// let input = String::from("abc");
+    /// let upper = guest
+    ///     .call_bindings_async(async move |store| bindings.call_process(store, &input).await)
+    ///     .await?;
+    /// assert_eq!(upper, "ABC");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn call_bindings_async<R: Send + 'static>(
+        &mut self,
+        call: impl AsyncFnOnce(StoreContextMut<'_, GuestState>) -> wasmtime::Result<R> + Send + 'static,
+    ) -> Result<R, Error> {
+        self.usable()?;
+        crate::deadline::arm(&mut self.store, self.timeout);
+        let result = lend(&mut self.store, &mut self.lent, 0, move |store| {
+            call_with_store(store, call)
         })
         .await;
         result.map_err(|error| Error::ended(&self.module, classify(error)))

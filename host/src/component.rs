@@ -260,10 +260,8 @@ impl ComponentInstance {
         // Bindings name the instance's own store: never the stand-in a
         // cancelled `call_async` left.
         self.usable()?;
-        let deadline = deadline::arm(&mut self.store, self.timeout);
-        let store = &mut self.store;
-        deadline::block_until_made(&deadline, move || call(store.as_context_mut()))
-            .map_err(|error| Error::ended(&self.module, classify(error)))
+        deadline::arm(&mut self.store, self.timeout);
+        call_with_store(&mut self.store, call).map_err(|error| Error::ended(&self.module, classify(error)))
     }
 
     /// The embedder's data in this component's store
@@ -292,7 +290,7 @@ impl ComponentInstance {
 
     /// `Err(Cancelled)` once a cancelled `call_async` took the instance
     /// with it.
-    fn usable(&self) -> Result<(), Error> {
+    pub(crate) fn usable(&self) -> Result<(), Error> {
         match self.lent {
             true => Err(Error::Cancelled {
                 module: self.module.to_string(),
@@ -343,6 +341,15 @@ impl ComponentInstance {
             }),
         }
     }
+}
+
+/// Awaits `call` with `store`, until the store's deadline (armed by the caller).
+pub(crate) fn call_with_store<R: Send>(
+    store: &mut Store<GuestState>,
+    call: impl AsyncFnOnce(StoreContextMut<'_, GuestState>) -> wasmtime::Result<R> + Send,
+) -> wasmtime::Result<R> {
+    let deadline = store.data().deadline.clone();
+    deadline::block_until_made(&deadline, move || call(store.as_context_mut()))
 }
 
 /// `ns:pkg/iface.func@1.0.0` as the exported instance `ns:pkg/iface@1.0.0`

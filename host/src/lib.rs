@@ -37,7 +37,8 @@
 //! Each entry point has an async form that awaits the same work under the
 //! same deadline: [`Sandbox::run_async`], [`Sandbox::instantiate_async`],
 //! [`Sandbox::instantiate_component_async`], [`GuestInstance::call_async`],
-//! [`ComponentInstance::call_async`] and [`HttpService::shutdown_async`]
+//! [`ComponentInstance::call_async`],
+//! [`ComponentInstance::call_bindings_async`] and [`HttpService::shutdown_async`]
 //! ([`Sandbox::serve_http`] itself returns at once: the service runs on
 //! threads of its own). Each runs the guest on a thread of its own, started
 //! when the future is first polled, so no executor thread waits on a guest;

@@ -214,7 +214,7 @@ async fn at_rest() -> (usize, usize) {
 
 /// Waits until `settled` holds, for at most 10 s (a guest stopped by its
 /// epoch check ends within a tick).
-async fn eventually(what: &str, settled: impl Fn() -> bool) {
+pub(crate) async fn eventually(what: &str, settled: impl Fn() -> bool) {
     let start = Instant::now();
     while !settled() {
         assert!(start.elapsed() < Duration::from_secs(10), "{what}");

@@ -211,3 +211,75 @@ fn a_component_function_reads_the_embedders_data_and_traps_without_it() {
         other => panic!("expected a host error trap, got {other:?}"),
     }
 }
+
+/// The plugin's `process` of `input` in `guest`, awaited.
+async fn process_async(guest: &mut ComponentInstance, input: &str) -> Result<Result<String, String>, Error> {
+    let bindings = guest.bindings(|store, instance| Plugin::new(store, instance))?;
+    let input = input.to_owned();
+    guest
+        .call_bindings_async(async move |store| bindings.call_process(store, &input).await)
+        .await
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_typed_export_is_awaited_with_the_embedders_data() {
+    let mut guest = example::sandbox(dictionary())
+        .instantiate_component_async(&components::plugin())
+        .await
+        .unwrap();
+    assert_eq!(
+        process_async(&mut guest, "hello world").await.unwrap(),
+        Ok("#1: bonjour world".to_owned())
+    );
+    assert_eq!(
+        process_async(&mut guest, " ").await.unwrap(),
+        Err("no word to process".to_owned())
+    );
+    assert_eq!(
+        guest.data::<Dictionary>().unwrap().uses,
+        1,
+        "the store came back with its data"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_awaited_typed_export_that_spins_is_stopped_at_the_timeout() {
+    let mut guest = example::sandbox(dictionary())
+        .limits(Limits::default().timeout(Some(Duration::from_millis(200))))
+        .instantiate_component_async(&components::plugin())
+        .await
+        .unwrap();
+    let bindings = guest.bindings(|store, instance| Plugin::new(store, instance)).unwrap();
+    let result = guest
+        .call_bindings_async(async move |store| bindings.call_spin(store).await)
+        .await;
+    assert_eq!(support::call_trap_kind(result), TrapKind::Timeout);
+}
+
+/// Dropping the future of a call that would spin forever (no timeout)
+/// stops the guest: its store, and the embedder's data in it, is dropped
+/// (the data's `Arc` is ours alone again), and the instance is gone.
+/// Without the cancellation in `asynchronous.rs` (`CancelOnDrop`) the
+/// guest spins on and the store is never given back.
+#[tokio::test(flavor = "current_thread")]
+async fn dropping_an_awaited_typed_call_stops_the_guest() {
+    let dictionary = dictionary();
+    let words = dictionary.words.clone();
+    let mut guest = example::sandbox(dictionary)
+        .limits(Limits::default().timeout(None))
+        .instantiate_component_async(&components::plugin())
+        .await
+        .unwrap();
+    assert_eq!(Arc::strong_count(&words), 2, "ours and the instance's");
+    let bindings = guest.bindings(|store, instance| Plugin::new(store, instance)).unwrap();
+    let call = guest.call_bindings_async(async move |store| bindings.call_spin(store).await);
+    assert!(tokio::time::timeout(Duration::from_millis(50), call).await.is_err());
+    crate::async_api::eventually("the guest stopped and its store was dropped", || {
+        Arc::strong_count(&words) == 1
+    })
+    .await;
+    let again = guest.call_bindings_async(async |_| Ok(())).await;
+    assert!(matches!(again, Err(Error::Cancelled { .. })), "{again:?}");
+    let bindings = guest.bindings(|store, instance| Plugin::new(store, instance));
+    assert!(matches!(bindings, Err(Error::Cancelled { .. })));
+}
