@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use wasmtime::{AsContextMut, Caller, Extern, Store, UpdateDeadline};
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::p1::types::{Subclockflags, Subscription, SubscriptionU};
+use wasmtime_wasi::p1::types::{Event, Subclockflags, Subscription, SubscriptionU};
 use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as p1, WasiSnapshotPreview1};
-use wiggle::{GuestMemory, GuestPtr};
+use wiggle::{GuestMemory, GuestPtr, GuestType};
 
 /// How often the engine's epoch advances: the resolution of run timeouts.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -188,11 +188,26 @@ pub(crate) fn guarded_poll_oneoff<T: Guarded>(
             tokio::time::sleep(wait).await;
             Ok(())
         }))?;
-        let timeout = set_clock_timeout(&mut caller, subs, 0);
+        let timeout = clock_timeout(&mut caller, subs).map(std::mem::take);
         let answer = with_wasi(&mut caller, |wasi, memory| {
             wasmtime_wasi::runtime::in_tokio(p1::poll_oneoff(wasi, memory, subs, events, count, written))
         });
-        set_clock_timeout(&mut caller, subs, timeout);
+        // A guest may lay the answer (its event, their number) over the
+        // subscription: those bytes stay as answered.
+        let answered = |at: u64| {
+            let written_over =
+                |start: i32, len: u64| (u64::from(start as u32)..u64::from(start as u32) + len).contains(&at);
+            matches!(answer, Ok(0))
+                && (written_over(events, u64::from(Event::guest_size())) || written_over(written, 4))
+        };
+        if let (Some(before), Some(now)) = (timeout, clock_timeout(&mut caller, subs)) {
+            let start = u64::from(subs as u32) + TIMEOUT_AT as u64;
+            for (i, (now, before)) in now.iter_mut().zip(before).enumerate() {
+                if !answered(start + i as u64) {
+                    *now = before;
+                }
+            }
+        }
         return answer;
     }
     with_wasi(&mut caller, |wasi, memory| {
@@ -203,22 +218,19 @@ pub(crate) fn guarded_poll_oneoff<T: Guarded>(
     })
 }
 
-/// Sets the timeout of the clock subscription at `subs` (one
-/// [`lone_relative_sleep`] found, so in bounds and aligned) to `timeout`,
-/// returning the one it had.
-fn set_clock_timeout<T: Guarded>(caller: &mut Caller<'_, T>, subs: i32, timeout: u64) -> u64 {
+/// Where a clock subscription's timeout lies in it (the preview 1 ABI,
+/// checked against wasmtime-wasi's type by the tests below).
+const TIMEOUT_AT: usize = 24;
+
+/// The bytes of the timeout of the clock subscription at `subs` (one
+/// [`lone_relative_sleep`] found, so in bounds), as they lie in memory:
+/// bytes, since an answer laid over the subscription may leave it no clock.
+fn clock_timeout<'a, T: Guarded>(caller: &'a mut Caller<'_, T>, subs: i32) -> Option<&'a mut [u8; 8]> {
     let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
-        return timeout;
+        return None;
     };
-    let mut memory = GuestMemory::Unshared(memory.data_mut(caller));
-    let at = GuestPtr::<Subscription>::new(subs as u32);
-    let Ok(mut sub) = memory.read(at) else { return timeout };
-    let SubscriptionU::Clock(clock) = &mut sub.u else {
-        return timeout;
-    };
-    let before = std::mem::replace(&mut clock.timeout, timeout);
-    let _ = memory.write(at, sub);
-    before
+    let at = (subs as u32 as usize).checked_add(TIMEOUT_AT)?;
+    memory.data_mut(caller).get_mut(at..at.checked_add(8)?)?.try_into().ok()
 }
 
 /// Runs a WASI call's or a guest's future until `deadline`: past it (or
@@ -317,8 +329,6 @@ fn relative_clock(memory: &GuestMemory<'_>, subs: i32) -> Option<Duration> {
 
 #[cfg(test)]
 mod tests {
-    use wiggle::GuestType;
-
     use super::*;
 
     /// A clock subscription laid out as the preview 1 ABI says (what a

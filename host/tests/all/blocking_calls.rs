@@ -180,3 +180,39 @@ fn a_lone_sleep_in_time_gets_its_event_and_leaves_the_subscription_as_written() 
     assert_eq!((&event[..8], &event[8..]), (&b"userdata"[..], &[0, 0, 0][..]));
     assert_eq!(guest.read_memory(0, 48).unwrap(), subscription);
 }
+
+/// The same poll with the events, or their number, where the guest chooses.
+const POLL_INTO: &str = r#"
+    (module
+      (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (func (export "poll") (param $events i32) (param $written i32) (result i32)
+        (call $poll (i32.const 0) (local.get $events) (i32.const 1) (local.get $written))))"#;
+
+/// A guest may lay the poll's answer over its own subscription (the ABI
+/// forbids nothing of the kind): the answer must read as Wasmtime wrote it,
+/// whatever the host did with the subscription's timeout while it slept.
+#[test]
+fn a_lone_sleep_answered_over_its_own_subscription_reads_as_answered() {
+    let subscription = encode(&[Sub::Clock(MONOTONIC, 1_000_000, false)]);
+    let mut guest = Sandbox::new()
+        .instantiate(&support::wat("poll-into", POLL_INTO))
+        .unwrap();
+    // The number of events over the timeout (at 24).
+    guest.write_memory(0, &subscription).unwrap();
+    assert_eq!(guest.call::<(i32, i32), i32>("poll", (4096, 24)).unwrap(), 0, "errno");
+    assert_eq!(guest.read_memory(24, 4).unwrap(), 1u32.to_le_bytes(), "one event");
+    assert_eq!(
+        guest.read_memory(28, 4).unwrap(),
+        [0; 4],
+        "the timeout's high half, as written"
+    );
+    // The event over the timeout: userdata at 16, errno and type at 24..27.
+    guest.write_memory(0, &subscription).unwrap();
+    assert_eq!(guest.call::<(i32, i32), i32>("poll", (16, 8192)).unwrap(), 0, "errno");
+    assert_eq!(guest.read_memory(24, 3).unwrap(), [0, 0, 0], "success, a clock event");
+    // The event where the subscription was: as the guest reads it.
+    guest.write_memory(0, &subscription).unwrap();
+    assert_eq!(guest.call::<(i32, i32), i32>("poll", (0, 8192)).unwrap(), 0, "errno");
+    assert_eq!(guest.read_memory(8, 3).unwrap(), [0, 0, 0], "success, a clock event");
+}
