@@ -251,9 +251,9 @@ async fn lend<R: Send + 'static>(
 
 /// Runs `work` on a thread of its own (with a stack of `stack` bytes at
 /// least, or Rust's default for 0), started when the future is first polled, and awaits what it
-/// returns; a panic there is resumed here. Stores made on that thread share
-/// `deadline` ([`Deadline::adopt`]); dropping the future before `work` is
-/// done cancels it.
+/// returns; a panic there is resumed here. The first store made on that
+/// thread has `deadline` ([`Deadline::adopt`]); dropping the future before
+/// `work` is done cancels it.
 async fn on_guest_thread<T: Send + 'static>(
     deadline: Deadline,
     stack: usize,

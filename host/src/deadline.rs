@@ -54,14 +54,17 @@ thread_local! {
 }
 
 impl Deadline {
-    /// The deadline for a store made now: that of the async call whose
-    /// guest this thread runs (`Deadline::adopt`), so that dropping the
-    /// call's future reaches a store made after it started; else a fresh one.
-    pub(crate) fn current() -> Self {
-        ADOPTED.with(|adopted| adopted.borrow().clone()).unwrap_or_default()
+    /// The deadline for a store made now: for the first one made on the
+    /// thread of an async call (`Deadline::adopt`), that call's, so that
+    /// dropping the call's future reaches a store made after it started;
+    /// else a fresh one. Only the first: a store made later on that thread
+    /// (a run in one of the guest's host calls) has a timeout of its own,
+    /// and arming it must not move the guest's.
+    pub(crate) fn for_new_store() -> Self {
+        ADOPTED.with(|adopted| adopted.borrow_mut().take()).unwrap_or_default()
     }
 
-    /// Makes this the deadline of every store this thread makes from now on.
+    /// Makes this the deadline of the next store this thread makes.
     pub(crate) fn adopt(&self) {
         ADOPTED.with(|adopted| *adopted.borrow_mut() = Some(self.clone()));
     }

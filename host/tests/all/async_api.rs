@@ -482,3 +482,30 @@ fn cancelling_waiting_guests_again_and_again_leaves_nothing_behind() {
         }
     });
 }
+
+/// Calls the host's `env.nested`, then computes for a while.
+const CALLS_NESTED: &str = r#"(module
+  (import "env" "nested" (func $nested))
+  (func (export "_start") (local $i i32)
+    (call $nested)
+    (loop
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if 0 (i32.lt_u (local.get $i) (i32.const 20000000))))))"#;
+
+/// A host function may run a guest of its own (a plugin calling a plugin):
+/// that run's timeout is its own, not the async run's that called it.
+#[tokio::test(flavor = "current_thread")]
+async fn a_run_nested_in_a_host_function_keeps_its_own_deadline() {
+    let spins = support::wat("spins", "(module (func (export \"_start\") (loop (br 0))))");
+    let short = Limits::default().timeout(Some(Duration::from_millis(20)));
+    let nested = Sandbox::new().host_func("env", "nested", move || {
+        let inner = Sandbox::new().limits(short.clone()).run(&spins).unwrap();
+        assert_eq!(support::trap_kind(&inner), TrapKind::Timeout);
+    });
+    let outer = nested.limits(Limits::default().timeout(Some(Duration::from_secs(60))));
+    let outcome = outer
+        .run_async(&support::wat("calls-nested", CALLS_NESTED))
+        .await
+        .unwrap();
+    assert_eq!(outcome.termination, Termination::Exited(0));
+}
