@@ -191,26 +191,34 @@ pub(crate) fn guarded_poll_oneoff<T: Guarded>(
             tokio::time::sleep(wait).await;
             Ok(())
         }))?;
-        let timeout = clock_timeout(&mut caller, subs).map(std::mem::take);
+        let timeout = with_wasi(&mut caller, |_, memory| {
+            (timeout_bytes(subs).map(|byte| {
+                let was = memory.read(byte)?;
+                memory.write(byte, 0)?;
+                Ok(was)
+            }))
+            .collect::<wasmtime::Result<Vec<u8>>>()
+        })?;
         let answer = with_wasi(&mut caller, |wasi, memory| {
             wasmtime_wasi::runtime::in_tokio(p1::poll_oneoff(wasi, memory, subs, events, count, written))
         });
         // A guest may lay the answer (its event, their number) over the
         // subscription: those bytes stay as answered.
-        let answered = |at: u64| {
+        let answered = |at: u32| {
+            let at = u64::from(at);
             let written_over =
                 |start: i32, len: u64| (u64::from(start as u32)..u64::from(start as u32) + len).contains(&at);
             matches!(answer, Ok(0))
                 && (written_over(events, u64::from(Event::guest_size())) || written_over(written, 4))
         };
-        if let (Some(before), Some(now)) = (timeout, clock_timeout(&mut caller, subs)) {
-            let start = u64::from(subs as u32) + TIMEOUT_AT as u64;
-            for (i, (now, before)) in now.iter_mut().zip(before).enumerate() {
-                if !answered(start + i as u64) {
-                    *now = before;
+        with_wasi(&mut caller, |_, memory| {
+            for (byte, was) in timeout_bytes(subs).zip(timeout) {
+                if !answered(byte.offset()) {
+                    memory.write(byte, was)?;
                 }
             }
-        }
+            Ok(())
+        })?;
         return answer;
     }
     with_wasi(&mut caller, |wasi, memory| {
@@ -223,17 +231,13 @@ pub(crate) fn guarded_poll_oneoff<T: Guarded>(
 
 /// Where a clock subscription's timeout lies in it (the preview 1 ABI,
 /// checked against wasmtime-wasi's type by the tests below).
-const TIMEOUT_AT: usize = 24;
+const TIMEOUT_AT: u32 = 24;
 
 /// The bytes of the timeout of the clock subscription at `subs` (one
-/// [`lone_relative_sleep`] found, so in bounds), as they lie in memory:
-/// bytes, since an answer laid over the subscription may leave it no clock.
-fn clock_timeout<'a, T: Guarded>(caller: &'a mut Caller<'_, T>, subs: i32) -> Option<&'a mut [u8; 8]> {
-    let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
-        return None;
-    };
-    let at = (subs as u32 as usize).checked_add(TIMEOUT_AT)?;
-    memory.data_mut(caller).get_mut(at..at.checked_add(8)?)?.try_into().ok()
+/// [`lone_relative_sleep`] found, so in bounds): bytes, since an answer laid
+/// over the subscription may leave it no clock to decode.
+fn timeout_bytes(subs: i32) -> impl Iterator<Item = GuestPtr<u8>> {
+    (0..8).map(move |i| GuestPtr::new((subs as u32).wrapping_add(TIMEOUT_AT + i)))
 }
 
 /// Runs a WASI call's or a guest's future until `deadline`: past it (or
@@ -289,14 +293,21 @@ pub(crate) fn with_wasi<T: Guarded, R>(
     call: impl FnOnce(&mut WasiP1Ctx, &mut GuestMemory<'_>) -> wasmtime::Result<R>,
 ) -> wasmtime::Result<R> {
     let fuel = caller.as_context_mut().hostcall_fuel();
-    // The engine has threads off, so no guest has a shared memory.
-    let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
-        wasmtime::bail!("missing required memory export");
-    };
-    let (bytes, state) = memory.data_and_store_mut(caller);
-    let wasi = state.wasi();
-    wasi.set_hostcall_fuel(fuel);
-    call(wasi, &mut GuestMemory::Unshared(bytes))
+    match caller.get_export("memory") {
+        Some(Extern::Memory(memory)) => {
+            let (bytes, state) = memory.data_and_store_mut(caller);
+            let wasi = state.wasi();
+            wasi.set_hostcall_fuel(fuel);
+            call(wasi, &mut GuestMemory::Unshared(bytes))
+        }
+        // A runtime with the threads proposal.
+        Some(Extern::SharedMemory(memory)) => {
+            let wasi = caller.data_mut().wasi();
+            wasi.set_hostcall_fuel(fuel);
+            call(wasi, &mut GuestMemory::Shared(memory.data()))
+        }
+        _ => wasmtime::bail!("missing required memory export"),
+    }
 }
 
 /// How long the guest asks to wait, when its poll is one relative clock
@@ -312,11 +323,9 @@ fn lone_relative_sleep<T: Guarded>(caller: &mut Caller<'_, T>, subs: i32, count:
     if count != 1 {
         return None;
     }
-    let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
-        return None;
-    };
-    let memory = GuestMemory::Unshared(memory.data_mut(caller));
-    relative_clock(&memory, subs)
+    with_wasi(caller, |_, memory| Ok(relative_clock(memory, subs)))
+        .ok()
+        .flatten()
 }
 
 /// The wait of the clock subscription at `subs`, when it is relative.
