@@ -240,6 +240,9 @@ async fn lend<R: Send + 'static>(
     *lent = true;
     let deadline = away.data().deadline.clone();
     let (away, result) = on_guest_thread(deadline, stack, move || {
+        // The call's store exists: a store made during the call (a run in
+        // one of the guest's host calls) has a deadline of its own.
+        drop(Deadline::for_new_store());
         let result = call(&mut away);
         (away, result)
     })
