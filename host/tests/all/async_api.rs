@@ -427,8 +427,8 @@ const POLLS_TWO_CLOCKS: &str = r#"(module
 
 /// Cancelled again and again, guests waiting in every kind of host call (a
 /// lone sleep, a poll of several clocks, a component's sleep, a
-/// component's read of a socket whose peer never answers) leave no thread
-/// and no descriptor behind.
+/// component's read of a socket whose peer never answers, a WASI 0.3
+/// component's awaited sleep) leave no thread and no descriptor behind.
 #[test]
 fn cancelling_waiting_guests_again_and_again_leaves_nothing_behind() {
     if !alone("cancelling_waiting_guests_again_and_again_leaves_nothing_behind") {
@@ -437,6 +437,7 @@ fn cancelling_waiting_guests_again_and_again_leaves_nothing_behind() {
     let sleeps = support::wat("sleeps", SLEEPS);
     let polls = support::wat("polls", POLLS_TWO_CLOCKS);
     let component = support::components::hostile_component();
+    let p3 = support::components::hostile_p3();
     // A peer that accepts (the kernel does) and never answers.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let silent = silent.local_addr().unwrap().to_string();
@@ -462,12 +463,14 @@ fn cancelling_waiting_guests_again_and_again_leaves_nothing_behind() {
         // blocking threads) is made before counting.
         cancel(components.clone().args(["sleep"]), &component).await;
         cancel(components.clone().args(["connect", &silent]), &component).await;
+        cancel(components.clone().args(["sleep"]), &p3).await;
         let before = at_rest().await;
         for round in 0..50 {
             cancel_once_started(&ticks, sandbox.run_async(&sleeps)).await;
             cancel_once_started(&ticks, sandbox.run_async(&polls)).await;
             cancel(components.clone().args(["sleep"]), &component).await;
             cancel(components.clone().args(["connect", &silent]), &component).await;
+            cancel(components.clone().args(["sleep"]), &p3).await;
             let (_, descriptors) = at_rest().await;
             assert!(
                 descriptors <= before.1,
