@@ -120,7 +120,8 @@ impl GuestInstance {
     /// Dropping the future while the guest runs stops the guest and frees
     /// its store (its memory and pool slot) as soon as it has stopped; the
     /// instance then answers every call and memory access with
-    /// [`Error::Cancelled`], and its `host_log` is empty.
+    /// [`Error::Cancelled`]; its `host_log` is empty and [`GuestInstance::data`]
+    /// finds no data (the embedder's data went with the store).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -160,7 +161,8 @@ impl ComponentInstance {
     ///
     /// Dropping the future while the guest runs stops the guest and frees
     /// its store as soon as it has stopped; the instance then answers every
-    /// call with [`Error::Cancelled`], and its `host_log` is empty.
+    /// call with [`Error::Cancelled`]; its `host_log` is empty and
+    /// [`ComponentInstance::data`] finds no data (it went with the store).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
