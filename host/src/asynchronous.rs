@@ -121,7 +121,8 @@ impl GuestInstance {
     /// Dropping the future while the guest runs stops the guest and frees
     /// its store (its memory and pool slot) as soon as it has stopped; the
     /// instance then answers every call and memory access with
-    /// [`Error::Cancelled`], and its `host_log` is empty.
+    /// [`Error::Cancelled`]; its `host_log` is empty and [`GuestInstance::data`]
+    /// finds no data (the embedder's data went with the store).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -161,7 +162,8 @@ impl ComponentInstance {
     ///
     /// Dropping the future while the guest runs stops the guest and frees
     /// its store as soon as it has stopped; the instance then answers every
-    /// call with [`Error::Cancelled`], and its `host_log` is empty.
+    /// call with [`Error::Cancelled`]; its `host_log` is empty and
+    /// [`ComponentInstance::data`] finds no data (it went with the store).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
@@ -280,6 +282,9 @@ async fn lend<R: Send + 'static>(
     *lent = true;
     let deadline = away.data().deadline.clone();
     let (away, result) = on_guest_thread(deadline, stack, move || {
+        // The call's store exists: a store made during the call (a run in
+        // one of the guest's host calls) has a deadline of its own.
+        drop(Deadline::for_new_store());
         let result = call(&mut away);
         (away, result)
     })
@@ -291,9 +296,9 @@ async fn lend<R: Send + 'static>(
 
 /// Runs `work` on a thread of its own (with a stack of `stack` bytes at
 /// least, or Rust's default for 0), started when the future is first polled, and awaits what it
-/// returns; a panic there is resumed here. Stores made on that thread share
-/// `deadline` ([`Deadline::adopt`]); dropping the future before `work` is
-/// done cancels it.
+/// returns; a panic there is resumed here. The first store made on that
+/// thread has `deadline` ([`Deadline::adopt`]); dropping the future before
+/// `work` is done cancels it.
 async fn on_guest_thread<T: Send + 'static>(
     deadline: Deadline,
     stack: usize,

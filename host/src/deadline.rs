@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use wasmtime::{AsContextMut, Caller, Extern, Store, UpdateDeadline};
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::p1::types::{Subclockflags, Subscription, SubscriptionU};
+use wasmtime_wasi::p1::types::{Event, Subclockflags, Subscription, SubscriptionU};
 use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as p1, WasiSnapshotPreview1};
-use wiggle::{GuestMemory, GuestPtr};
+use wiggle::{GuestMemory, GuestPtr, GuestType};
 
 /// How often the engine's epoch advances: the resolution of run timeouts.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -54,14 +54,17 @@ thread_local! {
 }
 
 impl Deadline {
-    /// The deadline for a store made now: that of the async call whose
-    /// guest this thread runs (`Deadline::adopt`), so that dropping the
-    /// call's future reaches a store made after it started; else a fresh one.
-    pub(crate) fn current() -> Self {
-        ADOPTED.with(|adopted| adopted.borrow().clone()).unwrap_or_default()
+    /// The deadline for a store made now: for the first one made on the
+    /// thread of an async call (`Deadline::adopt`), that call's, so that
+    /// dropping the call's future reaches a store made after it started;
+    /// else a fresh one. Only the first: a store made later on that thread
+    /// (a run in one of the guest's host calls) has a timeout of its own,
+    /// and arming it must not move the guest's.
+    pub(crate) fn for_new_store() -> Self {
+        ADOPTED.with(|adopted| adopted.borrow_mut().take()).unwrap_or_default()
     }
 
-    /// Makes this the deadline of every store this thread makes from now on.
+    /// Makes this the deadline of the next store this thread makes.
     pub(crate) fn adopt(&self) {
         ADOPTED.with(|adopted| *adopted.borrow_mut() = Some(self.clone()));
     }
@@ -188,11 +191,34 @@ pub(crate) fn guarded_poll_oneoff<T: Guarded>(
             tokio::time::sleep(wait).await;
             Ok(())
         }))?;
-        let timeout = set_clock_timeout(&mut caller, subs, 0);
+        let timeout = with_wasi(&mut caller, |_, memory| {
+            (timeout_bytes(subs).map(|byte| {
+                let was = memory.read(byte)?;
+                memory.write(byte, 0)?;
+                Ok(was)
+            }))
+            .collect::<wasmtime::Result<Vec<u8>>>()
+        })?;
         let answer = with_wasi(&mut caller, |wasi, memory| {
             wasmtime_wasi::runtime::in_tokio(p1::poll_oneoff(wasi, memory, subs, events, count, written))
         });
-        set_clock_timeout(&mut caller, subs, timeout);
+        // A guest may lay the answer (its event, their number) over the
+        // subscription: those bytes stay as answered.
+        let answered = |at: u32| {
+            let at = u64::from(at);
+            let written_over =
+                |start: i32, len: u64| (u64::from(start as u32)..u64::from(start as u32) + len).contains(&at);
+            matches!(answer, Ok(0))
+                && (written_over(events, u64::from(Event::guest_size())) || written_over(written, 4))
+        };
+        with_wasi(&mut caller, |_, memory| {
+            for (byte, was) in timeout_bytes(subs).zip(timeout) {
+                if !answered(byte.offset()) {
+                    memory.write(byte, was)?;
+                }
+            }
+            Ok(())
+        })?;
         return answer;
     }
     with_wasi(&mut caller, |wasi, memory| {
@@ -203,22 +229,15 @@ pub(crate) fn guarded_poll_oneoff<T: Guarded>(
     })
 }
 
-/// Sets the timeout of the clock subscription at `subs` (one
-/// [`lone_relative_sleep`] found, so in bounds and aligned) to `timeout`,
-/// returning the one it had.
-fn set_clock_timeout<T: Guarded>(caller: &mut Caller<'_, T>, subs: i32, timeout: u64) -> u64 {
-    let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
-        return timeout;
-    };
-    let mut memory = GuestMemory::Unshared(memory.data_mut(caller));
-    let at = GuestPtr::<Subscription>::new(subs as u32);
-    let Ok(mut sub) = memory.read(at) else { return timeout };
-    let SubscriptionU::Clock(clock) = &mut sub.u else {
-        return timeout;
-    };
-    let before = std::mem::replace(&mut clock.timeout, timeout);
-    let _ = memory.write(at, sub);
-    before
+/// Where a clock subscription's timeout lies in it (the preview 1 ABI,
+/// checked against wasmtime-wasi's type by the tests below).
+const TIMEOUT_AT: u32 = 24;
+
+/// The bytes of the timeout of the clock subscription at `subs` (one
+/// [`lone_relative_sleep`] found, so in bounds): bytes, since an answer laid
+/// over the subscription may leave it no clock to decode.
+fn timeout_bytes(subs: i32) -> impl Iterator<Item = GuestPtr<u8>> {
+    (0..8).map(move |i| GuestPtr::new((subs as u32).wrapping_add(TIMEOUT_AT + i)))
 }
 
 /// Runs a WASI call's or a guest's future until `deadline`: past it (or
@@ -274,14 +293,21 @@ pub(crate) fn with_wasi<T: Guarded, R>(
     call: impl FnOnce(&mut WasiP1Ctx, &mut GuestMemory<'_>) -> wasmtime::Result<R>,
 ) -> wasmtime::Result<R> {
     let fuel = caller.as_context_mut().hostcall_fuel();
-    // The engine has threads off, so no guest has a shared memory.
-    let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
-        wasmtime::bail!("missing required memory export");
-    };
-    let (bytes, state) = memory.data_and_store_mut(caller);
-    let wasi = state.wasi();
-    wasi.set_hostcall_fuel(fuel);
-    call(wasi, &mut GuestMemory::Unshared(bytes))
+    match caller.get_export("memory") {
+        Some(Extern::Memory(memory)) => {
+            let (bytes, state) = memory.data_and_store_mut(caller);
+            let wasi = state.wasi();
+            wasi.set_hostcall_fuel(fuel);
+            call(wasi, &mut GuestMemory::Unshared(bytes))
+        }
+        // A runtime with the threads proposal.
+        Some(Extern::SharedMemory(memory)) => {
+            let wasi = caller.data_mut().wasi();
+            wasi.set_hostcall_fuel(fuel);
+            call(wasi, &mut GuestMemory::Shared(memory.data()))
+        }
+        _ => wasmtime::bail!("missing required memory export"),
+    }
 }
 
 /// How long the guest asks to wait, when its poll is one relative clock
@@ -297,11 +323,9 @@ fn lone_relative_sleep<T: Guarded>(caller: &mut Caller<'_, T>, subs: i32, count:
     if count != 1 {
         return None;
     }
-    let Some(Extern::Memory(memory)) = caller.get_export("memory") else {
-        return None;
-    };
-    let memory = GuestMemory::Unshared(memory.data_mut(caller));
-    relative_clock(&memory, subs)
+    with_wasi(caller, |_, memory| Ok(relative_clock(memory, subs)))
+        .ok()
+        .flatten()
 }
 
 /// The wait of the clock subscription at `subs`, when it is relative.
@@ -317,8 +341,6 @@ fn relative_clock(memory: &GuestMemory<'_>, subs: i32) -> Option<Duration> {
 
 #[cfg(test)]
 mod tests {
-    use wiggle::GuestType;
-
     use super::*;
 
     /// A clock subscription laid out as the preview 1 ABI says (what a

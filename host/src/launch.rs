@@ -201,7 +201,7 @@ pub(crate) fn store(
     let argv0 = sandbox.argv0.as_deref().unwrap_or(module.name());
     wasi.arg(argv0).args(&sandbox.args).envs(&sandbox.env);
     wasi.monotonic_clock(RunClock::new());
-    let deadline = Deadline::current();
+    let deadline = Deadline::for_new_store();
     match &sandbox.stdin {
         Input::Bytes(bytes) => wasi.stdin(MemoryInputPipe::new(bytes.clone())),
         Input::Source {

@@ -410,3 +410,115 @@ fn dropping_a_future_ends_a_guest_s_wait() {
         assert_eq!(at_rest().await, before, "threads and descriptors as before");
     });
 }
+
+/// Sleeps an hour in a `poll_oneoff` of two clocks after a tick: a poll
+/// Wasmtime awaits rather than sleeps.
+const POLLS_TWO_CLOCKS: &str = r#"(module
+  (import "env" "tick" (func $tick))
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "_start")
+    (i32.store (i32.const 16) (i32.const 1))
+    (i64.store (i32.const 24) (i64.const 3600000000000))
+    (i32.store (i32.const 64) (i32.const 1))
+    (i64.store (i32.const 72) (i64.const 3600000000000))
+    (call $tick)
+    (drop (call $poll (i32.const 0) (i32.const 128) (i32.const 2) (i32.const 256)))))"#;
+
+/// Cancelled again and again, guests waiting in every kind of host call (a
+/// lone sleep, a poll of several clocks, a component's sleep, a
+/// component's read of a socket whose peer never answers, a WASI 0.3
+/// component's awaited sleep) leave no thread and no descriptor behind.
+#[test]
+fn cancelling_waiting_guests_again_and_again_leaves_nothing_behind() {
+    if !alone("cancelling_waiting_guests_again_and_again_leaves_nothing_behind") {
+        return;
+    }
+    let sleeps = support::wat("sleeps", SLEEPS);
+    let polls = support::wat("polls", POLLS_TWO_CLOCKS);
+    let component = support::components::hostile_component();
+    let p3 = support::components::hostile_p3();
+    // A peer that accepts (the kernel does) and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent = silent.local_addr().unwrap().to_string();
+    let ticks = Arc::new(AtomicU64::new(0));
+    let sandbox = ticking(&ticks);
+    let components = Sandbox::new()
+        .limits(Limits::default().timeout(None))
+        .allow_connect("127.0.0.1".parse().unwrap());
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tokio.block_on(async {
+        let cancel = |sandbox: Sandbox, module: &host::GuestModule| {
+            let run = sandbox.run_async(module);
+            async move {
+                if let Ok(ended) = tokio::time::timeout(Duration::from_millis(30), run).await {
+                    panic!("{ended:?}");
+                }
+            }
+        };
+        // What is made once per process (wasmtime-wasi's runtime, its
+        // blocking threads) is made before counting.
+        cancel(components.clone().args(["sleep"]), &component).await;
+        cancel(components.clone().args(["connect", &silent]), &component).await;
+        cancel(components.clone().args(["sleep"]), &p3).await;
+        let before = at_rest().await;
+        for round in 0..50 {
+            cancel_once_started(&ticks, sandbox.run_async(&sleeps)).await;
+            cancel_once_started(&ticks, sandbox.run_async(&polls)).await;
+            cancel(components.clone().args(["sleep"]), &component).await;
+            cancel(components.clone().args(["connect", &silent]), &component).await;
+            cancel(components.clone().args(["sleep"]), &p3).await;
+            let (_, descriptors) = at_rest().await;
+            assert!(
+                descriptors <= before.1,
+                "round {round}: {descriptors} descriptors, {} before",
+                before.1
+            );
+        }
+        // Threads of wasmtime-wasi's blocking pool come and go with the
+        // load (idle ones end after 10 s); one left by a guest never would.
+        let start = Instant::now();
+        while count("task") > before.0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{} threads, {} before",
+                count("task"),
+                before.0
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+}
+
+/// Calls the host's `env.nested`, then computes for a while.
+const CALLS_NESTED: &str = r#"(module
+  (import "env" "nested" (func $nested))
+  (func $work (local $i i32)
+    (call $nested)
+    (loop
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if 0 (i32.lt_u (local.get $i) (i32.const 20000000)))))
+  (func (export "_start") (call $work))
+  (func (export "work") (call $work)))"#;
+
+/// A host function may run a guest of its own (a plugin calling a plugin):
+/// that run's timeout is its own, not the async run's that called it.
+#[tokio::test(flavor = "current_thread")]
+async fn a_run_nested_in_a_host_function_keeps_its_own_deadline() {
+    let spins = support::wat("spins", "(module (func (export \"_start\") (loop (br 0))))");
+    let short = Limits::default().timeout(Some(Duration::from_millis(20)));
+    let nested = Sandbox::new().host_func("env", "nested", move || {
+        let inner = Sandbox::new().limits(short.clone()).run(&spins).unwrap();
+        assert_eq!(support::trap_kind(&inner), TrapKind::Timeout);
+    });
+    let outer = nested.limits(Limits::default().timeout(Some(Duration::from_secs(60))));
+    let calls_nested = support::wat("calls-nested", CALLS_NESTED);
+    let outcome = outer.run_async(&calls_nested).await.unwrap();
+    assert_eq!(outcome.termination, Termination::Exited(0));
+    // An async call into an instance too.
+    let mut guest = outer.instantiate_async(&calls_nested).await.unwrap();
+    guest.call_async::<(), ()>("work", ()).await.unwrap();
+}

@@ -180,3 +180,78 @@ fn a_lone_sleep_in_time_gets_its_event_and_leaves_the_subscription_as_written() 
     assert_eq!((&event[..8], &event[8..]), (&b"userdata"[..], &[0, 0, 0][..]));
     assert_eq!(guest.read_memory(0, 48).unwrap(), subscription);
 }
+
+/// The same poll with the events, or their number, where the guest chooses.
+const POLL_INTO: &str = r#"
+    (module
+      (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (func (export "poll") (param $events i32) (param $written i32) (result i32)
+        (call $poll (i32.const 0) (local.get $events) (i32.const 1) (local.get $written))))"#;
+
+/// A guest may lay the poll's answer over its own subscription (the ABI
+/// forbids nothing of the kind): the answer must read as Wasmtime wrote it,
+/// whatever the host did with the subscription's timeout while it slept.
+#[test]
+fn a_lone_sleep_answered_over_its_own_subscription_reads_as_answered() {
+    let subscription = encode(&[Sub::Clock(MONOTONIC, 1_000_000, false)]);
+    let mut guest = Sandbox::new()
+        .instantiate(&support::wat("poll-into", POLL_INTO))
+        .unwrap();
+    // The number of events over the timeout (at 24).
+    guest.write_memory(0, &subscription).unwrap();
+    assert_eq!(guest.call::<(i32, i32), i32>("poll", (4096, 24)).unwrap(), 0, "errno");
+    assert_eq!(guest.read_memory(24, 4).unwrap(), 1u32.to_le_bytes(), "one event");
+    assert_eq!(
+        guest.read_memory(28, 4).unwrap(),
+        [0; 4],
+        "the timeout's high half, as written"
+    );
+    // The event over the timeout: userdata at 16, errno and type at 24..27.
+    guest.write_memory(0, &subscription).unwrap();
+    assert_eq!(guest.call::<(i32, i32), i32>("poll", (16, 8192)).unwrap(), 0, "errno");
+    assert_eq!(guest.read_memory(24, 3).unwrap(), [0, 0, 0], "success, a clock event");
+    // The event where the subscription was: as the guest reads it.
+    guest.write_memory(0, &subscription).unwrap();
+    assert_eq!(guest.call::<(i32, i32), i32>("poll", (0, 8192)).unwrap(), 0, "errno");
+    assert_eq!(guest.read_memory(8, 3).unwrap(), [0, 0, 0], "success, a clock event");
+}
+
+/// A guest whose memory is shared (the threads proposal) sleeping
+/// `nanos` in a lone `poll_oneoff`, then writing to stdout.
+fn shared_sleeper(runtime: &host::Runtime, nanos: u64) -> host::GuestModule {
+    let wat = format!(
+        r#"(module
+          (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+          (memory (export "memory") 1 1 shared)
+          (data (i32.const 1024) "slept\n")
+          (func (export "_start")
+            (i32.store (i32.const 16) (i32.const 1))
+            (i64.store (i32.const 24) (i64.const {nanos}))
+            (if (call $poll (i32.const 0) (i32.const 256) (i32.const 1) (i32.const 512))
+              (then (call $exit (i32.const 3))))
+            (i32.store (i32.const 600) (i32.const 1024))
+            (i32.store (i32.const 604) (i32.const 6))
+            (drop (call $write (i32.const 1) (i32.const 600) (i32.const 1) (i32.const 608)))))"#
+    );
+    runtime.load_bytes("shared-sleeper", wat).unwrap()
+}
+
+/// The guarded calls read and write a shared memory (a runtime with the
+/// threads proposal) as Wasmtime's own do, and the lone sleep is bounded
+/// there too.
+#[test]
+fn a_guest_with_a_shared_memory_sleeps_and_writes_within_its_deadline() {
+    let runtime = host::Runtime::new(&host::RuntimeConfig::default().proposals([host::Proposal::Threads])).unwrap();
+    let outcome = Sandbox::new().run(&shared_sleeper(&runtime, 1_000_000)).unwrap();
+    assert_eq!(outcome.termination, host::Termination::Exited(0));
+    assert_eq!(outcome.stdout_text(), "slept\n");
+    let limits = Limits::default().timeout(Some(Duration::from_millis(200)));
+    let outcome = Sandbox::new()
+        .limits(limits)
+        .run(&shared_sleeper(&runtime, 3_600_000_000_000))
+        .unwrap();
+    assert_eq!(support::trap_kind(&outcome), TrapKind::Timeout);
+}
