@@ -273,6 +273,21 @@ mod tests {
         );
     }
 
+    /// The tests' keys do not outlive them in the user's keyring.
+    #[test]
+    fn a_test_key_is_destroyed_when_dropped() {
+        let test_key = TestKey::new();
+        if !TestKey::keyring_works() {
+            return;
+        }
+        test_key.replace(&[0; KEY_LEN]);
+        let description = test_key.0.clone();
+        assert!(linux::search(&description).is_ok(), "the key is there");
+        drop(test_key);
+        let gone = linux::search(&description);
+        assert!(gone.as_ref().is_err_and(linux::is_absent), "{gone:?}");
+    }
+
     /// The key created is the user's alone: its group and others get no
     /// permission at all.
     #[test]
