@@ -772,6 +772,38 @@ mod tests {
         assert!(matches!(reopened.read(&entry), Entry::Rejected));
     }
 
+    /// What counts toward the bound (and may be evicted) is exactly the
+    /// entries and aliases: not a writer's temporary file, which is deleted
+    /// only once stale, nor any other file, however old.
+    #[test]
+    fn the_scan_counts_entries_and_aliases_and_deletes_only_stale_temporary_files() {
+        let (dir, key_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let cache = open_without_keyring(dir.path(), key_dir.path()).unwrap();
+        let file = |name: &str, len: usize, age: Duration| {
+            let path = cache.dir().join(name);
+            fs::write(&path, vec![0; len]).unwrap();
+            File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(SystemTime::now() - age)
+                .unwrap();
+            path
+        };
+        let old = STALE_TEMP * 2;
+        let entry = file(&format!("a.{ENTRY_EXTENSION}"), 3, old);
+        let alias = file(&format!("b.{ALIAS_EXTENSION}"), 5, Duration::ZERO);
+        let stale = file(&format!(".c.{TEMP_EXTENSION}"), 7, old);
+        let live = file(&format!(".d.{TEMP_EXTENSION}"), 11, Duration::ZERO);
+        let other = file("e.other", 13, old);
+
+        let mut scanned: Vec<(u64, PathBuf)> = cache.scan().into_iter().map(|(_, len, path)| (len, path)).collect();
+        scanned.sort();
+        assert_eq!(scanned, [(3, entry), (5, alias)]);
+        assert!(!stale.exists(), "a stale temporary file is deleted");
+        assert!(live.exists() && other.exists(), "the rest is left alone");
+    }
+
     /// A large entry is mapped, and unmapped once dropped; a small one is
     /// read, never mapped.
     #[cfg(target_os = "linux")]
