@@ -772,6 +772,17 @@ mod tests {
         assert!(matches!(reopened.read(&entry), Entry::Rejected));
     }
 
+    /// An entry past the size cap is refused before anything is written
+    /// (its payload here is zeroed pages never touched, not memory in use).
+    #[test]
+    fn an_entry_past_the_size_cap_is_not_written() {
+        let (dir, key_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let cache = open_without_keyring(dir.path(), key_dir.path()).unwrap();
+        let payload = vec![0; MAX_ENTRY_BYTES as usize - TRAILER_LEN + 1];
+        assert!(cache.write(&[1; 32], &payload).is_err());
+        assert!(fs::read_dir(dir.path()).unwrap().next().is_none(), "nothing written");
+    }
+
     /// What counts toward the bound (and may be evicted) is exactly the
     /// entries and aliases: not a writer's temporary file, which is deleted
     /// only once stale, nor any other file, however old.
