@@ -643,4 +643,40 @@ mod tests {
             assert_eq!(fresh.stats().disk_hits, 1, "each configuration keeps its own entry");
         }
     }
+
+    /// An authentic entry Wasmtime refuses is deleted at once, not left for
+    /// the next load to refuse again, even when no new entry replaces it
+    /// (here the compile that follows is over its limits).
+    #[test]
+    fn an_entry_wasmtime_refuses_is_deleted_even_when_no_new_one_replaces_it() {
+        let (dir, key_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let cache = ModuleCache::new(
+            CacheMode::OnDisk(dir.path().to_owned()),
+            Some(key_dir.path()),
+            CacheLimits::default(),
+        );
+        let engine = Engine::default();
+        let module = Bytes::from(wat::parse_str("(module (func (export \"f\") (result i32) i32.const 7))").unwrap());
+        let key: [u8; 32] = blake3::Hasher::new()
+            .update(&engine_key(&engine))
+            .update(&Source::hash(&module).unwrap())
+            .finalize()
+            .into();
+        let disk = cache.disk.as_ref().expect("a disk cache");
+        disk.write(&key, b"authentic, but no module").unwrap();
+
+        let unpooled = || Ok(&engine);
+        let engines = Engines {
+            first: &engine,
+            pooled: false,
+            unpooled: &unpooled,
+        };
+        let too_tight = CompileLimits {
+            max_function_body_bytes: 1,
+            ..CompileLimits::default()
+        };
+        assert!(cache.load(&engines, &engine_key(&engine), &module, &too_tight).is_err());
+        assert_eq!(cache.stats().discarded, 1);
+        assert!(matches!(disk.read(&key), Entry::Missing), "the entry is deleted");
+    }
 }

@@ -330,6 +330,7 @@ mod tests {
                 symlink(&protected, &link).unwrap();
             }
         });
+        assert!(hook::pending(), "the swap waits for the next grant");
         assert_eq!(
             sandbox.run(&module).unwrap().termination,
             Termination::Exited(44),

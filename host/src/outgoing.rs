@@ -414,6 +414,48 @@ mod tests {
         runtime.block_on(ready.ready());
     }
 
+    /// A response body passes on what the connection's body says of its
+    /// length and its end.
+    #[test]
+    fn a_response_body_tells_its_length_and_its_end_as_the_connections_does() {
+        use std::io::Write;
+
+        use http_body::Body as _;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+                .unwrap();
+            stream
+        });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let stream = TcpStream::connect(addr).await.unwrap();
+            let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .unwrap();
+            tokio::spawn(connection);
+            let request = http::Request::new(http_body_util::Empty::<Bytes>::new());
+            let body = sender.send_request(request).await.unwrap().into_body();
+            let mut body = ResponseBody {
+                body,
+                between_bytes: DEFAULT_TIMEOUT,
+                idle: Box::pin(tokio::time::sleep_until(after(DEFAULT_TIMEOUT))),
+            };
+            assert_eq!(body.size_hint().exact(), Some(5));
+            assert!(!body.is_end_stream(), "five bytes to come");
+            let data = (&mut body).collect().await.unwrap().to_bytes();
+            assert_eq!(data, "hello");
+            assert!(body.is_end_stream(), "all read");
+        });
+        drop(server.join().unwrap());
+    }
+
     #[test]
     fn plain_http_is_the_one_scheme_and_the_default() {
         let mut hooks = OutgoingHttp::new(grant(&[]), Deadline::default(), HostMemory::new(0));

@@ -671,6 +671,78 @@ mod tests {
         assert!(matches!(reopened.read(&entry), Entry::Rejected));
     }
 
+    /// An entry past the size cap is refused before anything is written
+    /// (its payload here is zeroed pages never touched, not memory in use).
+    #[test]
+    fn an_entry_past_the_size_cap_is_not_written() {
+        let (dir, key_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let cache = open_without_keyring(dir.path(), key_dir.path()).unwrap();
+        let payload = vec![0; MAX_ENTRY_BYTES as usize - TRAILER_LEN + 1];
+        assert!(cache.write(&[1; 32], &payload).is_err());
+        assert!(fs::read_dir(dir.path()).unwrap().next().is_none(), "nothing written");
+    }
+
+    /// What counts toward the bound (and may be evicted) is exactly the
+    /// entries and aliases: not a writer's temporary file, which is deleted
+    /// only once stale, nor any other file, however old.
+    #[test]
+    fn the_scan_counts_entries_and_aliases_and_deletes_only_stale_temporary_files() {
+        let (dir, key_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let cache = open_without_keyring(dir.path(), key_dir.path()).unwrap();
+        let file = |name: &str, len: usize, age: Duration| {
+            let path = cache.dir().join(name);
+            fs::write(&path, vec![0; len]).unwrap();
+            File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(SystemTime::now() - age)
+                .unwrap();
+            path
+        };
+        let old = STALE_TEMP * 2;
+        let entry = file(&format!("a.{ENTRY_EXTENSION}"), 3, old);
+        let alias = file(&format!("b.{ALIAS_EXTENSION}"), 5, Duration::ZERO);
+        let stale = file(&format!(".c.{TEMP_EXTENSION}"), 7, old);
+        let live = file(&format!(".d.{TEMP_EXTENSION}"), 11, Duration::ZERO);
+        let other = file("e.other", 13, old);
+
+        let mut scanned: Vec<(u64, PathBuf)> = cache.scan().into_iter().map(|(_, len, path)| (len, path)).collect();
+        scanned.sort();
+        assert_eq!(scanned, [(3, entry), (5, alias)]);
+        assert!(!stale.exists(), "a stale temporary file is deleted");
+        assert!(live.exists() && other.exists(), "the rest is left alone");
+    }
+
+    /// A large entry is mapped, and unmapped once dropped; a small one is
+    /// read, never mapped.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_large_entry_is_mapped_until_dropped_and_a_small_one_is_read() {
+        let (dir, key_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let cache = open_without_keyring(dir.path(), key_dir.path()).unwrap();
+        let mapped = |key: &[u8; 32]| {
+            let maps = fs::read_to_string("/proc/self/maps").unwrap();
+            maps.contains(cache.entry_path(key).to_str().unwrap())
+        };
+        let (large, small) = ([1; 32], [2; 32]);
+        cache.write(&large, &vec![7; MAP_AT_LEAST as usize]).unwrap();
+        cache.write(&small, &[7; 100]).unwrap();
+
+        let Entry::Verified(entry) = cache.read(&large) else {
+            panic!("the large entry verifies");
+        };
+        assert!(entry.mapped_file().is_some() && mapped(&large), "mapped");
+        drop(entry);
+        assert!(!mapped(&large), "unmapped once dropped");
+
+        let Entry::Verified(entry) = cache.read(&small) else {
+            panic!("the small entry verifies");
+        };
+        assert_eq!(entry.payload(), [7; 100]);
+        assert!(entry.mapped_file().is_none() && !mapped(&small), "read, not mapped");
+    }
+
     /// The keyring holds whatever it was last given: a key of another size
     /// is refused, not cut or padded.
     #[cfg(target_os = "linux")]
@@ -723,7 +795,10 @@ mod tests {
         let key_file = key_dir.path().join(KEY_FILE);
 
         fs::set_permissions(&key_file, PermissionsExt::from_mode(0o640)).unwrap();
-        assert!(matches!(open(), Err(Untrusted::Mode { .. })), "readable by the group");
+        assert!(
+            matches!(open(), Err(Untrusted::Mode { mode: 0o640, .. })),
+            "readable by the group, and says its mode"
+        );
         fs::set_permissions(&key_file, PermissionsExt::from_mode(0o600)).unwrap();
 
         let granted = outside.path().join("granted");

@@ -147,6 +147,36 @@ mod linux {
         // SAFETY: KEYCTL_INVALIDATE takes one integer.
         check(unsafe { libc::syscall(libc::SYS_keyctl, libc::KEYCTL_INVALIDATE as c_long, serial) }).map(drop)
     }
+
+    /// Sets the key's permissions to `permissions` (tests take some away).
+    #[cfg(test)]
+    pub(super) fn set_permissions_to(serial: Serial, permissions: c_ulong) -> io::Result<()> {
+        // SAFETY: KEYCTL_SETPERM takes two integers.
+        check(unsafe { libc::syscall(libc::SYS_keyctl, libc::KEYCTL_SETPERM as c_long, serial, permissions) }).map(drop)
+    }
+
+    /// The key's permissions, as the kernel describes the key
+    /// (`type;uid;gid;perm;description`, the permissions in hex).
+    #[cfg(test)]
+    pub(super) fn permissions(serial: Serial) -> io::Result<u32> {
+        let mut description = [0u8; 256];
+        // SAFETY: KEYCTL_DESCRIBE writes at most `description.len()` bytes,
+        // NUL-terminated, into `description`.
+        check(unsafe {
+            libc::syscall(
+                libc::SYS_keyctl,
+                libc::KEYCTL_DESCRIBE as c_long,
+                serial,
+                description.as_mut_ptr(),
+                description.len(),
+            )
+        })?;
+        let description = CStr::from_bytes_until_nul(&description).map_err(io::Error::other)?;
+        let permissions = description.to_str().map_err(io::Error::other)?.split(';').nth(3);
+        permissions
+            .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+            .ok_or_else(|| io::Error::other(format!("no permissions in {description:?}")))
+    }
 }
 
 /// A key of the tests' own in the user keyring (never the user's cache
@@ -241,5 +271,62 @@ mod tests {
             "in the child:\n{stdout}\n{}",
             String::from_utf8_lossy(&output.stderr)
         );
+    }
+
+    /// The tests' keys do not outlive them in the user's keyring.
+    #[test]
+    fn a_test_key_is_destroyed_when_dropped() {
+        let test_key = TestKey::new();
+        if !TestKey::keyring_works() {
+            return;
+        }
+        test_key.replace(&[0; KEY_LEN]);
+        let description = test_key.0.clone();
+        assert!(linux::search(&description).is_ok(), "the key is there");
+        drop(test_key);
+        let gone = linux::search(&description);
+        assert!(gone.as_ref().is_err_and(linux::is_absent), "{gone:?}");
+    }
+
+    /// The key created is the user's alone: its group and others get no
+    /// permission at all.
+    #[test]
+    fn the_key_created_is_closed_to_group_and_others() {
+        let test_key = TestKey::new();
+        if !TestKey::keyring_works() {
+            assert!(
+                user_key(&test_key.0).unwrap().is_none(),
+                "no keyring: the caller falls back"
+            );
+            return;
+        }
+        user_key(&test_key.0).unwrap().expect("a keyring");
+        let serial = linux::search(&test_key.0).unwrap();
+        let permissions = linux::permissions(serial).expect("the user may view the key");
+        assert_eq!(permissions & 0xffff, 0, "group and others: {permissions:08x}");
+    }
+
+    /// A key this process may not search is as no keyring: `None`, and the
+    /// caller falls back to the file, neither failing nor replacing the key.
+    #[test]
+    fn a_key_this_process_may_not_search_is_as_no_keyring() {
+        /// View and set its attributes, as possessor and as user: no search, no read.
+        const VIEW_AND_SETATTR: libc::c_ulong = 0x2100_0000 | 0x0021_0000;
+        let test_key = TestKey::new();
+        if !TestKey::keyring_works() {
+            assert!(
+                user_key(&test_key.0).unwrap().is_none(),
+                "no keyring: the caller falls back"
+            );
+            return;
+        }
+        let key = user_key(&test_key.0).unwrap().expect("a keyring");
+        let serial = linux::search(&test_key.0).unwrap();
+        linux::set_permissions_to(serial, VIEW_AND_SETATTR).unwrap();
+        let refused = user_key(&test_key.0);
+        // Searchable again, so that the test key is found and destroyed.
+        linux::set_permissions(serial).unwrap();
+        assert!(matches!(refused, Ok(None)), "{refused:?}");
+        assert_eq!(user_key(&test_key.0).unwrap(), Some(key), "the key left as it was");
     }
 }
