@@ -714,35 +714,6 @@ mod tests {
         assert!(live.exists() && other.exists(), "the rest is left alone");
     }
 
-    /// A large entry is mapped, and unmapped once dropped; a small one is
-    /// read, never mapped.
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn a_large_entry_is_mapped_until_dropped_and_a_small_one_is_read() {
-        let (dir, key_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let cache = open_without_keyring(dir.path(), key_dir.path()).unwrap();
-        let mapped = |key: &[u8; 32]| {
-            let maps = fs::read_to_string("/proc/self/maps").unwrap();
-            maps.contains(cache.entry_path(key).to_str().unwrap())
-        };
-        let (large, small) = ([1; 32], [2; 32]);
-        cache.write(&large, &vec![7; MAP_AT_LEAST as usize]).unwrap();
-        cache.write(&small, &[7; 100]).unwrap();
-
-        let Entry::Verified(entry) = cache.read(&large) else {
-            panic!("the large entry verifies");
-        };
-        assert!(entry.mapped_file().is_some() && mapped(&large), "mapped");
-        drop(entry);
-        assert!(!mapped(&large), "unmapped once dropped");
-
-        let Entry::Verified(entry) = cache.read(&small) else {
-            panic!("the small entry verifies");
-        };
-        assert_eq!(entry.payload(), [7; 100]);
-        assert!(entry.mapped_file().is_none() && !mapped(&small), "read, not mapped");
-    }
-
     /// The keyring holds whatever it was last given: a key of another size
     /// is refused, not cut or padded.
     #[cfg(target_os = "linux")]
