@@ -259,6 +259,13 @@ impl LimitArgs {
         RuntimePlan::Own(self.runtime_config().epoch_interruption(false).pooling(None))
     }
 
+    /// A runtime whose guests carry no epoch checks, their instances from
+    /// the pool: for `wasm-host test`, which runs many guests and keeps the
+    /// timeout of those that compute itself.
+    pub fn pooled_runtime_without_epochs(&self) -> RuntimePlan {
+        RuntimePlan::Own(self.runtime_config().epoch_interruption(false))
+    }
+
     fn runtime_config(&self) -> RuntimeConfig {
         let defaults = RuntimeConfig::default();
         let cache = if self.no_cache {

@@ -51,6 +51,18 @@ mod tests {
     /// would hang, so the native comparison skips it).
     #[test]
     fn never_ends() {
+        println!("counting for ever");
+        count_for_ever()
+    }
+
+    /// The same, when asked (`--ignored`): two tests past their timeout in one run.
+    #[test]
+    #[ignore = "never ends"]
+    fn never_ends_either() {
+        count_for_ever()
+    }
+
+    fn count_for_ever() -> ! {
         let mut n = 0u64;
         loop {
             n = std::hint::black_box(n.wrapping_add(1));

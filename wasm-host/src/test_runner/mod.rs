@@ -6,17 +6,16 @@
 
 mod libtest;
 mod metadata;
+mod runs;
 
 use std::io::Write;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use host::{GuestModule, Limits, RunOutcome, Sandbox, Termination};
+use host::{GuestModule, Limits, Sandbox, Termination};
 
 use crate::grants::GrantArgs;
 use crate::limits::{LimitArgs, Output, RuntimePlan};
@@ -24,6 +23,7 @@ use crate::status::{self, Failure};
 use conformance::report::{self, Status, TestResult};
 use libtest::{Counts, LibtestArgs, Selection};
 use metadata::TestMetadata;
+use runs::{Ended, Ending, Runs};
 
 const TEST_HELP: &str = "\
 Set it as cargo's runner, in .cargo/config.toml:
@@ -94,6 +94,7 @@ impl TestArgs {
             libtest: libtest::parse(args),
             args: args.to_vec(),
             runtime: self.limits.runtime(),
+            tests_runtime: self.limits.pooled_runtime_without_epochs(),
             // Each test runs on a worker's stack: room for --max-stack of
             // wasm, and the host's own frames.
             stack_size: self.limits.max_stack() + (2 << 20),
@@ -116,7 +117,13 @@ pub struct Plan {
     /// The limit flags, applied over the tested package's own limits when
     /// its manifest is read.
     limits: LimitArgs,
+    /// For a run left to the harness, and for the tests that start after
+    /// one was abandoned at its timeout: guests compiled with epoch checks.
     runtime: RuntimePlan,
+    /// For a harness's tests: guests compiled without epoch checks, which
+    /// slow a test's own code (docs/performance.md); a test past its
+    /// timeout is reported by `runs` instead.
+    tests_runtime: RuntimePlan,
     /// Of each test's thread.
     stack_size: usize,
     junit: Option<PathBuf>,
@@ -135,26 +142,30 @@ impl Plan {
         // Each test's output is kept, to be reported; a run left to the
         // harness streams it.
         let limits = self.limits.limits_over(package.clone(), Output::Captured);
-        let runtime = self.runtime.build().map_err(anyhow::Error::from)?;
         let bytes = std::fs::read(&self.module).with_context(|| format!("reading {}", self.module.display()))?;
-        let harness = is_libtest_harness(&bytes);
-        let module = (runtime.load_bytes_for(&file_name(&self.module), bytes, &limits)).map_err(anyhow::Error::from)?;
+        let load = |plan: &RuntimePlan| -> Result<GuestModule> {
+            let runtime = plan.build()?;
+            Ok(runtime.load_bytes_for(&file_name(&self.module), &bytes, &limits)?)
+        };
         let sandbox = (self.grants)
-            .apply(Sandbox::new().limits(limits))
+            .apply(Sandbox::new().limits(limits.clone()))
             .map_err(anyhow::Error::msg)?;
         let sandbox = metadata.grant(sandbox)?;
-        match self.libtest.as_ref().filter(|_| harness) {
+        match self.libtest.as_ref().filter(|_| is_libtest_harness(&bytes)) {
             Some(libtest) => {
                 let tests = Tests {
-                    module: &module,
+                    module: load(&self.tests_runtime)?,
+                    checked: &|| load(&self.runtime),
                     sandbox: &sandbox,
                     stack_size: self.stack_size,
+                    timeout: limits.timeout,
                 };
                 let results = tests.run(libtest)?;
                 self.write_reports(&results)?;
                 Ok(results.status())
             }
             None => {
+                let module = load(&self.runtime)?;
                 let streamed = self.limits.limits_over(package, Output::Streamed);
                 run_whole(&module, &self.module, sandbox.limits(streamed), &self.args)
             }
@@ -196,11 +207,21 @@ fn run_whole(module: &GuestModule, path: &Path, sandbox: Sandbox, args: &[String
     }
 }
 
-/// A harness's tests, each run alone in an instance of its own.
+/// A harness's tests, each run alone in an instance of its own, on a
+/// thread of its own.
 struct Tests<'a> {
-    module: &'a GuestModule,
+    /// Compiled without epoch checks: a test past its timeout is reported
+    /// as timed out, its thread left computing until the process exits.
+    module: GuestModule,
+    /// The module compiled with epoch checks, for the tests that start
+    /// after one was abandoned so: no more than the tests then in flight
+    /// are ever left computing.
+    checked: &'a dyn Fn() -> Result<GuestModule>,
     sandbox: &'a Sandbox,
     stack_size: usize,
+    /// Each test's and each listing's, kept by the runner for guests of
+    /// `module`.
+    timeout: Option<Duration>,
 }
 
 /// How one test ended.
@@ -242,28 +263,40 @@ impl Results {
 }
 
 impl Tests<'_> {
-    /// The tests a listing with `args` gives.
-    fn list(&self, args: &[&str]) -> Result<Vec<String>> {
-        let outcome = self.sandbox.clone().args(args.iter().copied()).run(self.module)?;
-        if !outcome.success() {
-            // What the guest said of it, as `wasm-host run` would show it.
-            let _ = std::io::stderr().write_all(&outcome.stderr);
-            bail!(
-                "listing the tests of {} ({}): {outcome}",
-                self.module.name(),
-                args.join(" ")
-            );
+    /// Every test the harness lists, and those of them it marks ignored:
+    /// both listings at once.
+    fn list(&self) -> Result<(Vec<String>, Vec<String>)> {
+        let listings = [&libtest::LIST[..], &libtest::LIST_IGNORED[..]];
+        let mut runs = Runs::new(self.stack_size);
+        for (id, args) in listings.iter().enumerate() {
+            let sandbox = self.sandbox.clone().args(args.iter().copied());
+            runs.start(id, &self.module, sandbox, self.timeout)?;
         }
-        Ok(libtest::listed_tests(&outcome.stdout_text()))
+        let mut listed = [Vec::new(), Vec::new()];
+        while let Some(ended) = runs.next() {
+            if !matches!(&ended.ending, Ending::Ran(Ok(outcome)) if outcome.success()) {
+                // What the guest said of it, as `wasm-host run` would show it.
+                let _ = std::io::stderr().write_all(ended.stderr.as_bytes());
+                bail!(
+                    "listing the tests of {} ({}): {}",
+                    self.module.name(),
+                    listings[ended.id].join(" "),
+                    ended.ending
+                );
+            }
+            listed[ended.id] = libtest::listed_tests(&ended.stdout);
+        }
+        let [all, ignored] = listed;
+        Ok((all, ignored))
     }
 
     fn run(&self, libtest: &LibtestArgs) -> Result<Results> {
         let started = (SystemTime::now(), Instant::now());
-        let ignored = self.list(&libtest::LIST_IGNORED)?;
+        let (listed, ignored) = self.list()?;
         let mut counts = Counts::default();
         let mut tests = Vec::new();
         let mut to_run = Vec::new();
-        for name in self.list(&libtest::LIST)? {
+        for name in listed {
             let selection = match libtest.selects(&name) {
                 true => libtest.runs(ignored.contains(&name)),
                 false => Selection::FilteredOut,
@@ -283,33 +316,34 @@ impl Tests<'_> {
             .test_threads
             .or_else(|| std::env::var("RUST_TEST_THREADS").ok()?.parse().ok())
             .or_else(|| std::thread::available_parallelism().ok())
-            .map_or(1, NonZeroUsize::get)
-            .clamp(1, to_run.len().max(1));
-        let next = AtomicUsize::new(0);
-        let (sender, receiver) = mpsc::channel();
-        std::thread::scope(|scope| -> Result<()> {
-            for _ in 0..threads {
-                let (sender, next, to_run) = (sender.clone(), &next, &to_run);
-                let worker = move || {
-                    while let Some(name) = to_run.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        if sender.send(self.run_one(name, started.1)).is_err() {
-                            return;
-                        }
-                    }
-                };
-                std::thread::Builder::new()
-                    .name("test".to_owned())
-                    .stack_size(self.stack_size)
-                    .spawn_scoped(scope, worker)
-                    .context("starting a test thread")?;
+            .map_or(1, NonZeroUsize::get);
+        // The module the tests still to start run in, and the timeout the
+        // runner keeps for them: none once they have epoch checks.
+        let (mut module, mut timeout) = (self.module.clone(), self.timeout);
+        let mut runs = Runs::new(self.stack_size);
+        let mut next = 0;
+        loop {
+            while runs.in_flight() < threads && next < to_run.len() {
+                let sandbox = self.sandbox.clone().args(libtest::one_test(&to_run[next]));
+                runs.start(next, &module, sandbox, timeout)?;
+                next += 1;
             }
-            drop(sender);
-            for finished in receiver {
-                console.finished(&finished);
-                tests.push(finished);
+            let Some(ended) = runs.next() else { break };
+            let name = &to_run[ended.id];
+            if let Ending::TimedOut(_) = ended.ending {
+                // Why the rest of the run may be slower: one core fewer.
+                let note = format!("wasm-host: {name} computes on past its timeout, left running until the run ends");
+                eprintln!("{}", status::escape_controls(&note));
+                // The first such: the tests still to start get epoch
+                // checks, and the library keeps their timeout.
+                if timeout.take().is_some() {
+                    module = (self.checked)()?;
+                }
             }
-            Ok(())
-        })?;
+            let finished = Finished::new(name.clone(), &ended, started.1);
+            console.finished(&finished);
+            tests.push(finished);
+        }
         for test in &tests {
             match test.verdict {
                 Verdict::Passed => counts.passed += 1,
@@ -328,45 +362,42 @@ impl Tests<'_> {
         console.end(&results);
         Ok(results)
     }
-
-    /// Runs the test `name` alone in a fresh instance.
-    fn run_one(&self, name: &str, run_started: Instant) -> Finished {
-        let started = Instant::now();
-        let ran = self.sandbox.clone().args(libtest::one_test(name)).run(self.module);
-        let (verdict, stdout, stderr) = match ran {
-            Ok(outcome) => judge(&outcome),
-            Err(error) => (Verdict::Failed(Some(error.to_string())), String::new(), String::new()),
-        };
-        Finished {
-            name: name.to_owned(),
-            verdict,
-            stdout,
-            stderr,
-            started: started - run_started,
-            duration: started.elapsed(),
-        }
-    }
 }
 
-/// A test's verdict from how its instance ended, and its own output.
-fn judge(outcome: &RunOutcome) -> (Verdict, String, String) {
-    let stdout = outcome.stdout_text();
-    let one = libtest::one_test_output(&stdout);
-    let verdict = match outcome.termination {
-        Termination::Exited(0) if one.ignored_should_panic => Verdict::Ignored(Some(SHOULD_PANIC)),
-        Termination::Exited(0) => Verdict::Passed,
-        // libtest's own failure (a test that returned an error), reported in the output.
-        Termination::Exited(FAILED_CODE) => Verdict::Failed(None),
-        // A panic aborts: the trap, the panic message on stderr.
-        _ => Verdict::Failed(Some(outcome.to_string())),
+/// A test's verdict from how its run ended, and its own output.
+fn judge(ended: &Ended) -> (Verdict, String) {
+    let one = libtest::one_test_output(&ended.stdout);
+    let verdict = match &ended.ending {
+        Ending::Ran(Ok(outcome)) => match outcome.termination {
+            Termination::Exited(0) if one.ignored_should_panic => Verdict::Ignored(Some(SHOULD_PANIC)),
+            Termination::Exited(0) => Verdict::Passed,
+            // libtest's own failure (a test that returned an error), reported in the output.
+            Termination::Exited(FAILED_CODE) => Verdict::Failed(None),
+            // A panic aborts: the trap, the panic message on stderr.
+            _ => Verdict::Failed(Some(outcome.to_string())),
+        },
+        // It could not start, or ran past its timeout.
+        ending => Verdict::Failed(Some(ending.to_string())),
     };
-    (verdict, one.output.to_owned(), outcome.stderr_text())
+    (verdict, one.output.to_owned())
 }
 
 /// [`FAILED`] as the exit code a guest returns.
 const FAILED_CODE: i32 = FAILED as i32;
 
 impl Finished {
+    fn new(name: String, ended: &Ended, run_started: Instant) -> Finished {
+        let (verdict, stdout) = judge(ended);
+        Finished {
+            name,
+            verdict,
+            stdout,
+            stderr: ended.stderr.clone(),
+            started: ended.started.saturating_duration_since(run_started),
+            duration: ended.duration,
+        }
+    }
+
     fn ignored(name: String, reason: Option<&'static str>) -> Finished {
         Finished {
             name,

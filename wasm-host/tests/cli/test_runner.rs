@@ -127,6 +127,7 @@ fn every_test_gets_its_own_verdict_line_and_a_failure_its_own_output() {
                 ("ignored_and_failing", "ignored"),
                 ("ignored_and_passing", "ignored"),
                 ("never_ends", "FAILED"),
+                ("never_ends_either", "ignored"),
                 ("panics", "FAILED"),
                 ("passes", "ok"),
                 ("reads_its_granted_package_directory", "ok"),
@@ -142,6 +143,7 @@ fn every_test_gets_its_own_verdict_line_and_a_failure_its_own_output() {
             "about to panic\n",
             "a deliberate panic",
             "Error: \"the test returned an error\"",
+            "---- tests::never_ends stdout ----\ncounting for ever\n",
             "wasm-host: tests::never_ends timed out after 3s",
         ] {
             assert!(stdout.contains(own_output), "{target}: no {own_output:?} in {stdout}");
@@ -152,9 +154,59 @@ fn every_test_gets_its_own_verdict_line_and_a_failure_its_own_output() {
         );
         assert!(
             stdout.contains(
-                "test result: FAILED. 4 passed; 4 failed; 3 ignored; 0 measured; 0 filtered out; finished in "
+                "test result: FAILED. 4 passed; 4 failed; 4 ignored; 0 measured; 0 filtered out; finished in "
             ),
             "{target}: {stdout}"
+        );
+    }
+}
+
+/// Tests run compiled without epoch checks: the first one past its timeout
+/// is reported as timed out, its output kept, and its thread left
+/// computing (wasm-host says so on stderr) until the process exits; the
+/// tests that start after it run compiled with the checks, so a second one
+/// is stopped at its timeout instead of left computing too. The others
+/// pass, and the process ends (`output` returns).
+#[test]
+fn tests_past_their_timeout_fail_alone_and_only_the_first_is_left_computing() {
+    for target in TARGETS {
+        let output = run_fixture(
+            target,
+            &[
+                "--exact",
+                "tests::never_ends",
+                "tests::never_ends_either",
+                "tests::passes",
+                "--include-ignored",
+                "--test-threads",
+                "1",
+            ],
+        );
+        let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+        assert_eq!(output.status.code(), Some(101), "{target}: {stdout}{stderr}");
+        assert_eq!(
+            verdicts(&stdout),
+            verdict_map(&[
+                ("never_ends", "FAILED"),
+                ("never_ends_either", "FAILED"),
+                ("passes", "ok")
+            ]),
+            "{target}: {stdout}"
+        );
+        for timed_out in [
+            "---- tests::never_ends stdout ----\ncounting for ever\nwasm-host: tests::never_ends timed out after 3s\n",
+            "wasm-host: tests::never_ends_either timed out after 3s\n",
+        ] {
+            assert!(stdout.contains(timed_out), "{target}: no {timed_out:?} in {stdout}");
+        }
+        assert_eq!(
+            stderr.matches("computes on past its timeout").count(),
+            1,
+            "{target}: {stderr}"
+        );
+        assert!(
+            stderr.contains("wasm-host: tests::never_ends computes on past its timeout"),
+            "{target}: {stderr}"
         );
     }
 }
@@ -165,7 +217,7 @@ fn filters_skips_exact_names_and_ignored_tests_select_as_libtest_does() {
     let exact = run_fixture(target, &["--exact", "tests::passes"]);
     assert_eq!(exact.status.code(), Some(0));
     assert_eq!(verdicts(&text(&exact.stdout)), verdict_map(&[("passes", "ok")]));
-    assert!(text(&exact.stdout).contains("1 passed; 0 failed; 0 ignored; 0 measured; 10 filtered out"));
+    assert!(text(&exact.stdout).contains("1 passed; 0 failed; 0 ignored; 0 measured; 11 filtered out"));
 
     let filtered = run_fixture(target, &["grant", "read", "--skip", "variable"]);
     assert_eq!(
@@ -176,7 +228,7 @@ fn filters_skips_exact_names_and_ignored_tests_select_as_libtest_does() {
         ])
     );
 
-    let ignored = run_fixture(target, &["--ignored"]);
+    let ignored = run_fixture(target, &["--ignored", "--skip", "never_ends"]);
     assert_eq!(ignored.status.code(), Some(101));
     assert_eq!(
         verdicts(&text(&ignored.stdout)),
