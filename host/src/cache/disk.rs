@@ -701,17 +701,23 @@ mod tests {
             path
         };
         let old = STALE_TEMP * 2;
-        let entry = file(&format!("a.{ENTRY_EXTENSION}"), 3, old);
-        let alias = file(&format!("b.{ALIAS_EXTENSION}"), 5, Duration::ZERO);
-        let stale = file(&format!(".c.{TEMP_EXTENSION}"), 7, old);
-        let live = file(&format!(".d.{TEMP_EXTENSION}"), 11, Duration::ZERO);
+        let (a, b, c, d) = ("a".repeat(64), "b".repeat(64), "c".repeat(32), "d".repeat(32));
+        let entry = file(&format!("{a}.{ENTRY_EXTENSION}"), 3, old);
+        let alias = file(&format!("{b}.{ALIAS_EXTENSION}"), 5, Duration::ZERO);
+        let stale = file(&format!(".{c}.{TEMP_EXTENSION}"), 7, old);
+        let live = file(&format!(".{d}.{TEMP_EXTENSION}"), 11, Duration::ZERO);
         let other = file("e.other", 13, old);
+        // The user's own files under a cache's extensions, in a directory a
+        // guest linked the cache's path to.
+        let users = file(&format!("notes.{ENTRY_EXTENSION}"), 17, old);
+        let users_temp = file(&format!(".draft.{TEMP_EXTENSION}"), 19, old);
 
         let mut scanned: Vec<(u64, PathBuf)> = cache.scan().into_iter().map(|(_, len, path)| (len, path)).collect();
         scanned.sort();
         assert_eq!(scanned, [(3, entry), (5, alias)]);
         assert!(!stale.exists(), "a stale temporary file is deleted");
         assert!(live.exists() && other.exists(), "the rest is left alone");
+        assert!(users.exists() && users_temp.exists(), "names the cache never gives are left alone");
     }
 
     /// The keyring holds whatever it was last given: a key of another size
