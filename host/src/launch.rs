@@ -127,12 +127,15 @@ pub(crate) fn component(
 /// A core module instantiated (see [`instantiate_core`]) in a fresh store
 /// on the engine the sandbox's limits ask for; when that is the pool and
 /// every slot is taken, on the runtime's on-demand engine instead, so that
-/// no guest fails for a cap the embedder did not set.
+/// no guest fails for a cap the embedder did not set. Linked (compiled, the
+/// first time) before the store is made: the guest's clock and its
+/// deadline start together, after that wait.
 fn instantiated(sandbox: &Sandbox, module: &GuestModule) -> Result<Instantiated, Error> {
     let mut kind = module.runtime().kind_for(&sandbox.limits);
     loop {
+        let pre = linking::core(module, kind, &sandbox.imports)?;
         let (mut store, pipes) = store_and_pipes(sandbox, module, kind)?;
-        match instantiate_core(sandbox, module, kind, &mut store) {
+        match instantiate_core(sandbox, module, kind, &pre, &mut store) {
             Ok(instance) => return Ok((store, pipes, Ok(instance))),
             Err(LinkFailure::Guest(termination)) => return Ok((store, pipes, Err(termination))),
             Err(LinkFailure::Setup(error)) => return Err(error),
@@ -141,16 +144,16 @@ fn instantiated(sandbox: &Sandbox, module: &GuestModule) -> Result<Instantiated,
     }
 }
 
-/// Instantiates `module`, linked with the sandbox's host functions, in
-/// `store`, within the sandbox's timeout: its start function runs the
+/// Instantiates `pre`, `module` linked with the sandbox's host functions,
+/// in `store`, within the sandbox's timeout: its start function runs the
 /// guest, WASI calls and all.
 fn instantiate_core(
     sandbox: &Sandbox,
     module: &GuestModule,
     kind: EngineKind,
+    pre: &wasmtime::InstancePre<GuestState>,
     store: &mut Store<GuestState>,
 ) -> Result<wasmtime::Instance, LinkFailure> {
-    let pre = linking::core(module, kind, &sandbox.imports).map_err(LinkFailure::Setup)?;
     crate::deadline::arm(store, sandbox.limits.timeout);
     crate::deadline::blocking(|| pre.instantiate(store)).map_err(|error| {
         if kind.is_pooled() && error.is::<PoolConcurrencyLimitError>() {

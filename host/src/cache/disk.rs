@@ -717,7 +717,10 @@ mod tests {
         assert_eq!(scanned, [(3, entry), (5, alias)]);
         assert!(!stale.exists(), "a stale temporary file is deleted");
         assert!(live.exists() && other.exists(), "the rest is left alone");
-        assert!(users.exists() && users_temp.exists(), "names the cache never gives are left alone");
+        assert!(
+            users.exists() && users_temp.exists(),
+            "names the cache never gives are left alone"
+        );
     }
 
     /// The keyring holds whatever it was last given: a key of another size
