@@ -6,6 +6,7 @@
 
 mod libtest;
 mod metadata;
+mod reports;
 mod runs;
 
 use std::io::Write;
@@ -20,9 +21,9 @@ use host::{GuestModule, Limits, Sandbox, Termination};
 use crate::grants::GrantArgs;
 use crate::limits::{LimitArgs, Output, RuntimePlan};
 use crate::status::{self, Failure};
-use conformance::report::{self, Status, TestResult};
 use libtest::{Counts, LibtestArgs, Selection};
 use metadata::TestMetadata;
+use reports::Console;
 use runs::{Ended, Ending, Runs};
 
 const TEST_HELP: &str = "\
@@ -414,141 +415,6 @@ impl Finished {
         match &self.verdict {
             Verdict::Failed(Some(reason)) => Some(format!("wasm-host: {} {reason}", self.name)),
             _ => None,
-        }
-    }
-}
-
-/// libtest's console report, pretty or terse.
-struct Console {
-    terse: bool,
-    nocapture: bool,
-    /// Tests reported on the current terse line.
-    on_line: usize,
-}
-
-impl Console {
-    fn new(libtest: &LibtestArgs) -> Console {
-        Console {
-            terse: libtest.terse,
-            nocapture: libtest.nocapture,
-            on_line: 0,
-        }
-    }
-
-    fn start(&mut self, tests: usize) {
-        let plural = if tests == 1 { "" } else { "s" };
-        println!("\nrunning {tests} test{plural}");
-    }
-
-    fn finished(&mut self, test: &Finished) {
-        let mut out = std::io::stdout().lock();
-        if self.nocapture {
-            // A closed stdout or stderr is the reader's choice; nothing to report to.
-            let _ = out.write_all(test.stdout.as_bytes());
-            let _ = std::io::stderr().write_all(test.stderr.as_bytes());
-            if let Some(reason) = test.reason() {
-                eprintln!("{}", status::escape_controls(&reason));
-            }
-        }
-        let _ = match (self.terse, &test.verdict) {
-            (true, verdict) => {
-                self.on_line += 1;
-                // libtest breaks its terse line every 88 tests.
-                let end = if self.on_line.is_multiple_of(88) { "\n" } else { "" };
-                let mark = match verdict {
-                    Verdict::Passed => ".",
-                    Verdict::Failed(_) => "F",
-                    Verdict::Ignored(_) => "i",
-                };
-                write!(out, "{mark}{end}")
-            }
-            (false, Verdict::Passed) => writeln!(out, "test {} ... ok", test.name),
-            (false, Verdict::Failed(_)) => writeln!(out, "test {} ... FAILED", test.name),
-            (false, Verdict::Ignored(None)) => writeln!(out, "test {} ... ignored", test.name),
-            (false, Verdict::Ignored(Some(reason))) => writeln!(out, "test {} ... ignored, {reason}", test.name),
-        };
-        let _ = out.flush();
-    }
-
-    fn end(&mut self, results: &Results) {
-        if self.terse {
-            println!();
-        }
-        let failed: Vec<&Finished> = results
-            .tests
-            .iter()
-            .filter(|test| matches!(test.verdict, Verdict::Failed(_)))
-            .collect();
-        if !failed.is_empty() {
-            println!("\nfailures:\n");
-            if !self.nocapture {
-                for test in &failed {
-                    println!("---- {} stdout ----", test.name);
-                    print!("{}", test.stdout);
-                    print!("{}", test.stderr);
-                    if let Some(reason) = test.reason() {
-                        println!("{}", status::escape_controls(&reason));
-                    }
-                    println!();
-                }
-                println!("\nfailures:");
-            }
-            for test in &failed {
-                println!("    {}", test.name);
-            }
-        }
-        println!(
-            "\n{}\n",
-            libtest::result_line(&results.counts, results.duration.as_secs_f64())
-        );
-    }
-}
-
-impl Plan {
-    /// Writes the reports asked for, through `conformance`'s writers: one
-    /// suite, named after the test binary (its crate and cargo's hash).
-    fn write_reports(&self, results: &Results) -> Result<()> {
-        if self.junit.is_none() && self.json_report.is_none() {
-            return Ok(());
-        }
-        let suite = (self.module)
-            .file_stem()
-            .map_or_else(String::new, |stem| stem.to_string_lossy().into_owned());
-        let converted: Vec<TestResult> = results.tests.iter().map(|test| test.as_report(&suite)).collect();
-        let run = report::Run {
-            name: "wasm-host test",
-            suites: &[suite.as_str()],
-            results: &converted,
-            executor: "wasm-host test",
-            partition: None,
-            started: results.started,
-            duration: results.duration,
-        };
-        if let Some(path) = &self.junit {
-            report::write_junit(path, &run)?;
-        }
-        if let Some(path) = &self.json_report {
-            report::write_json(path, &run)?;
-        }
-        Ok(())
-    }
-}
-
-impl Finished {
-    fn as_report(&self, suite: &str) -> TestResult {
-        let status = match &self.verdict {
-            Verdict::Passed => Status::Passed,
-            Verdict::Failed(reason) => Status::Failed(vec![reason.clone().unwrap_or_else(|| "failed".to_owned())]),
-            Verdict::Ignored(reason) => Status::Skipped(reason.unwrap_or("ignored").to_owned()),
-        };
-        TestResult {
-            suite: suite.to_owned(),
-            name: self.name.clone(),
-            status,
-            started: self.started,
-            duration: self.duration,
-            stdout: self.stdout.clone(),
-            stderr: self.stderr.clone(),
         }
     }
 }
