@@ -219,6 +219,21 @@ mod tests {
 
     use super::*;
 
+    /// A test key and the key `user_key` created under it; `None` (after
+    /// checking that `user_key` then falls back) where there is no keyring.
+    fn created() -> Option<(TestKey, [u8; KEY_LEN])> {
+        let test_key = TestKey::new();
+        if !TestKey::keyring_works() {
+            assert!(
+                user_key(&test_key.0).unwrap().is_none(),
+                "no keyring: the caller falls back"
+            );
+            return None;
+        }
+        let key = user_key(&test_key.0).unwrap().expect("a keyring");
+        Some((test_key, key))
+    }
+
     /// Tells the child process of the test below which key to read, and
     /// what it holds.
     const KEY_ENV: &str = "KEYRING_TEST_KEY";
@@ -248,15 +263,7 @@ mod tests {
             assert_eq!(super::super::hex(&key), hex);
             return;
         }
-        let test_key = TestKey::new();
-        if !TestKey::keyring_works() {
-            assert!(
-                user_key(&test_key.0).unwrap().is_none(),
-                "no keyring: the caller falls back"
-            );
-            return;
-        }
-        let key = user_key(&test_key.0).unwrap().expect("a keyring");
+        let Some((test_key, key)) = created() else { return };
         let output = Command::new(std::env::current_exe().unwrap())
             .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
             .env(
@@ -292,15 +299,7 @@ mod tests {
     /// permission at all.
     #[test]
     fn the_key_created_is_closed_to_group_and_others() {
-        let test_key = TestKey::new();
-        if !TestKey::keyring_works() {
-            assert!(
-                user_key(&test_key.0).unwrap().is_none(),
-                "no keyring: the caller falls back"
-            );
-            return;
-        }
-        user_key(&test_key.0).unwrap().expect("a keyring");
+        let Some((test_key, _)) = created() else { return };
         let serial = linux::search(&test_key.0).unwrap();
         let permissions = linux::permissions(serial).expect("the user may view the key");
         assert_eq!(permissions & 0xffff, 0, "group and others: {permissions:08x}");
@@ -312,15 +311,7 @@ mod tests {
     fn a_key_this_process_may_not_search_is_as_no_keyring() {
         /// View and set its attributes, as possessor and as user: no search, no read.
         const VIEW_AND_SETATTR: libc::c_ulong = 0x2100_0000 | 0x0021_0000;
-        let test_key = TestKey::new();
-        if !TestKey::keyring_works() {
-            assert!(
-                user_key(&test_key.0).unwrap().is_none(),
-                "no keyring: the caller falls back"
-            );
-            return;
-        }
-        let key = user_key(&test_key.0).unwrap().expect("a keyring");
+        let Some((test_key, key)) = created() else { return };
         let serial = linux::search(&test_key.0).unwrap();
         linux::set_permissions_to(serial, VIEW_AND_SETATTR).unwrap();
         let refused = user_key(&test_key.0);
