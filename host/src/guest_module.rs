@@ -60,6 +60,19 @@ impl Runtime {
         Ok(module)
     }
 
+    /// Reads a module file's bytes as [`Runtime::load_file_for`] reads them:
+    /// a regular file only ([`Error::ModuleNotAFile`] for a FIFO or a
+    /// device, before a byte is read), at most
+    /// [`crate::CompileLimits::max_module_bytes`] ([`Error::ModuleTooLarge`]),
+    /// for a caller that looks at them before loading them with
+    /// [`Runtime::load_bytes_for`].
+    pub fn read_module_file(&self, path: impl AsRef<Path>) -> Result<Vec<u8>, Error> {
+        let path = path.as_ref();
+        let (file, _) = open_module(path)?;
+        let max = self.inner.compile_limits.max_module_bytes;
+        Ok(read_bounded(file, path, &path.display().to_string(), max)?.into())
+    }
+
     /// Reads a module, binary or WAT text, from `reader` (such as stdin),
     /// at most one byte past [`crate::CompileLimits::max_module_bytes`] (more is
     /// [`Error::ModuleTooLarge`]), and compiles it for runs within `limits`

@@ -4,23 +4,26 @@
 //! of the module compiled once, many at once, reported as libtest reports
 //! them; anything else runs once, as `wasm-host run` would run it.
 
+mod durations;
 mod libtest;
 mod metadata;
 mod reports;
 mod runs;
 
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::Args;
 use host::{GuestModule, Limits, Sandbox, Termination};
 
 use crate::grants::GrantArgs;
 use crate::limits::{LimitArgs, Output, RuntimePlan};
 use crate::status::{self, Failure};
+use durations::Durations;
 use libtest::{Counts, LibtestArgs, Selection};
 use metadata::TestMetadata;
 use reports::Console;
@@ -45,6 +48,8 @@ output, `test result: ...`. A test that panics, traps or passes its
 --include-ignored, --nocapture, --test-threads, -q and --format terse are
 honoured; any other argument (--list, --bench, --format json) leaves the run
 to the harness itself in one instance, as does a module that is no harness.
+Each test's duration is remembered beside the binary
+(BINARY.wasm-host-durations): the next run starts the longest first.
 
 Grants and limits: the options below, and the tested package's
 [package.metadata.wasm-host.test] (dirs-ro, dirs, env, timeout, max-memory;
@@ -143,9 +148,11 @@ impl Plan {
         // Each test's output is kept, to be reported; a run left to the
         // harness streams it.
         let limits = self.limits.limits_over(package.clone(), Output::Captured);
-        let bytes = std::fs::read(&self.module).with_context(|| format!("reading {}", self.module.display()))?;
-        let load = |plan: &RuntimePlan| -> Result<GuestModule> {
-            let runtime = plan.build()?;
+        // Read as `wasm-host run` reads it: a FIFO or a device refused
+        // before a byte is read, no more than the size limit.
+        let tests_runtime = self.tests_runtime.build().map_err(Failure::load(&self.module))?;
+        let bytes = (tests_runtime.read_module_file(&self.module)).map_err(Failure::load(&self.module))?;
+        let load = |runtime: &host::Runtime| -> Result<GuestModule> {
             Ok(runtime.load_bytes_for(&file_name(&self.module), &bytes, &limits)?)
         };
         let sandbox = (self.grants)
@@ -155,18 +162,19 @@ impl Plan {
         match self.libtest.as_ref().filter(|_| is_libtest_harness(&bytes)) {
             Some(libtest) => {
                 let tests = Tests {
-                    module: load(&self.tests_runtime)?,
-                    checked: &|| load(&self.runtime),
+                    module: load(&tests_runtime)?,
+                    checked: &|| load(&self.runtime.build()?),
                     sandbox: &sandbox,
                     stack_size: self.stack_size,
                     timeout: limits.timeout,
+                    durations: &Durations::path(&self.module),
                 };
                 let results = tests.run(libtest)?;
                 self.write_reports(&results)?;
                 Ok(results.status())
             }
             None => {
-                let module = load(&self.runtime)?;
+                let module = load(&self.runtime.build().map_err(Failure::load(&self.module))?)?;
                 let streamed = self.limits.limits_over(package, Output::Streamed);
                 run_whole(&module, &self.module, sandbox.limits(streamed), &self.args)
             }
@@ -223,6 +231,8 @@ struct Tests<'a> {
     /// Each test's and each listing's, kept by the runner for guests of
     /// `module`.
     timeout: Option<Duration>,
+    /// Where the tests' durations are remembered from one run to the next.
+    durations: &'a Path,
 }
 
 /// How one test ended.
@@ -294,10 +304,12 @@ impl Tests<'_> {
     fn run(&self, libtest: &LibtestArgs) -> Result<Results> {
         let started = (SystemTime::now(), Instant::now());
         let (listed, ignored) = self.list()?;
+        let ignored: HashSet<String> = ignored.into_iter().collect();
         let mut counts = Counts::default();
         let mut tests = Vec::new();
         let mut to_run = Vec::new();
-        for name in listed {
+        for name in &listed {
+            let name = name.clone();
             let selection = match libtest.selects(&name) {
                 true => libtest.runs(ignored.contains(&name)),
                 false => Selection::FilteredOut,
@@ -321,13 +333,21 @@ impl Tests<'_> {
         // The module the tests still to start run in, and the timeout the
         // runner keeps for them: none once they have epoch checks.
         let (mut module, mut timeout) = (self.module.clone(), self.timeout);
+        let mut durations = Durations::read(self.durations);
+        // Longest first on many threads; on one, the order changes no
+        // wall time, and the harness's is the one a reader expects.
+        let mut schedule = match threads {
+            1 => (0..to_run.len()).collect(),
+            _ => durations.schedule(&to_run),
+        }
+        .into_iter();
         let mut runs = Runs::new(self.stack_size);
-        let mut next = 0;
         loop {
-            while runs.in_flight() < threads && next < to_run.len() {
-                let sandbox = self.sandbox.clone().args(libtest::one_test(&to_run[next]));
-                runs.start(next, &module, sandbox, timeout)?;
-                next += 1;
+            while runs.in_flight() < threads
+                && let Some(id) = schedule.next()
+            {
+                let sandbox = self.sandbox.clone().args(libtest::one_test(&to_run[id]));
+                runs.start(id, &module, sandbox, timeout)?;
             }
             let Some(ended) = runs.next() else { break };
             let name = &to_run[ended.id];
@@ -341,6 +361,7 @@ impl Tests<'_> {
                     module = (self.checked)()?;
                 }
             }
+            durations.record(name, ended.duration);
             let finished = Finished::new(name.clone(), &ended, started.1);
             console.finished(&finished);
             tests.push(finished);
@@ -352,8 +373,14 @@ impl Tests<'_> {
                 Verdict::Ignored(_) => counts.ignored += 1,
             }
         }
-        let order: Vec<&String> = to_run.iter().collect();
-        tests.sort_by_key(|test| order.iter().position(|name| **name == test.name));
+        // Best effort: a binary in a directory this user cannot write just
+        // runs in listing order next time.
+        let _ = durations.write(self.durations, &listed);
+        // The ignored first, then the harness's order.
+        let order: HashMap<&str, usize> = (to_run.iter().enumerate())
+            .map(|(i, name)| (name.as_str(), i))
+            .collect();
+        tests.sort_by_key(|test| order.get(test.name.as_str()).copied());
         let results = Results {
             tests,
             counts,

@@ -729,7 +729,8 @@ fn a_module_is_read_from_stdin_when_it_is_a_dash() {
 }
 
 /// A FIFO would block `open(2)` until a writer came, and `/dev/zero`
-/// never ends: both are refused at once, before a byte is read.
+/// never ends: both are refused at once, before a byte is read, by `run`
+/// and by `test` (cargo's runner), which reads the module to look at it.
 #[test]
 fn a_module_path_that_is_a_fifo_or_a_device_is_refused_at_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -737,9 +738,12 @@ fn a_module_path_that_is_a_fifo_or_a_device_is_refused_at_once() {
     support::mkfifo(&fifo);
     let zero = dir.path().join("zero.wasm");
     std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
-    for (path, found) in [(&fifo, "a FIFO"), (&zero, "a device")] {
+    for ((path, found), command) in [(&fifo, "a FIFO"), (&zero, "a device")]
+        .into_iter()
+        .flat_map(|file| [(file, "run"), (file, "test")])
+    {
         let child = wasm_host()
-            .args(["run", path.to_str().unwrap()])
+            .args([command, path.to_str().unwrap()])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

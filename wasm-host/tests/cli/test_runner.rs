@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use crate::support::{text, wasm_host};
+use crate::support::{self, text, wasm_host};
 
 const TARGETS: [&str; 2] = ["wasm32-wasip1", "wasm32-wasip2"];
 
@@ -397,4 +397,103 @@ fn nextest_with_the_runner_gives_native_verdicts() {
             "{target}: nextest's status when a test failed"
         );
     }
+}
+
+/// A copy of the fixture's test binary for `target` in `dir`, so that the
+/// durations its runs remember beside it are its own.
+fn fixture_copy(target: &'static str, dir: &std::path::Path) -> PathBuf {
+    let binary = dir.join(format!("fixture-{target}.wasm"));
+    std::fs::copy(fixture_binary(target), &binary).unwrap();
+    binary
+}
+
+fn run_binary(binary: &std::path::Path, args: &[&str]) -> Output {
+    wasm_host()
+        .arg("test")
+        .arg(binary)
+        .args(args)
+        .env("CARGO_MANIFEST_DIR", fixture_dir())
+        .output()
+        .unwrap()
+}
+
+/// `MICROSECONDS<TAB>NAME` lines of a durations file, by name.
+fn remembered(path: &std::path::Path) -> BTreeMap<String, u64> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let (micros, name) = line.split_once('\t').unwrap();
+            (name.to_owned(), micros.parse().unwrap())
+        })
+        .collect()
+}
+
+/// Each test's duration is remembered beside the binary for the next run
+/// to start the longest first; what was remembered of tests no longer
+/// listed is dropped, and what was planted there (lines, a FIFO, a
+/// directory) changes no verdict and hangs nothing.
+#[test]
+fn durations_are_remembered_beside_the_binary_and_a_planted_file_changes_no_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    for target in TARGETS {
+        let binary = fixture_copy(target, dir.path());
+        let durations = dir.path().join(format!("fixture-{target}.wasm.wasm-host-durations"));
+        let args = ["--exact", "tests::passes", "tests::panics", "--test-threads", "2"];
+        let expected = verdict_map(&[("passes", "ok"), ("panics", "FAILED")]);
+        let run = |planted: &str| {
+            let output = run_binary(&binary, &args);
+            assert_eq!(
+                output.status.code(),
+                Some(101),
+                "{target}, {planted}: {}",
+                text(&output.stderr)
+            );
+            assert_eq!(verdicts(&text(&output.stdout)), expected, "{target}, {planted}");
+        };
+
+        std::fs::write(&durations, "1\ttests::gone\n100000000\ttests::passes\nnot a line\n").unwrap();
+        run("lines");
+        let kept = remembered(&durations);
+        assert_eq!(
+            kept.keys().collect::<Vec<_>>(),
+            ["tests::panics", "tests::passes"],
+            "{target}"
+        );
+        assert!(kept["tests::passes"] < 100_000_000, "{target}: {kept:?}");
+
+        std::fs::remove_file(&durations).unwrap();
+        support::mkfifo(&durations);
+        run("a FIFO");
+        assert_eq!(remembered(&durations).len(), 2, "{target}: the FIFO replaced");
+
+        std::fs::remove_file(&durations).unwrap();
+        std::fs::create_dir(&durations).unwrap();
+        run("a directory");
+        std::fs::remove_dir(&durations).unwrap();
+    }
+    // Nothing left behind but the binaries.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), TARGETS.len());
+}
+
+/// On one thread the order changes no wall time: tests run in the
+/// harness's order (as libtest runs them), whatever was remembered.
+#[test]
+fn one_test_thread_keeps_the_harness_order_whatever_was_remembered() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = fixture_copy(TARGETS[0], dir.path());
+    let durations = dir
+        .path()
+        .join(format!("fixture-{}.wasm.wasm-host-durations", TARGETS[0]));
+    let tests = ["tests::fails_an_assertion", "tests::panics", "tests::passes"];
+    let planted: String = (tests.iter().enumerate())
+        .map(|(i, name)| format!("{}\t{name}\n", i + 1))
+        .collect();
+    std::fs::write(&durations, planted).unwrap();
+    let output = run_binary(&binary, &[&["--exact", "--test-threads", "1"][..], &tests[..]].concat());
+    let order: Vec<String> = text(&output.stdout)
+        .lines()
+        .filter_map(|line| Some(line.strip_prefix("test ")?.split_once(" ... ")?.0.to_owned()))
+        .collect();
+    assert_eq!(order, tests, "{}", text(&output.stdout));
 }
