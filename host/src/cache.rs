@@ -297,16 +297,6 @@ pub(crate) trait Source {
     fn bytes(&self) -> wasmtime::Result<Bytes>;
 }
 
-impl Source for Bytes {
-    fn hash(&self) -> wasmtime::Result<[u8; 32]> {
-        Ok(content_hash(self))
-    }
-
-    fn bytes(&self) -> wasmtime::Result<Bytes> {
-        Ok(self.clone())
-    }
-}
-
 /// What names a module's bytes in the cache's keys.
 pub(crate) fn content_hash(bytes: &[u8]) -> [u8; 32] {
     blake3::hash(bytes).into()
@@ -597,6 +587,17 @@ mod tests {
     use wasmtime::Config;
 
     use super::*;
+
+    /// A module's bytes as their own source.
+    impl Source for Bytes {
+        fn hash(&self) -> wasmtime::Result<[u8; 32]> {
+            Ok(content_hash(self))
+        }
+
+        fn bytes(&self) -> wasmtime::Result<Bytes> {
+            Ok(self.clone())
+        }
+    }
 
     /// The runtime's two engines differ in fuel instrumentation only.
     #[test]

@@ -232,6 +232,20 @@ fn a_trapping_request_is_a_500_noted_on_stderr() {
     );
 }
 
+/// A request whose instance cannot be made (here its memory is past the
+/// limit) is a 500, and why is noted on the service's stderr.
+#[test]
+fn a_request_that_cannot_start_is_a_500_noted_on_stderr() {
+    let service = serve(&Sandbox::new().limits(Limits::default().max_memory_bytes(64 << 10)));
+    let response = get(&service, "/");
+    assert_eq!(
+        (response.status, response.text().as_str()),
+        (500, "the guest failed to respond\n")
+    );
+    let stderr = service.shutdown().unwrap().stderr_text();
+    assert!(stderr.contains(": a request could not start: "), "{stderr}");
+}
+
 #[test]
 fn shutting_down_finishes_a_request_in_flight() {
     let limits = Limits::default().timeout(Some(Duration::from_secs(1)));
@@ -263,6 +277,46 @@ fn dropping_the_service_shuts_it_down() {
     assert_eq!(get(&service, "/").status, 200);
     drop(service);
     assert!(std::net::TcpStream::connect(addr).is_err(), "the listener is closed");
+}
+
+/// Dropped, the service waits for the requests in flight as `shutdown`
+/// does: once the drop returns, the request has had its answer (a drop
+/// that only signalled the service would return at once, its guest still
+/// running for seconds).
+#[test]
+fn dropping_the_service_finishes_a_request_in_flight_first() {
+    let limits = Limits::default().timeout(Some(Duration::from_secs(3)));
+    let service = serve(&Sandbox::new().limits(limits));
+    let addr = service.local_addr();
+    let in_flight = std::thread::spawn(move || request(addr, "GET", "/sleep", b"", Duration::from_secs(60)).unwrap());
+    std::thread::sleep(Duration::from_millis(200));
+    drop(service);
+    // The answer was sent before the drop returned: the client has read
+    // it within moments, not at the guest's timeout, seconds away.
+    let read_by = Instant::now() + Duration::from_secs(1);
+    while !in_flight.is_finished() && Instant::now() < read_by {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        in_flight.is_finished(),
+        "the request was still in flight after the drop"
+    );
+    assert_eq!(in_flight.join().unwrap().status, 500);
+}
+
+/// A client may take its time sending a request's head (hyper's timer
+/// bounds it at 30 s, not at the first read that finds it incomplete).
+#[test]
+fn a_request_head_sent_in_pieces_is_served() {
+    let service = serve(&Sandbox::new());
+    let mut stream = std::net::TcpStream::connect(service.local_addr()).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    stream.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    stream.write_all(b"host: example\r\nconnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    assert!(response.starts_with("HTTP/1.1 200 "), "{response:?}");
 }
 
 #[test]

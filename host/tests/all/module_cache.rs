@@ -625,6 +625,26 @@ fn a_file_unchanged_since_its_last_load_is_not_read_and_a_changed_one_is() {
     assert_eq!((third.cache_stats().unread_files, third.cache_stats().compiled), (0, 1));
 }
 
+/// A file changed moments ago may change again within one tick of the
+/// file clock, its times unchanged: until it has been left alone for two
+/// seconds it is read and hashed on every load, never found by its
+/// metadata.
+#[test]
+fn a_file_changed_moments_ago_is_read_on_every_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = CacheMode::OnDisk(dir.path().join("cache"));
+    let path = dir.path().join("n.wasm");
+    std::fs::write(&path, numbered_module(1)).unwrap();
+    runtime(cache.clone()).load_file(&path).unwrap();
+    let second = runtime(cache);
+    assert_eq!(n_of(&second.load_file(&path).unwrap()), 1);
+    assert_eq!(
+        (second.cache_stats().unread_files, second.cache_stats().disk_hits),
+        (0, 1),
+        "read and found by its content's hash"
+    );
+}
+
 #[test]
 fn a_file_changed_after_a_load_that_did_not_read_it_is_refused_when_compiled() {
     let dir = tempfile::tempdir().unwrap();
