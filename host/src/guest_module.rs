@@ -69,8 +69,7 @@ impl Runtime {
     pub fn read_module_file(&self, path: impl AsRef<Path>) -> Result<Vec<u8>, Error> {
         let path = path.as_ref();
         let (file, _) = open_module(path)?;
-        let max = self.inner.compile_limits.max_module_bytes;
-        Ok(read_bounded(file, path, &path.display().to_string(), max)?.into())
+        Ok(read_file(file, path, self.inner.compile_limits.max_module_bytes)?.into())
     }
 
     /// Reads a module, binary or WAT text, from `reader` (such as stdin),
@@ -79,7 +78,7 @@ impl Runtime {
     /// as [`Runtime::load_bytes_for`] does. `name` names it in errors.
     pub fn load_reader_for(&self, name: &str, reader: impl Read, limits: &Limits) -> Result<GuestModule, Error> {
         let max = self.inner.compile_limits.max_module_bytes;
-        let bytes = binary(name, read_bounded(reader, Path::new(name), name, max)?)?;
+        let bytes = binary(name, read_bounded(reader, 0, Path::new(name), name, max)?)?;
         self.load(name, ModuleSource::new(name, bytes, None, max), self.kind_for(limits))
     }
 
@@ -153,14 +152,23 @@ fn file_kind(kind: &std::fs::FileType) -> &'static str {
 /// Reads the module file `file` (opened by [`open_module`] from `path`),
 /// as a binary.
 fn read_module(file: std::fs::File, path: &Path, name: &str, max: usize) -> Result<Bytes, Error> {
-    binary(name, read_bounded(file, path, &path.display().to_string(), max)?)
+    binary(name, read_file(file, path, max)?)
 }
 
-/// Everything `reader` (the module `module`, read from `path`) gives, if
-/// that is at most `max` bytes; it is read one byte past that at most (a
-/// file may have grown since it was sized).
-fn read_bounded(reader: impl Read, path: &Path, module: &str, max: usize) -> Result<Bytes, Error> {
-    let mut bytes = Vec::new();
+/// The bytes of the module file `file` (opened by [`open_module`] from
+/// `path`), at most `max`, read into a buffer of the file's size (a large
+/// module is read without the copies of a growing one).
+fn read_file(file: std::fs::File, path: &Path, max: usize) -> Result<Bytes, Error> {
+    let size = file.metadata().map_or(0, |meta| meta.len());
+    read_bounded(file, size, path, &path.display().to_string(), max)
+}
+
+/// Everything `reader` (the module `module`, read from `path`, `size`
+/// bytes long as far as is known) gives, if that is at most `max` bytes;
+/// it is read one byte past that at most (a file may have grown since it
+/// was sized).
+fn read_bounded(reader: impl Read, size: u64, path: &Path, module: &str, max: usize) -> Result<Bytes, Error> {
+    let mut bytes = Vec::with_capacity(size.min(max as u64 + 1) as usize);
     reader
         .take(max as u64 + 1)
         .read_to_end(&mut bytes)

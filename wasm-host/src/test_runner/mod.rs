@@ -149,12 +149,12 @@ impl Plan {
         // harness streams it.
         let limits = self.limits.limits_over(package.clone(), Output::Captured);
         // Read as `wasm-host run` reads it: a FIFO or a device refused
-        // before a byte is read, no more than the size limit.
+        // before a byte is read, no more than the size limit. Loaded from
+        // its path, a file the disk cache knows unchanged is not hashed.
         let tests_runtime = self.tests_runtime.build().map_err(Failure::load(&self.module))?;
         let bytes = (tests_runtime.read_module_file(&self.module)).map_err(Failure::load(&self.module))?;
-        let load = |runtime: &host::Runtime| -> Result<GuestModule> {
-            Ok(runtime.load_bytes_for(&file_name(&self.module), &bytes, &limits)?)
-        };
+        let load =
+            |runtime: &host::Runtime| -> Result<GuestModule> { Ok(runtime.load_file_for(&self.module, &limits)?) };
         let sandbox = (self.grants)
             .apply(Sandbox::new().limits(limits.clone()))
             .map_err(anyhow::Error::msg)?;
@@ -191,13 +191,6 @@ impl Plan {
 fn is_libtest_harness(bytes: &[u8]) -> bool {
     const ENTRY: &[u8] = b"test_main_static";
     bytes.windows(ENTRY.len()).any(|window| window == ENTRY)
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name().map_or_else(
-        || path.display().to_string(),
-        |name| name.to_string_lossy().into_owned(),
-    )
 }
 
 /// Runs the module once with `args`, as `wasm-host run` does: its streams
