@@ -599,6 +599,47 @@ mod tests {
         }
     }
 
+    /// Which engines `place` asks `make` for, in turn: a module refused by
+    /// a pooled engine for any reason but a compile limit is tried again
+    /// unpooled; one past a limit is not (a second compile would wait out
+    /// the compile timeout twice); a component goes unpooled at once.
+    #[test]
+    fn place_retries_unpooled_only_what_the_pool_refused() {
+        let (pooled, unpooled) = (Engine::default(), Engine::default());
+        let unpooled_engine = || Ok(&unpooled);
+        let engines = Engines {
+            first: &pooled,
+            pooled: true,
+            unpooled: &unpooled_engine,
+        };
+        let asked = |component: bool, refusal: fn() -> wasmtime::Error| {
+            let tried = std::cell::RefCell::new(Vec::new());
+            let placed = engines.place(component, |engine| {
+                tried.borrow_mut().push(Engine::same(engine, &pooled));
+                Err(refusal())
+            });
+            let Err(error) = placed else {
+                panic!("every engine refused it")
+            };
+            (tried.into_inner(), error)
+        };
+        let over_a_limit = || {
+            Exceeded {
+                limit: crate::CompileLimit::TimeMillis,
+                value: 50,
+                max: 50,
+            }
+            .into()
+        };
+        let (tried, error) = asked(false, over_a_limit);
+        assert_eq!(tried, [true], "past a compile limit: tried once, pooled");
+        assert!(error.is::<Exceeded>());
+        let (tried, _) = asked(false, || wasmtime::format_err!("the pool's slots are too small"));
+        assert_eq!(tried, [true, false], "refused by the pool: tried again unpooled");
+        let (tried, _) = asked(true, over_a_limit);
+        assert_eq!(tried, [false], "a component: unpooled at once");
+    }
+
     /// The runtime's two engines differ in fuel instrumentation only.
     #[test]
     fn an_entry_compiled_under_one_configuration_is_never_served_to_another() {
