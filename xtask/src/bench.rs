@@ -34,11 +34,12 @@ Builds in release mode, then measures, each against its baseline in the same run
      the disk cache's time per module for 100, 1,000 and 10,000 distinct
      modules, cold and warm, with peak memory (flat is the target)
   5. `cargo nextest run -p host` vs `cargo test -p host` on an unchanged tree
-  6. a real crate's unit tests (regex-syntax's 147, the version in Cargo.lock,
-     copied from cargo's registry into target/bench) for wasm32-wasip1,
-     through cargo with wasm-host as runner (`wasm-host test`: an instance
-     per test, on every core) vs the wasmtime CLI as runner (one instance,
-     the tests in turn) vs cargo nextest with the wasmtime CLI (a process per test)
+  6. real crates' unit tests (regex-syntax's 147 and chrono's 258, the
+     versions in Cargo.lock, copied from cargo's registry into target/bench)
+     for wasm32-wasip1, through cargo with wasm-host as runner (`wasm-host
+     test`: an instance per test, on every core) vs the wasmtime CLI as
+     runner (one instance, the tests in turn) vs cargo nextest with the
+     wasmtime CLI (a process per test)
 Prints the table and writes target/bench/results.json.
 --quick takes fewer samples of the slow process-level rows; --wasmtime-only
 runs only the rows compared with the wasmtime CLI (2, 3b and 6).
@@ -389,7 +390,11 @@ fn nextest_against_cargo_test(rows: &mut Vec<Row>, samples: usize) -> Result<()>
     Ok(())
 }
 
-/// Row 6: a real crate's unit tests built for wasm32-wasip1, run through
+/// Row 6's crates, and the libtest arguments each runner is given: chrono's
+/// tests of time-zone files it does not ship are skipped by all three.
+const UNIT_TEST_CRATES: [(&str, &[&str]); 2] = [("regex-syntax", &[]), ("chrono", &["--skip", "tz_data"])];
+
+/// Row 6: real crates' unit tests built for wasm32-wasip1, run through
 /// cargo on built artifacts with each runner in turn.
 fn guest_unit_tests(rows: &mut Vec<Row>, samples: usize) -> Result<()> {
     const GROUP: &str = "unit tests as cargo's runner";
@@ -397,25 +402,6 @@ fn guest_unit_tests(rows: &mut Vec<Row>, samples: usize) -> Result<()> {
         eprintln!("no wasmtime CLI; skipping the unit-test runner row");
         return Ok(());
     };
-    let manifest = registry_crate_copy("regex-syntax")?;
-    let target = xtask::guests::TARGET;
-    let build = |subcommand: &[&str]| {
-        let mut command = cargo(subcommand);
-        command
-            .args(["--offline", "--lib", "--target", target, "--manifest-path"])
-            .arg(&manifest);
-        command
-    };
-    let test = |subcommand: &[&str], runner: String| {
-        let mut command = build(subcommand);
-        command.env(
-            format!("CARGO_TARGET_{}_RUNNER", target.to_uppercase().replace('-', "_")),
-            runner,
-        );
-        command
-    };
-    // Built once, without a runner: cargo refuses an empty one.
-    run(build(&["test", "--no-run"]))?;
     // cargo splits a runner from the environment at spaces.
     let wasmtime_runner = format!(
         "{} run -C cache-config={}",
@@ -423,22 +409,47 @@ fn guest_unit_tests(rows: &mut Vec<Row>, samples: usize) -> Result<()> {
         wasmtime_cache_config()?.display()
     );
     let wasm_host_runner = format!("{} test", installed_wasm_host()?.display());
-    const WASMTIME: &str = "regex-syntax's unit tests: wasmtime as runner (one instance)";
-    const WASM_HOST: &str = "regex-syntax's unit tests: wasm-host test (an instance per test)";
-    let commands = vec![
-        (WASMTIME.to_owned(), test(&["test"], wasmtime_runner.clone()), None),
-        (
-            WASM_HOST.to_owned(),
-            test(&["test"], wasm_host_runner),
-            Some(WASMTIME.to_owned()),
-        ),
-        (
-            "regex-syntax's unit tests: nextest + wasmtime (a process per test)".to_owned(),
-            test(&["nextest", "run"], wasmtime_runner),
-            Some(WASM_HOST.to_owned()),
-        ),
-    ];
-    side_by_side(rows, GROUP, commands, samples)
+    for (name, libtest_args) in UNIT_TEST_CRATES {
+        let manifest = registry_crate_copy(name)?;
+        let target = xtask::guests::TARGET;
+        let build = |subcommand: &[&str]| {
+            let mut command = cargo(subcommand);
+            command
+                .args(["--offline", "--lib", "--target", target, "--manifest-path"])
+                .arg(&manifest);
+            command
+        };
+        let test = |subcommand: &[&str], runner: &str| {
+            let mut command = build(subcommand);
+            command
+                .env(
+                    format!("CARGO_TARGET_{}_RUNNER", target.to_uppercase().replace('-', "_")),
+                    runner,
+                )
+                .arg("--")
+                .args(libtest_args);
+            command
+        };
+        // Built once, without a runner: cargo refuses an empty one.
+        run(build(&["test", "--no-run"]))?;
+        let wasmtime_row = format!("{name}'s unit tests: wasmtime as runner (one instance)");
+        let wasm_host_row = format!("{name}'s unit tests: wasm-host test (an instance per test)");
+        let commands = vec![
+            (wasmtime_row.clone(), test(&["test"], &wasmtime_runner), None),
+            (
+                wasm_host_row.clone(),
+                test(&["test"], &wasm_host_runner),
+                Some(wasmtime_row),
+            ),
+            (
+                format!("{name}'s unit tests: nextest + wasmtime (a process per test)"),
+                test(&["nextest", "run"], &wasmtime_runner),
+                Some(wasm_host_row),
+            ),
+        ];
+        side_by_side(rows, GROUP, commands, samples)?;
+    }
+    Ok(())
 }
 
 /// A copy of the registry's source of the dependency `name` (the version in
@@ -456,18 +467,31 @@ fn registry_crate_copy(name: &str) -> Result<PathBuf> {
         .with_context(|| format!("{name} is not in Cargo.lock"))?;
     let source = package.manifest_path.parent().context("a manifest's folder")?;
     let copy = xtask::target_dir().join("bench").join(name);
+    // The build (and the durations `wasm-host test` remembers) stay.
+    let target = copy.join("target");
+    let kept = xtask::target_dir().join("bench").join(format!("{name}-target"));
+    if target.is_dir() {
+        std::fs::rename(&target, &kept)?;
+    }
     let _ = std::fs::remove_dir_all(&copy);
     run(Command::new("cp").arg("-r").arg(source).arg(&copy))?;
+    if kept.is_dir() {
+        std::fs::rename(&kept, &target)?;
+    }
     let manifest = copy.join("Cargo.toml");
     let text = std::fs::read_to_string(&manifest)?;
-    std::fs::write(&manifest, without_optional_dependencies(&text) + "\n[workspace]\n")?;
+    std::fs::write(&manifest, standalone_manifest(&text) + "\n[workspace]\n")?;
+    // Resolved as the workspace resolved it: offline, the registry has no more.
+    std::fs::copy(xtask::project_root().join("Cargo.lock"), copy.join("Cargo.lock"))?;
     Ok(manifest)
 }
 
-/// A registry manifest without its optional dependencies (regex-syntax's
-/// `arbitrary`, for fuzzing) and the features that name them: nextest
-/// resolves every feature, which offline finds no such crate for.
-fn without_optional_dependencies(manifest: &str) -> String {
+/// A registry manifest without what an offline build of its library's
+/// tests cannot resolve: its dev-dependencies, its optional dependencies
+/// (regex-syntax's `arbitrary`, chrono's `serde`, ...), and the features'
+/// entries that name those (`"dep:serde"`, `"serde?/std"`, `"rkyv"`); the
+/// features themselves stay, so none that another names goes missing.
+fn standalone_manifest(manifest: &str) -> String {
     let mut tables: Vec<Vec<&str>> = vec![Vec::new()];
     for line in manifest.lines() {
         if line.starts_with('[') {
@@ -475,16 +499,47 @@ fn without_optional_dependencies(manifest: &str) -> String {
         }
         tables.last_mut().expect("one table at least").push(line);
     }
+    fn header<'a>(table: &[&'a str]) -> &'a str {
+        table.first().copied().unwrap_or_default()
+    }
+    let dev = |table: &Vec<&str>| header(table).contains("dev-dependencies");
     let optional = |table: &Vec<&str>| {
-        table[0].starts_with("[dependencies.") && table.iter().any(|line| line.replace(' ', "") == "optional=true")
+        header(table).contains("dependencies.") && table.iter().any(|line| line.replace(' ', "") == "optional=true")
     };
-    tables
-        .iter()
-        .filter(|table| table.is_empty() || !optional(table))
-        .flatten()
-        .filter(|line| !line.contains("\"dep:"))
-        .map(|line| format!("{line}\n"))
-        .collect()
+    let dropped: Vec<&str> = (tables.iter())
+        .filter(|table| optional(table))
+        .filter_map(|table| header(table).trim_end_matches(']').rsplit('.').next())
+        .collect();
+    // A feature entry names a dependency as `dep:NAME`, `NAME/feature`,
+    // `NAME?/feature` or (an optional one) plain `NAME`.
+    let names_dropped = |entry: &str| {
+        let name = entry.trim_start_matches("dep:");
+        let name = name.split('/').next().unwrap_or_default().trim_end_matches('?');
+        dropped.contains(&name)
+    };
+    let quoted = |text: &str| -> Vec<String> { text.split('"').skip(1).step_by(2).map(str::to_owned).collect() };
+    let mut kept = String::new();
+    for table in tables.iter().filter(|table| !dev(table) && !optional(table)) {
+        let features = header(table) == "[features]";
+        for line in table {
+            let line = match line.split_once('=') {
+                // `feature = ["entry", ...]` on one line: its entries filtered.
+                Some((key, value)) if features && value.contains(']') => {
+                    let entries: Vec<String> = (quoted(value).iter())
+                        .filter(|entry| !names_dropped(entry))
+                        .map(|entry| format!("\"{entry}\""))
+                        .collect();
+                    format!("{key}= [{}]", entries.join(", "))
+                }
+                // An entry of an array written one per line.
+                None if features && quoted(line).first().is_some_and(|entry| names_dropped(entry)) => continue,
+                _ => line.to_string(),
+            };
+            kept += &line;
+            kept += "\n";
+        }
+    }
+    kept
 }
 
 /// The wasmtime CLI to compare against, if there is one.
@@ -619,4 +674,64 @@ fn relative(path: &Path) -> String {
         .unwrap_or(path)
         .display()
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_standalone_manifest_keeps_no_optional_or_dev_dependency_nor_a_feature_entry_naming_one() {
+        let manifest = "\
+[package]
+name = \"c\"
+
+[features]
+clock = [
+    \"winapi\",
+    \"iana-time-zone\",
+    \"now\",
+]
+now = [\"std\"]
+serde = [\"dep:serde\", \"iana-time-zone?/serde\", \"std\"]
+std = []
+
+[dependencies.iana-time-zone]
+version = \"0.1\"
+optional = true
+
+[dependencies.memchr]
+version = \"2\"
+
+[dependencies.serde]
+version = \"1\"
+optional = true
+
+[dev-dependencies.bincode]
+version = \"1\"
+
+[target.'cfg(windows)'.dependencies.winapi]
+version = \"0.3\"
+";
+        let expected = "\
+[package]
+name = \"c\"
+
+[features]
+clock = [
+    \"winapi\",
+    \"now\",
+]
+now = [\"std\"]
+serde = [\"std\"]
+std = []
+
+[dependencies.memchr]
+version = \"2\"
+
+[target.'cfg(windows)'.dependencies.winapi]
+version = \"0.3\"
+";
+        assert_eq!(standalone_manifest(manifest), expected);
+    }
 }
