@@ -60,16 +60,14 @@ impl Runtime {
         Ok(module)
     }
 
-    /// Reads a module file's bytes as [`Runtime::load_file_for`] reads them:
-    /// a regular file only ([`Error::ModuleNotAFile`] for a FIFO or a
-    /// device, before a byte is read), at most
-    /// [`crate::CompileLimits::max_module_bytes`] ([`Error::ModuleTooLarge`]),
-    /// for a caller that looks at them before loading them with
-    /// [`Runtime::load_bytes_for`].
-    pub fn read_module_file(&self, path: impl AsRef<Path>) -> Result<Vec<u8>, Error> {
-        let path = path.as_ref();
-        let (file, _) = open_module(path)?;
-        Ok(read_file(file, path, self.inner.compile_limits.max_module_bytes)?.into())
+    /// Opens a module file as [`Runtime::load_file_for`] opens it, for a
+    /// caller that looks through its bytes (the returned reader gives at
+    /// most [`crate::CompileLimits::max_module_bytes`]): a regular file
+    /// only, [`Error::ModuleNotAFile`] for a FIFO or a device, before a
+    /// byte is read.
+    pub fn open_module_file(&self, path: impl AsRef<Path>) -> Result<std::io::Take<std::fs::File>, Error> {
+        let (file, _) = open_module(path.as_ref())?;
+        Ok(file.take(self.inner.compile_limits.max_module_bytes as u64))
     }
 
     /// Reads a module, binary or WAT text, from `reader` (such as stdin),
@@ -150,17 +148,11 @@ fn file_kind(kind: &std::fs::FileType) -> &'static str {
 }
 
 /// Reads the module file `file` (opened by [`open_module`] from `path`),
-/// as a binary.
+/// as a binary, into a buffer of the file's size (a large module is read
+/// without the copies of a growing one).
 fn read_module(file: std::fs::File, path: &Path, name: &str, max: usize) -> Result<Bytes, Error> {
-    binary(name, read_file(file, path, max)?)
-}
-
-/// The bytes of the module file `file` (opened by [`open_module`] from
-/// `path`), at most `max`, read into a buffer of the file's size (a large
-/// module is read without the copies of a growing one).
-fn read_file(file: std::fs::File, path: &Path, max: usize) -> Result<Bytes, Error> {
     let size = file.metadata().map_or(0, |meta| meta.len());
-    read_bounded(file, size, path, &path.display().to_string(), max)
+    binary(name, read_bounded(file, size, path, &path.display().to_string(), max)?)
 }
 
 /// Everything `reader` (the module `module`, read from `path`, `size`

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use clap::Args;
-use host::{CacheMode, CompileLimits, Limits, Proposal, Runtime, RuntimeConfig};
+use host::{CacheMode, CompileLimits, Limits, Pooling, Proposal, Runtime, RuntimeConfig};
 
 use crate::wasmtime_options::{self, Keys, WasmOption};
 
@@ -263,7 +263,13 @@ impl LimitArgs {
     /// the pool: for `wasm-host test`, which runs many guests and keeps the
     /// timeout of those that compute itself.
     pub fn pooled_runtime_without_epochs(&self) -> RuntimePlan {
-        RuntimePlan::Own(self.runtime_config().epoch_interruption(false))
+        // One module's tests, instance after instance in the same few
+        // slots: what each wrote is reset in place, not faulted in again.
+        let pooling = Pooling {
+            keep_resident_bytes: 512 << 10,
+            ..Pooling::default()
+        };
+        RuntimePlan::Own(self.runtime_config().epoch_interruption(false).pooling(Some(pooling)))
     }
 
     fn runtime_config(&self) -> RuntimeConfig {

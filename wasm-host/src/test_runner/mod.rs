@@ -11,12 +11,12 @@ mod reports;
 mod runs;
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use host::{GuestModule, Limits, Sandbox, Termination};
 
@@ -152,14 +152,15 @@ impl Plan {
         // before a byte is read, no more than the size limit. Loaded from
         // its path, a file the disk cache knows unchanged is not hashed.
         let tests_runtime = self.tests_runtime.build().map_err(Failure::load(&self.module))?;
-        let bytes = (tests_runtime.read_module_file(&self.module)).map_err(Failure::load(&self.module))?;
+        let file = (tests_runtime.open_module_file(&self.module)).map_err(Failure::load(&self.module))?;
+        let harness = is_libtest_harness(file).with_context(|| format!("reading {}", self.module.display()))?;
         let load =
             |runtime: &host::Runtime| -> Result<GuestModule> { Ok(runtime.load_file_for(&self.module, &limits)?) };
         let sandbox = (self.grants)
             .apply(Sandbox::new().limits(limits.clone()))
             .map_err(anyhow::Error::msg)?;
         let sandbox = metadata.grant(sandbox)?;
-        match self.libtest.as_ref().filter(|_| is_libtest_harness(&bytes)) {
+        match self.libtest.as_ref().filter(|_| harness) {
             Some(libtest) => {
                 let tests = Tests {
                     module: load(&tests_runtime)?,
@@ -182,15 +183,32 @@ impl Plan {
     }
 }
 
-/// Whether the module is a libtest harness: its name section names
+/// Whether the module `file` is a libtest harness: its name section names
 /// libtest's entry point, `test::test_main_static` (cargo's test profiles
 /// keep the name section). Read from the bytes, so no guest runs with
 /// arguments it does not expect; a component's core module is in its bytes
 /// too. A harness whose names were stripped runs as a plain program: its
-/// tests then run in one instance, one after the other.
-fn is_libtest_harness(bytes: &[u8]) -> bool {
+/// tests then run in one instance, one after the other. Looked through a
+/// piece at a time: a test binary is often tens of megabytes.
+fn is_libtest_harness(mut file: impl Read) -> std::io::Result<bool> {
     const ENTRY: &[u8] = b"test_main_static";
-    bytes.windows(ENTRY.len()).any(|window| window == ENTRY)
+    let mut buffer = vec![0; 256 << 10];
+    // What is kept of each piece for the next: a name split between them.
+    let mut kept = 0;
+    loop {
+        let read = match file.read(&mut buffer[kept..]) {
+            Ok(0) => return Ok(false),
+            Ok(read) => read,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        let filled = kept + read;
+        if buffer[..filled].windows(ENTRY.len()).any(|window| window == ENTRY) {
+            return Ok(true);
+        }
+        kept = filled.min(ENTRY.len() - 1);
+        buffer.copy_within(filled - kept..filled, 0);
+    }
 }
 
 /// Runs the module once with `args`, as `wasm-host run` does: its streams
@@ -436,5 +454,46 @@ impl Finished {
             Verdict::Failed(Some(reason)) => Some(format!("wasm-host: {} {reason}", self.name)),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Gives its bytes `piece` at a time, as a pipe or a slow disk may.
+    struct Pieces<'a> {
+        bytes: &'a [u8],
+        piece: usize,
+    }
+
+    impl Read for Pieces<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.piece.min(buf.len()).min(self.bytes.len());
+            buf[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_harness_is_found_wherever_its_entry_point_falls_between_reads() {
+        let mut bytes = vec![7u8; 600 << 10];
+        for at in [0, 5, (256 << 10) - 8, 300 << 10, bytes.len() - 16] {
+            let mut module = bytes.clone();
+            module[at..at + 16].copy_from_slice(b"test_main_static");
+            for piece in [1, 7, 4096, 1 << 20] {
+                let reader = Pieces { bytes: &module, piece };
+                assert!(is_libtest_harness(reader).unwrap(), "at {at}, read {piece} at a time");
+            }
+        }
+        bytes[1000..1015].copy_from_slice(b"test_main_stati");
+        assert!(
+            !is_libtest_harness(Pieces {
+                bytes: &bytes,
+                piece: 5
+            })
+            .unwrap()
+        );
     }
 }
