@@ -728,6 +728,36 @@ fn a_module_is_read_from_stdin_when_it_is_a_dash() {
     );
 }
 
+/// Prints the file type WASI gives its stdin: `2` (a character device)
+/// when it is a terminal, `0` (unknown) otherwise.
+const STDIN_KIND: &str = r#"(module
+    (import "wasi_snapshot_preview1" "fd_fdstat_get" (func $fdstat (param i32 i32) (result i32)))
+    (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+    (memory (export "memory") 1)
+    (func (export "_start")
+        (drop (call $fdstat (i32.const 0) (i32.const 64)))
+        (i32.store8 (i32.const 100) (i32.add (i32.load8_u (i32.const 64)) (i32.const 48)))
+        (i32.store (i32.const 0) (i32.const 100))
+        (i32.store (i32.const 4) (i32.const 1))
+        (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 80)))))"#;
+
+/// A guest is told its stdin is a terminal exactly when wasm-host's is.
+#[test]
+fn a_guest_sees_a_terminal_on_stdin_only_where_there_is_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = wat_file(&dir, "stdin_kind.wat", STDIN_KIND);
+    let piped = run_with_stdin(&["run", &module], b"");
+    assert_eq!(text(&piped.stdout), "0", "{}", text(&piped.stderr));
+    // util-linux's `script` gives the run a terminal on all three streams.
+    let command = format!("{} run {module}", env!("CARGO_BIN_EXE_wasm-host"));
+    let on_a_terminal = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(text(&on_a_terminal.stdout), "2", "{}", text(&on_a_terminal.stderr));
+}
+
 /// A FIFO would block `open(2)` until a writer came, and `/dev/zero`
 /// never ends: both are refused at once, before a byte is read, by `run`
 /// and by `test` (cargo's runner), which reads the module to look at it.
