@@ -601,9 +601,45 @@ fn a_guest_waiting_for_stdin_that_never_comes_is_timed_out() {
         .unwrap();
     // Keep stdin open and silent; if the guard failed, wasm-host would wait forever.
     let open_stdin = child.stdin.take().unwrap();
-    let output = output_or_kill(child, "wasm-host kept waiting for stdin past its timeout");
+    let (output, cpu) = output_and_cpu_or_kill(child, "wasm-host kept waiting for stdin past its timeout");
     drop(open_stdin);
     assert_fails(&output, TIMEOUT, &["csv_processor.wasm timed out after 1s"]);
+    // It waited in the kernel, not in a loop asking again and again.
+    assert!(
+        cpu < std::time::Duration::from_millis(500),
+        "a second's wait took {cpu:?} of CPU"
+    );
+}
+
+/// As [`output_or_kill`], and the CPU time (user and system) the child used.
+fn output_and_cpu_or_kill(mut child: std::process::Child, hung: &str) -> (Output, std::time::Duration) {
+    use std::io::Read;
+    let (mut stdout, mut stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let readers = std::thread::spawn(move || {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        stdout.read_to_end(&mut out).unwrap();
+        stderr.read_to_end(&mut err).unwrap();
+        (out, err)
+    });
+    let pid = child.id() as libc::pid_t;
+    let gave_up = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
+    // SAFETY: `status` and `usage` are written by wait4 when it reaps the child.
+    while unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) } == 0 {
+        if std::time::Instant::now() > gave_up {
+            child.kill().unwrap();
+            panic!("{hung}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let (stdout, stderr) = readers.join().unwrap();
+    let time = |t: libc::timeval| std::time::Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    let output = Output {
+        status: std::os::unix::process::ExitStatusExt::from_raw(status),
+        stdout,
+        stderr,
+    };
+    (output, time(usage.ru_utime) + time(usage.ru_stime))
 }
 
 /// The child's output once it exits; killed, and the test failed with
