@@ -320,6 +320,32 @@ fn a_program_that_is_no_harness_runs_as_wasm_host_run_runs_it() {
     assert_eq!(text(&output.stdout), "mode=test\nlog_level=info\n");
 }
 
+/// A program run whole reads wasm-host's own stdin through the worker that
+/// reads descriptor 0: its bytes, and an error where it cannot be read (a
+/// directory), not an end of input.
+#[test]
+fn a_program_run_whole_reads_wasm_hosts_stdin_and_its_errors() {
+    let module = xtask::guests::artifact("csv_processor").unwrap();
+    let module = module.to_str().unwrap();
+    // The timeout bounds a run that never sees its input end.
+    let args = ["test", "--timeout", "20s", module];
+    let piped = support::run_with_stdin(&args, b"1,2,3\n");
+    assert_eq!((piped.status.code(), text(&piped.stdout).trim()), (Some(0), "6"));
+
+    let directory = tempfile::tempdir().unwrap();
+    let unreadable = wasm_host()
+        .args(args)
+        .stdin(std::fs::File::open(directory.path()).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(unreadable.status.code(), Some(1), "{}", text(&unreadable.stderr));
+    assert!(
+        text(&unreadable.stderr).contains("cannot read stdin"),
+        "{}",
+        text(&unreadable.stderr)
+    );
+}
+
 /// Native `cargo test` of the fixture (no test that never ends), then the
 /// same through cargo with wasm-host as each target's runner: the same
 /// verdict for every test both can run, and the same exit status.
