@@ -125,3 +125,51 @@ fn a_server_guest_is_reached_at_the_address_it_printed() {
     let outcome = run.join().unwrap();
     assert_eq!(outcome.exit_code(), Some(0), "{outcome}: {}", outcome.stderr_text());
 }
+
+/// Reads one byte of its stdin, and ends.
+const READ_ONE_BYTE: &str = r#"(module
+    (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
+    (memory (export "memory") 1)
+    (func (export "_start")
+        (i32.store (i32.const 0) (i32.const 100))
+        (i32.store (i32.const 4) (i32.const 1))
+        (drop (call $read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 200)))))"#;
+
+/// Gives `abc` and then the end; tells through `dropped` when it is dropped.
+struct Abc {
+    given: bool,
+    dropped: mpsc::Sender<()>,
+}
+
+impl Read for Abc {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = if self.given { 0 } else { 3.min(buf.len()) };
+        buf[..n].copy_from_slice(&b"abc"[..n]);
+        self.given = true;
+        Ok(n)
+    }
+}
+
+impl Drop for Abc {
+    fn drop(&mut self) {
+        let _ = self.dropped.send(());
+    }
+}
+
+/// A reader the guest left bytes in is not read on, and its worker thread
+/// ends (dropping the reader) once the sandbox and its runs are gone,
+/// rather than waiting for a guest that will never ask again.
+#[test]
+fn a_reader_no_guest_reads_to_its_end_is_dropped_with_its_sandbox() {
+    let (dropped, told) = mpsc::channel();
+    let sandbox = Sandbox::new().stdin_reader(Abc { given: false, dropped });
+    let module = Runtime::shared().load_bytes("read_one_byte", READ_ONE_BYTE).unwrap();
+    let outcome = sandbox.run(&module).unwrap();
+    assert!(outcome.success(), "{outcome:?}");
+    assert!(
+        told.try_recv().is_err(),
+        "the reader was dropped while its sandbox lives"
+    );
+    drop(sandbox);
+    assert!(told.recv_timeout(PATIENCE).is_ok(), "the worker kept the reader");
+}
