@@ -764,6 +764,47 @@ fn a_module_is_read_from_stdin_when_it_is_a_dash() {
     );
 }
 
+/// Echoes its stdin one byte at a time, three times.
+const ECHO_THREE_BYTES: &str = r#"(module
+    (import "wasi_snapshot_preview1" "fd_read" (func $read (param i32 i32 i32 i32) (result i32)))
+    (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+    (memory (export "memory") 1)
+    (func (export "_start")
+        (local $i i32)
+        (i32.store (i32.const 0) (i32.const 100))
+        (i32.store (i32.const 4) (i32.const 1))
+        (loop $next
+            (drop (call $read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 200)))
+            (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 200)))
+            (local.set $i (i32.add (local.get $i) (i32.const 1)))
+            (br_if $next (i32.lt_u (local.get $i) (i32.const 3))))))"#;
+
+/// Bytes read from the pipe but not yet taken are the guest's next read,
+/// even while the pipe stays open with nothing more in it.
+#[test]
+fn a_guest_reads_what_arrived_without_waiting_for_more() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let module = wat_file(&dir, "echo_three_bytes.wat", ECHO_THREE_BYTES);
+    let mut child = wasm_host()
+        .args(["run", "--timeout", "10s", &module])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"abc").unwrap();
+    let output = output_or_kill(child, "wasm-host never ended");
+    drop(stdin);
+    assert_eq!(
+        (output.status.code(), text(&output.stdout).as_str()),
+        (Some(0), "abc"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
 /// Prints the file type WASI gives its stdin: `2` (a character device)
 /// when it is a terminal, `0` (unknown) otherwise.
 const STDIN_KIND: &str = r#"(module
