@@ -16,12 +16,18 @@
 //! - `lookup NAME...`: resolves every name at once (`resolve-addresses`, all
 //!   calls under way together); prints `lookup NAME: OK [ADDRESS, ...]` or
 //!   `lookup NAME: ERROR CODE` for each, in order.
+//! - `get AUTHORITY PATH`: sends `GET http://AUTHORITY/PATH` through WASI
+//!   0.3's HTTP client and reads the whole body; prints `status N, M bytes:
+//!   BODY` or `get: ERROR CODE`.
 
 use std::future::Future;
 use std::task::Poll;
 
 use guest_support::spin;
 use wasip3::clocks::monotonic_clock;
+use wasip3::http::client;
+use wasip3::http::types::{ErrorCode as HttpError, Fields, Request, Response, Scheme};
+use wasip3::wit_future;
 use wasip3::filesystem::preopens::get_directories;
 use wasip3::filesystem::types::{Descriptor, DescriptorFlags, ErrorCode, OpenFlags, PathFlags};
 use wasip3::sockets::ip_name_lookup::resolve_addresses;
@@ -68,11 +74,20 @@ impl wasip3::exports::cli::run::Guest for Hostile {
                 }
                 return Ok(());
             }
+            ["get", authority, path] => {
+                match get(authority, path).await {
+                    Ok((status, body)) => {
+                        println!("status {status}, {} bytes: {}", body.len(), String::from_utf8_lossy(&body))
+                    }
+                    Err(code) => println!("get: ERROR {code:?}"),
+                }
+                return Ok(());
+            }
             ["streams"] => keep_making(|| [wasip3::wit_stream::new::<u8>()]),
             ["directories"] => keep_making(get_directories),
             _ => {
                 eprintln!(
-                    "usage: hostile_p3 loop|sleep|sleep-until|open PATH...|hoard PATH|streams|directories|lookup NAME..."
+                    "usage: hostile_p3 loop|sleep|sleep-until|open PATH...|hoard PATH|streams|directories|lookup NAME...|get AUTHORITY PATH"
                 );
                 return Err(());
             }
@@ -109,6 +124,22 @@ async fn all_at_once<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
     })
     .await;
     outputs.into_iter().flatten().collect()
+}
+
+/// The status and whole body of `GET http://{authority}{path}`.
+async fn get(authority: &str, path: &str) -> Result<(u16, Vec<u8>), HttpError> {
+    let (trailers, no_trailers) = wit_future::new(|| Ok(None));
+    drop(trailers);
+    let (request, _sent) = Request::new(Fields::new(), None, no_trailers, None);
+    let _ = request.set_scheme(Some(&Scheme::Http));
+    let _ = request.set_authority(Some(authority));
+    let _ = request.set_path_with_query(Some(path));
+    let response = client::send(request).await?;
+    let status = response.get_status_code();
+    let (done, read) = wit_future::new(|| Ok(()));
+    drop(done);
+    let (body, _trailers) = Response::consume_body(response, read);
+    Ok((status, body.collect().await))
 }
 
 /// The first directory granted.

@@ -189,6 +189,39 @@ fn outgoing_http_reaches_a_granted_address_and_no_other() {
     assert_eq!(everywhere.status, 200);
 }
 
+/// A WASI 0.3 component's request reaches a granted upstream, its whole
+/// body read through WASI 0.3's body stream, and is refused without the
+/// grant.
+#[test]
+fn a_wasi_0_3_client_reads_a_granted_upstreams_whole_body() {
+    let (addr, seen) = upstream();
+    let authority = addr.to_string();
+    let outcome = Sandbox::new()
+        .allow_http(rule(&authority))
+        .args(["get", &authority, "/upstream"])
+        .run(&components::hostile_p3())
+        .unwrap();
+    assert_eq!(
+        outcome.stdout_text(),
+        "status 200, 16 bytes: upstream says hi\n",
+        "{}",
+        outcome.stderr_text()
+    );
+    assert_eq!(*seen.lock().unwrap(), ["GET /upstream HTTP/1.1"]);
+    // Without the grant, refused before anything is sent.
+    let refused = Sandbox::new()
+        .args(["get", &authority, "/again"])
+        .run(&components::hostile_p3())
+        .unwrap();
+    assert_eq!(
+        refused.stdout_text(),
+        "get: ERROR ErrorCode::DestinationIpProhibited\n",
+        "{}",
+        refused.stderr_text()
+    );
+    assert_eq!(seen.lock().unwrap().len(), 1, "a refused request was sent");
+}
+
 #[test]
 fn a_request_past_the_timeout_is_cut_and_the_service_goes_on() {
     let timeout = Duration::from_millis(500);
