@@ -118,6 +118,8 @@ pub(super) struct DiskCache {
     /// write costs no directory scan until the bound is passed.
     usage: Mutex<Option<u64>>,
     max_bytes: u64,
+    /// [`MAX_ENTRY_BYTES`]; smaller in tests of the cap's edge.
+    max_entry_bytes: u64,
 }
 
 impl DiskCache {
@@ -152,6 +154,7 @@ impl DiskCache {
             key,
             usage: Mutex::new(None),
             max_bytes,
+            max_entry_bytes: MAX_ENTRY_BYTES,
         })
     }
 
@@ -175,7 +178,7 @@ impl DiskCache {
     /// file is deleted. A hit refreshes the file's modification time, which
     /// eviction reads as its last use.
     pub(super) fn read(&self, key: &[u8; 32]) -> Entry {
-        self.read_file(&self.entry_path(key), MAGIC, key, MAX_ENTRY_BYTES)
+        self.read_file(&self.entry_path(key), MAGIC, key, self.max_entry_bytes)
     }
 
     /// The file at `path`, of kind `magic`, for `key`, authenticated; a
@@ -220,7 +223,7 @@ impl DiskCache {
     /// Writes the file at `path`, of kind `magic`, for `key`, as [`Self::write`] says.
     fn write_file(&self, path: &Path, magic: &[u8; 8], key: &[u8; 32], payload: &[u8]) -> io::Result<u64> {
         let len = (payload.len() + TRAILER_LEN) as u64;
-        if len > MAX_ENTRY_BYTES {
+        if len > self.max_entry_bytes {
             return Err(io::Error::other("compiled module too large to cache"));
         }
         let mac = self.mac(magic, key, payload);
@@ -680,6 +683,20 @@ mod tests {
         let payload = vec![0; MAX_ENTRY_BYTES as usize - TRAILER_LEN + 1];
         assert!(cache.write(&[1; 32], &payload).is_err());
         assert!(fs::read_dir(dir.path()).unwrap().next().is_none(), "nothing written");
+    }
+
+    /// The cap's edge, on a cap of 4 KiB: an entry of exactly the cap is
+    /// written and read back, one byte more is not written.
+    #[test]
+    fn an_entry_of_exactly_the_size_cap_is_written_and_read() {
+        let (dir, key_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut cache = open_without_keyring(dir.path(), key_dir.path()).unwrap();
+        cache.max_entry_bytes = 4096;
+        let at_the_cap = vec![7; 4096 - TRAILER_LEN];
+        cache.write(&[1; 32], &at_the_cap).unwrap();
+        assert!(matches!(cache.read(&[1; 32]), Entry::Verified(entry) if entry.payload() == at_the_cap));
+        assert!(cache.write(&[2; 32], &[at_the_cap, vec![7]].concat()).is_err());
+        assert!(matches!(cache.read(&[2; 32]), Entry::Missing));
     }
 
     /// What counts toward the bound (and may be evicted) is exactly the
