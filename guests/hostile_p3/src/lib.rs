@@ -19,18 +19,22 @@
 //! - `get AUTHORITY PATH`: sends `GET http://AUTHORITY/PATH` through WASI
 //!   0.3's HTTP client and reads the whole body; prints `status N, M bytes:
 //!   BODY` or `get: ERROR CODE`.
+//!
+//! Served (`wasi:http/handler`), it proxies: `GET /proxy/AUTHORITY/PATH` is
+//! answered with the response of `GET http://AUTHORITY/PATH`, its body handed
+//! on unread.
 
 use std::future::Future;
 use std::task::Poll;
 
 use guest_support::spin;
 use wasip3::clocks::monotonic_clock;
-use wasip3::http::client;
-use wasip3::http::types::{ErrorCode as HttpError, Fields, Request, Response, Scheme};
-use wasip3::wit_future;
 use wasip3::filesystem::preopens::get_directories;
 use wasip3::filesystem::types::{Descriptor, DescriptorFlags, ErrorCode, OpenFlags, PathFlags};
+use wasip3::http::client;
+use wasip3::http::types::{ErrorCode as HttpError, Fields, Request, Response, Scheme};
 use wasip3::sockets::ip_name_lookup::resolve_addresses;
+use wasip3::wit_future;
 
 const HOUR_NS: u64 = 3600 * 1_000_000_000;
 
@@ -77,7 +81,11 @@ impl wasip3::exports::cli::run::Guest for Hostile {
             ["get", authority, path] => {
                 match get(authority, path).await {
                     Ok((status, body)) => {
-                        println!("status {status}, {} bytes: {}", body.len(), String::from_utf8_lossy(&body))
+                        println!(
+                            "status {status}, {} bytes: {}",
+                            body.len(),
+                            String::from_utf8_lossy(&body)
+                        )
                     }
                     Err(code) => println!("get: ERROR {code:?}"),
                 }
@@ -126,20 +134,38 @@ async fn all_at_once<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
     outputs.into_iter().flatten().collect()
 }
 
+impl wasip3::exports::http::handler::Guest for Hostile {
+    async fn handle(request: Request) -> Result<Response, HttpError> {
+        let target = request.get_path_with_query().unwrap_or_default();
+        let Some((authority, path)) = target
+            .strip_prefix("/proxy/")
+            .map(|rest| rest.split_once('/').unwrap_or((rest, "")))
+        else {
+            return Err(HttpError::InternalError(Some(format!("not a proxy path: {target}"))));
+        };
+        send_get(authority, &format!("/{path}")).await
+    }
+}
+
 /// The status and whole body of `GET http://{authority}{path}`.
 async fn get(authority: &str, path: &str) -> Result<(u16, Vec<u8>), HttpError> {
+    let response = send_get(authority, path).await?;
+    let status = response.get_status_code();
+    let (done, read) = wit_future::new(|| Ok(()));
+    drop(done);
+    let (body, _trailers) = Response::consume_body(response, read);
+    Ok((status, body.collect().await))
+}
+
+/// `GET http://{authority}{path}`'s response, its body not read.
+async fn send_get(authority: &str, path: &str) -> Result<Response, HttpError> {
     let (trailers, no_trailers) = wit_future::new(|| Ok(None));
     drop(trailers);
     let (request, _sent) = Request::new(Fields::new(), None, no_trailers, None);
     let _ = request.set_scheme(Some(&Scheme::Http));
     let _ = request.set_authority(Some(authority));
     let _ = request.set_path_with_query(Some(path));
-    let response = client::send(request).await?;
-    let status = response.get_status_code();
-    let (done, read) = wit_future::new(|| Ok(()));
-    drop(done);
-    let (body, _trailers) = Response::consume_body(response, read);
-    Ok((status, body.collect().await))
+    client::send(request).await
 }
 
 /// The first directory granted.
@@ -165,3 +191,4 @@ async fn open(dir: &Descriptor, path: &str) -> Result<Descriptor, ErrorCode> {
 }
 
 wasip3::cli::command::export!(Hostile);
+wasip3::http::service::export!(Hostile);

@@ -222,6 +222,24 @@ fn a_wasi_0_3_client_reads_a_granted_upstreams_whole_body() {
     assert_eq!(seen.lock().unwrap().len(), 1, "a refused request was sent");
 }
 
+/// A WASI 0.3 service that hands an upstream's response on, its body
+/// unread: the client gets the body whole, its length told up front as the
+/// upstream told it.
+#[test]
+fn a_wasi_0_3_service_relays_an_upstream_body_it_never_read() {
+    let (addr, seen) = upstream();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let service = Sandbox::new()
+        .allow_http(rule(&addr.to_string()))
+        .serve_http_with(&components::hostile_p3(), listener, &ServeOptions::new())
+        .unwrap();
+    let relayed = get(&service, &format!("/proxy/{addr}/upstream"));
+    service.shutdown().unwrap();
+    assert_eq!((relayed.status, relayed.text().as_str()), (200, "upstream says hi"));
+    assert_eq!(relayed.header("content-length"), Some("16"), "{:?}", relayed.headers);
+    assert_eq!(*seen.lock().unwrap(), ["GET /upstream HTTP/1.1"]);
+}
+
 #[test]
 fn a_request_past_the_timeout_is_cut_and_the_service_goes_on() {
     let timeout = Duration::from_millis(500);
