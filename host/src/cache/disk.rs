@@ -363,7 +363,30 @@ fn key_from_file(dir: &Path, key_dir: Option<&Path>) -> Result<[u8; KEY_LEN], Un
             cache_dir: dir.to_owned(),
         });
     }
-    load_or_create_key(&key_dir)
+    Ok(file_mac_key(&load_or_create_key(&key_dir)?, boot_id().as_deref()))
+}
+
+/// The key MACs are keyed with when the key is a file: the file's bytes
+/// with this boot's identity mixed in, which no guest can read (it is in
+/// `/proc`, and no directory there is granted). A guest that reads the
+/// file (in a key directory the run that granted it did not know of) still
+/// cannot forge an entry; like the keyring's, such a key lasts until the
+/// machine restarts. Without a boot identity (no `/proc`), the file alone.
+fn file_mac_key(file: &[u8; KEY_LEN], boot_id: Option<&[u8]>) -> [u8; KEY_LEN] {
+    match boot_id {
+        Some(boot_id) => (blake3::Hasher::new_keyed(file))
+            .update(b"wasm-host cache key, this boot: ")
+            .update(boot_id)
+            .finalize()
+            .into(),
+        None => *file,
+    }
+}
+
+/// This boot's identity, where Linux gives it.
+fn boot_id() -> Option<Vec<u8>> {
+    let id = fs::read("/proc/sys/kernel/random/boot_id").ok()?;
+    (!id.is_empty() && id.len() <= 64).then_some(id)
 }
 
 /// The key in `dir`, created (32 random bytes, mode 0600) by whichever
@@ -600,6 +623,37 @@ mod tests {
         fs::metadata(path).unwrap().permissions().mode() & 0o777
     }
 
+    /// The MAC key the key file at `path` gives on this boot.
+    fn file_key(path: &Path) -> [u8; KEY_LEN] {
+        file_mac_key(&fs::read(path).unwrap().try_into().unwrap(), boot_id().as_deref())
+    }
+
+    /// Without a keyring, a guest that reads the key file still cannot
+    /// forge an entry: MACs are keyed with the file and this boot's
+    /// identity, which no grant reaches. An entry keyed with the file's
+    /// bytes alone is rejected and deleted.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn without_a_keyring_the_key_file_alone_forges_nothing() {
+        let (dir, key_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let cache = open_without_keyring(dir.path(), key_dir.path()).unwrap();
+        let stolen: [u8; KEY_LEN] = fs::read(key_dir.path().join(KEY_FILE)).unwrap().try_into().unwrap();
+        assert!(boot_id().is_some(), "Linux gives the boot's identity");
+        assert_ne!(cache.key, stolen);
+        let (entry, planted) = ([3; 32], b"planted code".as_slice());
+        let mac = blake3::Hasher::new_keyed(&stolen)
+            .update(MAGIC)
+            .update(&entry)
+            .update(planted)
+            .finalize();
+        fs::write(cache.entry_path(&entry), [planted, MAGIC, mac.as_bytes()].concat()).unwrap();
+        assert!(matches!(cache.read(&entry), Entry::Rejected));
+        assert!(!cache.entry_path(&entry).exists(), "the forged entry is deleted");
+        // A genuine entry of the same cache is still read back.
+        cache.write(&entry, b"genuine code").unwrap();
+        assert!(matches!(cache.read(&entry), Entry::Verified(v) if v.payload() == b"genuine code"));
+    }
+
     /// Processes starting together on a new directory race to create the
     /// key; every one must end up with the one key that won.
     #[test]
@@ -622,7 +676,7 @@ mod tests {
                 openers.into_iter().map(|opener| opener.join().unwrap()).collect()
             });
             assert!(keys.iter().all(|key| *key == keys[0]), "one key for all");
-            assert_eq!(fs::read(key_dir.path().join(KEY_FILE)).unwrap(), keys[0]);
+            assert_eq!(file_key(&key_dir.path().join(KEY_FILE)), keys[0]);
         }
     }
 
@@ -643,7 +697,7 @@ mod tests {
         let cache = open(&new_key_dir);
         if !keyring::TestKey::keyring_works() {
             // The fallback docs/security.md describes.
-            assert_eq!(fs::read(new_key_dir.join(KEY_FILE)).unwrap(), cache.key);
+            assert_eq!(file_key(&new_key_dir.join(KEY_FILE)), cache.key);
             return;
         }
         assert!(!new_key_dir.exists(), "no key directory made");
@@ -767,7 +821,7 @@ mod tests {
         let cache = open_without_keyring(&dir, &key_dir).unwrap();
         assert_eq!(mode(&key_dir), 0o700);
         assert_eq!(mode(&key_dir.join(KEY_FILE)), 0o600);
-        assert_eq!(fs::read(key_dir.join(KEY_FILE)).unwrap(), cache.key);
+        assert_eq!(file_key(&key_dir.join(KEY_FILE)), cache.key);
         assert!(!dir.join(KEY_FILE).exists(), "no key in the cache directory");
 
         for key_dir in [dir.clone(), dir.join("key"), parent.path().to_owned()] {
