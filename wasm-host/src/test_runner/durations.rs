@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The most read of a durations file: far more than the lines of a crate's
-/// tests, and little for a planted file to cost.
-const MAX_BYTES: u64 = 16 << 20;
+/// tests (ten thousand tests of 80-byte names take 1 MiB), and little for a
+/// planted file to cost.
+const MAX_BYTES: u64 = 4 << 20;
 
 /// Each test's duration, by name, as last seen.
 #[derive(Debug, Default)]
