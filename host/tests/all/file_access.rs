@@ -217,3 +217,60 @@ fn a_grant_in_the_process_file_system_is_refused() {
         }
     }
 }
+
+/// RED TEAM: a grant that *holds* a process file system mounted somewhere
+/// other than `/proc` (a chroot's or a container root's `proc`, a bind
+/// mount of `/proc`) is not refused: `holds_process_fs` only asks whether
+/// the grant is an ancestor of `/proc` itself, and the guest's lookups
+/// cross mount points. The guest then reads this boot's identity (what
+/// the keyless cache key is mixed with) and the host's memory map, and a
+/// read-write grant reaches `self/mem`. Needs CAP_SYS_ADMIN (a private
+/// mount namespace of a child process, nothing outside it changes);
+/// passes without it.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_grant_holding_a_process_file_system_mounted_elsewhere_is_refused() {
+    const CHILD: &str = "RED_PROC_MOUNT_CHILD";
+    if std::env::var_os(CHILD).is_none() {
+        support::run_test_in_child_process(
+            "file_access::a_grant_holding_a_process_file_system_mounted_elsewhere_is_refused",
+            &[(CHILD, "1")],
+        );
+        return;
+    }
+    let grant = tempfile::tempdir().unwrap();
+    let proc_mount = grant.path().join("chroot/proc");
+    std::fs::create_dir_all(&proc_mount).unwrap();
+    let c = |s: &str| std::ffi::CString::new(s).unwrap();
+    // SAFETY: plain system calls on NUL-terminated strings.
+    unsafe {
+        if libc::unshare(libc::CLONE_NEWNS) != 0 {
+            eprintln!("skipped: no mount namespace ({})", std::io::Error::last_os_error());
+            return;
+        }
+        let none = std::ptr::null();
+        assert_eq!(libc::mount(none, c("/").as_ptr(), none, libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()), 0);
+        let target = c(proc_mount.to_str().unwrap());
+        assert_eq!(
+            libc::mount(c("/proc").as_ptr(), target.as_ptr(), none, libc::MS_BIND, std::ptr::null()),
+            0,
+            "{}",
+            std::io::Error::last_os_error()
+        );
+    }
+    let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    for access in [DirAccess::ReadOnly, DirAccess::ReadWrite] {
+        let run = Sandbox::new()
+            .dir(grant.path(), "/data", access)
+            .args(["/data/chroot/proc/sys/kernel/random/boot_id"])
+            .run(&support::modules::file_reader());
+        match run {
+            Err(host::Error::Preopen { .. }) => {}
+            Ok(outcome) => panic!(
+                "granted ({access:?}); the guest read {:?} (this boot's identity is {boot_id:?})",
+                outcome.stdout_text()
+            ),
+            Err(other) => panic!("{other}"),
+        }
+    }
+}
