@@ -187,4 +187,30 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious");
         assert!(!std::fs::symlink_metadata(&path).unwrap().is_symlink());
     }
+
+    /// RED TEAM: a guest granted a directory on the test binary's path
+    /// (the package directory or `target/` read-write) can create a
+    /// symbolic link leading out of its grant (WASI's `path_symlink` takes
+    /// any relative target) and swap it in for the binary's directory while
+    /// its tests run: the durations are then written, through the link,
+    /// into a directory the guest was never granted (and a file of that
+    /// name there replaced). Seen end to end with `wasm-host test` and
+    /// `--dir`: the file landed outside after a few runs of a flipping link.
+    #[cfg(unix)]
+    #[test]
+    fn a_directory_swapped_for_a_link_out_of_the_grant_is_not_written_through() {
+        let (granted, outside) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let deps = granted.path().join("deps");
+        std::fs::create_dir(&deps).unwrap();
+        let path = Durations::path(&deps.join("t.wasm"));
+        // The guest, while its tests run: the directory moved aside, a link
+        // to elsewhere in its place.
+        std::fs::rename(&deps, granted.path().join("moved")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), &deps).unwrap();
+        let mut durations = Durations::default();
+        durations.record("planted by the guest", Duration::from_micros(1));
+        let _ = durations.write(&path, &names(&["planted by the guest"]));
+        let written: Vec<_> = std::fs::read_dir(outside.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        assert!(written.is_empty(), "written outside the binary's directory: {written:?}");
+    }
 }
