@@ -523,3 +523,53 @@ fn one_test_thread_keeps_the_harness_order_whatever_was_remembered() {
         .collect();
     assert_eq!(order, tests, "{}", text(&output.stdout));
 }
+
+/// RED TEAM: a report asked for in a directory the tests are granted
+/// read-write is written through a symbolic link a guest planted there
+/// (WASI's `path_symlink` takes any relative target), so a guest makes
+/// wasm-host overwrite a file outside its grant (here `victim`) with the
+/// report, which carries the guest's own output.
+#[test]
+fn a_report_in_a_granted_directory_is_not_written_through_a_guests_link() {
+    let (granted, outside) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let victim = outside.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    let up = "../".repeat(granted.path().components().count());
+    let target = format!("{up}{}", victim.display().to_string().trim_start_matches('/'));
+    let plant = format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "path_symlink" (func $symlink (param i32 i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 256) "{target}")
+  (data (i32.const 2048) "junit.xml")
+  (func (export "_start")
+    (call $exit (call $symlink (i32.const 256) (i32.const {}) (i32.const 3) (i32.const 2048) (i32.const 9)))))"#,
+        target.len()
+    );
+    let wat = outside.path().join("plant.wat");
+    std::fs::write(&wat, plant).unwrap();
+    let planted = wasm_host()
+        .arg("run")
+        .arg("--dir")
+        .arg(format!("{}::.", granted.path().display()))
+        .arg(&wat)
+        .env("WASM_HOST_CACHE", "off")
+        .output()
+        .unwrap();
+    assert_eq!(planted.status.code(), Some(0), "{}", text(&planted.stderr));
+    let output = wasm_host()
+        .arg("test")
+        .arg("--dir")
+        .arg(granted.path())
+        .arg("--junit")
+        .arg(granted.path().join("junit.xml"))
+        .arg(fixture_binary(TARGETS[0]))
+        .args(["--skip", "never_ends"])
+        .env("CARGO_MANIFEST_DIR", fixture_dir())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(101), "{}", text(&output.stderr));
+    let now = std::fs::read_to_string(&victim).unwrap();
+    assert_eq!(now, "precious", "a file outside the grant was overwritten by the report");
+}
