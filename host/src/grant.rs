@@ -42,12 +42,13 @@ pub(crate) fn preopen(
             )));
         }
         let ancestry = os::ancestry(&dir).map_err(preopen_error)?;
-        // `/`, or another name of it: nothing else may refuse it (a run
+        // `/` (or another name of it), or a directory holding a process
+        // file system mounted elsewhere: nothing else may refuse it (a run
         // with no cache or key directory to protect).
         #[cfg(target_os = "linux")]
         if os::holds_process_fs(&ancestry).map_err(preopen_error)? {
             return Err(preopen_error(std::io::Error::other(
-                "it holds the process file system (/proc), whose `self/mem` is the host process's own memory",
+                "it holds a process file system (/proc), whose `self/mem` is the host process's own memory",
             )));
         }
         if let Some(covered) = protected.covered_by(&ancestry) {
@@ -248,16 +249,73 @@ mod os {
     }
 
     /// True when the directory whose ancestry (itself first) is `ancestry`
-    /// holds `/proc`, the process file system mounted there.
+    /// holds a process file system: `/proc`, or one mounted anywhere below
+    /// it (a bind mount of `/proc`, a chroot's `proc`), which a guest's
+    /// lookups would reach across the mount.
     #[cfg(target_os = "linux")]
     pub(super) fn holds_process_fs(ancestry: &[Id]) -> io::Result<bool> {
-        let Ok(proc) = open_dir(Path::new("/proc")) else {
+        let Some(granted) = ancestry.first() else {
             return Ok(false);
         };
-        Ok(is_process_fs(&proc)?
-            && ancestry
-                .first()
-                .is_some_and(|granted| self::ancestry(&proc).is_ok_and(|ids| ids.contains(granted))))
+        for mount_point in process_fs_mounts() {
+            let Ok(mounted) = open_dir(&mount_point) else {
+                continue;
+            };
+            if is_process_fs(&mounted)? && self::ancestry(&mounted).is_ok_and(|ids| ids.contains(granted)) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Where process file systems are mounted: `/proc`, and every mount of
+    /// type `proc` the mount table lists.
+    #[cfg(target_os = "linux")]
+    fn process_fs_mounts() -> Vec<PathBuf> {
+        let mut mounts = vec![PathBuf::from("/proc")];
+        // This thread's: a mount namespace can be a thread's own, and it is
+        // the one this thread's lookups go through.
+        let table = std::fs::read_to_string("/proc/thread-self/mountinfo")
+            .or_else(|_| std::fs::read_to_string("/proc/self/mountinfo"))
+            .unwrap_or_default();
+        for line in table.lines() {
+            // `ID PARENT MAJ:MIN ROOT MOUNT-POINT OPTIONS [TAGS...] - TYPE SOURCE OPTIONS`
+            let Some((fields, after)) = line.split_once(" - ") else {
+                continue;
+            };
+            if after.split(' ').next() == Some("proc")
+                && let Some(point) = fields.split(' ').nth(4)
+            {
+                mounts.push(PathBuf::from(unescape_mount_point(point)));
+            }
+        }
+        mounts
+    }
+
+    /// A mount point as the mount table writes it, its space, tab, newline
+    /// and backslash as octal escapes (`\040`).
+    #[cfg(target_os = "linux")]
+    pub(super) fn unescape_mount_point(escaped: &str) -> std::ffi::OsString {
+        use std::os::unix::ffi::OsStringExt;
+        let bytes = escaped.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            let octal = bytes
+                .get(i + 1..i + 4)
+                .filter(|digits| digits.iter().all(|d| (b'0'..=b'7').contains(d)));
+            match (bytes[i], octal) {
+                (b'\\', Some(digits)) => {
+                    out.push(digits.iter().fold(0u8, |n, d| n.wrapping_mul(8).wrapping_add(d - b'0')));
+                    i += 4;
+                }
+                (byte, _) => {
+                    out.push(byte);
+                    i += 1;
+                }
+            }
+        }
+        std::ffi::OsString::from_vec(out)
     }
 
     /// A path that names the directory `dir` holds, wherever it now is.
@@ -295,5 +353,18 @@ pub(crate) mod hook {
         if let Some(action) = BETWEEN_CHECK_AND_PREOPEN.with(|hook| hook.borrow_mut().take()) {
             action();
         }
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::os::unescape_mount_point;
+
+    #[test]
+    fn mount_points_are_read_as_the_mount_table_escapes_them() {
+        assert_eq!(unescape_mount_point("/proc"), "/proc");
+        assert_eq!(unescape_mount_point(r"/a\040b/c\011d\012e\134f"), "/a b/c\td\ne\\f");
+        // Not an escape: kept as written.
+        assert_eq!(unescape_mount_point(r"/x\09y\"), r"/x\09y\");
     }
 }

@@ -218,15 +218,13 @@ fn a_grant_in_the_process_file_system_is_refused() {
     }
 }
 
-/// RED TEAM: a grant that *holds* a process file system mounted somewhere
-/// other than `/proc` (a chroot's or a container root's `proc`, a bind
-/// mount of `/proc`) is not refused: `holds_process_fs` only asks whether
-/// the grant is an ancestor of `/proc` itself, and the guest's lookups
-/// cross mount points. The guest then reads this boot's identity (what
-/// the keyless cache key is mixed with) and the host's memory map, and a
-/// read-write grant reaches `self/mem`. Needs CAP_SYS_ADMIN (a private
-/// mount namespace of a child process, nothing outside it changes);
-/// passes without it.
+/// A grant that holds a process file system mounted anywhere, not only at
+/// `/proc` (a chroot's or a container root's `proc`, a bind mount of
+/// `/proc`), is refused, read-only or not: the guest's lookups would cross
+/// the mount, to this boot's identity (what the keyless cache key is mixed
+/// with) and, read-write, to the host's `self/mem`. Needs CAP_SYS_ADMIN (a
+/// private mount namespace of a child process, nothing outside it
+/// changes); says it is skipped without it.
 #[cfg(target_os = "linux")]
 #[test]
 fn a_grant_holding_a_process_file_system_mounted_elsewhere_is_refused() {
@@ -249,10 +247,25 @@ fn a_grant_holding_a_process_file_system_mounted_elsewhere_is_refused() {
             return;
         }
         let none = std::ptr::null();
-        assert_eq!(libc::mount(none, c("/").as_ptr(), none, libc::MS_REC | libc::MS_PRIVATE, std::ptr::null()), 0);
+        assert_eq!(
+            libc::mount(
+                none,
+                c("/").as_ptr(),
+                none,
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null()
+            ),
+            0
+        );
         let target = c(proc_mount.to_str().unwrap());
         assert_eq!(
-            libc::mount(c("/proc").as_ptr(), target.as_ptr(), none, libc::MS_BIND, std::ptr::null()),
+            libc::mount(
+                c("/proc").as_ptr(),
+                target.as_ptr(),
+                none,
+                libc::MS_BIND,
+                std::ptr::null()
+            ),
             0,
             "{}",
             std::io::Error::last_os_error()

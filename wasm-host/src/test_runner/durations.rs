@@ -210,7 +210,14 @@ mod tests {
         let mut durations = Durations::default();
         durations.record("planted by the guest", Duration::from_micros(1));
         let _ = durations.write(&path, &names(&["planted by the guest"]));
-        let written: Vec<_> = std::fs::read_dir(outside.path()).unwrap().flatten().map(|e| e.file_name()).collect();
-        assert!(written.is_empty(), "written outside the binary's directory: {written:?}");
+        let written: Vec<_> = std::fs::read_dir(outside.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(
+            written.is_empty(),
+            "written outside the binary's directory: {written:?}"
+        );
     }
 }

@@ -571,5 +571,8 @@ fn a_report_in_a_granted_directory_is_not_written_through_a_guests_link() {
         .unwrap();
     assert_eq!(output.status.code(), Some(101), "{}", text(&output.stderr));
     let now = std::fs::read_to_string(&victim).unwrap();
-    assert_eq!(now, "precious", "a file outside the grant was overwritten by the report");
+    assert_eq!(
+        now, "precious",
+        "a file outside the grant was overwritten by the report"
+    );
 }
