@@ -103,10 +103,9 @@ pub struct Pooling {
     /// larger runs on demand.
     pub max_table_elements: usize,
     /// How much of a slot's memory (and of each of its tables) stays
-    /// resident when its instance ends, reset in place (only the pages the
-    /// guest wrote, found by the kernel's `PAGEMAP_SCAN` where Linux has
-    /// it) instead of given back to the kernel: the next instance in the
-    /// slot takes no page faults there. It costs that memory for every
+    /// resident when its instance ends, reset in place instead of given
+    /// back to the kernel (Linux): the next instance in the slot takes no
+    /// page faults there. It costs that memory for every
     /// slot once used, so it suits many short runs of the same module
     /// (`wasm-host test` keeps 512 KiB). 0, the default, gives it all back.
     pub keep_resident_bytes: usize,
@@ -263,11 +262,12 @@ impl Flavour {
                 .max_tables_per_module(tables_per_module)
                 .max_memory_size(pooling.max_memory_bytes)
                 .table_elements(pooling.max_table_elements);
-            if pooling.keep_resident_bytes > 0 {
-                pool.linear_memory_keep_resident(pooling.keep_resident_bytes)
-                    .table_keep_resident(pooling.keep_resident_bytes)
-                    .pagemap_scan(wasmtime::Enabled::Auto);
-            }
+            // Reset in place by copying and zeroing every kept page: not by
+            // PAGEMAP_SCAN, whose scan Wasmtime 48 asks only for pages in
+            // memory, so that a dirty page swapped out would keep an earlier
+            // instance's data (wasmtime PR #14357).
+            pool.linear_memory_keep_resident(pooling.keep_resident_bytes)
+                .table_keep_resident(pooling.keep_resident_bytes);
             wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
         let engine = Engine::new(&wasm).map_err(config_error)?;

@@ -363,7 +363,7 @@ fn key_from_file(dir: &Path, key_dir: Option<&Path>) -> Result<[u8; KEY_LEN], Un
             cache_dir: dir.to_owned(),
         });
     }
-    Ok(file_mac_key(&load_or_create_key(&key_dir)?, boot_id().as_deref()))
+    Ok(file_mac_key(&load_or_create_key(&key_dir)?, boot_id()?.as_deref()))
 }
 
 /// The key MACs are keyed with when the key is a file: the file's bytes
@@ -371,7 +371,7 @@ fn key_from_file(dir: &Path, key_dir: Option<&Path>) -> Result<[u8; KEY_LEN], Un
 /// `/proc`, and no directory there is granted). A guest that reads the
 /// file (in a key directory the run that granted it did not know of) still
 /// cannot forge an entry; like the keyring's, such a key lasts until the
-/// machine restarts. Without a boot identity (no `/proc`), the file alone.
+/// machine restarts. Off Linux (no boot identity), the file alone.
 fn file_mac_key(file: &[u8; KEY_LEN], boot_id: Option<&[u8]>) -> [u8; KEY_LEN] {
     match boot_id {
         Some(boot_id) => (blake3::Hasher::new_keyed(file))
@@ -383,10 +383,27 @@ fn file_mac_key(file: &[u8; KEY_LEN], boot_id: Option<&[u8]>) -> [u8; KEY_LEN] {
     }
 }
 
-/// This boot's identity, where Linux gives it.
-fn boot_id() -> Option<Vec<u8>> {
-    let id = fs::read("/proc/sys/kernel/random/boot_id").ok()?;
-    (!id.is_empty() && id.len() <= 64).then_some(id)
+/// This boot's identity on Linux, none elsewhere. On Linux a run that
+/// cannot read it (`/proc` hidden or not mounted) does not trust the key
+/// file alone: a guest may have read the file.
+fn boot_id() -> Result<Option<Vec<u8>>, Untrusted> {
+    #[cfg(target_os = "linux")]
+    {
+        const PATH: &str = "/proc/sys/kernel/random/boot_id";
+        let id = fs::read(PATH).map_err(|source| Untrusted::Io {
+            path: PATH.into(),
+            source,
+        })?;
+        match !id.is_empty() && id.len() <= 64 {
+            true => Ok(Some(id)),
+            false => Err(Untrusted::WrongType {
+                path: PATH.into(),
+                expected: "boot identity",
+            }),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    Ok(None)
 }
 
 /// The key in `dir`, created (32 random bytes, mode 0600) by whichever
@@ -625,7 +642,48 @@ mod tests {
 
     /// The MAC key the key file at `path` gives on this boot.
     fn file_key(path: &Path) -> [u8; KEY_LEN] {
-        file_mac_key(&fs::read(path).unwrap().try_into().unwrap(), boot_id().as_deref())
+        file_mac_key(
+            &fs::read(path).unwrap().try_into().unwrap(),
+            boot_id().unwrap().as_deref(),
+        )
+    }
+
+    /// On Linux, a run that cannot read the boot's identity (here a file
+    /// with nothing in it mounted over it, in a mount namespace of a
+    /// thread's own) does not trust the key file alone. Needs
+    /// CAP_SYS_ADMIN; says it is skipped without it.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn without_the_boots_identity_the_key_file_alone_is_not_trusted() {
+        let (dir, key_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let empty = tempfile::NamedTempFile::new().unwrap();
+        let opened = std::thread::spawn(move || {
+            let c = |s: &str| std::ffi::CString::new(s).unwrap();
+            let none = std::ptr::null();
+            // SAFETY: system calls on NUL-terminated strings; the mount
+            // namespace is this thread's alone, and ends with it.
+            unsafe {
+                if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                    return None;
+                }
+                let (root, target) = (c("/"), c("/proc/sys/kernel/random/boot_id"));
+                let source = c(empty.path().to_str().unwrap());
+                assert_eq!(
+                    libc::mount(none, root.as_ptr(), none, libc::MS_REC | libc::MS_PRIVATE, none.cast()),
+                    0
+                );
+                if libc::mount(source.as_ptr(), target.as_ptr(), none, libc::MS_BIND, none.cast()) != 0 {
+                    return None;
+                }
+            }
+            Some(open_without_keyring(dir.path(), key_dir.path()).map(|_| ()))
+        })
+        .join()
+        .unwrap();
+        match opened {
+            None => eprintln!("skipped: no mount namespace of a thread's own here"),
+            Some(opened) => assert!(matches!(opened, Err(Untrusted::WrongType { .. })), "{opened:?}"),
+        }
     }
 
     /// Without a keyring, a guest that reads the key file still cannot
@@ -638,7 +696,7 @@ mod tests {
         let (dir, key_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let cache = open_without_keyring(dir.path(), key_dir.path()).unwrap();
         let stolen: [u8; KEY_LEN] = fs::read(key_dir.path().join(KEY_FILE)).unwrap().try_into().unwrap();
-        assert!(boot_id().is_some(), "Linux gives the boot's identity");
+        assert!(boot_id().unwrap().is_some(), "Linux gives the boot's identity");
         assert_ne!(cache.key, stolen);
         let (entry, planted) = ([3; 32], b"planted code".as_slice());
         let mac = blake3::Hasher::new_keyed(&stolen)

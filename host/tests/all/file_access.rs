@@ -228,7 +228,7 @@ fn a_grant_in_the_process_file_system_is_refused() {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_grant_holding_a_process_file_system_mounted_elsewhere_is_refused() {
-    const CHILD: &str = "RED_PROC_MOUNT_CHILD";
+    const CHILD: &str = "PROC_MOUNT_CHILD";
     if std::env::var_os(CHILD).is_none() {
         support::run_test_in_child_process(
             "file_access::a_grant_holding_a_process_file_system_mounted_elsewhere_is_refused",
