@@ -168,7 +168,7 @@ impl Plan {
                     sandbox: &sandbox,
                     stack_size: self.stack_size,
                     timeout: limits.timeout,
-                    durations: &Durations::path(&self.module),
+                    durations: &self.module,
                 };
                 let results = tests.run(libtest)?;
                 self.write_reports(&results)?;
@@ -242,7 +242,8 @@ struct Tests<'a> {
     /// Each test's and each listing's, kept by the runner for guests of
     /// `module`.
     timeout: Option<Duration>,
-    /// Where the tests' durations are remembered from one run to the next.
+    /// The test binary, beside which the tests' durations are remembered
+    /// from one run to the next.
     durations: &'a Path,
 }
 
@@ -314,6 +315,8 @@ impl Tests<'_> {
 
     fn run(&self, libtest: &LibtestArgs) -> Result<Results> {
         let started = (SystemTime::now(), Instant::now());
+        // Before any guest runs (a listing is one).
+        let mut durations = Durations::beside(self.durations);
         let (listed, ignored) = self.list()?;
         let ignored: HashSet<String> = ignored.into_iter().collect();
         let mut counts = Counts::default();
@@ -344,7 +347,6 @@ impl Tests<'_> {
         // The module the tests still to start run in, and the timeout the
         // runner keeps for them: none once they have epoch checks.
         let (mut module, mut timeout) = (self.module.clone(), self.timeout);
-        let mut durations = Durations::read(self.durations);
         // Longest first on many threads; on one, the order changes no
         // wall time, and the harness's is the one a reader expects.
         let mut schedule = match threads {
@@ -386,7 +388,7 @@ impl Tests<'_> {
         }
         // Best effort: a binary in a directory this user cannot write just
         // runs in listing order next time.
-        let _ = durations.write(self.durations, &listed);
+        let _ = durations.write(&listed);
         // The ignored first, then the harness's order.
         let order: HashMap<&str, usize> = (to_run.iter().enumerate())
             .map(|(i, name)| (name.as_str(), i))
