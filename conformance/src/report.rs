@@ -330,7 +330,23 @@ pub fn write_json(path: &Path, run: &Run<'_>) -> Result<()> {
         results,
     };
     let text = serde_json::to_string_pretty(&report).context("encoding the JSON report")?;
-    fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
+    replace(path, (text + "\n").as_bytes()).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Writes `contents` to a new file beside `path`, then moves it over
+/// `path`: a link at `path` (a guest may have planted one, where a report
+/// goes into a directory it was granted) is replaced, not written through.
+fn replace(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(format!(".{}.tmp", std::process::id()));
+    let temporary = path.with_file_name(name);
+    let written = (fs::File::options().write(true).create_new(true).open(&temporary))
+        .and_then(|mut file| std::io::Write::write_all(&mut file, contents))
+        .and_then(|()| fs::rename(&temporary, path));
+    if written.is_err() {
+        let _ = fs::remove_file(&temporary);
+    }
+    written
 }
 
 /// A JUnit XML file: one `<testsuite>` per suite, in the order given,
@@ -367,7 +383,7 @@ pub fn write_junit(path: &Path, run: &Run<'_>) -> Result<()> {
     }
     let write = || -> Result<()> {
         let xml = without_total_skipped(&report.to_string()?)?;
-        fs::write(path, xml)?;
+        replace(path, &xml)?;
         Ok(())
     };
     write().with_context(|| format!("writing {}", path.display()))

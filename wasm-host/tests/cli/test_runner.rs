@@ -524,11 +524,11 @@ fn one_test_thread_keeps_the_harness_order_whatever_was_remembered() {
     assert_eq!(order, tests, "{}", text(&output.stdout));
 }
 
-/// RED TEAM: a report asked for in a directory the tests are granted
-/// read-write is written through a symbolic link a guest planted there
-/// (WASI's `path_symlink` takes any relative target), so a guest makes
-/// wasm-host overwrite a file outside its grant (here `victim`) with the
-/// report, which carries the guest's own output.
+/// A report asked for in a directory the tests are granted read-write
+/// replaces a symbolic link a guest planted at its name (WASI's
+/// `path_symlink` takes any relative target) rather than writing through
+/// it to a file outside the grant (here `victim`) with the report, which
+/// carries the guest's own output (found by the red team).
 #[test]
 fn a_report_in_a_granted_directory_is_not_written_through_a_guests_link() {
     let (granted, outside) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
