@@ -35,8 +35,11 @@ pub(crate) fn preopen(
         // Links in the path are followed, once: the grant is what they
         // named at this moment.
         let dir = os::open_dir(host_path).map_err(preopen_error)?;
+        // Named through a process file system too (`/proc/PID/root/...`,
+        // another mount namespace's root, whose own `proc` no mount table
+        // of ours lists).
         #[cfg(target_os = "linux")]
-        if os::is_process_fs(&dir).map_err(preopen_error)? {
+        if os::is_process_fs(&dir).map_err(preopen_error)? || os::named_through_process_fs(host_path) {
             return Err(preopen_error(std::io::Error::other(
                 "it is in a process file system (/proc), whose `self/mem` is the host process's own memory",
             )));
@@ -246,6 +249,15 @@ mod os {
             stat.assume_init()
         };
         Ok(stat.f_type == libc::PROC_SUPER_MAGIC)
+    }
+
+    /// True when a directory `path` names on the way to its last component
+    /// lies in a process file system (links followed as a lookup would).
+    #[cfg(target_os = "linux")]
+    pub(super) fn named_through_process_fs(path: &Path) -> bool {
+        (path.ancestors().skip(1))
+            .filter(|ancestor| !ancestor.as_os_str().is_empty())
+            .any(|ancestor| open_dir(ancestor).is_ok_and(|dir| is_process_fs(&dir).unwrap_or(true)))
     }
 
     /// True when the directory whose ancestry (itself first) is `ancestry`

@@ -197,11 +197,16 @@ fn a_grant_in_the_process_file_system_is_refused() {
     let link = tempfile::tempdir().unwrap();
     let alias = link.path().join("proc");
     std::os::unix::fs::symlink("/proc", &alias).unwrap();
+    // A directory outside /proc named through it: as `/proc/PID/root/...`
+    // names another mount namespace's tree, whose own `proc` no mount table
+    // of this process lists.
+    let through_proc = std::path::Path::new("/proc/self/root").join(link.path().strip_prefix("/").unwrap());
     for refused in [
         std::path::PathBuf::from("/proc"),
         "/proc/self".into(),
         "/dev/fd".into(),
         alias,
+        through_proc,
     ] {
         for access in [DirAccess::ReadOnly, DirAccess::ReadWrite] {
             let run = Sandbox::new()
