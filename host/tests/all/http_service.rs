@@ -297,13 +297,20 @@ fn a_request_that_cannot_start_is_a_500_noted_on_stderr() {
     assert!(stderr.contains(": a request could not start: "), "{stderr}");
 }
 
-#[test]
-fn shutting_down_finishes_a_request_in_flight() {
-    let limits = Limits::default().timeout(Some(Duration::from_secs(1)));
-    let service = serve(&Sandbox::new().limits(limits));
+/// A service whose requests end at `timeout`, and a request to it that
+/// sleeps until then, under way.
+fn a_request_in_flight(timeout: Duration) -> (HttpService, std::thread::JoinHandle<Response>) {
+    let service = serve(&Sandbox::new().limits(Limits::default().timeout(Some(timeout))));
     let addr = service.local_addr();
     let in_flight = std::thread::spawn(move || request(addr, "GET", "/sleep", b"", Duration::from_secs(60)).unwrap());
     std::thread::sleep(Duration::from_millis(200));
+    (service, in_flight)
+}
+
+#[test]
+fn shutting_down_finishes_a_request_in_flight() {
+    let (service, in_flight) = a_request_in_flight(Duration::from_secs(1));
+    let addr = service.local_addr();
     let started = Instant::now();
     let outcome = service.shutdown().unwrap();
     assert_eq!(outcome.exit_code(), Some(0));
@@ -336,11 +343,7 @@ fn dropping_the_service_shuts_it_down() {
 /// running for seconds).
 #[test]
 fn dropping_the_service_finishes_a_request_in_flight_first() {
-    let limits = Limits::default().timeout(Some(Duration::from_secs(3)));
-    let service = serve(&Sandbox::new().limits(limits));
-    let addr = service.local_addr();
-    let in_flight = std::thread::spawn(move || request(addr, "GET", "/sleep", b"", Duration::from_secs(60)).unwrap());
-    std::thread::sleep(Duration::from_millis(200));
+    let (service, in_flight) = a_request_in_flight(Duration::from_secs(3));
     drop(service);
     // The answer was sent before the drop returned: the client has read
     // it within moments, not at the guest's timeout, seconds away.

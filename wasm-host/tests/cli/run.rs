@@ -611,16 +611,18 @@ fn a_guest_waiting_for_stdin_that_never_comes_is_timed_out() {
     );
 }
 
-/// As [`output_or_kill`], and the CPU time (user and system) the child used.
+/// As [`output_or_kill`], and the CPU time (user and system) the child
+/// used (its stdout and stderr piped).
 fn output_and_cpu_or_kill(mut child: std::process::Child, hung: &str) -> (Output, std::time::Duration) {
     use std::io::Read;
-    let (mut stdout, mut stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-    let readers = std::thread::spawn(move || {
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        stdout.read_to_end(&mut out).unwrap();
-        stderr.read_to_end(&mut err).unwrap();
-        (out, err)
-    });
+    fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            pipe.read_to_end(&mut bytes).unwrap();
+            bytes
+        })
+    }
+    let (stdout, stderr) = (drain(child.stdout.take().unwrap()), drain(child.stderr.take().unwrap()));
     let pid = child.id() as libc::pid_t;
     let gave_up = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let (mut status, mut usage) = (0, unsafe { std::mem::zeroed::<libc::rusage>() });
@@ -632,28 +634,19 @@ fn output_and_cpu_or_kill(mut child: std::process::Child, hung: &str) -> (Output
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let (stdout, stderr) = readers.join().unwrap();
     let time = |t: libc::timeval| std::time::Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
     let output = Output {
         status: std::os::unix::process::ExitStatusExt::from_raw(status),
-        stdout,
-        stderr,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
     };
     (output, time(usage.ru_utime) + time(usage.ru_stime))
 }
 
 /// The child's output once it exits; killed, and the test failed with
 /// `hung`, if it runs far longer than any timeout here.
-fn output_or_kill(mut child: std::process::Child, hung: &str) -> Output {
-    let gave_up = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > gave_up {
-            child.kill().unwrap();
-            panic!("{hung}");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
+fn output_or_kill(child: std::process::Child, hung: &str) -> Output {
+    output_and_cpu_or_kill(child, hung).0
 }
 
 #[test]
