@@ -287,10 +287,9 @@ impl Results {
 
 impl Tests<'_> {
     /// Every test the harness lists, and those of them it marks ignored:
-    /// both listings at once.
-    fn list(&self) -> Result<(Vec<String>, Vec<String>)> {
+    /// both listings at once, on `runs`' workers.
+    fn list(&self, runs: &mut Runs) -> Result<(Vec<String>, Vec<String>)> {
         let listings = [&libtest::LIST[..], &libtest::LIST_IGNORED[..]];
-        let mut runs = Runs::new(self.stack_size);
         for (id, args) in listings.iter().enumerate() {
             let sandbox = self.sandbox.clone().args(args.iter().copied());
             runs.start(id, &self.module, sandbox, self.timeout)?;
@@ -317,7 +316,8 @@ impl Tests<'_> {
         let started = (SystemTime::now(), Instant::now());
         // Before any guest runs (a listing is one).
         let mut durations = Durations::beside(self.durations);
-        let (listed, ignored) = self.list()?;
+        let mut runs = Runs::new(self.stack_size);
+        let (listed, ignored) = self.list(&mut runs)?;
         let ignored: HashSet<String> = ignored.into_iter().collect();
         let mut counts = Counts::default();
         let mut tests = Vec::new();
@@ -354,7 +354,6 @@ impl Tests<'_> {
             _ => durations.schedule(&to_run),
         }
         .into_iter();
-        let mut runs = Runs::new(self.stack_size);
         loop {
             while runs.in_flight() < threads
                 && let Some(id) = schedule.next()

@@ -1,8 +1,11 @@
-//! Guests run each on a thread of its own, their timeout kept here where
-//! their code has no epoch checks (which slow a test's own code:
-//! docs/performance.md): such a run still going at its timeout (and a
-//! grace) is reported as timed out, and its thread abandoned to compute on
-//! until the process exits, while the other runs go on.
+//! Guests run each on a worker thread while it runs, their timeout kept
+//! here where their code has no epoch checks (which slow a test's own
+//! code: docs/performance.md): such a run still going at its timeout (and
+//! a grace) is reported as timed out, and its worker abandoned to compute
+//! on until the process exits, while the other runs go on. A worker whose
+//! run ended takes the next: a thread per run cost a test run of short
+//! tests a tenth more system time (its stack and signal stack mapped and
+//! faulted in anew, docs/performance.md).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -87,21 +90,35 @@ struct InFlight {
     stderr: Written,
 }
 
-/// The runs in flight, each on its own thread.
+/// A run for a worker: its id, its module and sandbox.
+type Job = (usize, GuestModule, Sandbox);
+
+/// What a worker tells when a run ends: which worker it is (now free),
+/// the run's id, how it ended.
+type Report = (usize, usize, Result<RunOutcome, String>);
+
+/// The runs in flight, each on a worker thread.
 pub struct Runs {
     stack_size: usize,
     in_flight: HashMap<usize, InFlight>,
-    sender: Sender<(usize, Result<RunOutcome, String>)>,
-    receiver: Receiver<(usize, Result<RunOutcome, String>)>,
+    /// Each worker's jobs, by its index; dropped with `Runs`, which ends
+    /// the idle ones.
+    workers: Vec<Sender<Job>>,
+    /// The workers waiting for a job.
+    idle: Vec<usize>,
+    sender: Sender<Report>,
+    receiver: Receiver<Report>,
 }
 
 impl Runs {
-    /// Runs each on a thread with a stack of `stack_size`.
+    /// Runs each on a worker thread with a stack of `stack_size`.
     pub fn new(stack_size: usize) -> Runs {
         let (sender, receiver) = mpsc::channel();
         Runs {
             stack_size,
             in_flight: HashMap::new(),
+            workers: Vec::new(),
+            idle: Vec::new(),
             sender,
             receiver,
         }
@@ -112,10 +129,10 @@ impl Runs {
         self.in_flight.len()
     }
 
-    /// Starts `sandbox`'s run of `module` on a thread of its own, its
-    /// output kept here, and `timeout` (a guest without epoch checks is
-    /// stopped by nothing else; `None` leaves it to the library, or to
-    /// none); `id` names it in its [`Ended`].
+    /// Starts `sandbox`'s run of `module` on an idle worker (a new one
+    /// if none is), its output kept here, and `timeout` (a guest without
+    /// epoch checks is stopped by nothing else; `None` leaves it to the
+    /// library, or to none); `id` names it in its [`Ended`].
     pub fn start(
         &mut self,
         id: usize,
@@ -125,22 +142,13 @@ impl Runs {
     ) -> Result<()> {
         let (stdout, stderr) = (Written::default(), Written::default());
         let sandbox = sandbox.stdout_writer(stdout.clone()).stderr_writer(stderr.clone());
-        let (module, sender) = (module.clone(), self.sender.clone());
-        let run = move || {
-            let ran = match panic::catch_unwind(AssertUnwindSafe(|| sandbox.run(&module))) {
-                Ok(ran) => ran.map_err(|error| error.to_string()),
-                // A host bug, its message already printed: the run fails
-                // rather than going unreported.
-                Err(_) => Err("wasm-host panicked running it".to_owned()),
-            };
-            // The runner gone (or this run already reported as timed out): nothing to tell.
-            let _ = sender.send((id, ran));
+        let worker = match self.idle.pop() {
+            Some(worker) => worker,
+            None => self.spawn_worker()?,
         };
-        std::thread::Builder::new()
-            .name("test".to_owned())
-            .stack_size(self.stack_size)
-            .spawn(run)
-            .context("starting a test thread")?;
+        // A worker ends only when `Runs` is dropped: it is there to take this.
+        (self.workers[worker].send((id, module.clone(), sandbox)))
+            .map_err(|_| anyhow::anyhow!("a test thread ended"))?;
         let started = Instant::now();
         let run = InFlight {
             started,
@@ -150,6 +158,33 @@ impl Runs {
         };
         self.in_flight.insert(id, run);
         Ok(())
+    }
+
+    /// A worker of its own thread, waiting for jobs; returns its index.
+    fn spawn_worker(&mut self) -> Result<usize> {
+        let (jobs, received) = mpsc::channel::<Job>();
+        let (worker, reports) = (self.workers.len(), self.sender.clone());
+        let work = move || {
+            for (id, module, sandbox) in received {
+                let ran = match panic::catch_unwind(AssertUnwindSafe(|| sandbox.run(&module))) {
+                    Ok(ran) => ran.map_err(|error| error.to_string()),
+                    // A host bug, its message already printed: the run fails
+                    // rather than going unreported.
+                    Err(_) => Err("wasm-host panicked running it".to_owned()),
+                };
+                // The runner gone: nothing to tell, nothing more to run.
+                if reports.send((worker, id, ran)).is_err() {
+                    break;
+                }
+            }
+        };
+        std::thread::Builder::new()
+            .name("test".to_owned())
+            .stack_size(self.stack_size)
+            .spawn(work)
+            .context("starting a test thread")?;
+        self.workers.push(jobs);
+        Ok(worker)
     }
 
     /// Waits for the next run to end or to pass its timeout and the grace;
@@ -164,21 +199,26 @@ impl Runs {
                 })
                 .min();
             // `self.sender` is held, so the channel is never disconnected.
-            let (id, ending) = match first {
+            let report = match first {
                 Some((deadline, id, timeout)) => {
                     match self
                         .receiver
                         .recv_timeout(deadline.saturating_duration_since(Instant::now()))
                     {
-                        Ok((id, ran)) => (id, Ending::Ran(ran)),
-                        Err(RecvTimeoutError::Timeout) => (id, Ending::TimedOut(timeout)),
+                        Ok(report) => Ok(report),
+                        Err(RecvTimeoutError::Timeout) => Err((id, Ending::TimedOut(timeout))),
                         Err(RecvTimeoutError::Disconnected) => return None,
                     }
                 }
-                None => match self.receiver.recv() {
-                    Ok((id, ran)) => (id, Ending::Ran(ran)),
-                    Err(_) => return None,
-                },
+                None => Ok(self.receiver.recv().ok()?),
+            };
+            let (id, ending) = match report {
+                Ok((worker, id, ran)) => {
+                    // Free again, even after its run was reported as timed out.
+                    self.idle.push(worker);
+                    (id, Ending::Ran(ran))
+                }
+                Err(timed_out) => timed_out,
             };
             // A run abandoned as timed out may still end, after its report.
             if let Some(run) = self.in_flight.remove(&id) {
@@ -248,5 +288,33 @@ mod tests {
         assert_eq!(slow_ended.stdout, "before\n");
         assert_eq!(runs.in_flight(), 0);
         assert!(runs.next().is_none());
+    }
+
+    #[test]
+    fn a_worker_takes_run_after_run_but_none_is_queued_behind_an_abandoned_one() {
+        let config = RuntimeConfig::default()
+            .epoch_interruption(false)
+            .cache(CacheMode::InMemory);
+        let runtime = Runtime::new(&config).unwrap();
+        let slow = runtime.load_bytes("slow", SLOW).unwrap();
+        let quick = runtime
+            .load_bytes("quick", r#"(module (func (export "_start")))"#)
+            .unwrap();
+        let mut runs = Runs::new(4 << 20);
+        let mut run = |runs: &mut Runs, id, module, timeout| {
+            runs.start(id, module, Sandbox::new(), timeout).unwrap();
+            let ended = runs.next().unwrap();
+            assert_eq!(ended.id, id);
+            ended.ending
+        };
+        for id in 0..3 {
+            assert!(matches!(run(&mut runs, id, &quick, None), Ending::Ran(Ok(_))));
+        }
+        assert_eq!(runs.workers.len(), 1, "one worker ran the three, one after another");
+        let timeout = Some(Duration::from_millis(100));
+        assert!(matches!(run(&mut runs, 3, &slow, timeout), Ending::TimedOut(_)));
+        // Its worker computes on: the next run goes to another, at once.
+        assert!(matches!(run(&mut runs, 4, &quick, None), Ending::Ran(Ok(_))));
+        assert_eq!(runs.workers.len(), 2);
     }
 }
