@@ -5,6 +5,7 @@
 mod tests {
     #[test]
     fn passes() {
+        println!("output of a passing test");
         assert_eq!(2 + 2, 4);
     }
 

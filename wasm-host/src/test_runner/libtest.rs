@@ -19,6 +19,8 @@ pub struct LibtestArgs {
     pub include_ignored: bool,
     /// Print each test's output as it comes, failing or not.
     pub nocapture: bool,
+    /// List the passed tests at the end, each with its output.
+    pub show_output: bool,
     pub test_threads: Option<NonZeroUsize>,
     /// One character per test (`-q`, `--format terse`).
     pub terse: bool,
@@ -41,6 +43,7 @@ pub fn parse(args: &[String]) -> Option<LibtestArgs> {
             "--ignored" => parsed.ignored = true,
             "--include-ignored" => parsed.include_ignored = true,
             "--nocapture" | "--no-capture" => parsed.nocapture = true,
+            "--show-output" => parsed.show_output = true,
             "-q" | "--quiet" => parsed.terse = true,
             "--skip" => parsed.skip.push(value()?),
             "--test-threads" => parsed.test_threads = Some(value()?.parse().ok()?),
@@ -61,6 +64,17 @@ pub fn parse(args: &[String]) -> Option<LibtestArgs> {
 }
 
 impl LibtestArgs {
+    /// With what libtest reads from its environment where no argument
+    /// says otherwise: `RUST_TEST_NOCAPTURE` (anything but `0`) and
+    /// `RUST_TEST_THREADS`.
+    pub fn with_environment(mut self, var: impl Fn(&str) -> Option<String>) -> LibtestArgs {
+        self.nocapture |= var("RUST_TEST_NOCAPTURE").is_some_and(|value| value != "0");
+        if self.test_threads.is_none() {
+            self.test_threads = var("RUST_TEST_THREADS").and_then(|threads| threads.parse().ok());
+        }
+        self
+    }
+
     /// Whether libtest would run a test of this name (ignored or not) with
     /// these filters.
     pub fn selects(&self, name: &str) -> bool {
@@ -218,6 +232,24 @@ mod tests {
                 .terse
         );
         assert_eq!(args(&["--test-threads"]), None, "a flag without its value");
+        assert!(args(&["--show-output"]).unwrap().show_output);
+    }
+
+    #[test]
+    fn libtests_environment_counts_where_no_argument_says_otherwise() {
+        let environment = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| Some(pairs.iter().find(|(key, _)| *key == name)?.1.to_owned())
+        };
+        let from = |list: &[&str], pairs| args(list).unwrap().with_environment(environment(pairs));
+        let set = from(&[], &[("RUST_TEST_NOCAPTURE", "1"), ("RUST_TEST_THREADS", "3")]);
+        assert!(set.nocapture);
+        assert_eq!(set.test_threads, NonZeroUsize::new(3));
+        let zero = from(&[], &[("RUST_TEST_NOCAPTURE", "0"), ("RUST_TEST_THREADS", "x")]);
+        assert!(!zero.nocapture);
+        assert_eq!(zero.test_threads, None);
+        let argued = from(&["--test-threads", "2"], &[("RUST_TEST_THREADS", "3")]);
+        assert_eq!(argued.test_threads, NonZeroUsize::new(2));
+        assert!(from(&["--nocapture"], &[("RUST_TEST_NOCAPTURE", "0")]).nocapture);
     }
 
     #[test]

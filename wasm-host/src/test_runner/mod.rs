@@ -45,9 +45,11 @@ the module compiled once, --test-threads at once (default: the CPUs), with
 libtest's own report: `test NAME ... ok|FAILED|ignored`, each failure's
 output, `test result: ...`. A test that panics, traps or passes its
 --timeout fails alone. Filters, --exact, --skip, --ignored,
---include-ignored, --nocapture, --test-threads, -q and --format terse are
-honoured; any other argument (--list, --bench, --format json) leaves the run
-to the harness itself in one instance, as does a module that is no harness.
+--include-ignored, --nocapture, --show-output, --test-threads, -q and
+--format terse are honoured, as are RUST_TEST_NOCAPTURE and
+RUST_TEST_THREADS; any other argument (--list, --bench, --format json)
+leaves the run to the harness itself in one instance, as does a module
+that is no harness.
 Each test's duration is remembered beside the binary
 (BINARY.wasm-host-durations): the next run starts the longest first.
 
@@ -97,7 +99,7 @@ impl TestArgs {
         };
         Ok(Plan {
             module: PathBuf::from(module),
-            libtest: libtest::parse(args),
+            libtest: libtest::parse(args).map(|libtest| libtest.with_environment(|name| std::env::var(name).ok())),
             args: args.to_vec(),
             runtime: self.limits.runtime(),
             tests_runtime: self.limits.pooled_runtime_without_epochs(),
@@ -341,7 +343,6 @@ impl Tests<'_> {
         }
         let threads = libtest
             .test_threads
-            .or_else(|| std::env::var("RUST_TEST_THREADS").ok()?.parse().ok())
             .or_else(|| std::thread::available_parallelism().ok())
             .map_or(1, NonZeroUsize::get);
         // The module the tests still to start run in, and the timeout the

@@ -14,6 +14,7 @@ use crate::status;
 pub(super) struct Console {
     terse: bool,
     nocapture: bool,
+    show_output: bool,
     /// Tests reported on the current terse line.
     on_line: usize,
 }
@@ -23,6 +24,7 @@ impl Console {
         Console {
             terse: libtest.terse,
             nocapture: libtest.nocapture,
+            show_output: libtest.show_output,
             on_line: 0,
         }
     }
@@ -66,33 +68,47 @@ impl Console {
         if self.terse {
             println!();
         }
-        let failed: Vec<&Finished> = results
-            .tests
-            .iter()
-            .filter(|test| matches!(test.verdict, Verdict::Failed(_)))
-            .collect();
+        let with = |wanted: fn(&Verdict) -> bool| -> Vec<&Finished> {
+            results.tests.iter().filter(|test| wanted(&test.verdict)).collect()
+        };
+        if self.show_output {
+            self.section("successes", &with(|verdict| matches!(verdict, Verdict::Passed)));
+        }
+        let failed = with(|verdict| matches!(verdict, Verdict::Failed(_)));
         if !failed.is_empty() {
-            println!("\nfailures:\n");
-            if !self.nocapture {
-                for test in &failed {
-                    println!("---- {} stdout ----", test.name);
-                    print!("{}", test.stdout);
-                    print!("{}", test.stderr);
-                    if let Some(reason) = test.reason() {
-                        println!("{}", status::escape_controls(&reason));
-                    }
-                    println!();
-                }
-                println!("\nfailures:");
-            }
-            for test in &failed {
-                println!("    {}", test.name);
-            }
+            self.section("failures", &failed);
         }
         println!(
             "\n{}\n",
             libtest::result_line(&results.counts, results.duration.as_secs_f64())
         );
+    }
+
+    /// libtest's closing list of the tests that passed or failed: each
+    /// one's captured output under its name (none under `--nocapture`,
+    /// where it came as it was written), then their names, sorted.
+    fn section(&self, title: &str, tests: &[&Finished]) {
+        println!("\n{title}:");
+        let outputs: String = (tests.iter())
+            .filter(|_| !self.nocapture)
+            .filter_map(|test| {
+                let mut output = test.stdout.clone() + &test.stderr;
+                if let Some(reason) = test.reason() {
+                    output += &status::escape_controls(&reason);
+                    output.push('\n');
+                }
+                (!output.is_empty()).then(|| format!("---- {} stdout ----\n{output}\n", test.name))
+            })
+            .collect();
+        if !outputs.is_empty() {
+            print!("\n{outputs}");
+        }
+        println!("\n{title}:");
+        let mut names: Vec<&str> = tests.iter().map(|test| test.name.as_str()).collect();
+        names.sort_unstable();
+        for name in names {
+            println!("    {name}");
+        }
     }
 }
 

@@ -301,7 +301,7 @@ mod tests {
             .load_bytes("quick", r#"(module (func (export "_start")))"#)
             .unwrap();
         let mut runs = Runs::new(4 << 20);
-        let mut run = |runs: &mut Runs, id, module, timeout| {
+        let run = |runs: &mut Runs, id, module, timeout| {
             runs.start(id, module, Sandbox::new(), timeout).unwrap();
             let ended = runs.next().unwrap();
             assert_eq!(ended.id, id);

@@ -247,6 +247,80 @@ fn filters_skips_exact_names_and_ignored_tests_select_as_libtest_does() {
     );
 }
 
+/// `--show-output` closes the report with the passed tests and what each
+/// printed: through cargo with the runner, the same text as native `cargo
+/// test` gives (only the result line's count of tests filtered out differs:
+/// the wasm-only tests).
+#[test]
+fn show_output_lists_the_passed_tests_as_native_libtest_does() {
+    let libtest_args = [
+        "--",
+        "--show-output",
+        "--exact",
+        "tests::passes",
+        "tests::ignored_and_passing",
+    ];
+    let report = |output: &Output| {
+        let stdout = text(&output.stdout);
+        let (report, result) = stdout.split_once("\ntest result: ").expect("a result line");
+        let counts = result.split(" filtered out").next().unwrap().to_owned();
+        (report.to_owned(), counts.rsplit_once(';').unwrap().0.to_owned())
+    };
+    let native = cargo_on_fixture(&["test", "--lib"])
+        .args(libtest_args)
+        .output()
+        .unwrap();
+    let (native_report, native_counts) = report(&native);
+    assert!(
+        native_report.contains("\nsuccesses:\n\n---- tests::passes stdout ----\noutput of a passing test\n\n\nsuccesses:\n    tests::passes\n"),
+        "{native_report}"
+    );
+    assert_eq!(native_counts, "ok. 1 passed; 0 failed; 1 ignored; 0 measured");
+    for target in TARGETS {
+        let wasm = cargo_on_fixture(&["test", "--lib", "--target", target])
+            .args(libtest_args)
+            .env(runner_variable(target), runner())
+            .output()
+            .unwrap();
+        assert_eq!(
+            report(&wasm),
+            (native_report.clone(), native_counts.clone()),
+            "{target}"
+        );
+        // Each test in its own instance still: a panic (run first, in the
+        // harness's order) ends no other test.
+        let with_a_panic = run_fixture(target, &["--show-output", "--exact", "tests::panics", "tests::passes"]);
+        let stdout = text(&with_a_panic.stdout);
+        assert_eq!(
+            verdicts(&stdout),
+            verdict_map(&[("panics", "FAILED"), ("passes", "ok")]),
+            "{target}: {stdout}"
+        );
+        assert!(
+            stdout.contains("\nsuccesses:\n    tests::passes\n\nfailures:\n"),
+            "{target}: {stdout}"
+        );
+    }
+}
+
+/// libtest reads RUST_TEST_NOCAPTURE (anything but 0) as `--nocapture`.
+#[test]
+fn rust_test_nocapture_shows_a_passing_tests_output_as_it_comes() {
+    let run = |value| {
+        let output = wasm_host()
+            .arg("test")
+            .arg(fixture_binary(TARGETS[0]))
+            .args(["--exact", "tests::passes"])
+            .env("RUST_TEST_NOCAPTURE", value)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        text(&output.stdout).contains("output of a passing test")
+    };
+    assert!(run("1"));
+    assert!(!run("0"));
+}
+
 #[test]
 fn nothing_is_granted_without_the_packages_metadata_or_a_flag() {
     let args = ["granted", "--skip", "never_ends"];
