@@ -107,7 +107,7 @@ pub struct Pooling {
     /// back to the kernel (Linux): the next instance in the slot takes no
     /// page faults there. It costs that memory for every
     /// slot once used, so it suits many short runs of the same module
-    /// (`wasm-host test` keeps 512 KiB). 0, the default, gives it all back.
+    /// (`wasm-host test` keeps 4 MiB). 0, the default, gives it all back.
     pub keep_resident_bytes: usize,
 }
 

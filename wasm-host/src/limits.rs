@@ -266,7 +266,7 @@ impl LimitArgs {
         // One module's tests, instance after instance in the same few
         // slots: what each wrote is reset in place, not faulted in again.
         let pooling = Pooling {
-            keep_resident_bytes: 512 << 10,
+            keep_resident_bytes: 4 << 20,
             ..Pooling::default()
         };
         RuntimePlan::Own(self.runtime_config().epoch_interruption(false).pooling(Some(pooling)))
