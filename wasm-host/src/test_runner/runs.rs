@@ -3,9 +3,9 @@
 //! code: docs/performance.md): such a run still going at its timeout (and
 //! a grace) is reported as timed out, and its worker abandoned to compute
 //! on until the process exits, while the other runs go on. A worker whose
-//! run ended takes the next: a thread per run cost a test run of short
-//! tests a tenth more system time (its stack and signal stack mapped and
-//! faulted in anew, docs/performance.md).
+//! run ended takes the next: a thread per run mapped and faulted in a
+//! stack and a signal stack each time, over a quarter of the runner's
+//! system time on short tests (docs/performance.md).
 
 use std::collections::HashMap;
 use std::fmt;
