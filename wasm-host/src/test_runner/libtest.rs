@@ -24,6 +24,41 @@ pub struct LibtestArgs {
     pub test_threads: Option<NonZeroUsize>,
     /// One character per test (`-q`, `--format terse`).
     pub terse: bool,
+    pub color: Color,
+}
+
+/// libtest's `--color`: `auto` colours the verdicts on a terminal, unless
+/// `--nocapture` (the tests' own output comes in between).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Color {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+impl Color {
+    /// Whether verdicts are coloured, writing to a terminal or not.
+    pub fn colors(self, nocapture: bool, terminal: bool) -> bool {
+        match self {
+            Color::Auto => terminal && !nocapture,
+            Color::Always => true,
+            Color::Never => false,
+        }
+    }
+}
+
+/// The colours libtest gives a verdict, as terminal escapes.
+pub const GREEN: &str = "\x1b[32m";
+pub const RED: &str = "\x1b[31m";
+pub const YELLOW: &str = "\x1b[33m";
+
+/// `word` in `color` when `colors`, as libtest writes a verdict.
+pub fn paint(word: &str, color: &str, colors: bool) -> String {
+    match colors {
+        true => format!("{color}{word}\x1b[0m"),
+        false => word.to_owned(),
+    }
 }
 
 /// The arguments as `wasm-host test` understands them, or `None` when one
@@ -52,8 +87,15 @@ pub fn parse(args: &[String]) -> Option<LibtestArgs> {
                 "pretty" => parsed.terse = false,
                 _ => return None,
             },
-            // Colour is the console's business; ours has none.
-            "--color" => drop(value()?),
+            "--color" => {
+                parsed.color = match value()?.as_str() {
+                    "auto" => Color::Auto,
+                    "always" => Color::Always,
+                    "never" => Color::Never,
+                    // libtest's own error, from the harness.
+                    _ => return None,
+                }
+            }
             // `--test` is what cargo passes a harness to say "run the tests".
             "--test" => {}
             _ if flag.starts_with('-') => return None,
@@ -181,11 +223,21 @@ pub fn one_test_output(stdout: &str) -> OneTest<'_> {
     }
 }
 
-/// libtest's closing line: `test result: ok. 1 passed; ...`.
-pub fn result_line(counts: &Counts, seconds: f64) -> String {
+/// What libtest writes after the `reported`th mark of its terse format:
+/// every 87 marks, the count so far and the line's end.
+pub fn terse_line_end(reported: usize, total: usize) -> Option<String> {
+    reported.is_multiple_of(87).then(|| format!(" {reported}/{total}\n"))
+}
+
+/// libtest's closing line: `test result: ok. 1 passed; ...`, its verdict
+/// coloured when `colors`.
+pub fn result_line(counts: &Counts, seconds: f64, colors: bool) -> String {
     format!(
         "test result: {}. {} passed; {} failed; {} ignored; 0 measured; {} filtered out; finished in {seconds:.2}s",
-        if counts.failed == 0 { "ok" } else { "FAILED" },
+        match counts.failed {
+            0 => paint("ok", GREEN, colors),
+            _ => paint("FAILED", RED, colors),
+        },
         counts.passed,
         counts.failed,
         counts.ignored,
@@ -233,6 +285,43 @@ mod tests {
         );
         assert_eq!(args(&["--test-threads"]), None, "a flag without its value");
         assert!(args(&["--show-output"]).unwrap().show_output);
+        assert_eq!(args(&["--color=always"]).unwrap().color, Color::Always);
+        assert_eq!(args(&["--color", "never"]).unwrap().color, Color::Never);
+        assert_eq!(args(&["--color", "sometimes"]), None, "libtest's to refuse");
+    }
+
+    #[test]
+    fn a_terse_line_ends_as_libtests_every_87_tests() {
+        // Native libtest's first lines over chrono's 258 tests (`-q`).
+        let marks: String = (1..=258)
+            .map(|reported| format!(".{}", terse_line_end(reported, 258).unwrap_or_default()))
+            .collect();
+        let lines: Vec<&str> = marks.lines().collect();
+        assert_eq!(lines[0], format!("{} 87/258", ".".repeat(87)));
+        assert_eq!(lines[1], format!("{} 174/258", ".".repeat(87)));
+        assert_eq!(
+            lines[2],
+            ".".repeat(84),
+            "the last line left for the result line to end"
+        );
+        assert_eq!(lines.len(), 3);
+    }
+
+    #[test]
+    fn verdicts_are_coloured_as_libtest_colours_them() {
+        assert!(Color::Auto.colors(false, true));
+        assert!(!Color::Auto.colors(false, false), "not on a pipe");
+        assert!(!Color::Auto.colors(true, true), "not amid the tests' own output");
+        assert!(Color::Always.colors(true, false));
+        assert!(!Color::Never.colors(false, true));
+        assert_eq!(paint("ok", GREEN, true), "\x1b[32mok\x1b[0m");
+        assert_eq!(paint("ok", GREEN, false), "ok");
+        let failed = Counts {
+            failed: 1,
+            ..Counts::default()
+        };
+        assert!(result_line(&failed, 0.0, true).starts_with("test result: \x1b[31mFAILED\x1b[0m. 0 passed; 1 failed"));
+        assert!(result_line(&Counts::default(), 0.0, true).starts_with("test result: \x1b[32mok\x1b[0m. 0 passed"));
     }
 
     #[test]

@@ -45,8 +45,8 @@ the module compiled once, --test-threads at once (default: the CPUs), with
 libtest's own report: `test NAME ... ok|FAILED|ignored`, each failure's
 output, `test result: ...`. A test that panics, traps or passes its
 --timeout fails alone. Filters, --exact, --skip, --ignored,
---include-ignored, --nocapture, --show-output, --test-threads, -q and
---format terse are honoured, as are RUST_TEST_NOCAPTURE and
+--include-ignored, --nocapture, --show-output, --test-threads, --color, -q
+and --format terse are honoured, as are RUST_TEST_NOCAPTURE and
 RUST_TEST_THREADS; any other argument (--list, --bench, --format json)
 leaves the run to the harness itself in one instance, as does a module
 that is no harness.

@@ -1,12 +1,12 @@
 //! How a run of `wasm-host test` is reported: on the console as libtest
 //! reports, and in the JUnit and JSON reports `conformance` writes.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use anyhow::Result;
 use conformance::report::{self, Status, TestResult};
 
-use super::libtest::{self, LibtestArgs};
+use super::libtest::{self, GREEN, LibtestArgs, RED, YELLOW};
 use super::{Finished, Plan, Results, Verdict};
 use crate::status;
 
@@ -15,8 +15,11 @@ pub(super) struct Console {
     terse: bool,
     nocapture: bool,
     show_output: bool,
-    /// Tests reported on the current terse line.
-    on_line: usize,
+    /// Verdicts in libtest's colours.
+    colors: bool,
+    /// The tests to report, and those reported so far.
+    total: usize,
+    reported: usize,
 }
 
 impl Console {
@@ -25,11 +28,14 @@ impl Console {
             terse: libtest.terse,
             nocapture: libtest.nocapture,
             show_output: libtest.show_output,
-            on_line: 0,
+            colors: (libtest.color).colors(libtest.nocapture, std::io::stdout().is_terminal()),
+            total: 0,
+            reported: 0,
         }
     }
 
     pub(super) fn start(&mut self, tests: usize) {
+        self.total = tests;
         let plural = if tests == 1 { "" } else { "s" };
         println!("\nrunning {tests} test{plural}");
     }
@@ -44,30 +50,30 @@ impl Console {
                 eprintln!("{}", status::escape_controls(&reason));
             }
         }
-        let _ = match (self.terse, &test.verdict) {
-            (true, verdict) => {
-                self.on_line += 1;
-                // libtest breaks its terse line every 88 tests.
-                let end = if self.on_line.is_multiple_of(88) { "\n" } else { "" };
-                let mark = match verdict {
-                    Verdict::Passed => ".",
-                    Verdict::Failed(_) => "F",
-                    Verdict::Ignored(_) => "i",
-                };
-                write!(out, "{mark}{end}")
+        let (word, color) = match (self.terse, &test.verdict) {
+            (true, Verdict::Passed) => (".".to_owned(), GREEN),
+            (true, Verdict::Failed(_)) => ("F".to_owned(), RED),
+            (true, Verdict::Ignored(_)) => ("i".to_owned(), YELLOW),
+            (false, Verdict::Passed) => ("ok".to_owned(), GREEN),
+            (false, Verdict::Failed(_)) => ("FAILED".to_owned(), RED),
+            (false, Verdict::Ignored(None)) => ("ignored".to_owned(), YELLOW),
+            (false, Verdict::Ignored(Some(reason))) => (format!("ignored, {reason}"), YELLOW),
+        };
+        let verdict = libtest::paint(&word, color, self.colors);
+        let _ = match self.terse {
+            true => {
+                self.reported += 1;
+                let end = libtest::terse_line_end(self.reported, self.total).unwrap_or_default();
+                write!(out, "{verdict}{end}")
             }
-            (false, Verdict::Passed) => writeln!(out, "test {} ... ok", test.name),
-            (false, Verdict::Failed(_)) => writeln!(out, "test {} ... FAILED", test.name),
-            (false, Verdict::Ignored(None)) => writeln!(out, "test {} ... ignored", test.name),
-            (false, Verdict::Ignored(Some(reason))) => writeln!(out, "test {} ... ignored, {reason}", test.name),
+            false => writeln!(out, "test {} ... {verdict}", test.name),
         };
         let _ = out.flush();
     }
 
+    /// The sections and the result line, each after a blank line (in the
+    /// terse format, after the line of marks).
     pub(super) fn end(&mut self, results: &Results) {
-        if self.terse {
-            println!();
-        }
         let with = |wanted: fn(&Verdict) -> bool| -> Vec<&Finished> {
             results.tests.iter().filter(|test| wanted(&test.verdict)).collect()
         };
@@ -80,7 +86,7 @@ impl Console {
         }
         println!(
             "\n{}\n",
-            libtest::result_line(&results.counts, results.duration.as_secs_f64())
+            libtest::result_line(&results.counts, results.duration.as_secs_f64(), self.colors)
         );
     }
 

@@ -247,48 +247,52 @@ fn filters_skips_exact_names_and_ignored_tests_select_as_libtest_does() {
     );
 }
 
-/// `--show-output` closes the report with the passed tests and what each
+/// The report reads as native libtest's, pretty and terse, with
+/// `--show-output`'s closing list of the passed tests and what each
 /// printed: through cargo with the runner, the same text as native `cargo
 /// test` gives (only the result line's count of tests filtered out differs:
 /// the wasm-only tests).
 #[test]
-fn show_output_lists_the_passed_tests_as_native_libtest_does() {
-    let libtest_args = [
-        "--",
-        "--show-output",
-        "--exact",
-        "tests::passes",
-        "tests::ignored_and_passing",
-    ];
+fn the_report_reads_as_native_libtests() {
     let report = |output: &Output| {
         let stdout = text(&output.stdout);
         let (report, result) = stdout.split_once("\ntest result: ").expect("a result line");
         let counts = result.split(" filtered out").next().unwrap().to_owned();
         (report.to_owned(), counts.rsplit_once(';').unwrap().0.to_owned())
     };
-    let native = cargo_on_fixture(&["test", "--lib"])
-        .args(libtest_args)
-        .output()
-        .unwrap();
-    let (native_report, native_counts) = report(&native);
-    assert!(
-        native_report.contains("\nsuccesses:\n\n---- tests::passes stdout ----\noutput of a passing test\n\n\nsuccesses:\n    tests::passes\n"),
-        "{native_report}"
-    );
-    assert_eq!(native_counts, "ok. 1 passed; 0 failed; 1 ignored; 0 measured");
-    for target in TARGETS {
-        let wasm = cargo_on_fixture(&["test", "--lib", "--target", target])
-            .args(libtest_args)
-            .env(runner_variable(target), runner())
+    for format in [&[][..], &["-q"]] {
+        let libtest_args = [
+            &["--", "--show-output"],
+            format,
+            &["--exact", "tests::passes", "tests::ignored_and_passing"],
+        ]
+        .concat();
+        let native = cargo_on_fixture(&["test", "--lib"])
+            .args(&libtest_args)
             .output()
             .unwrap();
-        assert_eq!(
-            report(&wasm),
-            (native_report.clone(), native_counts.clone()),
-            "{target}"
+        let (native_report, native_counts) = report(&native);
+        assert!(
+            native_report.contains("\nsuccesses:\n\n---- tests::passes stdout ----\noutput of a passing test\n\n\nsuccesses:\n    tests::passes\n"),
+            "{native_report}"
         );
-        // Each test in its own instance still: a panic (run first, in the
-        // harness's order) ends no other test.
+        assert_eq!(native_counts, "ok. 1 passed; 0 failed; 1 ignored; 0 measured");
+        for target in TARGETS {
+            let wasm = cargo_on_fixture(&["test", "--lib", "--target", target])
+                .args(&libtest_args)
+                .env(runner_variable(target), runner())
+                .output()
+                .unwrap();
+            assert_eq!(
+                report(&wasm),
+                (native_report.clone(), native_counts.clone()),
+                "{target} {format:?}"
+            );
+        }
+    }
+    // Each test in its own instance still: a panic (run first, in the
+    // harness's order) ends no other test.
+    for target in TARGETS {
         let with_a_panic = run_fixture(target, &["--show-output", "--exact", "tests::panics", "tests::passes"]);
         let stdout = text(&with_a_panic.stdout);
         assert_eq!(
@@ -301,6 +305,31 @@ fn show_output_lists_the_passed_tests_as_native_libtest_does() {
             "{target}: {stdout}"
         );
     }
+}
+
+/// Verdicts in libtest's colours with `--color always`; none on a pipe
+/// unless asked.
+#[test]
+fn verdicts_are_coloured_when_asked_and_not_on_a_pipe() {
+    let args = [
+        "--exact",
+        "tests::passes",
+        "tests::panics",
+        "tests::ignored_and_passing",
+    ];
+    let coloured = run_fixture(TARGETS[0], &[&args[..], &["--color", "always"]].concat());
+    let stdout = text(&coloured.stdout);
+    for painted in [
+        "test tests::passes ... \x1b[32mok\x1b[0m\n",
+        "test tests::panics ... \x1b[31mFAILED\x1b[0m\n",
+        "test tests::ignored_and_passing ... \x1b[33mignored\x1b[0m\n",
+        "test result: \x1b[31mFAILED\x1b[0m. 1 passed; 1 failed",
+    ] {
+        assert!(stdout.contains(painted), "no {painted:?} in {stdout:?}");
+    }
+    let piped = run_fixture(TARGETS[0], &args);
+    assert!(!text(&piped.stdout).contains('\x1b'), "{}", text(&piped.stdout));
+    assert_eq!(verdicts(&text(&piped.stdout)).len(), 3);
 }
 
 /// libtest reads RUST_TEST_NOCAPTURE (anything but 0) as `--nocapture`.
