@@ -163,21 +163,25 @@ fn where_the_pool_cannot_be_reserved_the_runtime_allocates_on_demand() {
 }
 
 /// Reads what its instance's memory holds where the data segment put 42,
-/// and past it (on a page of its own, and on a page it grows), then writes
-/// over all three: a fresh instance must see 42, 0 and 0 again.
+/// and past it (on a page of its own; on pages it grows, within the 4 MiB
+/// `wasm-host test` keeps resident and beyond), then writes over them all:
+/// a fresh instance must see 42 and zeros again.
 const PROBE: &str = r#"(module
     (memory (export "memory") 2)
     (data (i32.const 16) "\2a")
     (func (export "probe") (result i32)
         (local $seen i32)
-        (drop (memory.grow (i32.const 1)))
+        (drop (memory.grow (i32.const 79)))
         (local.set $seen
             (i32.add (i32.load8_u (i32.const 16))
-                (i32.add (i32.mul (i32.load8_u (i32.const 70000)) (i32.const 1000))
-                    (i32.mul (i32.load8_u (i32.const 140000)) (i32.const 100000)))))
+                (i32.mul (i32.const 1000)
+                    (i32.add (i32.add (i32.load8_u (i32.const 70000)) (i32.load8_u (i32.const 140000)))
+                        (i32.add (i32.load8_u (i32.const 3145728)) (i32.load8_u (i32.const 4718592)))))))
         (i32.store8 (i32.const 16) (i32.const 7))
         (i32.store8 (i32.const 70000) (i32.const 9))
         (i32.store8 (i32.const 140000) (i32.const 9))
+        (i32.store8 (i32.const 3145728) (i32.const 9))
+        (i32.store8 (i32.const 4718592) (i32.const 9))
         (local.get $seen)))"#;
 
 /// A slot that keeps its memory resident is reset in place between
@@ -185,15 +189,22 @@ const PROBE: &str = r#"(module
 /// past it, or in memory it grew.
 #[test]
 fn a_slot_kept_resident_shows_each_instance_fresh_memory() {
-    let runtime = pooled(Pooling {
-        max_instances: 1,
-        keep_resident_bytes: 512 << 10,
-        ..Pooling::default()
-    });
-    let module = runtime.load_bytes("probe", PROBE).unwrap();
-    for run in 0..20 {
-        let mut guest = Sandbox::new().instantiate(&module).unwrap();
-        assert_eq!(in_pool(&runtime), 1, "run {run} in the one slot");
-        assert_eq!(guest.call::<(), i32>("probe", ()).unwrap(), 42, "run {run}");
+    // Less than the probe's data page, and what `wasm-host test` keeps.
+    for keep_resident_bytes in [32 << 10, 4 << 20] {
+        let runtime = pooled(Pooling {
+            max_instances: 1,
+            keep_resident_bytes,
+            ..Pooling::default()
+        });
+        let module = runtime.load_bytes("probe", PROBE).unwrap();
+        for run in 0..20 {
+            let mut guest = Sandbox::new().instantiate(&module).unwrap();
+            assert_eq!(in_pool(&runtime), 1, "run {run} in the one slot");
+            assert_eq!(
+                guest.call::<(), i32>("probe", ()).unwrap(),
+                42,
+                "run {run}, {keep_resident_bytes} bytes kept"
+            );
+        }
     }
 }
