@@ -93,9 +93,9 @@ struct InFlight {
 /// A run for a worker: its id, its module and sandbox.
 type Job = (usize, GuestModule, Sandbox);
 
-/// What a worker tells when a run ends: which worker it is (now free),
-/// the run's id, how it ended.
-type Report = (usize, usize, Result<RunOutcome, String>);
+/// What a worker tells when a run ends: which worker it is (`None` when
+/// it takes no more runs), the run's id, how it ended.
+type Report = (Option<usize>, usize, Result<RunOutcome, String>);
 
 /// The runs in flight, each on a worker thread.
 pub struct Runs {
@@ -166,14 +166,15 @@ impl Runs {
         let (worker, reports) = (self.workers.len(), self.sender.clone());
         let work = move || {
             for (id, module, sandbox) in received {
-                let ran = match panic::catch_unwind(AssertUnwindSafe(|| sandbox.run(&module))) {
-                    Ok(ran) => ran.map_err(|error| error.to_string()),
+                let (ran, free) = match panic::catch_unwind(AssertUnwindSafe(|| sandbox.run(&module))) {
+                    Ok(ran) => (ran.map_err(|error| error.to_string()), Some(worker)),
                     // A host bug, its message already printed: the run fails
-                    // rather than going unreported.
-                    Err(_) => Err("wasm-host panicked running it".to_owned()),
+                    // rather than going unreported, and the thread, whose
+                    // state the panic may have left half-changed, ends.
+                    Err(_) => (Err("wasm-host panicked running it".to_owned()), None),
                 };
                 // The runner gone: nothing to tell, nothing more to run.
-                if reports.send((worker, id, ran)).is_err() {
+                if reports.send((free, id, ran)).is_err() || free.is_none() {
                     break;
                 }
             }
@@ -213,9 +214,9 @@ impl Runs {
                 None => Ok(self.receiver.recv().ok()?),
             };
             let (id, ending) = match report {
-                Ok((worker, id, ran)) => {
+                Ok((free, id, ran)) => {
                     // Free again, even after its run was reported as timed out.
-                    self.idle.push(worker);
+                    self.idle.extend(free);
                     (id, Ending::Ran(ran))
                 }
                 Err(timed_out) => timed_out,
