@@ -1,5 +1,5 @@
-//! Guests run each on a worker thread while it runs, their timeout kept
-//! here where their code has no epoch checks (which slow a test's own
+//! Each guest runs on a worker thread, its timeout kept here where its
+//! code has no epoch checks (which slow a test's own
 //! code: docs/performance.md): such a run still going at its timeout (and
 //! a grace) is reported as timed out, and its worker abandoned to compute
 //! on until the process exits, while the other runs go on. A worker whose
@@ -146,7 +146,7 @@ impl Runs {
             Some(worker) => worker,
             None => self.spawn_worker()?,
         };
-        // A worker ends only when `Runs` is dropped: it is there to take this.
+        // An idle worker ends only when `Runs` is dropped: it is there to take this.
         (self.workers[worker].send((id, module.clone(), sandbox)))
             .map_err(|_| anyhow::anyhow!("a test thread ended"))?;
         let started = Instant::now();
