@@ -167,19 +167,27 @@ pub(crate) fn within<R: Send + 'static>(
         return compile();
     };
     let (done, result) = mpsc::sync_channel(1);
-    std::thread::Builder::new().name("wasm-compile".into()).spawn(move || {
+    let thread = std::thread::Builder::new().name("wasm-compile".into()).spawn(move || {
         // The receiver is gone when the caller stopped waiting.
         let _ = done.send(compile());
     })?;
-    result.recv_timeout(timeout).unwrap_or_else(|_| {
-        let waited = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-        Err(Exceeded {
-            limit: CompileLimit::TimeMillis,
-            value: waited,
-            max: waited,
+    match result.recv_timeout(timeout) {
+        Ok(compiled) => {
+            // Ending now that its result is sent: a load leaves no thread
+            // behind it (a caller counting its threads finds them as before).
+            let _ = thread.join();
+            compiled
         }
-        .into())
-    })
+        Err(_) => {
+            let waited = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+            Err(Exceeded {
+                limit: CompileLimit::TimeMillis,
+                value: waited,
+                max: waited,
+            }
+            .into())
+        }
+    }
 }
 
 #[cfg(test)]
@@ -199,6 +207,30 @@ mod tests {
         assert_eq!((exceeded.limit, exceeded.max), (CompileLimit::TimeMillis, 50));
         assert_eq!(within(Some(Duration::from_secs(60)), || Ok(7)).unwrap(), 7);
         assert_eq!(within(None, || Ok(8)).unwrap(), 8);
+    }
+
+    /// A compile in time leaves no thread behind: a caller counting its
+    /// threads (or descriptors) after a load finds them as before.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_compile_in_time_has_ended_its_thread_when_it_returns() {
+        for _ in 0..20 {
+            let thread = within(Some(Duration::from_secs(60)), || {
+                // A thread that takes a moment to end once its result is sent.
+                struct SlowToDrop;
+                impl Drop for SlowToDrop {
+                    fn drop(&mut self) {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+                thread_local!(static SLOW: SlowToDrop = const { SlowToDrop });
+                SLOW.with(|_| {});
+                // SAFETY: gettid has no arguments and cannot fail.
+                Ok(unsafe { libc::gettid() })
+            })
+            .unwrap();
+            assert!(!std::path::Path::new(&format!("/proc/self/task/{thread}")).exists());
+        }
     }
 
     fn module(wat: &str) -> Vec<u8> {
