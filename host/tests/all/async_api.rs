@@ -191,10 +191,22 @@ async fn a_run_may_be_spawned_on_a_multi_thread_runtime() {
     assert_eq!(outcome.stdout_text(), "5\n");
 }
 
-/// Entries in a directory of `/proc/self`: the process's open descriptors
-/// (`fd`) or its threads (`task`).
-fn count(dir: &str) -> usize {
-    std::fs::read_dir(format!("/proc/self/{dir}")).unwrap().count()
+/// The process's open descriptors.
+fn descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// The process's threads still alive: one that has ended may be listed
+/// a moment longer, dead (a compile's thread, joined when the load
+/// returned, was once counted so).
+fn live_threads() -> usize {
+    let tasks = std::fs::read_dir("/proc/self/task").unwrap();
+    (tasks.filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("stat")).ok()))
+        .filter(|stat| {
+            let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
+            !matches!(state, Some('Z' | 'X'))
+        })
+        .count()
 }
 
 /// The threads running a guest for the async API now (they are named so).
@@ -209,7 +221,7 @@ fn guest_threads() -> usize {
 /// thread of one that just returned may still be ending).
 async fn at_rest() -> (usize, usize) {
     eventually("the guests' threads ended", || guest_threads() == 0).await;
-    (count("task"), count("fd"))
+    (live_threads(), descriptors())
 }
 
 /// Waits until `settled` holds, for at most 10 s (a guest stopped by its
@@ -406,7 +418,7 @@ fn dropping_a_future_ends_a_guest_s_wait() {
         cancel_once_started(&ticks, sandbox.clone().stdin_reader(Silent(silence)).run_async(&reads)).await;
         // The reader's own thread ends with the reader.
         drop(sender);
-        eventually("the stdin reader's thread ended", || count("task") == before.0).await;
+        eventually("the stdin reader's thread ended", || live_threads() == before.0).await;
         assert_eq!(at_rest().await, before, "threads and descriptors as before");
     });
 }
@@ -481,11 +493,11 @@ fn cancelling_waiting_guests_again_and_again_leaves_nothing_behind() {
         // Threads of wasmtime-wasi's blocking pool come and go with the
         // load (idle ones end after 10 s); one left by a guest never would.
         let start = Instant::now();
-        while count("task") > before.0 {
+        while live_threads() > before.0 {
             assert!(
                 start.elapsed() < Duration::from_secs(20),
                 "{} threads, {} before",
-                count("task"),
+                live_threads(),
                 before.0
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
