@@ -307,6 +307,58 @@ fn the_report_reads_as_native_libtests() {
     }
 }
 
+/// Native `cargo test --lib -- ARGS` of the fixture, then the same through
+/// cargo with the runner for each target: libtest's report up to the point
+/// where the two may differ (`until`: the failures' own output, a
+/// wasm panic's, or the result line, whose count of the tests filtered
+/// out differs by the wasm-only tests).
+fn native_and_wasm_reports(args: &[&str], until: &str) -> (String, Vec<String>) {
+    let report = |output: &Output| {
+        let stdout = text(&output.stdout);
+        stdout.split(until).next().unwrap().to_owned()
+    };
+    let native = cargo_on_fixture(&["test", "--lib"])
+        .arg("--")
+        .args(args)
+        .output()
+        .unwrap();
+    let wasm = TARGETS.iter().map(|target| {
+        let output = cargo_on_fixture(&["test", "--lib", "--target", target])
+            .arg("--")
+            .args(args)
+            .env(runner_variable(target), runner())
+            .output()
+            .unwrap();
+        report(&output)
+    });
+    (report(&native), wasm.collect())
+}
+
+/// In libtest's terse format a failed test gets a line of its own,
+/// `NAME --- FAILED`, the line of marks it cuts short ending with the
+/// count so far, and the marks after it start a new line (found by the
+/// red team: the runner wrote an `F` among the marks).
+#[test]
+fn a_failure_in_the_terse_format_gets_its_own_line_as_in_libtest() {
+    let args = [
+        "-q",
+        "--test-threads",
+        "1",
+        "--exact",
+        "tests::ignored_and_passing",
+        "tests::passes",
+        "tests::returns_an_error",
+    ];
+    let (native, wasm) = native_and_wasm_reports(&args, "\nfailures:\n");
+    assert_eq!(
+        native, "\nrunning 3 tests\ni. 2/3\ntests::returns_an_error --- FAILED\n",
+        "native libtest's"
+    );
+    for (target, wasm) in TARGETS.iter().zip(wasm) {
+        assert_eq!(wasm, native, "{target}");
+    }
+}
+
 /// Verdicts in libtest's colours with `--color always`; none on a pipe
 /// unless asked.
 #[test]
