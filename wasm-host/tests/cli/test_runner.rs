@@ -359,6 +359,23 @@ fn a_failure_in_the_terse_format_gets_its_own_line_as_in_libtest() {
     }
 }
 
+/// On one test thread libtest writes `test NAME ... ` before the test runs,
+/// so that with `--nocapture` the test's own output follows it on the
+/// same line, then the verdict (found by the red team: the runner wrote
+/// the output first, then the whole verdict line).
+#[test]
+fn nocapture_on_one_thread_writes_a_tests_output_after_its_name_as_libtest() {
+    let args = ["--nocapture", "--test-threads", "1", "--exact", "tests::passes"];
+    let (native, wasm) = native_and_wasm_reports(&args, "\ntest result: ");
+    assert_eq!(
+        native, "\nrunning 1 test\ntest tests::passes ... output of a passing test\nok\n",
+        "native libtest's"
+    );
+    for (target, wasm) in TARGETS.iter().zip(wasm) {
+        assert_eq!(wasm, native, "{target}");
+    }
+}
+
 /// Verdicts in libtest's colours with `--color always`; none on a pipe
 /// unless asked.
 #[test]
