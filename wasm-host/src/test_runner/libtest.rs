@@ -223,10 +223,38 @@ pub fn one_test_output(stdout: &str) -> OneTest<'_> {
     }
 }
 
-/// What libtest writes after the `reported`th mark of its terse format:
-/// every 87 marks, the count so far and the line's end.
-pub fn terse_line_end(reported: usize, total: usize) -> Option<String> {
-    reported.is_multiple_of(87).then(|| format!(" {reported}/{total}\n"))
+/// Where libtest's terse format stands: 87 marks (`.`, `i`) a line, each
+/// line ended by the count of tests so far; a failed test gets a line of
+/// its own, `NAME --- FAILED`, the line of marks it cuts short ended first.
+#[derive(Debug, Default)]
+pub struct Terse {
+    /// The tests reported so far, failed or not.
+    reported: usize,
+    /// The marks on the line being written.
+    column: usize,
+}
+
+impl Terse {
+    /// Counts a mark: what follows it (the count and the line's end,
+    /// every 87 marks).
+    pub fn mark(&mut self, total: usize) -> Option<String> {
+        self.reported += 1;
+        self.column += 1;
+        (self.column == 87).then(|| self.line_end(total))
+    }
+
+    /// Counts a failed test: what comes before its `NAME --- FAILED`
+    /// line (the end of a line of marks it cuts short).
+    pub fn failure(&mut self, total: usize) -> Option<String> {
+        let end = (self.column != 0).then(|| self.line_end(total));
+        self.reported += 1;
+        end
+    }
+
+    fn line_end(&mut self, total: usize) -> String {
+        self.column = 0;
+        format!(" {}/{total}\n", self.reported)
+    }
 }
 
 /// libtest's closing line: `test result: ok. 1 passed; ...`, its verdict
@@ -293,8 +321,9 @@ mod tests {
     #[test]
     fn a_terse_line_ends_as_libtests_every_87_tests() {
         // Native libtest's first lines over chrono's 258 tests (`-q`).
+        let mut terse = Terse::default();
         let marks: String = (1..=258)
-            .map(|reported| format!(".{}", terse_line_end(reported, 258).unwrap_or_default()))
+            .map(|_| format!(".{}", terse.mark(258).unwrap_or_default()))
             .collect();
         let lines: Vec<&str> = marks.lines().collect();
         assert_eq!(lines[0], format!("{} 87/258", ".".repeat(87)));
@@ -305,6 +334,31 @@ mod tests {
             "the last line left for the result line to end"
         );
         assert_eq!(lines.len(), 3);
+    }
+
+    #[test]
+    fn a_failure_ends_the_line_of_marks_and_the_next_starts_afresh() {
+        // Native libtest (`-q --test-threads 1`): `.i.` then a failure, a
+        // failure first, 90 passing tests.
+        let mut terse = Terse::default();
+        let mut written = String::new();
+        let mut write = |mark: &str, terse: &mut Terse| match mark {
+            "F" => {
+                written += &terse.failure(94).unwrap_or_default();
+                written += "NAME --- FAILED\n";
+            }
+            _ => written += &format!("{mark}{}", terse.mark(94).unwrap_or_default()),
+        };
+        for mark in [".", "i", ".", "F", "F"]
+            .into_iter()
+            .chain(std::iter::repeat_n(".", 89))
+        {
+            write(mark, &mut terse);
+        }
+        let lines: Vec<&str> = written.lines().collect();
+        assert_eq!(lines[..3], [".i. 3/94", "NAME --- FAILED", "NAME --- FAILED"]);
+        assert_eq!(lines[3], format!("{} 92/94", ".".repeat(87)));
+        assert_eq!(lines[4], "..");
     }
 
     #[test]

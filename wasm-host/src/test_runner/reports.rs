@@ -17,9 +17,9 @@ pub(super) struct Console {
     show_output: bool,
     /// Verdicts in libtest's colours.
     colors: bool,
-    /// The tests to report, and those reported so far.
+    /// The tests to report.
     total: usize,
-    reported: usize,
+    terse_line: libtest::Terse,
 }
 
 impl Console {
@@ -30,7 +30,7 @@ impl Console {
             show_output: libtest.show_output,
             colors: (libtest.color).colors(libtest.nocapture, std::io::stdout().is_terminal()),
             total: 0,
-            reported: 0,
+            terse_line: libtest::Terse::default(),
         }
     }
 
@@ -52,7 +52,7 @@ impl Console {
         }
         let (word, color) = match (self.terse, &test.verdict) {
             (true, Verdict::Passed) => (".".to_owned(), GREEN),
-            (true, Verdict::Failed(_)) => ("F".to_owned(), RED),
+            (true, Verdict::Failed(_)) => ("FAILED".to_owned(), RED),
             (true, Verdict::Ignored(_)) => ("i".to_owned(), YELLOW),
             (false, Verdict::Passed) => ("ok".to_owned(), GREEN),
             (false, Verdict::Failed(_)) => ("FAILED".to_owned(), RED),
@@ -60,13 +60,16 @@ impl Console {
             (false, Verdict::Ignored(Some(reason))) => (format!("ignored, {reason}"), YELLOW),
         };
         let verdict = libtest::paint(&word, color, self.colors);
-        let _ = match self.terse {
-            true => {
-                self.reported += 1;
-                let end = libtest::terse_line_end(self.reported, self.total).unwrap_or_default();
+        let _ = match (self.terse, &test.verdict) {
+            (true, Verdict::Failed(_)) => {
+                let end = self.terse_line.failure(self.total).unwrap_or_default();
+                writeln!(out, "{end}{} --- {verdict}", test.name)
+            }
+            (true, _) => {
+                let end = self.terse_line.mark(self.total).unwrap_or_default();
                 write!(out, "{verdict}{end}")
             }
-            false => writeln!(out, "test {} ... {verdict}", test.name),
+            (false, _) => writeln!(out, "test {} ... {verdict}", test.name),
         };
         let _ = out.flush();
     }
