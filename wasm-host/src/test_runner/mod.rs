@@ -336,15 +336,15 @@ impl Tests<'_> {
                 Selection::Run => to_run.push(name),
             }
         }
-        let mut console = Console::new(libtest);
-        console.start(tests.len() + to_run.len());
-        for test in &tests {
-            console.finished(test);
-        }
         let threads = libtest
             .test_threads
             .or_else(|| std::thread::available_parallelism().ok())
             .map_or(1, NonZeroUsize::get);
+        let mut console = Console::new(libtest, threads);
+        console.start(tests.len() + to_run.len());
+        for test in &tests {
+            console.finished(test);
+        }
         // The module the tests still to start run in, and the timeout the
         // runner keeps for them: none once they have epoch checks.
         let (mut module, mut timeout) = (self.module.clone(), self.timeout);

@@ -15,6 +15,9 @@ pub(super) struct Console {
     terse: bool,
     nocapture: bool,
     show_output: bool,
+    /// The tests run one at a time: as libtest then does, a test's name
+    /// comes before its output (`--nocapture`), not with its verdict.
+    one_thread: bool,
     /// Verdicts in libtest's colours.
     colors: bool,
     /// The tests to report.
@@ -23,11 +26,12 @@ pub(super) struct Console {
 }
 
 impl Console {
-    pub(super) fn new(libtest: &LibtestArgs) -> Console {
+    pub(super) fn new(libtest: &LibtestArgs, threads: usize) -> Console {
         Console {
             terse: libtest.terse,
             nocapture: libtest.nocapture,
             show_output: libtest.show_output,
+            one_thread: threads == 1,
             colors: (libtest.color).colors(libtest.nocapture, std::io::stdout().is_terminal()),
             total: 0,
             terse_line: libtest::Terse::default(),
@@ -42,6 +46,10 @@ impl Console {
 
     pub(super) fn finished(&mut self, test: &Finished) {
         let mut out = std::io::stdout().lock();
+        let named_first = !self.terse && self.one_thread;
+        if named_first {
+            let _ = write!(out, "test {} ... ", test.name);
+        }
         if self.nocapture {
             // A closed stdout or stderr is the reader's choice; nothing to report to.
             let _ = out.write_all(test.stdout.as_bytes());
@@ -69,6 +77,7 @@ impl Console {
                 let end = self.terse_line.mark(self.total).unwrap_or_default();
                 write!(out, "{verdict}{end}")
             }
+            (false, _) if named_first => writeln!(out, "{verdict}"),
             (false, _) => writeln!(out, "test {} ... {verdict}", test.name),
         };
         let _ = out.flush();
