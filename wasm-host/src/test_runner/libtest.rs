@@ -319,6 +319,28 @@ mod tests {
     }
 
     #[test]
+    fn an_argument_reads_as_libtests_getopts_reads_it() {
+        // `--format` wins over `-q` wherever it comes (`cargo test -q`
+        // passes `--quiet` after `-- ARGS`).
+        assert!(!args(&["--format", "pretty", "-q"]).unwrap().terse);
+        assert!(!args(&["-q", "--format=pretty"]).unwrap().terse);
+        assert!(args(&["--format", "terse"]).unwrap().terse);
+        // An option given twice is libtest's error (`Option 'color' given
+        // more than once`), as is a value given to a flag: the harness's to
+        // refuse. `--skip` alone may be given many times.
+        for refused in [
+            &["--color", "always", "--color", "never"][..],
+            &["-q", "--quiet"],
+            &["--exact", "--exact"],
+            &["--test-threads=2", "--test-threads", "3"],
+            &["--exact=yes"],
+        ] {
+            assert_eq!(args(refused), None, "{refused:?}");
+        }
+        assert_eq!(args(&["--skip", "a", "--skip=b"]).unwrap().skip, ["a", "b"]);
+    }
+
+    #[test]
     fn a_terse_line_ends_as_libtests_every_87_tests() {
         // Native libtest's first lines over chrono's 258 tests (`-q`).
         let mut terse = Terse::default();

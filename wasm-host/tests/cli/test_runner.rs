@@ -376,6 +376,38 @@ fn nocapture_on_one_thread_writes_a_tests_output_after_its_name_as_libtest() {
     }
 }
 
+/// `cargo test -q -- --format pretty` is pretty (`--format` wins over
+/// `--quiet`, which cargo passes after the arguments), and an option given
+/// twice is libtest's error, as natively (found by the red team: the
+/// runner went by the last one of each).
+#[test]
+fn arguments_are_read_as_libtest_reads_them() {
+    let args = ["--format", "pretty", "--exact", "tests::passes"];
+    let native = cargo_on_fixture(&["test", "--lib", "-q"])
+        .arg("--")
+        .args(args)
+        .output()
+        .unwrap();
+    let report = |output: &Output| text(&output.stdout).split("\ntest result: ").next().unwrap().to_owned();
+    assert_eq!(report(&native), "\nrunning 1 test\ntest tests::passes ... ok\n");
+    for target in TARGETS {
+        let wasm = cargo_on_fixture(&["test", "--lib", "-q", "--target", target])
+            .arg("--")
+            .args(args)
+            .env(runner_variable(target), runner())
+            .output()
+            .unwrap();
+        assert_eq!(report(&wasm), report(&native), "{target}");
+        let twice = run_fixture(target, &["--color", "always", "--color", "never"]);
+        assert_eq!(twice.status.code(), Some(101), "{target}");
+        assert!(
+            text(&twice.stderr).contains("Option 'color' given more than once"),
+            "{target}: {}",
+            text(&twice.stderr)
+        );
+    }
+}
+
 /// Verdicts in libtest's colours with `--color always`; none on a pipe
 /// unless asked.
 #[test]
