@@ -3,6 +3,7 @@
 //! what it prints around one test's own output, and its console format,
 //! which `wasm-host test` reproduces for the tests it runs one per instance.
 
+use std::collections::HashSet;
 use std::num::NonZeroUsize;
 
 /// The libtest arguments `wasm-host test` honours itself. Anything else
@@ -65,13 +66,27 @@ pub fn paint(word: &str, color: &str, colors: bool) -> String {
 /// of them is for the harness alone: the run is then the guest's own, in
 /// one instance, as `wasm-host run` would run it.
 pub fn parse(args: &[String]) -> Option<LibtestArgs> {
+    /// The options that take a value; the others are flags.
+    const VALUED: [&str; 4] = ["--skip", "--test-threads", "--format", "--color"];
     let mut parsed = LibtestArgs::default();
+    // As libtest reads them: `--format`, wherever it comes, over `-q`.
+    let (mut quiet, mut format) = (false, None);
+    // libtest refuses an option given twice (but `--skip`), and a flag
+    // given a value: the harness's errors.
+    let mut given = HashSet::new();
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_owned())),
             _ => (arg.as_str(), None),
         };
+        let flag = if flag == "-q" { "--quiet" } else { flag };
+        if flag.starts_with('-') && flag != "--skip" && !given.insert(flag) {
+            return None;
+        }
+        if inline.is_some() && !VALUED.contains(&flag) {
+            return None;
+        }
         let mut value = || inline.clone().or_else(|| args.next().cloned());
         match flag {
             "--exact" => parsed.exact = true,
@@ -79,12 +94,12 @@ pub fn parse(args: &[String]) -> Option<LibtestArgs> {
             "--include-ignored" => parsed.include_ignored = true,
             "--nocapture" | "--no-capture" => parsed.nocapture = true,
             "--show-output" => parsed.show_output = true,
-            "-q" | "--quiet" => parsed.terse = true,
+            "--quiet" => quiet = true,
             "--skip" => parsed.skip.push(value()?),
             "--test-threads" => parsed.test_threads = Some(value()?.parse().ok()?),
             "--format" => match value()?.as_str() {
-                "terse" => parsed.terse = true,
-                "pretty" => parsed.terse = false,
+                "terse" => format = Some(true),
+                "pretty" => format = Some(false),
                 _ => return None,
             },
             "--color" => {
@@ -102,6 +117,7 @@ pub fn parse(args: &[String]) -> Option<LibtestArgs> {
             _ => parsed.filters.push(arg.clone()),
         }
     }
+    parsed.terse = format.unwrap_or(quiet);
     Some(parsed)
 }
 

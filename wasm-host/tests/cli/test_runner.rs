@@ -399,7 +399,8 @@ fn arguments_are_read_as_libtest_reads_them() {
             .unwrap();
         assert_eq!(report(&wasm), report(&native), "{target}");
         let twice = run_fixture(target, &["--color", "always", "--color", "never"]);
-        assert_eq!(twice.status.code(), Some(101), "{target}");
+        // 101 from a module; a component's exit says only "failed" (1).
+        assert!(!twice.status.success(), "{target}");
         assert!(
             text(&twice.stderr).contains("Option 'color' given more than once"),
             "{target}: {}",
