@@ -313,23 +313,23 @@ fn the_report_reads_as_native_libtests() {
 /// wasm panic's, or the result line, whose count of the tests filtered
 /// out differs by the wasm-only tests).
 fn native_and_wasm_reports(args: &[&str], until: &str) -> (String, Vec<String>) {
+    native_and_wasm_reports_with(args, until, |_| {})
+}
+
+/// [`native_and_wasm_reports`], each cargo command changed by `with`
+/// first (its environment).
+fn native_and_wasm_reports_with(args: &[&str], until: &str, with: impl Fn(&mut Command)) -> (String, Vec<String>) {
     let report = |output: &Output| {
         let stdout = text(&output.stdout);
         stdout.split(until).next().unwrap().to_owned()
     };
-    let native = cargo_on_fixture(&["test", "--lib"])
-        .arg("--")
-        .args(args)
-        .output()
-        .unwrap();
+    let mut native = cargo_on_fixture(&["test", "--lib"]);
+    with(native.arg("--").args(args));
+    let native = native.output().unwrap();
     let wasm = TARGETS.iter().map(|target| {
-        let output = cargo_on_fixture(&["test", "--lib", "--target", target])
-            .arg("--")
-            .args(args)
-            .env(runner_variable(target), runner())
-            .output()
-            .unwrap();
-        report(&output)
+        let mut wasm = cargo_on_fixture(&["test", "--lib", "--target", target]);
+        with(wasm.arg("--").args(args).env(runner_variable(target), runner()));
+        report(&wasm.output().unwrap())
     });
     (report(&native), wasm.collect())
 }
@@ -406,6 +406,35 @@ fn arguments_are_read_as_libtest_reads_them() {
             "{target}: {}",
             text(&twice.stderr)
         );
+    }
+}
+
+/// An ignored test's reason, `#[ignore = "..."]`, is on its verdict line
+/// (`ignored, REASON`), and the terse format gives it after the result
+/// line when it is the one test (found by the red team: the runner wrote
+/// `ignored` alone, and no reason line).
+#[test]
+fn an_ignored_tests_reason_is_reported_as_libtest_reports_it() {
+    let args = [
+        "--test-threads",
+        "1",
+        "--exact",
+        "tests::ignored_and_failing",
+        "tests::passes",
+    ];
+    let (native, wasm) = native_and_wasm_reports(&args, "\ntest result: ");
+    assert!(
+        native.contains("test tests::ignored_and_failing ... ignored, fails when run\n"),
+        "native libtest's: {native}"
+    );
+    for (target, wasm) in TARGETS.iter().zip(wasm) {
+        assert_eq!(wasm, native, "{target}");
+    }
+    let (native, wasm) = native_and_wasm_reports(&["-q", "--exact", "tests::ignored_and_failing"], "\nrunning 0 tests");
+    let reason = "test: tests::ignored_and_failing, ignore_message: fails when run\n";
+    assert!(native.contains(reason), "native libtest's: {native}");
+    for (target, wasm) in TARGETS.iter().zip(wasm) {
+        assert!(wasm.contains(reason), "{target}: {wasm}");
     }
 }
 
