@@ -438,6 +438,30 @@ fn an_ignored_tests_reason_is_reported_as_libtest_reports_it() {
     }
 }
 
+/// On one test thread libtest reports the tests in the harness's order,
+/// an ignored one where it comes (found by the red team: the runner
+/// reported the ignored tests first).
+#[test]
+fn on_one_thread_an_ignored_test_is_reported_where_it_comes_as_in_libtest() {
+    let args = [
+        "--test-threads",
+        "1",
+        "--exact",
+        "tests::fails_an_assertion",
+        "tests::ignored_and_passing",
+        "tests::passes",
+    ];
+    let (native, wasm) = native_and_wasm_reports(&args, "\nfailures:\n");
+    assert_eq!(
+        native,
+        "\nrunning 3 tests\ntest tests::fails_an_assertion ... FAILED\ntest tests::ignored_and_passing ... ignored\ntest tests::passes ... ok\n",
+        "native libtest's"
+    );
+    for (target, wasm) in TARGETS.iter().zip(wasm) {
+        assert_eq!(wasm, native, "{target}");
+    }
+}
+
 /// Verdicts in libtest's colours with `--color always`; none on a pipe
 /// unless asked.
 #[test]
