@@ -462,6 +462,41 @@ fn on_one_thread_an_ignored_test_is_reported_where_it_comes_as_in_libtest() {
     }
 }
 
+/// `--color always` writes the escapes libtest writes: the terminal's own
+/// (terminfo's `setaf` and `sgr0`, `\x1b(B\x1b[m` for an xterm), and none
+/// where TERM names no terminal (found by the red team: the runner always
+/// wrote `\x1b[0m`).
+#[test]
+fn colours_are_the_terminals_as_libtests_are() {
+    let args = [
+        "--color",
+        "always",
+        "--test-threads",
+        "1",
+        "--exact",
+        "tests::ignored_and_passing",
+        "tests::passes",
+    ];
+    for term in [Some("xterm"), None] {
+        let (native, wasm) = native_and_wasm_reports_with(&args, " 1 passed;", |command| {
+            match term {
+                Some(term) => command.env("TERM", term),
+                None => command.env_remove("TERM"),
+            };
+        });
+        match term {
+            Some(_) => assert!(
+                native.contains("\x1b[32mok\x1b(B\x1b[m"),
+                "native libtest's: {native:?}"
+            ),
+            None => assert!(!native.contains('\x1b'), "native libtest's: {native:?}"),
+        }
+        for (target, wasm) in TARGETS.iter().zip(wasm) {
+            assert_eq!(wasm, native, "{target}, TERM={term:?}");
+        }
+    }
+}
+
 /// Verdicts in libtest's colours with `--color always`; none on a pipe
 /// unless asked.
 #[test]
