@@ -324,6 +324,8 @@ impl Tests<'_> {
         let mut counts = Counts::default();
         let mut tests = Vec::new();
         let mut to_run = Vec::new();
+        // Each with the index in `to_run` of the test after it.
+        let mut ignored_tests = Vec::new();
         for name in &listed {
             let name = name.clone();
             let selection = match libtest.selects(&name) {
@@ -332,7 +334,7 @@ impl Tests<'_> {
             };
             match selection {
                 Selection::FilteredOut => counts.filtered_out += 1,
-                Selection::Ignored => tests.push(Finished::ignored(name, None)),
+                Selection::Ignored => ignored_tests.push((to_run.len(), Finished::ignored(name, None))),
                 Selection::Run => to_run.push(name),
             }
         }
@@ -341,10 +343,18 @@ impl Tests<'_> {
             .or_else(|| std::thread::available_parallelism().ok())
             .map_or(1, NonZeroUsize::get);
         let mut console = Console::new(libtest, threads);
-        console.start(tests.len() + to_run.len());
-        for test in &tests {
-            console.finished(test);
-        }
+        console.start(ignored_tests.len() + to_run.len());
+        // libtest reports an ignored test as its turn comes: on many
+        // threads at once, on one in the harness's order, before the test
+        // after it starts.
+        let mut ignored_tests = ignored_tests.into_iter().peekable();
+        let mut report_ignored = |before: usize, console: &mut Console, tests: &mut Vec<Finished>| {
+            while let Some((_, test)) = ignored_tests.next_if(|(at, _)| threads > 1 || *at <= before) {
+                console.finished(&test);
+                tests.push(test);
+            }
+        };
+        report_ignored(0, &mut console, &mut tests);
         // The module the tests still to start run in, and the timeout the
         // runner keeps for them: none once they have epoch checks.
         let (mut module, mut timeout) = (self.module.clone(), self.timeout);
@@ -359,6 +369,7 @@ impl Tests<'_> {
             while runs.in_flight() < threads
                 && let Some(id) = schedule.next()
             {
+                report_ignored(id, &mut console, &mut tests);
                 let sandbox = self.sandbox.clone().args(libtest::one_test(&to_run[id]));
                 runs.start(id, &module, sandbox, timeout)?;
             }
@@ -379,6 +390,7 @@ impl Tests<'_> {
             console.finished(&finished);
             tests.push(finished);
         }
+        report_ignored(to_run.len(), &mut console, &mut tests);
         for test in &tests {
             match test.verdict {
                 Verdict::Passed => counts.passed += 1,
