@@ -209,6 +209,18 @@ mod tests {
         assert_eq!(within(None, || Ok(8)).unwrap(), 8);
     }
 
+    /// A compile that panics (a compiler bug) within its time limit is not
+    /// reported as one past the limit (found by the red team: its thread
+    /// gone, the wait for it ended at once in `Exceeded` of the limit).
+    #[test]
+    fn a_compile_that_panics_is_not_reported_as_past_its_time_limit() {
+        let error = within(Some(Duration::from_secs(60)), || -> wasmtime::Result<()> {
+            panic!("a compiler bug")
+        })
+        .unwrap_err();
+        assert!(error.downcast_ref::<Exceeded>().is_none(), "{error:?}");
+    }
+
     /// A compile in time leaves no thread behind: a caller counting its
     /// threads (or descriptors) after a load finds them as before.
     #[cfg(target_os = "linux")]
