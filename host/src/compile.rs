@@ -5,7 +5,7 @@
 //! docs/performance.md). So sizes are checked with wasmparser before
 //! Cranelift sees the module, and the compile itself has a deadline.
 
-use std::sync::mpsc;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
 use wasmparser::{Operator, Parser, Payload};
@@ -178,7 +178,10 @@ pub(crate) fn within<R: Send + 'static>(
             let _ = thread.join();
             compiled
         }
-        Err(_) => {
+        // Its thread gone without a result: the compile panicked (the
+        // panic's message printed), long before the limit.
+        Err(RecvTimeoutError::Disconnected) => Err(wasmtime::format_err!("the compiler panicked")),
+        Err(RecvTimeoutError::Timeout) => {
             let waited = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
             Err(Exceeded {
                 limit: CompileLimit::TimeMillis,
