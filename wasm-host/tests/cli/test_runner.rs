@@ -497,6 +497,27 @@ fn colours_are_the_terminals_as_libtests_are() {
     }
 }
 
+/// A test's output is reported as libtest captures it: its stdout and
+/// stderr in one, in the order it wrote them (found by the red team: the
+/// runner gave all of its stdout, then all of its stderr).
+#[test]
+fn a_tests_stdout_and_stderr_are_reported_in_the_order_written() {
+    let written = "---- tests::panics stdout ----\nabout to panic\nthen on stdout\n";
+    let native = cargo_on_fixture(&["test", "--lib"])
+        .args(["--", "--exact", "tests::panics"])
+        .output()
+        .unwrap();
+    assert!(
+        text(&native.stdout).contains(written),
+        "native libtest's: {}",
+        text(&native.stdout)
+    );
+    for target in TARGETS {
+        let stdout = text(&run_fixture(target, &["--exact", "tests::panics"]).stdout);
+        assert!(stdout.contains(written), "{target}: {stdout}");
+    }
+}
+
 /// Verdicts in libtest's colours with `--color always`; none on a pipe
 /// unless asked.
 #[test]
