@@ -267,6 +267,8 @@ struct Finished {
     verdict: Verdict,
     stdout: String,
     stderr: String,
+    /// Both in one, in the order written, as libtest captures them.
+    output: String,
     /// From the start of the run.
     started: Duration,
     duration: Duration,
@@ -446,6 +448,7 @@ impl Finished {
             verdict,
             stdout,
             stderr: ended.stderr.clone(),
+            output: libtest::one_test_output(&ended.output).output.to_owned(),
             started: ended.started.saturating_duration_since(run_started),
             duration: ended.duration,
         }
@@ -457,6 +460,7 @@ impl Finished {
             verdict: Verdict::Ignored(reason),
             stdout: String::new(),
             stderr: String::new(),
+            output: String::new(),
             started: Duration::ZERO,
             duration: Duration::ZERO,
         }

@@ -110,7 +110,7 @@ impl Console {
         let outputs: String = (tests.iter())
             .filter(|_| !self.nocapture)
             .filter_map(|test| {
-                let mut output = test.stdout.clone() + &test.stderr;
+                let mut output = test.output.clone();
                 if let Some(reason) = test.reason() {
                     output += &status::escape_controls(&reason);
                     output.push('\n');
