@@ -193,6 +193,15 @@ pub fn listed_tests(listing: &str) -> Vec<String> {
         .collect()
 }
 
+/// The reasons libtest gives for the tests it ignored
+/// (`test NAME ... ignored, REASON` lines), by name.
+pub fn ignore_reasons(stdout: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    stdout.lines().filter_map(|line| {
+        let (name, verdict) = line.strip_prefix("test ")?.split_once(" ... ")?;
+        Some((name.to_owned(), verdict.strip_prefix("ignored, ")?.to_owned()))
+    })
+}
+
 /// What libtest itself said of a test it ran alone, from the instance's stdout.
 #[derive(Debug, PartialEq, Eq)]
 pub struct OneTest<'a> {

@@ -255,7 +255,8 @@ enum Verdict {
     Passed,
     /// Why, when more than libtest's own failure: a trap, a timeout, an exit code.
     Failed(Option<String>),
-    Ignored(Option<&'static str>),
+    /// Why, when it says: `#[ignore = "..."]`'s reason.
+    Ignored(Option<String>),
 }
 
 /// Why a `#[should_panic]` test is reported as ignored.
@@ -316,6 +317,26 @@ impl Tests<'_> {
         Ok((all, ignored))
     }
 
+    /// The reasons the harness gives for ignoring `tests` (`#[ignore =
+    /// "..."]`), by name: one instance asked to run them all, which
+    /// libtest reports as ignored without running any. Best effort: a
+    /// harness that says nothing of them leaves them without a reason.
+    fn ignore_reasons(&self, runs: &mut Runs, tests: &[&String]) -> Result<HashMap<String, String>> {
+        if tests.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let args = (["--exact", "--test-threads", "1"].into_iter().map(str::to_owned))
+            .chain(tests.iter().map(|name| name.to_string()));
+        // An id no test has: were this run abandoned at its timeout, its
+        // late ending must not be taken for a test's.
+        runs.start(usize::MAX, &self.module, self.sandbox.clone().args(args), self.timeout)?;
+        let mut reasons = HashMap::new();
+        while let Some(ended) = runs.next() {
+            reasons.extend(libtest::ignore_reasons(&ended.stdout));
+        }
+        Ok(reasons)
+    }
+
     fn run(&self, libtest: &LibtestArgs) -> Result<Results> {
         let started = (SystemTime::now(), Instant::now());
         // Before any guest runs (a listing is one).
@@ -323,6 +344,10 @@ impl Tests<'_> {
         let mut runs = Runs::new(self.stack_size);
         let (listed, ignored) = self.list(&mut runs)?;
         let ignored: HashSet<String> = ignored.into_iter().collect();
+        let reported_ignored: Vec<&String> = (listed.iter())
+            .filter(|name| ignored.contains(*name) && libtest.selects(name) && libtest.runs(true) == Selection::Ignored)
+            .collect();
+        let mut reasons = self.ignore_reasons(&mut runs, &reported_ignored)?;
         let mut counts = Counts::default();
         let mut tests = Vec::new();
         let mut to_run = Vec::new();
@@ -336,7 +361,10 @@ impl Tests<'_> {
             };
             match selection {
                 Selection::FilteredOut => counts.filtered_out += 1,
-                Selection::Ignored => ignored_tests.push((to_run.len(), Finished::ignored(name, None))),
+                Selection::Ignored => {
+                    let reason = reasons.remove(&name);
+                    ignored_tests.push((to_run.len(), Finished::ignored(name, reason)));
+                }
                 Selection::Run => to_run.push(name),
             }
         }
@@ -424,7 +452,7 @@ fn judge(ended: &Ended) -> (Verdict, String) {
     let one = libtest::one_test_output(&ended.stdout);
     let verdict = match &ended.ending {
         Ending::Ran(Ok(outcome)) => match outcome.termination {
-            Termination::Exited(0) if one.ignored_should_panic => Verdict::Ignored(Some(SHOULD_PANIC)),
+            Termination::Exited(0) if one.ignored_should_panic => Verdict::Ignored(Some(SHOULD_PANIC.to_owned())),
             Termination::Exited(0) => Verdict::Passed,
             // libtest's own failure (a test that returned an error), reported in the output.
             Termination::Exited(FAILED_CODE) => Verdict::Failed(None),
@@ -454,7 +482,7 @@ impl Finished {
         }
     }
 
-    fn ignored(name: String, reason: Option<&'static str>) -> Finished {
+    fn ignored(name: String, reason: Option<String>) -> Finished {
         Finished {
             name,
             verdict: Verdict::Ignored(reason),

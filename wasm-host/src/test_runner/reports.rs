@@ -100,6 +100,12 @@ impl Console {
             "\n{}\n",
             libtest::result_line(&results.counts, results.duration.as_secs_f64(), self.colors)
         );
+        // libtest's terse format says why when its one test was ignored.
+        if let ([test], true) = (&results.tests[..], self.terse)
+            && let Verdict::Ignored(Some(reason)) = &test.verdict
+        {
+            println!("test: {}, ignore_message: {reason}\n", test.name);
+        }
     }
 
     /// libtest's closing list of the tests that passed or failed: each
@@ -165,7 +171,7 @@ impl Finished {
         let status = match &self.verdict {
             Verdict::Passed => Status::Passed,
             Verdict::Failed(reason) => Status::Failed(vec![reason.clone().unwrap_or_else(|| "failed".to_owned())]),
-            Verdict::Ignored(reason) => Status::Skipped(reason.unwrap_or("ignored").to_owned()),
+            Verdict::Ignored(reason) => Status::Skipped(reason.clone().unwrap_or_else(|| "ignored".to_owned())),
         };
         TestResult {
             suite: suite.to_owned(),

@@ -124,10 +124,10 @@ fn every_test_gets_its_own_verdict_line_and_a_failure_its_own_output() {
             verdict_map(&[
                 ("cannot_write_to_its_read_only_directory", "ok"),
                 ("fails_an_assertion", "FAILED"),
-                ("ignored_and_failing", "ignored"),
+                ("ignored_and_failing", "ignored, fails when run"),
                 ("ignored_and_passing", "ignored"),
                 ("never_ends", "FAILED"),
-                ("never_ends_either", "ignored"),
+                ("never_ends_either", "ignored, never ends"),
                 ("panics", "FAILED"),
                 ("passes", "ok"),
                 ("reads_its_granted_package_directory", "ok"),
