@@ -561,6 +561,43 @@ fn rust_test_nocapture_shows_a_passing_tests_output_as_it_comes() {
     assert!(!run("0"));
 }
 
+/// libtest refuses a RUST_TEST_THREADS that is no positive number (where
+/// no --test-threads is given) rather than run on every CPU (found by the
+/// red team: the runner ignored it).
+#[test]
+fn a_rust_test_threads_that_is_no_count_is_refused_as_libtest_refuses_it() {
+    let refused = "RUST_TEST_THREADS is `0`, should be a positive integer";
+    let native = cargo_on_fixture(&["test", "--lib"])
+        .args(["--", "--exact", "tests::passes"])
+        .env("RUST_TEST_THREADS", "0")
+        .output()
+        .unwrap();
+    assert!(!native.status.success());
+    assert!(
+        text(&native.stderr).contains(refused),
+        "native libtest's: {}",
+        text(&native.stderr)
+    );
+    let run = |args: &[&str]| {
+        wasm_host()
+            .arg("test")
+            .arg(fixture_binary(TARGETS[0]))
+            .args(["--exact", "tests::passes"])
+            .args(args)
+            .env("RUST_TEST_THREADS", "0")
+            .output()
+            .unwrap()
+    };
+    let output = run(&[]);
+    assert!(!output.status.success(), "{}", text(&output.stdout));
+    assert!(text(&output.stderr).contains(refused), "{}", text(&output.stderr));
+    assert_eq!(
+        run(&["--test-threads", "2"]).status.code(),
+        Some(0),
+        "the argument wins"
+    );
+}
+
 #[test]
 fn nothing_is_granted_without_the_packages_metadata_or_a_flag() {
     let args = ["granted", "--skip", "never_ends"];
