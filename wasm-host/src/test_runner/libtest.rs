@@ -125,12 +125,17 @@ impl LibtestArgs {
     /// With what libtest reads from its environment where no argument
     /// says otherwise: `RUST_TEST_NOCAPTURE` (anything but `0`) and
     /// `RUST_TEST_THREADS`.
-    pub fn with_environment(mut self, var: impl Fn(&str) -> Option<String>) -> LibtestArgs {
+    /// A `RUST_TEST_THREADS` that is no positive count is libtest's error.
+    pub fn with_environment(mut self, var: impl Fn(&str) -> Option<String>) -> Result<LibtestArgs, String> {
         self.nocapture |= var("RUST_TEST_NOCAPTURE").is_some_and(|value| value != "0");
-        if self.test_threads.is_none() {
-            self.test_threads = var("RUST_TEST_THREADS").and_then(|threads| threads.parse().ok());
+        if self.test_threads.is_none()
+            && let Some(threads) = var("RUST_TEST_THREADS")
+        {
+            let count = threads.parse();
+            let refused = || format!("RUST_TEST_THREADS is `{threads}`, should be a positive integer");
+            self.test_threads = Some(count.map_err(|_| refused())?);
         }
-        self
+        Ok(self)
     }
 
     /// Whether libtest would run a test of this name (ignored or not) with
@@ -431,15 +436,22 @@ mod tests {
             move |name: &str| Some(pairs.iter().find(|(key, _)| *key == name)?.1.to_owned())
         };
         let from = |list: &[&str], pairs| args(list).unwrap().with_environment(environment(pairs));
-        let set = from(&[], &[("RUST_TEST_NOCAPTURE", "1"), ("RUST_TEST_THREADS", "3")]);
+        let set = from(&[], &[("RUST_TEST_NOCAPTURE", "1"), ("RUST_TEST_THREADS", "3")]).unwrap();
         assert!(set.nocapture);
         assert_eq!(set.test_threads, NonZeroUsize::new(3));
-        let zero = from(&[], &[("RUST_TEST_NOCAPTURE", "0"), ("RUST_TEST_THREADS", "x")]);
+        let zero = from(&[], &[("RUST_TEST_NOCAPTURE", "0")]).unwrap();
         assert!(!zero.nocapture);
         assert_eq!(zero.test_threads, None);
-        let argued = from(&["--test-threads", "2"], &[("RUST_TEST_THREADS", "3")]);
+        let refused = from(&[], &[("RUST_TEST_THREADS", "0")]).unwrap_err();
+        assert_eq!(refused, "RUST_TEST_THREADS is `0`, should be a positive integer");
+        assert!(from(&[], &[("RUST_TEST_THREADS", "x")]).is_err());
+        let argued = from(&["--test-threads", "2"], &[("RUST_TEST_THREADS", "0")]).unwrap();
         assert_eq!(argued.test_threads, NonZeroUsize::new(2));
-        assert!(from(&["--nocapture"], &[("RUST_TEST_NOCAPTURE", "0")]).nocapture);
+        assert!(
+            from(&["--nocapture"], &[("RUST_TEST_NOCAPTURE", "0")])
+                .unwrap()
+                .nocapture
+        );
     }
 
     #[test]

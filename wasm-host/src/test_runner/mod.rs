@@ -119,8 +119,9 @@ pub struct Plan {
     module: PathBuf,
     /// libtest's arguments after MODULE.
     args: Vec<String>,
-    /// libtest's reading of them; `None` leaves the run to the harness.
-    libtest: Option<LibtestArgs>,
+    /// libtest's reading of them (and of its environment: its error, for
+    /// a harness); `None` leaves the run to the harness.
+    libtest: Option<Result<LibtestArgs, String>>,
     grants: GrantArgs,
     /// The limit flags, applied over the tested package's own limits when
     /// its manifest is read.
@@ -164,6 +165,7 @@ impl Plan {
         let sandbox = metadata.grant(sandbox)?;
         match self.libtest.as_ref().filter(|_| harness) {
             Some(libtest) => {
+                let libtest = libtest.as_ref().map_err(|refused| Failure::Usage(refused.clone()))?;
                 let tests = Tests {
                     module: load(&tests_runtime)?,
                     checked: &|| load(&self.runtime.build()?),

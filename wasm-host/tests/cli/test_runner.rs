@@ -596,6 +596,14 @@ fn a_rust_test_threads_that_is_no_count_is_refused_as_libtest_refuses_it() {
         Some(0),
         "the argument wins"
     );
+    // A program that is no harness reads no RUST_TEST_THREADS.
+    let program = wasm_host()
+        .args(["test", "--env", "APP_MODE=test"])
+        .arg(xtask::guests::artifact("config_reader").unwrap())
+        .env("RUST_TEST_THREADS", "0")
+        .output()
+        .unwrap();
+    assert_eq!(program.status.code(), Some(0), "{}", text(&program.stderr));
 }
 
 #[test]
