@@ -346,4 +346,38 @@ mod tests {
         assert!(matches!(run(&mut runs, 4, &quick, None), Ending::Ran(Ok(_))));
         assert_eq!(runs.workers.len(), 2);
     }
+
+    /// A run that panics (a host bug, here a host function's) fails, and
+    /// its worker ends: the next run goes to a new one, and it passes.
+    #[test]
+    fn a_run_that_panics_fails_and_its_worker_takes_no_other() {
+        let config = RuntimeConfig::default()
+            .epoch_interruption(false)
+            .cache(CacheMode::InMemory);
+        let runtime = Runtime::new(&config).unwrap();
+        let panics = runtime
+            .load_bytes(
+                "panics",
+                r#"(module
+                    (import "env" "bug" (func $bug))
+                    (func (export "_start") (call $bug)))"#,
+            )
+            .unwrap();
+        let quick = runtime
+            .load_bytes("quick", r#"(module (func (export "_start")))"#)
+            .unwrap();
+        let mut runs = Runs::new(4 << 20);
+        let buggy = Sandbox::new().host_func("env", "bug", || -> () { panic!("a host bug") });
+        runs.start(0, &panics, buggy, None).unwrap();
+        let ended = runs.next().unwrap();
+        assert!(
+            matches!(&ended.ending, Ending::Ran(Err(error)) if error == "wasm-host panicked running it"),
+            "{:?}",
+            ended.ending
+        );
+        assert!(runs.idle.is_empty(), "its worker ended");
+        runs.start(1, &quick, Sandbox::new(), None).unwrap();
+        assert!(matches!(runs.next().unwrap().ending, Ending::Ran(Ok(_))));
+        assert_eq!(runs.workers.len(), 2);
+    }
 }
