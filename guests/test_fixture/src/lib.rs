@@ -18,6 +18,7 @@ mod tests {
     #[test]
     fn panics() {
         eprintln!("about to panic");
+        println!("then on stdout");
         panic!("a deliberate panic");
     }
 

@@ -3,6 +3,7 @@
 //! what it prints around one test's own output, and its console format,
 //! which `wasm-host test` reproduces for the tests it runs one per instance.
 
+use std::collections::HashSet;
 use std::num::NonZeroUsize;
 
 /// The libtest arguments `wasm-host test` honours itself. Anything else
@@ -65,13 +66,27 @@ pub fn paint(word: &str, color: &str, colors: bool) -> String {
 /// of them is for the harness alone: the run is then the guest's own, in
 /// one instance, as `wasm-host run` would run it.
 pub fn parse(args: &[String]) -> Option<LibtestArgs> {
+    /// The options that take a value; the others are flags.
+    const VALUED: [&str; 4] = ["--skip", "--test-threads", "--format", "--color"];
     let mut parsed = LibtestArgs::default();
+    // As libtest reads them: `--format`, wherever it comes, over `-q`.
+    let (mut quiet, mut format) = (false, None);
+    // libtest refuses an option given twice (but `--skip`), and a flag
+    // given a value: the harness's errors.
+    let mut given = HashSet::new();
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_owned())),
             _ => (arg.as_str(), None),
         };
+        let flag = if flag == "-q" { "--quiet" } else { flag };
+        if flag.starts_with('-') && flag != "--skip" && !given.insert(flag) {
+            return None;
+        }
+        if inline.is_some() && !VALUED.contains(&flag) {
+            return None;
+        }
         let mut value = || inline.clone().or_else(|| args.next().cloned());
         match flag {
             "--exact" => parsed.exact = true,
@@ -79,12 +94,12 @@ pub fn parse(args: &[String]) -> Option<LibtestArgs> {
             "--include-ignored" => parsed.include_ignored = true,
             "--nocapture" | "--no-capture" => parsed.nocapture = true,
             "--show-output" => parsed.show_output = true,
-            "-q" | "--quiet" => parsed.terse = true,
+            "--quiet" => quiet = true,
             "--skip" => parsed.skip.push(value()?),
             "--test-threads" => parsed.test_threads = Some(value()?.parse().ok()?),
             "--format" => match value()?.as_str() {
-                "terse" => parsed.terse = true,
-                "pretty" => parsed.terse = false,
+                "terse" => format = Some(true),
+                "pretty" => format = Some(false),
                 _ => return None,
             },
             "--color" => {
@@ -102,6 +117,7 @@ pub fn parse(args: &[String]) -> Option<LibtestArgs> {
             _ => parsed.filters.push(arg.clone()),
         }
     }
+    parsed.terse = format.unwrap_or(quiet);
     Some(parsed)
 }
 
@@ -109,12 +125,17 @@ impl LibtestArgs {
     /// With what libtest reads from its environment where no argument
     /// says otherwise: `RUST_TEST_NOCAPTURE` (anything but `0`) and
     /// `RUST_TEST_THREADS`.
-    pub fn with_environment(mut self, var: impl Fn(&str) -> Option<String>) -> LibtestArgs {
+    /// A `RUST_TEST_THREADS` that is no positive count is libtest's error.
+    pub fn with_environment(mut self, var: impl Fn(&str) -> Option<String>) -> Result<LibtestArgs, String> {
         self.nocapture |= var("RUST_TEST_NOCAPTURE").is_some_and(|value| value != "0");
-        if self.test_threads.is_none() {
-            self.test_threads = var("RUST_TEST_THREADS").and_then(|threads| threads.parse().ok());
+        if self.test_threads.is_none()
+            && let Some(threads) = var("RUST_TEST_THREADS")
+        {
+            let count = threads.parse();
+            let refused = || format!("RUST_TEST_THREADS is `{threads}`, should be a positive integer");
+            self.test_threads = Some(count.map_err(|_| refused())?);
         }
-        self
+        Ok(self)
     }
 
     /// Whether libtest would run a test of this name (ignored or not) with
@@ -177,6 +198,15 @@ pub fn listed_tests(listing: &str) -> Vec<String> {
         .collect()
 }
 
+/// The reasons libtest gives for the tests it ignored
+/// (`test NAME ... ignored, REASON` lines), by name.
+pub fn ignore_reasons(stdout: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    stdout.lines().filter_map(|line| {
+        let (name, verdict) = line.strip_prefix("test ")?.split_once(" ... ")?;
+        Some((name.to_owned(), verdict.strip_prefix("ignored, ")?.to_owned()))
+    })
+}
+
 /// What libtest itself said of a test it ran alone, from the instance's stdout.
 #[derive(Debug, PartialEq, Eq)]
 pub struct OneTest<'a> {
@@ -223,10 +253,38 @@ pub fn one_test_output(stdout: &str) -> OneTest<'_> {
     }
 }
 
-/// What libtest writes after the `reported`th mark of its terse format:
-/// every 87 marks, the count so far and the line's end.
-pub fn terse_line_end(reported: usize, total: usize) -> Option<String> {
-    reported.is_multiple_of(87).then(|| format!(" {reported}/{total}\n"))
+/// Where libtest's terse format stands: 87 marks (`.`, `i`) a line, each
+/// line ended by the count of tests so far; a failed test gets a line of
+/// its own, `NAME --- FAILED`, the line of marks it cuts short ended first.
+#[derive(Debug, Default)]
+pub struct Terse {
+    /// The tests reported so far, failed or not.
+    reported: usize,
+    /// The marks on the line being written.
+    column: usize,
+}
+
+impl Terse {
+    /// Counts a mark: what follows it (the count and the line's end,
+    /// every 87 marks).
+    pub fn mark(&mut self, total: usize) -> Option<String> {
+        self.reported += 1;
+        self.column += 1;
+        (self.column == 87).then(|| self.line_end(total))
+    }
+
+    /// Counts a failed test: what comes before its `NAME --- FAILED`
+    /// line (the end of a line of marks it cuts short).
+    pub fn failure(&mut self, total: usize) -> Option<String> {
+        let end = (self.column != 0).then(|| self.line_end(total));
+        self.reported += 1;
+        end
+    }
+
+    fn line_end(&mut self, total: usize) -> String {
+        self.column = 0;
+        format!(" {}/{total}\n", self.reported)
+    }
 }
 
 /// libtest's closing line: `test result: ok. 1 passed; ...`, its verdict
@@ -291,10 +349,33 @@ mod tests {
     }
 
     #[test]
+    fn an_argument_reads_as_libtests_getopts_reads_it() {
+        // `--format` wins over `-q` wherever it comes (`cargo test -q`
+        // passes `--quiet` after `-- ARGS`).
+        assert!(!args(&["--format", "pretty", "-q"]).unwrap().terse);
+        assert!(!args(&["-q", "--format=pretty"]).unwrap().terse);
+        assert!(args(&["--format", "terse"]).unwrap().terse);
+        // An option given twice is libtest's error (`Option 'color' given
+        // more than once`), as is a value given to a flag: the harness's to
+        // refuse. `--skip` alone may be given many times.
+        for refused in [
+            &["--color", "always", "--color", "never"][..],
+            &["-q", "--quiet"],
+            &["--exact", "--exact"],
+            &["--test-threads=2", "--test-threads", "3"],
+            &["--exact=yes"],
+        ] {
+            assert_eq!(args(refused), None, "{refused:?}");
+        }
+        assert_eq!(args(&["--skip", "a", "--skip=b"]).unwrap().skip, ["a", "b"]);
+    }
+
+    #[test]
     fn a_terse_line_ends_as_libtests_every_87_tests() {
         // Native libtest's first lines over chrono's 258 tests (`-q`).
+        let mut terse = Terse::default();
         let marks: String = (1..=258)
-            .map(|reported| format!(".{}", terse_line_end(reported, 258).unwrap_or_default()))
+            .map(|_| format!(".{}", terse.mark(258).unwrap_or_default()))
             .collect();
         let lines: Vec<&str> = marks.lines().collect();
         assert_eq!(lines[0], format!("{} 87/258", ".".repeat(87)));
@@ -305,6 +386,31 @@ mod tests {
             "the last line left for the result line to end"
         );
         assert_eq!(lines.len(), 3);
+    }
+
+    #[test]
+    fn a_failure_ends_the_line_of_marks_and_the_next_starts_afresh() {
+        // Native libtest (`-q --test-threads 1`): `.i.` then a failure, a
+        // failure first, 90 passing tests.
+        let mut terse = Terse::default();
+        let mut written = String::new();
+        let mut write = |mark: &str, terse: &mut Terse| match mark {
+            "F" => {
+                written += &terse.failure(94).unwrap_or_default();
+                written += "NAME --- FAILED\n";
+            }
+            _ => written += &format!("{mark}{}", terse.mark(94).unwrap_or_default()),
+        };
+        for mark in [".", "i", ".", "F", "F"]
+            .into_iter()
+            .chain(std::iter::repeat_n(".", 89))
+        {
+            write(mark, &mut terse);
+        }
+        let lines: Vec<&str> = written.lines().collect();
+        assert_eq!(lines[..3], [".i. 3/94", "NAME --- FAILED", "NAME --- FAILED"]);
+        assert_eq!(lines[3], format!("{} 92/94", ".".repeat(87)));
+        assert_eq!(lines[4], "..");
     }
 
     #[test]
@@ -330,15 +436,22 @@ mod tests {
             move |name: &str| Some(pairs.iter().find(|(key, _)| *key == name)?.1.to_owned())
         };
         let from = |list: &[&str], pairs| args(list).unwrap().with_environment(environment(pairs));
-        let set = from(&[], &[("RUST_TEST_NOCAPTURE", "1"), ("RUST_TEST_THREADS", "3")]);
+        let set = from(&[], &[("RUST_TEST_NOCAPTURE", "1"), ("RUST_TEST_THREADS", "3")]).unwrap();
         assert!(set.nocapture);
         assert_eq!(set.test_threads, NonZeroUsize::new(3));
-        let zero = from(&[], &[("RUST_TEST_NOCAPTURE", "0"), ("RUST_TEST_THREADS", "x")]);
+        let zero = from(&[], &[("RUST_TEST_NOCAPTURE", "0")]).unwrap();
         assert!(!zero.nocapture);
         assert_eq!(zero.test_threads, None);
-        let argued = from(&["--test-threads", "2"], &[("RUST_TEST_THREADS", "3")]);
+        let refused = from(&[], &[("RUST_TEST_THREADS", "0")]).unwrap_err();
+        assert_eq!(refused, "RUST_TEST_THREADS is `0`, should be a positive integer");
+        assert!(from(&[], &[("RUST_TEST_THREADS", "x")]).is_err());
+        let argued = from(&["--test-threads", "2"], &[("RUST_TEST_THREADS", "0")]).unwrap();
         assert_eq!(argued.test_threads, NonZeroUsize::new(2));
-        assert!(from(&["--nocapture"], &[("RUST_TEST_NOCAPTURE", "0")]).nocapture);
+        assert!(
+            from(&["--nocapture"], &[("RUST_TEST_NOCAPTURE", "0")])
+                .unwrap()
+                .nocapture
+        );
     }
 
     #[test]

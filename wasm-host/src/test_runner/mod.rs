@@ -119,8 +119,9 @@ pub struct Plan {
     module: PathBuf,
     /// libtest's arguments after MODULE.
     args: Vec<String>,
-    /// libtest's reading of them; `None` leaves the run to the harness.
-    libtest: Option<LibtestArgs>,
+    /// libtest's reading of them (and of its environment: its error, for
+    /// a harness); `None` leaves the run to the harness.
+    libtest: Option<Result<LibtestArgs, String>>,
     grants: GrantArgs,
     /// The limit flags, applied over the tested package's own limits when
     /// its manifest is read.
@@ -164,6 +165,7 @@ impl Plan {
         let sandbox = metadata.grant(sandbox)?;
         match self.libtest.as_ref().filter(|_| harness) {
             Some(libtest) => {
+                let libtest = libtest.as_ref().map_err(|refused| Failure::Usage(refused.clone()))?;
                 let tests = Tests {
                     module: load(&tests_runtime)?,
                     checked: &|| load(&self.runtime.build()?),
@@ -255,7 +257,8 @@ enum Verdict {
     Passed,
     /// Why, when more than libtest's own failure: a trap, a timeout, an exit code.
     Failed(Option<String>),
-    Ignored(Option<&'static str>),
+    /// Why, when it says: `#[ignore = "..."]`'s reason.
+    Ignored(Option<String>),
 }
 
 /// Why a `#[should_panic]` test is reported as ignored.
@@ -267,6 +270,8 @@ struct Finished {
     verdict: Verdict,
     stdout: String,
     stderr: String,
+    /// Both in one, in the order written, as libtest captures them.
+    output: String,
     /// From the start of the run.
     started: Duration,
     duration: Duration,
@@ -314,6 +319,26 @@ impl Tests<'_> {
         Ok((all, ignored))
     }
 
+    /// The reasons the harness gives for ignoring `tests` (`#[ignore =
+    /// "..."]`), by name: one instance asked to run them all, which
+    /// libtest reports as ignored without running any. Best effort: a
+    /// harness that says nothing of them leaves them without a reason.
+    fn ignore_reasons(&self, runs: &mut Runs, tests: &[&String]) -> Result<HashMap<String, String>> {
+        if tests.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let args = (["--exact", "--test-threads", "1"].into_iter().map(str::to_owned))
+            .chain(tests.iter().map(|name| name.to_string()));
+        // An id no test has: were this run abandoned at its timeout, its
+        // late ending must not be taken for a test's.
+        runs.start(usize::MAX, &self.module, self.sandbox.clone().args(args), self.timeout)?;
+        let mut reasons = HashMap::new();
+        while let Some(ended) = runs.next() {
+            reasons.extend(libtest::ignore_reasons(&ended.stdout));
+        }
+        Ok(reasons)
+    }
+
     fn run(&self, libtest: &LibtestArgs) -> Result<Results> {
         let started = (SystemTime::now(), Instant::now());
         // Before any guest runs (a listing is one).
@@ -321,9 +346,15 @@ impl Tests<'_> {
         let mut runs = Runs::new(self.stack_size);
         let (listed, ignored) = self.list(&mut runs)?;
         let ignored: HashSet<String> = ignored.into_iter().collect();
+        let reported_ignored: Vec<&String> = (listed.iter())
+            .filter(|name| ignored.contains(*name) && libtest.selects(name) && libtest.runs(true) == Selection::Ignored)
+            .collect();
+        let mut reasons = self.ignore_reasons(&mut runs, &reported_ignored)?;
         let mut counts = Counts::default();
         let mut tests = Vec::new();
         let mut to_run = Vec::new();
+        // Each with the index in `to_run` of the test after it.
+        let mut ignored_tests = Vec::new();
         for name in &listed {
             let name = name.clone();
             let selection = match libtest.selects(&name) {
@@ -332,19 +363,30 @@ impl Tests<'_> {
             };
             match selection {
                 Selection::FilteredOut => counts.filtered_out += 1,
-                Selection::Ignored => tests.push(Finished::ignored(name, None)),
+                Selection::Ignored => {
+                    let reason = reasons.remove(&name);
+                    ignored_tests.push((to_run.len(), Finished::ignored(name, reason)));
+                }
                 Selection::Run => to_run.push(name),
             }
-        }
-        let mut console = Console::new(libtest);
-        console.start(tests.len() + to_run.len());
-        for test in &tests {
-            console.finished(test);
         }
         let threads = libtest
             .test_threads
             .or_else(|| std::thread::available_parallelism().ok())
             .map_or(1, NonZeroUsize::get);
+        let mut console = Console::new(libtest, threads);
+        console.start(ignored_tests.len() + to_run.len());
+        // libtest reports an ignored test as its turn comes: on many
+        // threads at once, on one in the harness's order, before the test
+        // after it starts.
+        let mut ignored_tests = ignored_tests.into_iter().peekable();
+        let mut report_ignored = |before: usize, console: &mut Console, tests: &mut Vec<Finished>| {
+            while let Some((_, test)) = ignored_tests.next_if(|(at, _)| threads > 1 || *at <= before) {
+                console.finished(&test);
+                tests.push(test);
+            }
+        };
+        report_ignored(0, &mut console, &mut tests);
         // The module the tests still to start run in, and the timeout the
         // runner keeps for them: none once they have epoch checks.
         let (mut module, mut timeout) = (self.module.clone(), self.timeout);
@@ -359,6 +401,7 @@ impl Tests<'_> {
             while runs.in_flight() < threads
                 && let Some(id) = schedule.next()
             {
+                report_ignored(id, &mut console, &mut tests);
                 let sandbox = self.sandbox.clone().args(libtest::one_test(&to_run[id]));
                 runs.start(id, &module, sandbox, timeout)?;
             }
@@ -379,6 +422,7 @@ impl Tests<'_> {
             console.finished(&finished);
             tests.push(finished);
         }
+        report_ignored(to_run.len(), &mut console, &mut tests);
         for test in &tests {
             match test.verdict {
                 Verdict::Passed => counts.passed += 1,
@@ -410,7 +454,7 @@ fn judge(ended: &Ended) -> (Verdict, String) {
     let one = libtest::one_test_output(&ended.stdout);
     let verdict = match &ended.ending {
         Ending::Ran(Ok(outcome)) => match outcome.termination {
-            Termination::Exited(0) if one.ignored_should_panic => Verdict::Ignored(Some(SHOULD_PANIC)),
+            Termination::Exited(0) if one.ignored_should_panic => Verdict::Ignored(Some(SHOULD_PANIC.to_owned())),
             Termination::Exited(0) => Verdict::Passed,
             // libtest's own failure (a test that returned an error), reported in the output.
             Termination::Exited(FAILED_CODE) => Verdict::Failed(None),
@@ -434,17 +478,19 @@ impl Finished {
             verdict,
             stdout,
             stderr: ended.stderr.clone(),
+            output: libtest::one_test_output(&ended.output).output.to_owned(),
             started: ended.started.saturating_duration_since(run_started),
             duration: ended.duration,
         }
     }
 
-    fn ignored(name: String, reason: Option<&'static str>) -> Finished {
+    fn ignored(name: String, reason: Option<String>) -> Finished {
         Finished {
             name,
             verdict: Verdict::Ignored(reason),
             stdout: String::new(),
             stderr: String::new(),
+            output: String::new(),
             started: Duration::ZERO,
             duration: Duration::ZERO,
         }

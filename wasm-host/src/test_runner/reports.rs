@@ -15,22 +15,26 @@ pub(super) struct Console {
     terse: bool,
     nocapture: bool,
     show_output: bool,
+    /// The tests run one at a time: as libtest then does, a test's name
+    /// comes before its output (`--nocapture`), not with its verdict.
+    one_thread: bool,
     /// Verdicts in libtest's colours.
     colors: bool,
-    /// The tests to report, and those reported so far.
+    /// The tests to report.
     total: usize,
-    reported: usize,
+    terse_line: libtest::Terse,
 }
 
 impl Console {
-    pub(super) fn new(libtest: &LibtestArgs) -> Console {
+    pub(super) fn new(libtest: &LibtestArgs, threads: usize) -> Console {
         Console {
             terse: libtest.terse,
             nocapture: libtest.nocapture,
             show_output: libtest.show_output,
+            one_thread: threads == 1,
             colors: (libtest.color).colors(libtest.nocapture, std::io::stdout().is_terminal()),
             total: 0,
-            reported: 0,
+            terse_line: libtest::Terse::default(),
         }
     }
 
@@ -42,6 +46,10 @@ impl Console {
 
     pub(super) fn finished(&mut self, test: &Finished) {
         let mut out = std::io::stdout().lock();
+        let named_first = !self.terse && self.one_thread;
+        if named_first {
+            let _ = write!(out, "test {} ... ", test.name);
+        }
         if self.nocapture {
             // A closed stdout or stderr is the reader's choice; nothing to report to.
             let _ = out.write_all(test.stdout.as_bytes());
@@ -52,7 +60,7 @@ impl Console {
         }
         let (word, color) = match (self.terse, &test.verdict) {
             (true, Verdict::Passed) => (".".to_owned(), GREEN),
-            (true, Verdict::Failed(_)) => ("F".to_owned(), RED),
+            (true, Verdict::Failed(_)) => ("FAILED".to_owned(), RED),
             (true, Verdict::Ignored(_)) => ("i".to_owned(), YELLOW),
             (false, Verdict::Passed) => ("ok".to_owned(), GREEN),
             (false, Verdict::Failed(_)) => ("FAILED".to_owned(), RED),
@@ -60,13 +68,17 @@ impl Console {
             (false, Verdict::Ignored(Some(reason))) => (format!("ignored, {reason}"), YELLOW),
         };
         let verdict = libtest::paint(&word, color, self.colors);
-        let _ = match self.terse {
-            true => {
-                self.reported += 1;
-                let end = libtest::terse_line_end(self.reported, self.total).unwrap_or_default();
+        let _ = match (self.terse, &test.verdict) {
+            (true, Verdict::Failed(_)) => {
+                let end = self.terse_line.failure(self.total).unwrap_or_default();
+                writeln!(out, "{end}{} --- {verdict}", test.name)
+            }
+            (true, _) => {
+                let end = self.terse_line.mark(self.total).unwrap_or_default();
                 write!(out, "{verdict}{end}")
             }
-            false => writeln!(out, "test {} ... {verdict}", test.name),
+            (false, _) if named_first => writeln!(out, "{verdict}"),
+            (false, _) => writeln!(out, "test {} ... {verdict}", test.name),
         };
         let _ = out.flush();
     }
@@ -88,6 +100,12 @@ impl Console {
             "\n{}\n",
             libtest::result_line(&results.counts, results.duration.as_secs_f64(), self.colors)
         );
+        // libtest's terse format says why when its one test was ignored.
+        if let ([test], true) = (&results.tests[..], self.terse)
+            && let Verdict::Ignored(Some(reason)) = &test.verdict
+        {
+            println!("test: {}, ignore_message: {reason}\n", test.name);
+        }
     }
 
     /// libtest's closing list of the tests that passed or failed: each
@@ -98,7 +116,7 @@ impl Console {
         let outputs: String = (tests.iter())
             .filter(|_| !self.nocapture)
             .filter_map(|test| {
-                let mut output = test.stdout.clone() + &test.stderr;
+                let mut output = test.output.clone();
                 if let Some(reason) = test.reason() {
                     output += &status::escape_controls(&reason);
                     output.push('\n');
@@ -153,7 +171,7 @@ impl Finished {
         let status = match &self.verdict {
             Verdict::Passed => Status::Passed,
             Verdict::Failed(reason) => Status::Failed(vec![reason.clone().unwrap_or_else(|| "failed".to_owned())]),
-            Verdict::Ignored(reason) => Status::Skipped(reason.unwrap_or("ignored").to_owned()),
+            Verdict::Ignored(reason) => Status::Skipped(reason.clone().unwrap_or_else(|| "ignored".to_owned())),
         };
         TestResult {
             suite: suite.to_owned(),

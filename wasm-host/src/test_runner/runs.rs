@@ -49,6 +49,25 @@ impl Write for Written {
     }
 }
 
+/// One of a guest's streams: written to its own [`Written`], and to the
+/// one its stdout and stderr share, in the order written (libtest's
+/// capture).
+struct Stream {
+    own: Written,
+    both: Written,
+}
+
+impl Write for Stream {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.own.write_all(bytes)?;
+        self.both.write(bytes)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// How a run ended.
 #[derive(Debug)]
 pub enum Ending {
@@ -77,6 +96,8 @@ pub struct Ended {
     pub ending: Ending,
     pub stdout: String,
     pub stderr: String,
+    /// Its stdout and stderr in one, in the order written.
+    pub output: String,
     pub started: Instant,
     pub duration: Duration,
 }
@@ -88,6 +109,7 @@ struct InFlight {
     timeout: Option<Duration>,
     stdout: Written,
     stderr: Written,
+    output: Written,
 }
 
 /// A run for a worker: its id, its module and sandbox.
@@ -140,8 +162,12 @@ impl Runs {
         sandbox: Sandbox,
         timeout: Option<Duration>,
     ) -> Result<()> {
-        let (stdout, stderr) = (Written::default(), Written::default());
-        let sandbox = sandbox.stdout_writer(stdout.clone()).stderr_writer(stderr.clone());
+        let (stdout, stderr, output) = (Written::default(), Written::default(), Written::default());
+        let stream = |own: &Written| Stream {
+            own: own.clone(),
+            both: output.clone(),
+        };
+        let sandbox = sandbox.stdout_writer(stream(&stdout)).stderr_writer(stream(&stderr));
         let worker = match self.idle.pop() {
             Some(worker) => worker,
             None => self.spawn_worker()?,
@@ -155,6 +181,7 @@ impl Runs {
             timeout,
             stdout,
             stderr,
+            output,
         };
         self.in_flight.insert(id, run);
         Ok(())
@@ -228,6 +255,7 @@ impl Runs {
                     ending,
                     stdout: run.stdout.text(),
                     stderr: run.stderr.text(),
+                    output: run.output.text(),
                     started: run.started,
                     duration: run.started.elapsed(),
                 });
@@ -316,6 +344,40 @@ mod tests {
         assert!(matches!(run(&mut runs, 3, &slow, timeout), Ending::TimedOut(_)));
         // Its worker computes on: the next run goes to another, at once.
         assert!(matches!(run(&mut runs, 4, &quick, None), Ending::Ran(Ok(_))));
+        assert_eq!(runs.workers.len(), 2);
+    }
+
+    /// A run that panics (a host bug, here a host function's) fails, and
+    /// its worker ends: the next run goes to a new one, and it passes.
+    #[test]
+    fn a_run_that_panics_fails_and_its_worker_takes_no_other() {
+        let config = RuntimeConfig::default()
+            .epoch_interruption(false)
+            .cache(CacheMode::InMemory);
+        let runtime = Runtime::new(&config).unwrap();
+        let panics = runtime
+            .load_bytes(
+                "panics",
+                r#"(module
+                    (import "env" "bug" (func $bug))
+                    (func (export "_start") (call $bug)))"#,
+            )
+            .unwrap();
+        let quick = runtime
+            .load_bytes("quick", r#"(module (func (export "_start")))"#)
+            .unwrap();
+        let mut runs = Runs::new(4 << 20);
+        let buggy = Sandbox::new().host_func("env", "bug", || -> () { panic!("a host bug") });
+        runs.start(0, &panics, buggy, None).unwrap();
+        let ended = runs.next().unwrap();
+        assert!(
+            matches!(&ended.ending, Ending::Ran(Err(error)) if error == "wasm-host panicked running it"),
+            "{:?}",
+            ended.ending
+        );
+        assert!(runs.idle.is_empty(), "its worker ended");
+        runs.start(1, &quick, Sandbox::new(), None).unwrap();
+        assert!(matches!(runs.next().unwrap().ending, Ending::Ran(Ok(_))));
         assert_eq!(runs.workers.len(), 2);
     }
 }

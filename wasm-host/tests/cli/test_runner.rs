@@ -124,10 +124,10 @@ fn every_test_gets_its_own_verdict_line_and_a_failure_its_own_output() {
             verdict_map(&[
                 ("cannot_write_to_its_read_only_directory", "ok"),
                 ("fails_an_assertion", "FAILED"),
-                ("ignored_and_failing", "ignored"),
+                ("ignored_and_failing", "ignored, fails when run"),
                 ("ignored_and_passing", "ignored"),
                 ("never_ends", "FAILED"),
-                ("never_ends_either", "ignored"),
+                ("never_ends_either", "ignored, never ends"),
                 ("panics", "FAILED"),
                 ("passes", "ok"),
                 ("reads_its_granted_package_directory", "ok"),
@@ -307,6 +307,217 @@ fn the_report_reads_as_native_libtests() {
     }
 }
 
+/// Native `cargo test --lib -- ARGS` of the fixture, then the same through
+/// cargo with the runner for each target: libtest's report up to the point
+/// where the two may differ (`until`: the failures' own output, a
+/// wasm panic's, or the result line, whose count of the tests filtered
+/// out differs by the wasm-only tests).
+fn native_and_wasm_reports(args: &[&str], until: &str) -> (String, Vec<String>) {
+    native_and_wasm_reports_with(args, until, |_| {})
+}
+
+/// [`native_and_wasm_reports`], each cargo command changed by `with`
+/// first (its environment).
+fn native_and_wasm_reports_with(args: &[&str], until: &str, with: impl Fn(&mut Command)) -> (String, Vec<String>) {
+    let report = |output: &Output| {
+        let stdout = text(&output.stdout);
+        stdout.split(until).next().unwrap().to_owned()
+    };
+    let mut native = cargo_on_fixture(&["test", "--lib"]);
+    with(native.arg("--").args(args));
+    let native = native.output().unwrap();
+    let wasm = TARGETS.iter().map(|target| {
+        let mut wasm = cargo_on_fixture(&["test", "--lib", "--target", target]);
+        with(wasm.arg("--").args(args).env(runner_variable(target), runner()));
+        report(&wasm.output().unwrap())
+    });
+    (report(&native), wasm.collect())
+}
+
+/// In libtest's terse format a failed test gets a line of its own,
+/// `NAME --- FAILED`, the line of marks it cuts short ending with the
+/// count so far, and the marks after it start a new line (found by the
+/// red team: the runner wrote an `F` among the marks).
+#[test]
+fn a_failure_in_the_terse_format_gets_its_own_line_as_in_libtest() {
+    let args = [
+        "-q",
+        "--test-threads",
+        "1",
+        "--exact",
+        "tests::ignored_and_passing",
+        "tests::passes",
+        "tests::returns_an_error",
+    ];
+    let (native, wasm) = native_and_wasm_reports(&args, "\nfailures:\n");
+    assert_eq!(
+        native, "\nrunning 3 tests\ni. 2/3\ntests::returns_an_error --- FAILED\n",
+        "native libtest's"
+    );
+    for (target, wasm) in TARGETS.iter().zip(wasm) {
+        assert_eq!(wasm, native, "{target}");
+    }
+}
+
+/// On one test thread libtest writes `test NAME ... ` before the test runs,
+/// so that with `--nocapture` the test's own output follows it on the
+/// same line, then the verdict (found by the red team: the runner wrote
+/// the output first, then the whole verdict line).
+#[test]
+fn nocapture_on_one_thread_writes_a_tests_output_after_its_name_as_libtest() {
+    let args = ["--nocapture", "--test-threads", "1", "--exact", "tests::passes"];
+    let (native, wasm) = native_and_wasm_reports(&args, "\ntest result: ");
+    assert_eq!(
+        native, "\nrunning 1 test\ntest tests::passes ... output of a passing test\nok\n",
+        "native libtest's"
+    );
+    for (target, wasm) in TARGETS.iter().zip(wasm) {
+        assert_eq!(wasm, native, "{target}");
+    }
+}
+
+/// `cargo test -q -- --format pretty` is pretty (`--format` wins over
+/// `--quiet`, which cargo passes after the arguments), and an option given
+/// twice is libtest's error, as natively (found by the red team: the
+/// runner went by the last one of each).
+#[test]
+fn arguments_are_read_as_libtest_reads_them() {
+    let args = ["--format", "pretty", "--exact", "tests::passes"];
+    let native = cargo_on_fixture(&["test", "--lib", "-q"])
+        .arg("--")
+        .args(args)
+        .output()
+        .unwrap();
+    let report = |output: &Output| text(&output.stdout).split("\ntest result: ").next().unwrap().to_owned();
+    assert_eq!(report(&native), "\nrunning 1 test\ntest tests::passes ... ok\n");
+    for target in TARGETS {
+        let wasm = cargo_on_fixture(&["test", "--lib", "-q", "--target", target])
+            .arg("--")
+            .args(args)
+            .env(runner_variable(target), runner())
+            .output()
+            .unwrap();
+        assert_eq!(report(&wasm), report(&native), "{target}");
+        let twice = run_fixture(target, &["--color", "always", "--color", "never"]);
+        // 101 from a module; a component's exit says only "failed" (1).
+        assert!(!twice.status.success(), "{target}");
+        assert!(
+            text(&twice.stderr).contains("Option 'color' given more than once"),
+            "{target}: {}",
+            text(&twice.stderr)
+        );
+    }
+}
+
+/// An ignored test's reason, `#[ignore = "..."]`, is on its verdict line
+/// (`ignored, REASON`), and the terse format gives it after the result
+/// line when it is the one test (found by the red team: the runner wrote
+/// `ignored` alone, and no reason line).
+#[test]
+fn an_ignored_tests_reason_is_reported_as_libtest_reports_it() {
+    let args = [
+        "--test-threads",
+        "1",
+        "--exact",
+        "tests::ignored_and_failing",
+        "tests::passes",
+    ];
+    let (native, wasm) = native_and_wasm_reports(&args, "\ntest result: ");
+    assert!(
+        native.contains("test tests::ignored_and_failing ... ignored, fails when run\n"),
+        "native libtest's: {native}"
+    );
+    for (target, wasm) in TARGETS.iter().zip(wasm) {
+        assert_eq!(wasm, native, "{target}");
+    }
+    let (native, wasm) = native_and_wasm_reports(&["-q", "--exact", "tests::ignored_and_failing"], "\nrunning 0 tests");
+    let reason = "test: tests::ignored_and_failing, ignore_message: fails when run\n";
+    assert!(native.contains(reason), "native libtest's: {native}");
+    for (target, wasm) in TARGETS.iter().zip(wasm) {
+        assert!(wasm.contains(reason), "{target}: {wasm}");
+    }
+}
+
+/// On one test thread libtest reports the tests in the harness's order,
+/// an ignored one where it comes (found by the red team: the runner
+/// reported the ignored tests first).
+#[test]
+fn on_one_thread_an_ignored_test_is_reported_where_it_comes_as_in_libtest() {
+    let args = [
+        "--test-threads",
+        "1",
+        "--exact",
+        "tests::fails_an_assertion",
+        "tests::ignored_and_passing",
+        "tests::passes",
+    ];
+    let (native, wasm) = native_and_wasm_reports(&args, "\nfailures:\n");
+    assert_eq!(
+        native,
+        "\nrunning 3 tests\ntest tests::fails_an_assertion ... FAILED\ntest tests::ignored_and_passing ... ignored\ntest tests::passes ... ok\n",
+        "native libtest's"
+    );
+    for (target, wasm) in TARGETS.iter().zip(wasm) {
+        assert_eq!(wasm, native, "{target}");
+    }
+}
+
+/// `--color always` writes the escapes libtest writes: the terminal's own
+/// (terminfo's `setaf` and `sgr0`, `\x1b(B\x1b[m` for an xterm), and none
+/// where TERM names no terminal (found by the red team: the runner always
+/// wrote `\x1b[0m`).
+#[test]
+fn colours_are_the_terminals_as_libtests_are() {
+    let args = [
+        "--color",
+        "always",
+        "--test-threads",
+        "1",
+        "--exact",
+        "tests::ignored_and_passing",
+        "tests::passes",
+    ];
+    for term in [Some("xterm"), None] {
+        let (native, wasm) = native_and_wasm_reports_with(&args, " 1 passed;", |command| {
+            match term {
+                Some(term) => command.env("TERM", term),
+                None => command.env_remove("TERM"),
+            };
+        });
+        match term {
+            Some(_) => assert!(
+                native.contains("\x1b[32mok\x1b(B\x1b[m"),
+                "native libtest's: {native:?}"
+            ),
+            None => assert!(!native.contains('\x1b'), "native libtest's: {native:?}"),
+        }
+        for (target, wasm) in TARGETS.iter().zip(wasm) {
+            assert_eq!(wasm, native, "{target}, TERM={term:?}");
+        }
+    }
+}
+
+/// A test's output is reported as libtest captures it: its stdout and
+/// stderr in one, in the order it wrote them (found by the red team: the
+/// runner gave all of its stdout, then all of its stderr).
+#[test]
+fn a_tests_stdout_and_stderr_are_reported_in_the_order_written() {
+    let written = "---- tests::panics stdout ----\nabout to panic\nthen on stdout\n";
+    let native = cargo_on_fixture(&["test", "--lib"])
+        .args(["--", "--exact", "tests::panics"])
+        .output()
+        .unwrap();
+    assert!(
+        text(&native.stdout).contains(written),
+        "native libtest's: {}",
+        text(&native.stdout)
+    );
+    for target in TARGETS {
+        let stdout = text(&run_fixture(target, &["--exact", "tests::panics"]).stdout);
+        assert!(stdout.contains(written), "{target}: {stdout}");
+    }
+}
+
 /// Verdicts in libtest's colours with `--color always`; none on a pipe
 /// unless asked.
 #[test]
@@ -348,6 +559,51 @@ fn rust_test_nocapture_shows_a_passing_tests_output_as_it_comes() {
     };
     assert!(run("1"));
     assert!(!run("0"));
+}
+
+/// libtest refuses a RUST_TEST_THREADS that is no positive number (where
+/// no --test-threads is given) rather than run on every CPU (found by the
+/// red team: the runner ignored it).
+#[test]
+fn a_rust_test_threads_that_is_no_count_is_refused_as_libtest_refuses_it() {
+    let refused = "RUST_TEST_THREADS is `0`, should be a positive integer";
+    let native = cargo_on_fixture(&["test", "--lib"])
+        .args(["--", "--exact", "tests::passes"])
+        .env("RUST_TEST_THREADS", "0")
+        .output()
+        .unwrap();
+    assert!(!native.status.success());
+    assert!(
+        text(&native.stderr).contains(refused),
+        "native libtest's: {}",
+        text(&native.stderr)
+    );
+    let run = |args: &[&str]| {
+        wasm_host()
+            .arg("test")
+            .arg(fixture_binary(TARGETS[0]))
+            .args(["--exact", "tests::passes"])
+            .args(args)
+            .env("RUST_TEST_THREADS", "0")
+            .output()
+            .unwrap()
+    };
+    let output = run(&[]);
+    assert!(!output.status.success(), "{}", text(&output.stdout));
+    assert!(text(&output.stderr).contains(refused), "{}", text(&output.stderr));
+    assert_eq!(
+        run(&["--test-threads", "2"]).status.code(),
+        Some(0),
+        "the argument wins"
+    );
+    // A program that is no harness reads no RUST_TEST_THREADS.
+    let program = wasm_host()
+        .args(["test", "--env", "APP_MODE=test"])
+        .arg(xtask::guests::artifact("config_reader").unwrap())
+        .env("RUST_TEST_THREADS", "0")
+        .output()
+        .unwrap();
+    assert_eq!(program.status.code(), Some(0), "{}", text(&program.stderr));
 }
 
 #[test]
