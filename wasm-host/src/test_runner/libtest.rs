@@ -49,16 +49,58 @@ impl Color {
     }
 }
 
-/// The colours libtest gives a verdict, as terminal escapes.
-pub const GREEN: &str = "\x1b[32m";
-pub const RED: &str = "\x1b[31m";
-pub const YELLOW: &str = "\x1b[33m";
+/// The colours libtest gives its verdicts.
+#[derive(Debug, Clone, Copy)]
+pub enum Hue {
+    Green,
+    Red,
+    Yellow,
+}
 
-/// `word` in `color` when `colors`, as libtest writes a verdict.
-pub fn paint(word: &str, color: &str, colors: bool) -> String {
-    match colors {
-        true => format!("{color}{word}\x1b[0m"),
-        false => word.to_owned(),
+/// The escapes that colour a verdict on the terminal TERM names, as
+/// libtest finds them: terminfo's `setaf` and reset.
+#[derive(Debug)]
+pub struct Palette {
+    green: String,
+    red: String,
+    yellow: String,
+    reset: String,
+}
+
+impl Palette {
+    /// The palette of the terminal TERM names; `None` where TERM is unset
+    /// or names no terminal known here (libtest then writes no colour,
+    /// even with `--color always`).
+    pub fn of_terminal() -> Option<Palette> {
+        use term::Terminal;
+        let mut terminal = term::terminfo::TerminfoTerminal::new(Vec::new())?;
+        let mut escape = |hue: Option<term::color::Color>| -> Option<String> {
+            match hue {
+                Some(color) => terminal.fg(color).ok()?,
+                None => terminal.reset().ok()?,
+            }
+            String::from_utf8(std::mem::take(terminal.get_mut())).ok()
+        };
+        Some(Palette {
+            green: escape(Some(term::color::GREEN))?,
+            red: escape(Some(term::color::RED))?,
+            yellow: escape(Some(term::color::YELLOW))?,
+            reset: escape(None)?,
+        })
+    }
+
+    /// `word` in `hue` with a palette, as libtest writes a verdict; as it
+    /// is without.
+    pub fn paint(palette: Option<&Palette>, word: &str, hue: Hue) -> String {
+        let Some(palette) = palette else {
+            return word.to_owned();
+        };
+        let color = match hue {
+            Hue::Green => &palette.green,
+            Hue::Red => &palette.red,
+            Hue::Yellow => &palette.yellow,
+        };
+        format!("{color}{word}{}", palette.reset)
     }
 }
 
@@ -288,13 +330,13 @@ impl Terse {
 }
 
 /// libtest's closing line: `test result: ok. 1 passed; ...`, its verdict
-/// coloured when `colors`.
-pub fn result_line(counts: &Counts, seconds: f64, colors: bool) -> String {
+/// coloured with `palette`.
+pub fn result_line(counts: &Counts, seconds: f64, palette: Option<&Palette>) -> String {
     format!(
         "test result: {}. {} passed; {} failed; {} ignored; 0 measured; {} filtered out; finished in {seconds:.2}s",
         match counts.failed {
-            0 => paint("ok", GREEN, colors),
-            _ => paint("FAILED", RED, colors),
+            0 => Palette::paint(palette, "ok", Hue::Green),
+            _ => Palette::paint(palette, "FAILED", Hue::Red),
         },
         counts.passed,
         counts.failed,
@@ -420,14 +462,20 @@ mod tests {
         assert!(!Color::Auto.colors(true, true), "not amid the tests' own output");
         assert!(Color::Always.colors(true, false));
         assert!(!Color::Never.colors(false, true));
-        assert_eq!(paint("ok", GREEN, true), "\x1b[32mok\x1b[0m");
-        assert_eq!(paint("ok", GREEN, false), "ok");
+        let palette = Palette {
+            green: "<g>".to_owned(),
+            red: "<r>".to_owned(),
+            yellow: "<y>".to_owned(),
+            reset: "</>".to_owned(),
+        };
+        assert_eq!(Palette::paint(Some(&palette), "ignored", Hue::Yellow), "<y>ignored</>");
+        assert_eq!(Palette::paint(None, "ok", Hue::Green), "ok");
         let failed = Counts {
             failed: 1,
             ..Counts::default()
         };
-        assert!(result_line(&failed, 0.0, true).starts_with("test result: \x1b[31mFAILED\x1b[0m. 0 passed; 1 failed"));
-        assert!(result_line(&Counts::default(), 0.0, true).starts_with("test result: \x1b[32mok\x1b[0m. 0 passed"));
+        assert!(result_line(&failed, 0.0, Some(&palette)).starts_with("test result: <r>FAILED</>. 0 passed; 1 failed"));
+        assert!(result_line(&Counts::default(), 0.0, Some(&palette)).starts_with("test result: <g>ok</>. 0 passed"));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::io::{IsTerminal, Write};
 use anyhow::Result;
 use conformance::report::{self, Status, TestResult};
 
-use super::libtest::{self, GREEN, LibtestArgs, RED, YELLOW};
+use super::libtest::{self, Hue, LibtestArgs, Palette};
 use super::{Finished, Plan, Results, Verdict};
 use crate::status;
 
@@ -18,8 +18,8 @@ pub(super) struct Console {
     /// The tests run one at a time: as libtest then does, a test's name
     /// comes before its output (`--nocapture`), not with its verdict.
     one_thread: bool,
-    /// Verdicts in libtest's colours.
-    colors: bool,
+    /// Verdicts in libtest's colours, when coloured.
+    palette: Option<Palette>,
     /// The tests to report.
     total: usize,
     terse_line: libtest::Terse,
@@ -32,7 +32,10 @@ impl Console {
             nocapture: libtest.nocapture,
             show_output: libtest.show_output,
             one_thread: threads == 1,
-            colors: (libtest.color).colors(libtest.nocapture, std::io::stdout().is_terminal()),
+            palette: (libtest.color)
+                .colors(libtest.nocapture, std::io::stdout().is_terminal())
+                .then(Palette::of_terminal)
+                .flatten(),
             total: 0,
             terse_line: libtest::Terse::default(),
         }
@@ -59,15 +62,15 @@ impl Console {
             }
         }
         let (word, color) = match (self.terse, &test.verdict) {
-            (true, Verdict::Passed) => (".".to_owned(), GREEN),
-            (true, Verdict::Failed(_)) => ("FAILED".to_owned(), RED),
-            (true, Verdict::Ignored(_)) => ("i".to_owned(), YELLOW),
-            (false, Verdict::Passed) => ("ok".to_owned(), GREEN),
-            (false, Verdict::Failed(_)) => ("FAILED".to_owned(), RED),
-            (false, Verdict::Ignored(None)) => ("ignored".to_owned(), YELLOW),
-            (false, Verdict::Ignored(Some(reason))) => (format!("ignored, {reason}"), YELLOW),
+            (true, Verdict::Passed) => (".".to_owned(), Hue::Green),
+            (true, Verdict::Failed(_)) => ("FAILED".to_owned(), Hue::Red),
+            (true, Verdict::Ignored(_)) => ("i".to_owned(), Hue::Yellow),
+            (false, Verdict::Passed) => ("ok".to_owned(), Hue::Green),
+            (false, Verdict::Failed(_)) => ("FAILED".to_owned(), Hue::Red),
+            (false, Verdict::Ignored(None)) => ("ignored".to_owned(), Hue::Yellow),
+            (false, Verdict::Ignored(Some(reason))) => (format!("ignored, {reason}"), Hue::Yellow),
         };
-        let verdict = libtest::paint(&word, color, self.colors);
+        let verdict = Palette::paint(self.palette.as_ref(), &word, color);
         let _ = match (self.terse, &test.verdict) {
             (true, Verdict::Failed(_)) => {
                 let end = self.terse_line.failure(self.total).unwrap_or_default();
@@ -98,7 +101,7 @@ impl Console {
         }
         println!(
             "\n{}\n",
-            libtest::result_line(&results.counts, results.duration.as_secs_f64(), self.colors)
+            libtest::result_line(&results.counts, results.duration.as_secs_f64(), self.palette.as_ref())
         );
         // libtest's terse format says why when its one test was ignored.
         if let ([test], true) = (&results.tests[..], self.terse)

@@ -518,29 +518,40 @@ fn a_tests_stdout_and_stderr_are_reported_in_the_order_written() {
     }
 }
 
-/// Verdicts in libtest's colours with `--color always`; none on a pipe
-/// unless asked.
+/// Verdicts in libtest's colours, an xterm's, with `--color always`; none
+/// on a pipe unless asked (`colours_are_the_terminals_as_libtests_are`
+/// holds the escapes to native libtest's).
 #[test]
 fn verdicts_are_coloured_when_asked_and_not_on_a_pipe() {
-    let args = [
-        "--exact",
-        "tests::passes",
-        "tests::panics",
-        "tests::ignored_and_passing",
-    ];
-    let coloured = run_fixture(TARGETS[0], &[&args[..], &["--color", "always"]].concat());
-    let stdout = text(&coloured.stdout);
+    let run = |color: &[&str]| {
+        let output = wasm_host()
+            .arg("test")
+            .arg(fixture_binary(TARGETS[0]))
+            .args([
+                "--exact",
+                "tests::passes",
+                "tests::panics",
+                "tests::ignored_and_passing",
+            ])
+            .args(color)
+            .env("CARGO_MANIFEST_DIR", fixture_dir())
+            .env("TERM", "xterm")
+            .output()
+            .unwrap();
+        text(&output.stdout)
+    };
+    let coloured = run(&["--color", "always"]);
     for painted in [
-        "test tests::passes ... \x1b[32mok\x1b[0m\n",
-        "test tests::panics ... \x1b[31mFAILED\x1b[0m\n",
-        "test tests::ignored_and_passing ... \x1b[33mignored\x1b[0m\n",
-        "test result: \x1b[31mFAILED\x1b[0m. 1 passed; 1 failed",
+        "test tests::passes ... \x1b[32mok\x1b(B\x1b[m\n",
+        "test tests::panics ... \x1b[31mFAILED\x1b(B\x1b[m\n",
+        "test tests::ignored_and_passing ... \x1b[33mignored\x1b(B\x1b[m\n",
+        "test result: \x1b[31mFAILED\x1b(B\x1b[m. 1 passed; 1 failed",
     ] {
-        assert!(stdout.contains(painted), "no {painted:?} in {stdout:?}");
+        assert!(coloured.contains(painted), "no {painted:?} in {coloured:?}");
     }
-    let piped = run_fixture(TARGETS[0], &args);
-    assert!(!text(&piped.stdout).contains('\x1b'), "{}", text(&piped.stdout));
-    assert_eq!(verdicts(&text(&piped.stdout)).len(), 3);
+    let piped = run(&[]);
+    assert!(!piped.contains('\x1b'), "{piped}");
+    assert_eq!(verdicts(&piped).len(), 3);
 }
 
 /// libtest reads RUST_TEST_NOCAPTURE (anything but 0) as `--nocapture`.
