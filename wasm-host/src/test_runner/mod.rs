@@ -257,7 +257,7 @@ enum Verdict {
     Passed,
     /// Why, when more than libtest's own failure: a trap, a timeout, an exit code.
     Failed(Option<String>),
-    /// Why, when it says: `#[ignore = "..."]`'s reason.
+    /// Why, when it says: the reason the `ignore` attribute gives.
     Ignored(Option<String>),
 }
 
@@ -319,8 +319,8 @@ impl Tests<'_> {
         Ok((all, ignored))
     }
 
-    /// The reasons the harness gives for ignoring `tests` (`#[ignore =
-    /// "..."]`), by name: one instance asked to run them all, which
+    /// The reasons the harness gives for ignoring `tests` (the `ignore`
+    /// attribute's text), by name: one instance asked to run them all, which
     /// libtest reports as ignored without running any. Best effort: a
     /// harness that says nothing of them leaves them without a reason.
     fn ignore_reasons(&self, runs: &mut Runs, tests: &[&String]) -> Result<HashMap<String, String>> {

@@ -409,7 +409,7 @@ fn arguments_are_read_as_libtest_reads_them() {
     }
 }
 
-/// An ignored test's reason, `#[ignore = "..."]`, is on its verdict line
+/// An ignored test's reason (the `ignore` attribute's text) is on its verdict line
 /// (`ignored, REASON`), and the terse format gives it after the result
 /// line when it is the one test (found by the red team: the runner wrote
 /// `ignored` alone, and no reason line).
