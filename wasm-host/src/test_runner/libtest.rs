@@ -511,6 +511,18 @@ mod tests {
         ] {
             assert_eq!(args(harness_only), None, "{harness_only:?}");
         }
+        // What cargo passes a harness, a filter that holds an `=`, and
+        // `--color`'s default said out loud are ours to run.
+        let ours = args(&["--test", "key=value", "--color", "auto"]).unwrap();
+        assert_eq!(ours.filters, ["key=value"]);
+        assert_eq!(ours.color, Color::Auto);
+    }
+
+    #[test]
+    fn the_reasons_libtest_gives_for_ignored_tests_are_read_by_name() {
+        let stdout = "\nrunning 3 tests\ntest a ... ignored, slow on wasm\ntest b ... ignored\ntest c ... ok\n";
+        let reasons: Vec<(String, String)> = ignore_reasons(stdout).collect();
+        assert_eq!(reasons, [("a".to_owned(), "slow on wasm".to_owned())]);
     }
 
     #[test]
@@ -551,5 +563,9 @@ mod tests {
         let should_panic = "\nrunning 1 test\ntest t - should panic ... ignored\n\ntest result: ok. 0 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.00s\n\n";
         assert!(one_test_output(should_panic).ignored_should_panic);
         assert!(!one_test_output(passed).ignored_should_panic);
+        // A test that prints `ignored` first is no should_panic test.
+        let says_ignored = "\nrunning 1 test\ntest t ... ignored words\nok\n\ntest result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.00s\n\n";
+        assert!(!one_test_output(says_ignored).ignored_should_panic);
+        assert_eq!(one_test_output(says_ignored).output, "ignored words\n");
     }
 }

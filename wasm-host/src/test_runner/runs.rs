@@ -302,6 +302,7 @@ mod tests {
         runs.start(0, &slow, Sandbox::new(), Some(timeout)).unwrap();
         // Not watched, so that a loaded machine cannot time it out.
         runs.start(1, &quick, Sandbox::new(), None).unwrap();
+        assert_eq!(runs.in_flight(), 2);
         let mut ended: Vec<Ended> = std::iter::from_fn(|| runs.next()).collect();
         ended.sort_by_key(|ended| ended.id);
         let [slow_ended, quick_ended] = &ended[..] else {
