@@ -287,16 +287,22 @@ mod tests {
                 (drop (call $clock (i32.const 1) (i64.const 1) (i32.const 32)))
                 (br_if $spin (i64.lt_u (i64.load (i32.const 32)) (local.get $end))))))"#;
 
-    #[test]
-    fn a_run_past_its_timeout_is_reported_with_its_output_and_the_others_go_on() {
+    /// Ends at once.
+    const QUICK: &str = r#"(module (func (export "_start")))"#;
+
+    /// Guests compiled as `wasm-host test` compiles them: no epoch checks.
+    fn runtime() -> Runtime {
         let config = RuntimeConfig::default()
             .epoch_interruption(false)
             .cache(CacheMode::InMemory);
-        let runtime = Runtime::new(&config).unwrap();
+        Runtime::new(&config).unwrap()
+    }
+
+    #[test]
+    fn a_run_past_its_timeout_is_reported_with_its_output_and_the_others_go_on() {
+        let runtime = runtime();
         let slow = runtime.load_bytes("slow", SLOW).unwrap();
-        let quick = runtime
-            .load_bytes("quick", r#"(module (func (export "_start")))"#)
-            .unwrap();
+        let quick = runtime.load_bytes("quick", QUICK).unwrap();
         let timeout = Duration::from_millis(100);
         let mut runs = Runs::new(4 << 20);
         runs.start(0, &slow, Sandbox::new(), Some(timeout)).unwrap();
@@ -322,14 +328,9 @@ mod tests {
 
     #[test]
     fn a_worker_takes_run_after_run_but_none_is_queued_behind_an_abandoned_one() {
-        let config = RuntimeConfig::default()
-            .epoch_interruption(false)
-            .cache(CacheMode::InMemory);
-        let runtime = Runtime::new(&config).unwrap();
+        let runtime = runtime();
         let slow = runtime.load_bytes("slow", SLOW).unwrap();
-        let quick = runtime
-            .load_bytes("quick", r#"(module (func (export "_start")))"#)
-            .unwrap();
+        let quick = runtime.load_bytes("quick", QUICK).unwrap();
         let mut runs = Runs::new(4 << 20);
         let run = |runs: &mut Runs, id, module, timeout| {
             runs.start(id, module, Sandbox::new(), timeout).unwrap();
@@ -352,10 +353,7 @@ mod tests {
     /// its worker ends: the next run goes to a new one, and it passes.
     #[test]
     fn a_run_that_panics_fails_and_its_worker_takes_no_other() {
-        let config = RuntimeConfig::default()
-            .epoch_interruption(false)
-            .cache(CacheMode::InMemory);
-        let runtime = Runtime::new(&config).unwrap();
+        let runtime = runtime();
         let panics = runtime
             .load_bytes(
                 "panics",
@@ -364,9 +362,7 @@ mod tests {
                     (func (export "_start") (call $bug)))"#,
             )
             .unwrap();
-        let quick = runtime
-            .load_bytes("quick", r#"(module (func (export "_start")))"#)
-            .unwrap();
+        let quick = runtime.load_bytes("quick", QUICK).unwrap();
         let mut runs = Runs::new(4 << 20);
         let buggy = Sandbox::new().host_func("env", "bug", || -> () { panic!("a host bug") });
         runs.start(0, &panics, buggy, None).unwrap();

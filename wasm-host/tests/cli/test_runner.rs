@@ -334,6 +334,21 @@ fn native_and_wasm_reports_with(args: &[&str], until: &str, with: impl Fn(&mut C
     (report(&native), wasm.collect())
 }
 
+/// Native libtest's report of `args` (as [`native_and_wasm_reports`]),
+/// once the runner's for each target is found to be the same.
+fn report_as_native(args: &[&str], until: &str) -> String {
+    report_as_native_with(args, until, |_| {})
+}
+
+/// [`report_as_native`], each cargo command changed by `with` first.
+fn report_as_native_with(args: &[&str], until: &str, with: impl Fn(&mut Command)) -> String {
+    let (native, wasm) = native_and_wasm_reports_with(args, until, with);
+    for (target, wasm) in TARGETS.iter().zip(wasm) {
+        assert_eq!(wasm, native, "{target}, {args:?}");
+    }
+    native
+}
+
 /// In libtest's terse format a failed test gets a line of its own,
 /// `NAME --- FAILED`, the line of marks it cuts short ending with the
 /// count so far, and the marks after it start a new line (found by the
@@ -349,14 +364,11 @@ fn a_failure_in_the_terse_format_gets_its_own_line_as_in_libtest() {
         "tests::passes",
         "tests::returns_an_error",
     ];
-    let (native, wasm) = native_and_wasm_reports(&args, "\nfailures:\n");
+    let native = report_as_native(&args, "\nfailures:\n");
     assert_eq!(
         native, "\nrunning 3 tests\ni. 2/3\ntests::returns_an_error --- FAILED\n",
         "native libtest's"
     );
-    for (target, wasm) in TARGETS.iter().zip(wasm) {
-        assert_eq!(wasm, native, "{target}");
-    }
 }
 
 /// On one test thread libtest writes `test NAME ... ` before the test runs,
@@ -366,14 +378,11 @@ fn a_failure_in_the_terse_format_gets_its_own_line_as_in_libtest() {
 #[test]
 fn nocapture_on_one_thread_writes_a_tests_output_after_its_name_as_libtest() {
     let args = ["--nocapture", "--test-threads", "1", "--exact", "tests::passes"];
-    let (native, wasm) = native_and_wasm_reports(&args, "\ntest result: ");
+    let native = report_as_native(&args, "\ntest result: ");
     assert_eq!(
         native, "\nrunning 1 test\ntest tests::passes ... output of a passing test\nok\n",
         "native libtest's"
     );
-    for (target, wasm) in TARGETS.iter().zip(wasm) {
-        assert_eq!(wasm, native, "{target}");
-    }
 }
 
 /// `cargo test -q -- --format pretty` is pretty (`--format` wins over
@@ -422,14 +431,11 @@ fn an_ignored_tests_reason_is_reported_as_libtest_reports_it() {
         "tests::ignored_and_failing",
         "tests::passes",
     ];
-    let (native, wasm) = native_and_wasm_reports(&args, "\ntest result: ");
+    let native = report_as_native(&args, "\ntest result: ");
     assert!(
         native.contains("test tests::ignored_and_failing ... ignored, fails when run\n"),
         "native libtest's: {native}"
     );
-    for (target, wasm) in TARGETS.iter().zip(wasm) {
-        assert_eq!(wasm, native, "{target}");
-    }
     let (native, wasm) = native_and_wasm_reports(&["-q", "--exact", "tests::ignored_and_failing"], "\nrunning 0 tests");
     let reason = "test: tests::ignored_and_failing, ignore_message: fails when run\n";
     assert!(native.contains(reason), "native libtest's: {native}");
@@ -451,15 +457,12 @@ fn on_one_thread_an_ignored_test_is_reported_where_it_comes_as_in_libtest() {
         "tests::ignored_and_passing",
         "tests::passes",
     ];
-    let (native, wasm) = native_and_wasm_reports(&args, "\nfailures:\n");
+    let native = report_as_native(&args, "\nfailures:\n");
     assert_eq!(
         native,
         "\nrunning 3 tests\ntest tests::fails_an_assertion ... FAILED\ntest tests::ignored_and_passing ... ignored\ntest tests::passes ... ok\n",
         "native libtest's"
     );
-    for (target, wasm) in TARGETS.iter().zip(wasm) {
-        assert_eq!(wasm, native, "{target}");
-    }
 }
 
 /// `--color always` writes the escapes libtest writes: the terminal's own
@@ -478,7 +481,7 @@ fn colours_are_the_terminals_as_libtests_are() {
         "tests::passes",
     ];
     for term in [Some("xterm"), None] {
-        let (native, wasm) = native_and_wasm_reports_with(&args, " 1 passed;", |command| {
+        let native = report_as_native_with(&args, " 1 passed;", |command| {
             match term {
                 Some(term) => command.env("TERM", term),
                 None => command.env_remove("TERM"),
@@ -490,9 +493,6 @@ fn colours_are_the_terminals_as_libtests_are() {
                 "native libtest's: {native:?}"
             ),
             None => assert!(!native.contains('\x1b'), "native libtest's: {native:?}"),
-        }
-        for (target, wasm) in TARGETS.iter().zip(wasm) {
-            assert_eq!(wasm, native, "{target}, TERM={term:?}");
         }
     }
 }
