@@ -1,6 +1,22 @@
 //! Tests with every ending a test can have, for `wasm-host test`: the
 //! runner must give each the verdict native `cargo test` gives it.
 
+/// Adds one: its example is a doctest that passes.
+///
+/// ```
+/// assert_eq!(test_fixture::add_one(1), 2);
+/// ```
+pub fn add_one(n: u32) -> u32 {
+    n + 1
+}
+
+/// Its example is a doctest that fails.
+///
+/// ```
+/// assert_eq!(test_fixture::add_one(1), 3, "a failing doctest");
+/// ```
+pub fn broken_example() {}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -49,7 +49,8 @@ output, `test result: ...`. A test that panics, traps or passes its
 and --format terse are honoured, as are RUST_TEST_NOCAPTURE and
 RUST_TEST_THREADS; any other argument (--list, --bench, --format json)
 leaves the run to the harness itself in one instance, as does a module
-that is no harness.
+that is no harness, and rustdoc's merged doctests (edition 2024), whose
+arguments are compiled in.
 Each test's duration is remembered beside the binary
 (BINARY.wasm-host-durations): the next run starts the longest first.
 
@@ -156,14 +157,14 @@ impl Plan {
         // its path, a file the disk cache knows unchanged is not hashed.
         let tests_runtime = self.tests_runtime.build().map_err(Failure::load(&self.module))?;
         let file = (tests_runtime.open_module_file(&self.module)).map_err(Failure::load(&self.module))?;
-        let harness = is_libtest_harness(file).with_context(|| format!("reading {}", self.module.display()))?;
+        let binary = Binary::of(file).with_context(|| format!("reading {}", self.module.display()))?;
         let load =
             |runtime: &host::Runtime| -> Result<GuestModule> { Ok(runtime.load_file_for(&self.module, &limits)?) };
         let sandbox = (self.grants)
             .apply(Sandbox::new().limits(limits.clone()))
             .map_err(anyhow::Error::msg)?;
         let sandbox = metadata.grant(sandbox)?;
-        match self.libtest.as_ref().filter(|_| harness) {
+        match self.libtest.as_ref().filter(|_| binary == Binary::Harness) {
             Some(libtest) => {
                 let libtest = libtest.as_ref().map_err(|refused| Failure::Usage(refused.clone()))?;
                 let tests = Tests {
@@ -181,37 +182,64 @@ impl Plan {
             None => {
                 let module = load(&self.runtime.build().map_err(Failure::load(&self.module))?)?;
                 let streamed = self.limits.limits_over(package, Output::Streamed);
-                run_whole(&module, &self.module, sandbox.limits(streamed), &self.args)
+                let mut ended = run_whole(&module, &self.module, sandbox.limits(streamed), &self.args);
+                if let (Binary::MergedDoctests, Err(Failure::Trapped { message, .. })) = (binary, &mut ended) {
+                    message.push_str(
+                        "; under a runner rustdoc runs a crate's doctests in one instance, so this doctest's \
+                         trap ended the rest (`cargo test --doc -- --nocapture` shows its panic message)",
+                    );
+                }
+                ended
             }
         }
     }
 }
 
-/// Whether the module `file` is a libtest harness: its name section names
-/// libtest's entry point, `test::test_main_static` (cargo's test profiles
-/// keep the name section). Read from the bytes, so no guest runs with
-/// arguments it does not expect; a component's core module is in its bytes
-/// too. A harness whose names were stripped runs as a plain program: its
-/// tests then run in one instance, one after the other. Looked through a
-/// piece at a time: a test binary is often tens of megabytes.
-fn is_libtest_harness(mut file: impl Read) -> std::io::Result<bool> {
-    const ENTRY: &[u8] = b"test_main_static";
-    let mut buffer = vec![0; 256 << 10];
-    // What is kept of each piece for the next: a name split between them.
-    let mut kept = 0;
-    loop {
-        let read = match file.read(&mut buffer[kept..]) {
-            Ok(0) => return Ok(false),
-            Ok(read) => read,
-            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(error) => return Err(error),
-        };
-        let filled = kept + read;
-        if buffer[..filled].windows(ENTRY.len()).any(|window| window == ENTRY) {
-            return Ok(true);
+/// What a test binary is, read from its bytes, so that no guest runs with
+/// arguments it does not expect.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Binary {
+    /// A libtest harness: its name section names libtest's entry point,
+    /// `test::test_main_static` (cargo's test profiles keep the name
+    /// section; a component's core module is in its bytes too). One whose
+    /// names were stripped runs as a plain program: its tests then run in
+    /// one instance, one after the other.
+    Harness,
+    /// rustdoc's merged doctests (edition 2024): a harness whose arguments
+    /// are compiled in, so it cannot be asked for its list or for one
+    /// test. Natively it spawns itself once per doctest; under a runner
+    /// rustdoc has it run them all in its one process (instance).
+    MergedDoctests,
+    Program,
+}
+
+impl Binary {
+    /// Read through a piece at a time: a test binary is often tens of
+    /// megabytes.
+    fn of(mut file: impl Read) -> std::io::Result<Binary> {
+        const ENTRY: &[u8] = b"test_main_static";
+        // What the merged doctests' `main` reads to run one doctest.
+        const DOCTEST_SELECTOR: &[u8] = b"RUSTDOC_DOCTEST_RUN_NB_TEST";
+        let mut buffer = vec![0; 256 << 10];
+        // What is kept of each piece for the next: a name split between them.
+        let mut kept = 0;
+        let mut entry = false;
+        loop {
+            let read = match file.read(&mut buffer[kept..]) {
+                Ok(0) => return Ok(if entry { Binary::Harness } else { Binary::Program }),
+                Ok(read) => read,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error),
+            };
+            let filled = kept + read;
+            let holds = |name: &[u8]| buffer[..filled].windows(name.len()).any(|window| window == name);
+            if holds(DOCTEST_SELECTOR) {
+                return Ok(Binary::MergedDoctests);
+            }
+            entry = entry || holds(ENTRY);
+            kept = filled.min(DOCTEST_SELECTOR.len() - 1);
+            buffer.copy_within(filled - kept..filled, 0);
         }
-        kept = filled.min(ENTRY.len() - 1);
-        buffer.copy_within(filled - kept..filled, 0);
     }
 }
 
@@ -525,23 +553,37 @@ mod tests {
     }
 
     #[test]
-    fn a_harness_is_found_wherever_its_entry_point_falls_between_reads() {
+    fn a_binary_is_known_wherever_its_names_fall_between_reads() {
         let mut bytes = vec![7u8; 600 << 10];
-        for at in [0, 5, (256 << 10) - 8, 300 << 10, bytes.len() - 16] {
-            let mut module = bytes.clone();
-            module[at..at + 16].copy_from_slice(b"test_main_static");
+        let entry: &[u8] = b"test_main_static";
+        let selector: &[u8] = b"RUSTDOC_DOCTEST_RUN_NB_TEST";
+        let of = |bytes: &[u8], piece| Binary::of(Pieces { bytes, piece }).unwrap();
+        for at in [0, 5, (256 << 10) - 8, 300 << 10, bytes.len() - 32] {
+            let mut harness = bytes.clone();
+            harness[at..at + entry.len()].copy_from_slice(entry);
+            let mut doctests = bytes.clone();
+            doctests[at..at + selector.len()].copy_from_slice(selector);
             for piece in [1, 7, 4096, 1 << 20] {
-                let reader = Pieces { bytes: &module, piece };
-                assert!(is_libtest_harness(reader).unwrap(), "at {at}, read {piece} at a time");
+                assert_eq!(of(&harness, piece), Binary::Harness, "at {at}, read {piece} at a time");
+                assert_eq!(
+                    of(&doctests, piece),
+                    Binary::MergedDoctests,
+                    "at {at}, read {piece} at a time"
+                );
+                // Merged doctests link libtest too, its entry point before
+                // or after the selector.
+                let mut both = harness.clone();
+                let other = if at < 1000 { 2000 } else { 1000 };
+                both[other..other + selector.len()].copy_from_slice(selector);
+                assert_eq!(
+                    of(&both, piece),
+                    Binary::MergedDoctests,
+                    "at {at}, read {piece} at a time"
+                );
             }
         }
-        bytes[1000..1015].copy_from_slice(b"test_main_stati");
-        assert!(
-            !is_libtest_harness(Pieces {
-                bytes: &bytes,
-                piece: 5
-            })
-            .unwrap()
-        );
+        bytes[1000..1015].copy_from_slice(&entry[..15]);
+        bytes[2000..2026].copy_from_slice(&selector[..26]);
+        assert_eq!(of(&bytes, 5), Binary::Program);
     }
 }

@@ -753,6 +753,65 @@ fn cargo_test_with_the_runner_gives_native_verdicts() {
     }
 }
 
+/// rustdoc's merged doctests (edition 2024) cannot be listed or run one at
+/// a time (their arguments are compiled in): through the runner they run
+/// whole in one instance, as under any runner, with the verdicts native
+/// `cargo test --doc` gives them; a failing one ends the rest, and the
+/// runner says so.
+#[test]
+fn merged_doctests_run_whole_with_native_verdicts() {
+    let doctests = |target: Option<&'static str>, args: &[&str]| {
+        let mut cargo = cargo_on_fixture(&["test", "--doc"]);
+        if let Some(target) = target {
+            cargo.args(["--target", target]).env(runner_variable(target), runner());
+        }
+        cargo.arg("--").args(args).output().unwrap()
+    };
+    let native = doctests(None, &[]);
+    let native_verdicts = verdicts(&text(&native.stdout));
+    let [(passing, ok), (failing, failed)] = [0, 1].map(|i| native_verdicts.iter().nth(i).unwrap());
+    assert!(passing.contains("add_one") && ok == "ok", "{native_verdicts:?}");
+    assert!(
+        failing.contains("broken_example") && failed == "FAILED",
+        "{native_verdicts:?}"
+    );
+    let native_passing = doctests(None, &["add_one"]);
+    assert!(native_passing.status.success());
+    for target in TARGETS {
+        let wasm = doctests(Some(target), &["add_one"]);
+        let stdout = text(&wasm.stdout);
+        assert!(wasm.status.success(), "{target}: {stdout}{}", text(&wasm.stderr));
+        assert_eq!(verdicts(&stdout), verdicts(&text(&native_passing.stdout)), "{target}");
+        assert!(stdout.contains("1 passed; 0 failed"), "{target}: {stdout}");
+
+        // The failing one is the last begun: its line is cut after its name
+        // (rustdoc's own line follows).
+        let wasm = doctests(Some(target), &[]);
+        let (stdout, stderr) = (text(&wasm.stdout), text(&wasm.stderr));
+        assert_eq!(wasm.status.code(), native.status.code(), "{target}: {stdout}{stderr}");
+        let wasm_verdicts = verdicts(&stdout);
+        assert_eq!(wasm_verdicts.get(passing), Some(ok), "{target}: {stdout}");
+        let cut = wasm_verdicts.get(failing).unwrap();
+        assert!(cut.starts_with("all doctests ran"), "{target}: {stdout}");
+        assert_eq!(wasm_verdicts.len(), 2, "{target}: {stdout}");
+        assert!(
+            stderr.contains("so this doctest's trap ended the rest"),
+            "{target}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("a failing doctest"),
+            "{target}: captured, as libtest captures it"
+        );
+
+        let wasm = doctests(Some(target), &["--nocapture"]);
+        assert!(
+            text(&wasm.stderr).contains("a failing doctest"),
+            "{target}: {}",
+            text(&wasm.stderr)
+        );
+    }
+}
+
 /// nextest lists through the runner, then runs one test per invocation
 /// (`--exact NAME --nocapture`): the same verdicts as native `cargo test`,
 /// the test that never ends cut at the package's timeout, the grant tests
