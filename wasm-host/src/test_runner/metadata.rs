@@ -17,7 +17,9 @@ use serde::Deserialize;
 pub struct TestMetadata {
     /// Directories granted read-only, relative to the package directory;
     /// the guest sees each at its absolute host path, so a test's
-    /// `env!("CARGO_MANIFEST_DIR")` paths work unchanged.
+    /// `env!("CARGO_MANIFEST_DIR")` paths work unchanged, and one inside
+    /// the package at its relative path too, as cargo's working directory
+    /// for tests makes it natively.
     #[serde(default)]
     dirs_ro: Vec<PathBuf>,
     /// Directories granted read-write, likewise.
@@ -96,6 +98,17 @@ impl TestMetadata {
             let Some(guest_path) = host_path.to_str().map(str::to_owned) else {
                 bail!("granting {}: the path is not UTF-8", host_path.display());
             };
+            // cargo runs a test in its package directory, so natively a
+            // relative path is relative to that: a directory inside the
+            // package is seen at its relative path too ("." for the
+            // package itself), the same directory with the same access.
+            let package_dir = (self.package_dir.canonicalize())
+                .with_context(|| format!("granting {}", self.package_dir.display()))?;
+            if let Ok(relative) = host_path.strip_prefix(&package_dir) {
+                let relative = relative.to_str().expect("a part of a UTF-8 path");
+                let relative = if relative.is_empty() { "." } else { relative };
+                sandbox = sandbox.dir(host_path.clone(), relative, access);
+            }
             sandbox = sandbox.dir(host_path, guest_path, access);
         }
         Ok(sandbox)

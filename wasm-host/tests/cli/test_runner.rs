@@ -634,10 +634,14 @@ fn nothing_is_granted_without_the_packages_metadata_or_a_flag() {
             ("sees_its_granted_variable", "FAILED")
         ])
     );
+    // Flags grant as `run`'s do, at the guest path given: the package
+    // directory at its absolute path and at ".".
     let dir = fixture_dir().canonicalize().unwrap();
     let flagged = wasm_host()
         .args(["test", "--env", "FIXTURE_GREETING=hello", "--dir-ro"])
         .arg(&dir)
+        .arg("--dir-ro")
+        .arg(format!("{}::.", dir.display()))
         .arg(fixture_binary(TARGETS[0]))
         .args(args)
         .env_remove("CARGO_MANIFEST_DIR")
