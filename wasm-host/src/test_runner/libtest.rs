@@ -26,6 +26,108 @@ pub struct LibtestArgs {
     /// One character per test (`-q`, `--format terse`).
     pub terse: bool,
     pub color: Color,
+    /// Under a trapped test's reason, its wasm backtrace: `RUST_BACKTRACE`,
+    /// for which std prints a panic's backtrace natively (the guest is not
+    /// given it: its std has no backtrace to print).
+    pub backtrace: Backtrace,
+}
+
+/// What `RUST_BACKTRACE` asks std for: nothing (unset or `0`), the frames
+/// between std's short-backtrace markers (the test's own code, as
+/// `RUST_BACKTRACE=1` prints them), or every frame (`full`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Backtrace {
+    #[default]
+    Off,
+    Short,
+    Full,
+}
+
+impl Backtrace {
+    fn of(variable: Option<&str>) -> Backtrace {
+        match variable {
+            None | Some("0") => Backtrace::Off,
+            Some("full") => Backtrace::Full,
+            Some(_) => Backtrace::Short,
+        }
+    }
+
+    /// The lines of Wasmtime's `backtrace` (its frames under a heading,
+    /// perhaps a note after them) to print: short, std's frames of the
+    /// panic and of libtest around the test's own are left out, and
+    /// names lose their hashes, as std prints them.
+    pub fn frames(self, backtrace: &str) -> Option<String> {
+        let mut lines = backtrace.lines().skip(1).peekable();
+        // Each function: its `N: 0x... - name` line, or `- name` for one
+        // inlined into the frame above (with WASMTIME_BACKTRACE_DETAILS),
+        // then its `at FILE:LINE`.
+        let mut functions: Vec<Vec<&str>> = Vec::new();
+        while let Some(line) = lines.next_if(|line| is_function(line)) {
+            let mut function = vec![line];
+            while let Some(at) = lines.next_if(|line| line.trim_start().starts_with("at ")) {
+                function.push(at);
+            }
+            functions.push(function);
+        }
+        let notes = lines;
+        let has = |function: &Vec<&str>, marker: &str| function[0].contains(marker);
+        let kept: Vec<String> = match self {
+            Backtrace::Off => return None,
+            Backtrace::Full => functions.iter().flatten().map(|line| line.to_string()).collect(),
+            Backtrace::Short => {
+                let start = (functions
+                    .iter()
+                    .rposition(|function| has(function, "__rust_end_short_backtrace")))
+                .map_or(0, |at| at + 1);
+                let end = (functions[start..].iter())
+                    .position(|function| has(function, "__rust_begin_short_backtrace"))
+                    .map_or(functions.len(), |at| start + at);
+                functions[start..end]
+                    .iter()
+                    .flatten()
+                    .map(|line| without_hashes(line))
+                    .collect()
+            }
+        };
+        let lines: Vec<String> = kept.into_iter().chain(notes.map(str::to_owned)).collect();
+        (!lines.is_empty()).then(|| format!("wasm backtrace:\n{}", lines.join("\n")))
+    }
+}
+
+/// `   12:  0x3b2a9 - module!name`, or `- name` for a function inlined
+/// into the frame above: a function's first line.
+fn is_function(line: &str) -> bool {
+    let line = line.trim_start();
+    let digits = line.bytes().take_while(u8::is_ascii_digit).count();
+    (digits > 0 && line[digits..].starts_with(':')) || line.starts_with("- ")
+}
+
+/// `std[a88812da5ee6ad9e]::f::h06184268c71ac9d0` as `std::f`: a symbol's
+/// crate disambiguators (v0 mangling) and its hash (legacy mangling).
+fn without_hashes(line: &str) -> String {
+    let hex16 = |text: &str| text.len() >= 16 && text.as_bytes()[..16].iter().all(u8::is_ascii_hexdigit);
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(at) = rest.find(['[', ':']) {
+        let (before, from) = rest.split_at(at);
+        out.push_str(before);
+        if let Some(hash) = from
+            .strip_prefix('[')
+            .filter(|hash| hex16(hash) && hash[16..].starts_with(']'))
+        {
+            rest = &hash[17..];
+        } else if let Some(hash) = from
+            .strip_prefix("::h")
+            .filter(|hash| hex16(hash) && !hash[16..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
+        {
+            rest = &hash[16..];
+        } else {
+            out.push_str(&from[..1]);
+            rest = &from[1..];
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// libtest's `--color`: `auto` colours the verdicts on a terminal, unless
@@ -170,6 +272,7 @@ impl LibtestArgs {
     /// A `RUST_TEST_THREADS` that is no positive count is libtest's error.
     pub fn with_environment(mut self, var: impl Fn(&str) -> Option<String>) -> Result<LibtestArgs, String> {
         self.nocapture |= var("RUST_TEST_NOCAPTURE").is_some_and(|value| value != "0");
+        self.backtrace = Backtrace::of(var("RUST_BACKTRACE").as_deref());
         if self.test_threads.is_none()
             && let Some(threads) = var("RUST_TEST_THREADS")
         {
@@ -500,6 +603,65 @@ mod tests {
                 .unwrap()
                 .nocapture
         );
+        let backtrace = |pairs| from(&[], pairs).unwrap().backtrace;
+        assert_eq!(backtrace(&[]), Backtrace::Off);
+        assert_eq!(backtrace(&[("RUST_BACKTRACE", "0")]), Backtrace::Off);
+        assert_eq!(backtrace(&[("RUST_BACKTRACE", "1")]), Backtrace::Short);
+        assert_eq!(backtrace(&[("RUST_BACKTRACE", "yes")]), Backtrace::Short);
+        assert_eq!(backtrace(&[("RUST_BACKTRACE", "full")]), Backtrace::Full);
+    }
+
+    /// Wasmtime's backtrace of a test's failed assertion (a wasip1 test
+    /// binary's, some frames left out), with file and line for some
+    /// functions and one inlined into the frame above.
+    const TRAPPED: &str = "\
+error while executing at wasm backtrace:
+    0:  0x45881 - t.wasm!abort
+    1:  0x3bcfc - t.wasm!std[a88812da5ee6ad9e]::sys::backtrace::__rust_end_short_backtrace::<std[a88812da5ee6ad9e]::panicking::panic_handler::{closure#0}, !>
+    2:  0x3d245 - t.wasm!__rustc[b7974e8690430dd9]::rust_begin_unwind
+    3:  0x4eba1 - t.wasm!core[9f8d08631ff90aa5]::panicking::panic_fmt
+                    at /rustc/library/core/src/panicking.rs:80:14
+   12:   0x50b8 - t.wasm!fixture::tests::fails::h06184268c71ac9d0
+                    at src/lib.rs:31:9
+   13:   0x3e83 - t.wasm!fixture::tests::hash_like::h06184268c71ac9d0x::{{closure}}::h8fe82a7bb20a6113
+   16:   0x5ca0 - <fn() as core::ops::function::FnOnce<()>>::call_once
+                    at /rustc/library/core/src/ops/function.rs:250:5
+                - test::__rust_begin_short_backtrace::<fn()>
+                    at /rustc/library/test/src/lib.rs:663:18
+   17:  0x1886e - t.wasm!<test[21b4df1b1919455c]::types::RunnableTest>::run
+note: using the `WASMTIME_BACKTRACE_DETAILS=1` environment variable may show more debugging information";
+
+    #[test]
+    fn a_short_backtrace_keeps_the_frames_std_prints_for_rust_backtrace_1() {
+        assert_eq!(
+            Backtrace::Short.frames(TRAPPED).unwrap(),
+            "\
+wasm backtrace:
+    2:  0x3d245 - t.wasm!__rustc::rust_begin_unwind
+    3:  0x4eba1 - t.wasm!core::panicking::panic_fmt
+                    at /rustc/library/core/src/panicking.rs:80:14
+   12:   0x50b8 - t.wasm!fixture::tests::fails
+                    at src/lib.rs:31:9
+   13:   0x3e83 - t.wasm!fixture::tests::hash_like::h06184268c71ac9d0x::{{closure}}
+   16:   0x5ca0 - <fn() as core::ops::function::FnOnce<()>>::call_once
+                    at /rustc/library/core/src/ops/function.rs:250:5
+note: using the `WASMTIME_BACKTRACE_DETAILS=1` environment variable may show more debugging information"
+        );
+        let full = Backtrace::Full.frames(TRAPPED).unwrap();
+        assert_eq!(
+            full.lines().skip(1).collect::<Vec<_>>(),
+            TRAPPED.lines().skip(1).collect::<Vec<_>>()
+        );
+        assert_eq!(Backtrace::Off.frames(TRAPPED), None);
+        // Without std's markers (a trap in the test's own code, not a
+        // panic): every frame.
+        let unmarked =
+            "error while executing at wasm backtrace:\n    0:  0x1 - m!f::h0123456789abcdef\n    1:  0x2 - m!g";
+        assert_eq!(
+            Backtrace::Short.frames(unmarked).unwrap(),
+            "wasm backtrace:\n    0:  0x1 - m!f\n    1:  0x2 - m!g"
+        );
+        assert_eq!(Backtrace::Short.frames("error while executing"), None);
     }
 
     #[test]

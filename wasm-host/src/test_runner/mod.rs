@@ -18,13 +18,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use host::{GuestModule, Limits, Sandbox, Termination};
+use host::{GuestModule, Limits, RunOutcome, Sandbox, Termination};
 
 use crate::grants::GrantArgs;
 use crate::limits::{LimitArgs, Output, RuntimePlan};
 use crate::status::{self, Failure};
 use durations::Durations;
-use libtest::{Counts, LibtestArgs, Selection};
+use libtest::{Backtrace, Counts, LibtestArgs, Selection};
 use metadata::TestMetadata;
 use reports::Console;
 use runs::{Ended, Ending, Runs};
@@ -46,8 +46,9 @@ libtest's own report: `test NAME ... ok|FAILED|ignored`, each failure's
 output, `test result: ...`. A test that panics, traps or passes its
 --timeout fails alone. Filters, --exact, --skip, --ignored,
 --include-ignored, --nocapture, --show-output, --test-threads, --color, -q
-and --format terse are honoured, as are RUST_TEST_NOCAPTURE and
-RUST_TEST_THREADS; any other argument (--list, --bench, --format json)
+and --format terse are honoured, as are RUST_TEST_NOCAPTURE,
+RUST_TEST_THREADS and RUST_BACKTRACE (a failed test's wasm frames, `1`
+those of its own code, `full` all); any other argument (--list, --bench, --format json)
 leaves the run to the harness itself in one instance, as does a module
 that is no harness, and rustdoc's merged doctests (edition 2024), whose
 arguments are compiled in.
@@ -296,6 +297,8 @@ const SHOULD_PANIC: &str = "#[should_panic] cannot be checked where a panic abor
 struct Finished {
     name: String,
     verdict: Verdict,
+    /// A trapped test's wasm backtrace, as `RUST_BACKTRACE` asks.
+    backtrace: Option<String>,
     stdout: String,
     stderr: String,
     /// Both in one, in the order written, as libtest captures them.
@@ -446,7 +449,7 @@ impl Tests<'_> {
                 }
             }
             durations.record(name, ended.duration);
-            let finished = Finished::new(name.clone(), &ended, started.1);
+            let finished = Finished::new(name.clone(), &ended, started.1, libtest.backtrace);
             console.finished(&finished);
             tests.push(finished);
         }
@@ -499,11 +502,22 @@ fn judge(ended: &Ended) -> (Verdict, String) {
 const FAILED_CODE: i32 = FAILED as i32;
 
 impl Finished {
-    fn new(name: String, ended: &Ended, run_started: Instant) -> Finished {
+    fn new(name: String, ended: &Ended, run_started: Instant, backtrace: Backtrace) -> Finished {
         let (verdict, stdout) = judge(ended);
+        // A trap's frames, not those of a limit the host enforced.
+        let backtrace = match &ended.ending {
+            Ending::Ran(Ok(RunOutcome {
+                termination: Termination::Trapped(trap),
+                ..
+            })) if status::for_trap(trap) == status::TRAP => {
+                trap.backtrace.as_deref().and_then(|frames| backtrace.frames(frames))
+            }
+            _ => None,
+        };
         Finished {
             name,
             verdict,
+            backtrace,
             stdout,
             stderr: ended.stderr.clone(),
             output: libtest::one_test_output(&ended.output).output.to_owned(),
@@ -516,6 +530,7 @@ impl Finished {
         Finished {
             name,
             verdict: Verdict::Ignored(reason),
+            backtrace: None,
             stdout: String::new(),
             stderr: String::new(),
             output: String::new(),
@@ -524,12 +539,25 @@ impl Finished {
         }
     }
 
-    /// The failure's reason line, as `wasm-host run` words an ending.
+    /// What wasm-host says of the failure, escaped for a terminal: its
+    /// reason line, as `wasm-host run` words an ending, then the wasm
+    /// backtrace when asked for.
     fn reason(&self) -> Option<String> {
-        match &self.verdict {
-            Verdict::Failed(Some(reason)) => Some(format!("wasm-host: {} {reason}", self.name)),
-            _ => None,
-        }
+        let Verdict::Failed(Some(reason)) = &self.verdict else {
+            return None;
+        };
+        let line = status::escape_controls(&format!("wasm-host: {} {reason}", self.name));
+        Some(match &self.backtrace {
+            Some(frames) => format!(
+                "{line}\n{}",
+                frames
+                    .lines()
+                    .map(status::escape_controls)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+            None => line,
+        })
     }
 }
 

@@ -8,7 +8,6 @@ use conformance::report::{self, Status, TestResult};
 
 use super::libtest::{self, Hue, LibtestArgs, Palette};
 use super::{Finished, Plan, Results, Verdict};
-use crate::status;
 
 /// libtest's console report, pretty or terse.
 pub(super) struct Console {
@@ -58,7 +57,7 @@ impl Console {
             let _ = out.write_all(test.stdout.as_bytes());
             let _ = std::io::stderr().write_all(test.stderr.as_bytes());
             if let Some(reason) = test.reason() {
-                eprintln!("{}", status::escape_controls(&reason));
+                eprintln!("{reason}");
             }
         }
         let (word, color) = match (self.terse, &test.verdict) {
@@ -121,7 +120,7 @@ impl Console {
             .filter_map(|test| {
                 let mut output = test.output.clone();
                 if let Some(reason) = test.reason() {
-                    output += &status::escape_controls(&reason);
+                    output += &reason;
                     output.push('\n');
                 }
                 (!output.is_empty()).then(|| format!("---- {} stdout ----\n{output}\n", test.name))

@@ -26,7 +26,9 @@ fn cargo_on_fixture(args: &[&str]) -> Command {
         .arg(xtask::guests::manifest_path())
         .arg("--target-dir")
         .arg(xtask::guests::target_dir())
-        .args(["-p", "test_fixture"]);
+        .args(["-p", "test_fixture"])
+        // Native libtest's report and ours both change with it.
+        .env_remove("RUST_BACKTRACE");
     command
 }
 
@@ -70,6 +72,7 @@ fn run_fixture(target: &'static str, args: &[&str]) -> Output {
         .arg(fixture_binary(target))
         .args(args)
         .env("CARGO_MANIFEST_DIR", fixture_dir())
+        .env_remove("RUST_BACKTRACE")
         .output()
         .unwrap()
 }
@@ -757,6 +760,56 @@ fn cargo_test_with_the_runner_gives_native_verdicts() {
     }
 }
 
+/// `RUST_BACKTRACE` gives a panicking test's wasm backtrace under its
+/// failure, as std prints a native one: `1` the frames of the test's own
+/// code (std's short backtrace, names without hashes), `full` all.
+#[test]
+fn rust_backtrace_shows_a_failed_tests_wasm_frames() {
+    for target in TARGETS {
+        let failure = |backtrace: Option<&str>| {
+            let mut command = wasm_host();
+            command
+                .arg("test")
+                .arg(fixture_binary(target))
+                .args(["--exact", "tests::fails_an_assertion"])
+                .env("CARGO_MANIFEST_DIR", fixture_dir());
+            match backtrace {
+                Some(value) => command.env("RUST_BACKTRACE", value),
+                None => command.env_remove("RUST_BACKTRACE"),
+            };
+            let output = command.output().unwrap();
+            assert_eq!(output.status.code(), Some(101), "{target}");
+            let stdout = text(&output.stdout);
+            let (_, failure) = stdout.split_once("---- tests::fails_an_assertion stdout ----").unwrap();
+            failure.split_once("\n\n\n").unwrap().0.to_owned()
+        };
+        for unset in [failure(None), failure(Some("0"))] {
+            assert!(!unset.contains("wasm backtrace:"), "{target}: {unset}");
+        }
+        let short = failure(Some("1"));
+        let (reason, frames) = short.split_once("wasm backtrace:\n").expect(&short);
+        assert!(reason.contains("arithmetic is broken"), "{target}: {short}");
+        let test_frame = frames
+            .lines()
+            .find(|line| line.contains("fails_an_assertion"))
+            .expect(&short);
+        assert!(
+            test_frame.ends_with("!test_fixture::tests::fails_an_assertion"),
+            "{target}: {short}"
+        );
+        assert!(frames.contains("::panicking::assert_failed"), "{target}: {short}");
+        assert!(
+            !frames.contains("short_backtrace") && !frames.contains("!abort"),
+            "{target}: {short}"
+        );
+        let full = failure(Some("full"));
+        assert!(
+            full.contains("__rust_end_short_backtrace") && full.contains("!abort"),
+            "{target}: {full}"
+        );
+    }
+}
+
 /// rustdoc's merged doctests (edition 2024) cannot be listed or run one at
 /// a time (their arguments are compiled in): through the runner they run
 /// whole in one instance, as under any runner, with the verdicts native
@@ -872,6 +925,7 @@ fn run_binary(binary: &std::path::Path, args: &[&str]) -> Output {
         .arg(binary)
         .args(args)
         .env("CARGO_MANIFEST_DIR", fixture_dir())
+        .env_remove("RUST_BACKTRACE")
         .output()
         .unwrap()
 }
