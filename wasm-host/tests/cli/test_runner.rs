@@ -810,6 +810,60 @@ fn rust_backtrace_shows_a_failed_tests_wasm_frames() {
     }
 }
 
+/// A harness (by its bytes) whose one test traps in a function whose name
+/// holds a line break and other control characters: the name section is
+/// the module's, so its backtrace must not forge a line of the report.
+const HOSTILE_NAMES_HARNESS: &str = r#"(module
+  (import "wasi_snapshot_preview1" "args_sizes_get" (func $sizes (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "evil: test\n")
+  (data (i32.const 200) "test_main_static")
+  (func $"evil\ntest forged ... ok\r\u{1b}[31m" (unreachable))
+  (func (export "_start")
+    ;; `--list --format terse` (3 arguments) lists the test; with
+    ;; `--ignored` (4) none; anything else runs it.
+    (drop (call $sizes (i32.const 0) (i32.const 4)))
+    (if (i32.eq (i32.load (i32.const 0)) (i32.const 4))
+      (then
+        (i32.store (i32.const 16) (i32.const 100))
+        (i32.store (i32.const 20) (i32.const 11))
+        (drop (call $write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 24)))
+        (call $exit (i32.const 0))))
+    (if (i32.eq (i32.load (i32.const 0)) (i32.const 5))
+      (then (call $exit (i32.const 0))))
+    (call $"evil\ntest forged ... ok\r\u{1b}[31m")))"#;
+
+#[test]
+fn a_function_name_cannot_forge_a_line_of_a_wasm_backtrace() {
+    let dir = tempfile::tempdir().unwrap();
+    let harness = dir.path().join("evil.wat");
+    std::fs::write(&harness, HOSTILE_NAMES_HARNESS).unwrap();
+    for backtrace in ["1", "full"] {
+        let output = wasm_host()
+            .arg("test")
+            .arg(&harness)
+            .env("RUST_BACKTRACE", backtrace)
+            .env_remove("CARGO_MANIFEST_DIR")
+            .output()
+            .unwrap();
+        let stdout = text(&output.stdout);
+        assert_eq!(output.status.code(), Some(101), "{stdout}");
+        assert!(stdout.contains("wasm backtrace:"), "{stdout}");
+        assert!(
+            !stdout.lines().any(|line| line.starts_with("test forged")),
+            "RUST_BACKTRACE={backtrace}: {stdout}"
+        );
+        assert!(stdout.contains(r"evil\ntest forged ... ok\r\u{1b}[31m"), "{stdout}");
+    }
+    // `wasm-host run` prints the same backtrace.
+    let output = wasm_host().arg("run").arg(&harness).output().unwrap();
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("wasm backtrace:"), "{stderr}");
+    assert!(!stderr.lines().any(|line| line.starts_with("test forged")), "{stderr}");
+}
+
 /// rustdoc's merged doctests (edition 2024) cannot be listed or run one at
 /// a time (their arguments are compiled in): through the runner they run
 /// whole in one instance, as under any runner, with the verdicts native
