@@ -93,18 +93,31 @@ pub struct TestArgs {
 /// libtest's status when a test failed.
 const FAILED: u8 = 101;
 
+/// The frames of a failed test's backtrace kept when `RUST_BACKTRACE`
+/// asks for it: std prints them all natively; a stack overflow has
+/// thousands, each captured at the trap.
+const BACKTRACE_FRAMES: usize = 1000;
+
 impl TestArgs {
     /// Every decision the options make, taken once, before anything is read.
     pub fn plan(self) -> Result<Plan, Failure> {
         let Some((module, args)) = self.module_and_args.split_first() else {
             return Err(Failure::Usage("no MODULE given".to_owned()));
         };
+        let libtest = libtest::parse(args).map(|libtest| libtest.with_environment(|name| std::env::var(name).ok()));
+        // RUST_BACKTRACE asks for a failed test's frames: enough of them to
+        // reach its own code, which a panic's own frames and a test's
+        // helpers put past Wasmtime's default twenty.
+        let frames = match &libtest {
+            Some(Ok(libtest)) if libtest.backtrace != Backtrace::Off => BACKTRACE_FRAMES,
+            _ => host::RuntimeConfig::default().backtrace_frames,
+        };
         Ok(Plan {
             module: PathBuf::from(module),
-            libtest: libtest::parse(args).map(|libtest| libtest.with_environment(|name| std::env::var(name).ok())),
+            libtest,
             args: args.to_vec(),
-            runtime: self.limits.runtime(),
-            tests_runtime: self.limits.pooled_runtime_without_epochs(),
+            runtime: self.limits.runtime().backtrace_frames(frames),
+            tests_runtime: self.limits.pooled_runtime_without_epochs().backtrace_frames(frames),
             // Each test runs on a worker's stack: room for --max-stack of
             // wasm, and the host's own frames.
             stack_size: self.limits.max_stack() + (2 << 20),

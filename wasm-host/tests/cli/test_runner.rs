@@ -810,17 +810,18 @@ fn rust_backtrace_shows_a_failed_tests_wasm_frames() {
     }
 }
 
-/// A harness (by its bytes) whose one test traps in a function whose name
-/// holds a line break and other control characters: the name section is
-/// the module's, so its backtrace must not forge a line of the report.
-const HOSTILE_NAMES_HARNESS: &str = r#"(module
+/// A harness by its bytes (libtest's entry point named in them) whose one
+/// test, `the_test`, calls `$test` of `functions`.
+fn one_test_harness(functions: &str) -> String {
+    format!(
+        r#"(module
   (import "wasi_snapshot_preview1" "args_sizes_get" (func $sizes (param i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
   (memory (export "memory") 1)
-  (data (i32.const 100) "evil: test\n")
+  (data (i32.const 100) "the_test: test\n")
   (data (i32.const 200) "test_main_static")
-  (func $"evil\ntest forged ... ok\r\u{1b}[31m" (unreachable))
+  {functions}
   (func (export "_start")
     ;; `--list --format terse` (3 arguments) lists the test; with
     ;; `--ignored` (4) none; anything else runs it.
@@ -828,29 +829,45 @@ const HOSTILE_NAMES_HARNESS: &str = r#"(module
     (if (i32.eq (i32.load (i32.const 0)) (i32.const 4))
       (then
         (i32.store (i32.const 16) (i32.const 100))
-        (i32.store (i32.const 20) (i32.const 11))
+        (i32.store (i32.const 20) (i32.const 15))
         (drop (call $write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 24)))
         (call $exit (i32.const 0))))
     (if (i32.eq (i32.load (i32.const 0)) (i32.const 5))
       (then (call $exit (i32.const 0))))
-    (call $"evil\ntest forged ... ok\r\u{1b}[31m")))"#;
+    (call $test)))"#
+    )
+}
+
+/// `wasm-host test HARNESS` (a WAT file in `dir`) with `RUST_BACKTRACE`
+/// set to `backtrace`: its report on stdout.
+fn failed_harness_report(dir: &std::path::Path, harness: &str, backtrace: &str) -> String {
+    let path = dir.join("harness.wat");
+    std::fs::write(&path, harness).unwrap();
+    let output = wasm_host()
+        .arg("test")
+        .arg(&path)
+        .env("RUST_BACKTRACE", backtrace)
+        .env_remove("CARGO_MANIFEST_DIR")
+        .output()
+        .unwrap();
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(101), "{stdout}");
+    assert!(stdout.contains("wasm backtrace:"), "{stdout}");
+    stdout
+}
+
+/// The name section is the module's: a function name holding a line
+/// break and other control characters must not forge a line of the report.
+const HOSTILE_NAME: &str = r#"$"evil\ntest forged ... ok\r\u{1b}[31m""#;
 
 #[test]
 fn a_function_name_cannot_forge_a_line_of_a_wasm_backtrace() {
     let dir = tempfile::tempdir().unwrap();
-    let harness = dir.path().join("evil.wat");
-    std::fs::write(&harness, HOSTILE_NAMES_HARNESS).unwrap();
+    let harness = one_test_harness(&format!(
+        "(func {HOSTILE_NAME} (unreachable)) (func $test (call {HOSTILE_NAME}))"
+    ));
     for backtrace in ["1", "full"] {
-        let output = wasm_host()
-            .arg("test")
-            .arg(&harness)
-            .env("RUST_BACKTRACE", backtrace)
-            .env_remove("CARGO_MANIFEST_DIR")
-            .output()
-            .unwrap();
-        let stdout = text(&output.stdout);
-        assert_eq!(output.status.code(), Some(101), "{stdout}");
-        assert!(stdout.contains("wasm backtrace:"), "{stdout}");
+        let stdout = failed_harness_report(dir.path(), &harness, backtrace);
         assert!(
             !stdout.lines().any(|line| line.starts_with("test forged")),
             "RUST_BACKTRACE={backtrace}: {stdout}"
@@ -858,10 +875,33 @@ fn a_function_name_cannot_forge_a_line_of_a_wasm_backtrace() {
         assert!(stdout.contains(r"evil\ntest forged ... ok\r\u{1b}[31m"), "{stdout}");
     }
     // `wasm-host run` prints the same backtrace.
-    let output = wasm_host().arg("run").arg(&harness).output().unwrap();
+    let output = wasm_host()
+        .arg("run")
+        .arg(dir.path().join("harness.wat"))
+        .output()
+        .unwrap();
     let stderr = text(&output.stderr);
     assert!(stderr.contains("wasm backtrace:"), "{stderr}");
     assert!(!stderr.lines().any(|line| line.starts_with("test forged")), "{stderr}");
+}
+
+/// A test that fails deep in its helpers (as natively, where std prints
+/// every frame) still has its own frame in the backtrace RUST_BACKTRACE
+/// asks for: Wasmtime keeps only the 20 innermost by default, and a
+/// panic's own machinery takes half of them.
+#[test]
+fn rust_backtrace_reaches_a_test_that_failed_deep_in_its_helpers() {
+    let dir = tempfile::tempdir().unwrap();
+    let helpers: String = (1..40)
+        .map(|depth| format!("(func $helper{depth} (call $helper{}))", depth - 1))
+        .collect();
+    let harness = one_test_harness(&format!(
+        "(func $helper0 (unreachable)) {helpers} (func $test (call $helper39))"
+    ));
+    for backtrace in ["1", "full"] {
+        let stdout = failed_harness_report(dir.path(), &harness, backtrace);
+        assert!(stdout.contains("!test\n"), "RUST_BACKTRACE={backtrace}: {stdout}");
+    }
 }
 
 /// rustdoc's merged doctests (edition 2024) cannot be listed or run one at
