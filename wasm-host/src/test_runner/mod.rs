@@ -51,7 +51,7 @@ RUST_TEST_THREADS and RUST_BACKTRACE (a failed test's wasm frames, `1`
 those of its own code, `full` all); any other argument (--list, --bench, --format json)
 leaves the run to the harness itself in one instance, as does a module
 that is no harness, and rustdoc's merged doctests (edition 2024), whose
-arguments are compiled in.
+arguments are compiled in (no --timeout for them: it is each test's).
 Each test's duration is remembered beside the binary
 (BINARY.wasm-host-durations): the next run starts the longest first.
 
@@ -195,9 +195,17 @@ impl Plan {
             }
             None => {
                 let module = load(&self.runtime.build().map_err(Failure::load(&self.module))?)?;
-                let streamed = self.limits.limits_over(package, Output::Streamed);
+                let mut streamed = self.limits.limits_over(package, Output::Streamed);
+                if binary == Binary::MergedDoctests {
+                    // Each test's timeout: merged doctests are many tests in
+                    // one instance (natively, and under Wasmtime, nothing
+                    // limits them).
+                    streamed = streamed.timeout(None);
+                }
                 let mut ended = run_whole(&module, &self.module, sandbox.limits(streamed), &self.args);
-                if let (Binary::MergedDoctests, Err(Failure::Trapped { message, .. })) = (binary, &mut ended) {
+                if let (Binary::MergedDoctests, Err(Failure::Trapped { message, trap, .. })) = (binary, &mut ended)
+                    && status::for_trap(trap) == status::TRAP
+                {
                     message.push_str(
                         "; under a runner rustdoc runs a crate's doctests in one instance, so this doctest's \
                          trap ended the rest (`cargo test --doc -- --nocapture` shows its panic message)",

@@ -963,6 +963,39 @@ fn merged_doctests_run_whole_with_native_verdicts() {
     }
 }
 
+/// The timeout, the package's or the runner's, is each test's: merged
+/// doctests run whole in one instance, so it cannot be each doctest's,
+/// and the run of them all is not held to it (natively, and under
+/// Wasmtime, nothing limits them either), or a crate whose doctests
+/// together take longer than one test may would fail them all. Here
+/// merged doctests by their bytes, which sleep 300ms, past a 100ms timeout.
+#[test]
+fn merged_doctests_are_not_held_to_each_tests_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let doctests = dir.path().join("doctests.wat");
+    std::fs::write(
+        &doctests,
+        r#"(module
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 400) "RUSTDOC_DOCTEST_RUN_NB_TEST")
+  (func (export "_start")
+    ;; One subscription: the monotonic clock, 300ms from now.
+    (i32.store8 (i32.const 8) (i32.const 0))
+    (i32.store (i32.const 16) (i32.const 1))
+    (i64.store (i32.const 24) (i64.const 300000000))
+    (drop (call $poll (i32.const 0) (i32.const 128) (i32.const 1) (i32.const 256)))))"#,
+    )
+    .unwrap();
+    let output = wasm_host()
+        .args(["test", "--timeout", "100ms"])
+        .arg(&doctests)
+        .env_remove("CARGO_MANIFEST_DIR")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+}
+
 /// nextest lists through the runner, then runs one test per invocation
 /// (`--exact NAME --nocapture`): the same verdicts as native `cargo test`,
 /// the test that never ends cut at the package's timeout, the grant tests
