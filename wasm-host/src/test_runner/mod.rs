@@ -365,6 +365,14 @@ impl Tests<'_> {
                     ended.ending
                 );
             }
+            if let Ending::Ran(Ok(outcome)) = &ended.ending
+                && outcome.stdout_truncated
+            {
+                bail!(
+                    "listing the tests of {}: the list was cut at the --max-output limit (raise it with --max-output)",
+                    self.module.name()
+                );
+            }
             listed[ended.id] = libtest::listed_tests(&ended.stdout);
         }
         let [all, ignored] = listed;
@@ -535,13 +543,29 @@ impl Finished {
             }
             _ => None,
         };
+        let mut stderr = ended.stderr.clone();
+        let mut output = libtest::one_test_output(&ended.output).output.to_owned();
+        // As `wasm-host run` says it: natively libtest keeps it all.
+        if let Ending::Ran(Ok(outcome)) = &ended.ending {
+            for (stream, truncated) in [
+                ("stdout", outcome.stdout_truncated),
+                ("stderr", outcome.stderr_truncated),
+            ] {
+                if truncated {
+                    let note = format!("wasm-host: {name}: {stream} was cut at the --max-output limit");
+                    let note = status::escape_controls(&note) + "\n";
+                    stderr.push_str(&note);
+                    output.push_str(&note);
+                }
+            }
+        }
         Finished {
             name,
             verdict,
             backtrace,
             stdout,
-            stderr: ended.stderr.clone(),
-            output: libtest::one_test_output(&ended.output).output.to_owned(),
+            stderr,
+            output,
             started: ended.started.saturating_duration_since(run_started),
             duration: ended.duration,
         }

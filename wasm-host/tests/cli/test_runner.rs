@@ -963,6 +963,50 @@ fn merged_doctests_run_whole_with_native_verdicts() {
     }
 }
 
+/// A test's output past `--max-output` (1 MiB by default) is dropped, as
+/// `wasm-host run` drops it, and said so, as `run` says it: natively
+/// libtest keeps it all. A listing cut so would lose tests: an error.
+#[test]
+fn output_cut_at_max_output_is_said_and_a_cut_listing_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let harness = dir.path().join("harness.wat");
+    // Its test writes its listing's line (15 bytes) three times.
+    let say = r#"(func $say
+        (i32.store (i32.const 16) (i32.const 100))
+        (i32.store (i32.const 20) (i32.const 15))
+        (drop (call $write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 24))))"#;
+    std::fs::write(
+        &harness,
+        one_test_harness(&format!("{say} (func $test (call $say) (call $say) (call $say))")),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        wasm_host()
+            .arg("test")
+            .args(args)
+            .arg(&harness)
+            .arg("--nocapture")
+            .env_remove("CARGO_MANIFEST_DIR")
+            .output()
+            .unwrap()
+    };
+    let cut = run(&["--max-output", "20"]);
+    let (stdout, stderr) = (text(&cut.stdout), text(&cut.stderr));
+    assert_eq!(cut.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("1 passed"), "{stdout}");
+    assert!(
+        stderr.contains("wasm-host: the_test: stdout was cut at the --max-output limit"),
+        "{stderr}"
+    );
+    let whole = run(&[]);
+    assert!(!text(&whole.stderr).contains("was cut"), "{}", text(&whole.stderr));
+
+    let listing = run(&["--max-output", "5"]);
+    let stderr = text(&listing.stderr);
+    assert_eq!(listing.status.code(), Some(126), "{}{stderr}", text(&listing.stdout));
+    assert!(stderr.contains("--max-output"), "{stderr}");
+}
+
 /// The timeout, the package's or the runner's, is each test's: merged
 /// doctests run whole in one instance, so it cannot be each doctest's,
 /// and the run of them all is not held to it (natively, and under
