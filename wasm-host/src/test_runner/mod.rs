@@ -51,7 +51,8 @@ RUST_TEST_THREADS and RUST_BACKTRACE (a failed test's wasm frames, `1`
 those of its own code, `full` all); any other argument (--list, --bench, --format json)
 leaves the run to the harness itself in one instance, as does a module
 that is no harness, and rustdoc's merged doctests (edition 2024), whose
-arguments are compiled in (no --timeout for them: it is each test's).
+arguments are compiled in (no --timeout for them: it is each test's);
+such a run that traps gets all its frames under RUST_BACKTRACE.
 Each test's duration is remembered beside the binary
 (BINARY.wasm-host-durations): the next run starts the longest first.
 
@@ -104,18 +105,20 @@ impl TestArgs {
         let Some((module, args)) = self.module_and_args.split_first() else {
             return Err(Failure::Usage("no MODULE given".to_owned()));
         };
-        let libtest = libtest::parse(args).map(|libtest| libtest.with_environment(|name| std::env::var(name).ok()));
-        // RUST_BACKTRACE asks for a failed test's frames: enough of them to
-        // reach its own code, which a panic's own frames and a test's
-        // helpers put past Wasmtime's default twenty.
-        let frames = match &libtest {
-            Some(Ok(libtest)) if libtest.backtrace != Backtrace::Off => BACKTRACE_FRAMES,
-            _ => host::RuntimeConfig::default().backtrace_frames,
+        // RUST_BACKTRACE asks for a failed test's frames (a harness's test,
+        // or a program run whole): enough of them to reach its own code,
+        // which a panic's own frames and a test's helpers put past
+        // Wasmtime's default twenty.
+        let backtrace = Backtrace::of(std::env::var("RUST_BACKTRACE").ok().as_deref());
+        let frames = match backtrace {
+            Backtrace::Off => host::RuntimeConfig::default().backtrace_frames,
+            Backtrace::Short | Backtrace::Full => BACKTRACE_FRAMES,
         };
         Ok(Plan {
             module: PathBuf::from(module),
-            libtest,
+            libtest: libtest::parse(args).map(|libtest| libtest.with_environment(|name| std::env::var(name).ok())),
             args: args.to_vec(),
+            backtrace,
             runtime: self.limits.runtime().backtrace_frames(frames),
             tests_runtime: self.limits.pooled_runtime_without_epochs().backtrace_frames(frames),
             // Each test runs on a worker's stack: room for --max-stack of
@@ -134,6 +137,8 @@ pub struct Plan {
     module: PathBuf,
     /// libtest's arguments after MODULE.
     args: Vec<String>,
+    /// What RUST_BACKTRACE asks for.
+    backtrace: Backtrace,
     /// libtest's reading of them (and of its environment: its error, for
     /// a harness); `None` leaves the run to the harness.
     libtest: Option<Result<LibtestArgs, String>>,
@@ -202,7 +207,8 @@ impl Plan {
                     // limits them).
                     streamed = streamed.timeout(None);
                 }
-                let mut ended = run_whole(&module, &self.module, sandbox.limits(streamed), &self.args);
+                let backtrace = self.backtrace != Backtrace::Off;
+                let mut ended = run_whole(&module, &self.module, sandbox.limits(streamed), &self.args, backtrace);
                 if let (Binary::MergedDoctests, Err(Failure::Trapped { message, trap, .. })) = (binary, &mut ended)
                     && status::for_trap(trap) == status::TRAP
                 {
@@ -266,8 +272,15 @@ impl Binary {
 }
 
 /// Runs the module once with `args`, as `wasm-host run` does: its streams
-/// are ours, its exit code our status.
-fn run_whole(module: &GuestModule, path: &Path, sandbox: Sandbox, args: &[String]) -> Result<u8, Failure> {
+/// are ours, its exit code our status; a trap's wasm frames, all of them,
+/// when `backtrace`.
+fn run_whole(
+    module: &GuestModule,
+    path: &Path,
+    sandbox: Sandbox,
+    args: &[String],
+    backtrace: bool,
+) -> Result<u8, Failure> {
     let sandbox = sandbox
         .args(args.iter().cloned())
         .inherit_stdin()
@@ -277,7 +290,7 @@ fn run_whole(module: &GuestModule, path: &Path, sandbox: Sandbox, args: &[String
     status::report_truncation(module.name(), &outcome);
     match &outcome.termination {
         Termination::Exited(code) => Ok(u8::try_from(*code).unwrap_or(status::TRAP)),
-        Termination::Trapped(trap) => Err(Failure::trapped(module.name(), &outcome, trap, false)),
+        Termination::Trapped(trap) => Err(Failure::trapped(module.name(), &outcome, trap, backtrace)),
     }
 }
 

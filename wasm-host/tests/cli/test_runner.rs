@@ -697,6 +697,42 @@ fn a_program_that_is_no_harness_runs_as_wasm_host_run_runs_it() {
     assert_eq!(text(&output.stdout), "mode=test\nlog_level=info\n");
 }
 
+/// A program run whole (a `harness = false` test, merged doctests) that
+/// traps gets its wasm backtrace when `RUST_BACKTRACE` asks, as a test of
+/// a harness does (natively std prints a panic's), and none otherwise.
+#[test]
+fn rust_backtrace_shows_a_trapped_programs_wasm_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = dir.path().join("program.wat");
+    std::fs::write(
+        &program,
+        r#"(module (func $fails_here (unreachable)) (func (export "_start") (call $fails_here)))"#,
+    )
+    .unwrap();
+    let stderr = |backtrace: Option<&str>| {
+        let mut command = wasm_host();
+        command.arg("test").arg(&program).env_remove("CARGO_MANIFEST_DIR");
+        match backtrace {
+            Some(value) => command.env("RUST_BACKTRACE", value),
+            None => command.env_remove("RUST_BACKTRACE"),
+        };
+        let output = command.output().unwrap();
+        assert_eq!(output.status.code(), Some(134), "{}", text(&output.stderr));
+        text(&output.stderr)
+    };
+    for asked in ["1", "full"] {
+        let stderr = stderr(Some(asked));
+        assert!(
+            stderr.contains("wasm backtrace:") && stderr.contains("!fails_here"),
+            "RUST_BACKTRACE={asked}: {stderr}"
+        );
+    }
+    for unasked in [None, Some("0")] {
+        let stderr = stderr(unasked);
+        assert!(!stderr.contains("wasm backtrace:"), "{unasked:?}: {stderr}");
+    }
+}
+
 /// A program run whole reads wasm-host's own stdin through the worker that
 /// reads descriptor 0: its bytes, and an error where it cannot be read (a
 /// directory), not an end of input.
