@@ -246,25 +246,30 @@ impl Binary {
     /// megabytes.
     fn of(mut file: impl Read) -> std::io::Result<Binary> {
         const ENTRY: &[u8] = b"test_main_static";
-        // What the merged doctests' `main` reads to run one doctest.
+        // What the merged doctests' `main` reads to run one doctest, and
+        // the crate rustdoc names their runner (`doctest_runner_2024`) in
+        // the name section: the variable alone may be named by any code.
         const DOCTEST_SELECTOR: &[u8] = b"RUSTDOC_DOCTEST_RUN_NB_TEST";
+        const DOCTEST_RUNNER: &[u8] = b"doctest_runner_";
+        const NAMES: [&[u8]; 3] = [ENTRY, DOCTEST_SELECTOR, DOCTEST_RUNNER];
         let mut buffer = vec![0; 256 << 10];
         // What is kept of each piece for the next: a name split between them.
         let mut kept = 0;
-        let mut entry = false;
+        let mut found = [false; NAMES.len()];
         loop {
             let read = match file.read(&mut buffer[kept..]) {
-                Ok(0) => return Ok(if entry { Binary::Harness } else { Binary::Program }),
+                Ok(0) => return Ok(if found[0] { Binary::Harness } else { Binary::Program }),
                 Ok(read) => read,
                 Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(error) => return Err(error),
             };
             let filled = kept + read;
-            let holds = |name: &[u8]| buffer[..filled].windows(name.len()).any(|window| window == name);
-            if holds(DOCTEST_SELECTOR) {
+            for (found, name) in found.iter_mut().zip(NAMES) {
+                *found = *found || buffer[..filled].windows(name.len()).any(|window| window == name);
+            }
+            if found[1] && found[2] {
                 return Ok(Binary::MergedDoctests);
             }
-            entry = entry || holds(ENTRY);
             kept = filled.min(DOCTEST_SELECTOR.len() - 1);
             buffer.copy_within(filled - kept..filled, 0);
         }
@@ -643,33 +648,49 @@ mod tests {
         let mut bytes = vec![7u8; 600 << 10];
         let entry: &[u8] = b"test_main_static";
         let selector: &[u8] = b"RUSTDOC_DOCTEST_RUN_NB_TEST";
+        let runner: &[u8] = b"doctest_runner_";
         let of = |bytes: &[u8], piece| Binary::of(Pieces { bytes, piece }).unwrap();
+        let with = |names: &[(usize, &[u8])]| {
+            let mut bytes = bytes.clone();
+            for (at, name) in names {
+                bytes[*at..at + name.len()].copy_from_slice(name);
+            }
+            bytes
+        };
         for at in [0, 5, (256 << 10) - 8, 300 << 10, bytes.len() - 32] {
-            let mut harness = bytes.clone();
-            harness[at..at + entry.len()].copy_from_slice(entry);
-            let mut doctests = bytes.clone();
-            doctests[at..at + selector.len()].copy_from_slice(selector);
+            let harness = with(&[(at, entry)]);
+            // Merged doctests link libtest too, its entry point before or
+            // after the others; each name may fall between reads.
+            let doctests = [
+                with(&[(at, selector), (3000, runner)]),
+                with(&[(at, runner), (3000, selector)]),
+                with(&[(at, entry), (3000, selector), (4000, runner)]),
+            ];
             for piece in [1, 7, 4096, 1 << 20] {
                 assert_eq!(of(&harness, piece), Binary::Harness, "at {at}, read {piece} at a time");
-                assert_eq!(
-                    of(&doctests, piece),
-                    Binary::MergedDoctests,
-                    "at {at}, read {piece} at a time"
-                );
-                // Merged doctests link libtest too, its entry point before
-                // or after the selector.
-                let mut both = harness.clone();
-                let other = if at < 1000 { 2000 } else { 1000 };
-                both[other..other + selector.len()].copy_from_slice(selector);
-                assert_eq!(
-                    of(&both, piece),
-                    Binary::MergedDoctests,
-                    "at {at}, read {piece} at a time"
-                );
+                for doctests in &doctests {
+                    assert_eq!(
+                        of(doctests, piece),
+                        Binary::MergedDoctests,
+                        "at {at}, read {piece} at a time"
+                    );
+                }
             }
         }
         bytes[1000..1015].copy_from_slice(&entry[..15]);
         bytes[2000..2026].copy_from_slice(&selector[..26]);
+        bytes[3000..3014].copy_from_slice(&runner[..14]);
         assert_eq!(of(&bytes, 5), Binary::Program);
+    }
+
+    /// Only rustdoc's runner is merged doctests: a harness whose own code
+    /// names the variable rustdoc's runner reads (a tool that runs
+    /// doctests, say) is a harness, its tests run one by one.
+    #[test]
+    fn a_harness_that_names_rustdocs_variable_is_no_merged_doctests() {
+        let mut harness = vec![7u8; 4096];
+        harness[100..116].copy_from_slice(b"test_main_static");
+        harness[1000..1027].copy_from_slice(b"RUSTDOC_DOCTEST_RUN_NB_TEST");
+        assert_eq!(Binary::of(&harness[..]).unwrap(), Binary::Harness);
     }
 }

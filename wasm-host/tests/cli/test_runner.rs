@@ -1048,7 +1048,8 @@ fn output_cut_at_max_output_is_said_and_a_cut_listing_is_an_error() {
 /// and the run of them all is not held to it (natively, and under
 /// Wasmtime, nothing limits them either), or a crate whose doctests
 /// together take longer than one test may would fail them all. Here
-/// merged doctests by their bytes, which sleep 300ms, past a 100ms timeout.
+/// merged doctests by their bytes (the variable rustdoc's runner reads,
+/// and its crate's name), which sleep 300ms, past a 100ms timeout.
 #[test]
 fn merged_doctests_are_not_held_to_each_tests_timeout() {
     let dir = tempfile::tempdir().unwrap();
@@ -1059,6 +1060,7 @@ fn merged_doctests_are_not_held_to_each_tests_timeout() {
   (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
   (data (i32.const 400) "RUSTDOC_DOCTEST_RUN_NB_TEST")
+  (func $doctest_runner_2024::main)
   (func (export "_start")
     ;; One subscription: the monotonic clock, 300ms from now.
     (i32.store8 (i32.const 8) (i32.const 0))
