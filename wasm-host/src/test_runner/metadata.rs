@@ -103,7 +103,8 @@ impl TestMetadata {
 /// The directory `dir` of the package in `package_dir` names (its real
 /// path), and each path the guest sees it at: every one a test could name
 /// it by natively, absolute and, as cargo runs a test in its package
-/// directory, relative to the package ("." for the package itself); as
+/// directory, relative to the package ("." for the package itself,
+/// `../data` for a directory beside it as the manifest spells it); as
 /// the manifest spells it (through a link, or the package directory as
 /// cargo gave it) and by its real path. A spelling is kept only where
 /// the host resolves it to the same directory (`deep/..` through a link
@@ -118,10 +119,10 @@ fn guest_paths(package_dir: &Path, dir: &Path) -> Result<(PathBuf, Vec<String>)>
     };
     let real_package = (package_dir.canonicalize()).with_context(|| format!("granting {}", package_dir.display()))?;
     let relative = [
-        lexical(dir).filter(|_| dir.is_relative()),
+        Some(lexical(dir)).filter(|_| dir.is_relative()),
         host_path.strip_prefix(&real_package).ok().map(Path::to_owned),
     ];
-    let absolute = [lexical(&package_dir.join(dir)), Some(host_path.clone())];
+    let absolute = [Some(lexical(&package_dir.join(dir))), Some(host_path.clone())];
     let mut paths: Vec<String> = Vec::new();
     for path in relative.into_iter().chain(absolute).flatten() {
         let same = package_dir.join(&path).canonicalize().is_ok_and(|it| it == host_path);
@@ -141,22 +142,20 @@ fn guest_paths(package_dir: &Path, dir: &Path) -> Result<(PathBuf, Vec<String>)>
 }
 
 /// `path` with its `.` parts left out and each `..` taking the part
-/// before it, as written (links are not followed); `None` where a `..`
-/// goes above its start.
-fn lexical(path: &Path) -> Option<PathBuf> {
+/// before it, as written (links are not followed): a relative path keeps
+/// the `..`s it starts with (`../data`), an absolute one stays at its root.
+fn lexical(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for part in path.components() {
-        match part {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if !out.pop() {
-                    return None;
-                }
+        match (part, out.components().next_back()) {
+            (Component::CurDir, _) | (Component::ParentDir, Some(Component::RootDir | Component::Prefix(_))) => {}
+            (Component::ParentDir, Some(Component::Normal(_))) => {
+                out.pop();
             }
-            part => out.push(part),
+            (part, _) => out.push(part),
         }
     }
-    Some(out)
+    out
 }
 
 /// `timeout = "30s"` through humantime, as `--timeout` reads it.
@@ -268,7 +267,20 @@ mod tests {
             seen(&root_path.join("package-link"), "real"),
             (package.join("real"), expected)
         );
-        let (_, paths) = seen(&package, "..");
-        assert_eq!(paths, vec![at(&root_path)]);
+        // Outside the package, as natively from the package directory:
+        // `../outside`, never a spelling that goes above the root.
+        let mut expected = vec!["../outside".to_owned(), at(&root_path.join("outside"))];
+        expected.sort();
+        assert_eq!(
+            seen(&package, "../outside"),
+            (root_path.join("outside"), expected.clone())
+        );
+        assert_eq!(
+            seen(&package, "real/../../outside/"),
+            (root_path.join("outside"), expected)
+        );
+        let mut expected = vec!["..".to_owned(), at(&root_path)];
+        expected.sort();
+        assert_eq!(seen(&package, ".."), (root_path.clone(), expected));
     }
 }
