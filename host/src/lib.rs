@@ -82,7 +82,7 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 // The modules form layers, each using only those below it (checked by
-// xtask/tests/tidy.rs): setters; outcome, limits, compile, network, text; error; memory;
+// xtask/tests/tidy.rs): setters, text; outcome, limits, compile, network; error; memory;
 // deadline, output, stdin, grant; outgoing; state; open; imports, cache; runtime; guest_module;
 // linking; instance, component; sandbox; launch; http; asynchronous; fuzzing.
 mod asynchronous;

@@ -223,8 +223,64 @@ pub(crate) fn classify(error: wasmtime::Error) -> Termination {
     Termination::Trapped(Trap {
         kind,
         message: error.root_cause().to_string(),
-        backtrace: error.downcast_ref::<wasmtime::WasmBacktrace>().map(ToString::to_string),
+        backtrace: error.downcast_ref::<wasmtime::WasmBacktrace>().map(backtrace_text),
     })
+}
+
+/// Wasmtime's rendering of `backtrace` (its `Display`: a heading, each
+/// frame's lines, perhaps a note), which the CLI prints and the test
+/// runner reads line by line, with every name the module gave (its own,
+/// its functions', its debug info's symbols and files) escaped: a name
+/// holding a line break would start a line of its own, a frame or a
+/// line of a test report forged by the module.
+fn backtrace_text(backtrace: &wasmtime::WasmBacktrace) -> String {
+    use std::fmt::Write;
+    use wasmtime_environ::{demangle_function_name, demangle_function_name_or_index};
+
+    let escaped = |write: &dyn Fn(&mut String) -> fmt::Result| {
+        let mut name = String::new();
+        let _ = write(&mut name);
+        crate::text::escape_controls(&name)
+    };
+    let mut text = String::from("error while executing at wasm backtrace:");
+    for (i, frame) in backtrace.frames().iter().enumerate() {
+        let _ = write!(text, "\n  {i:>3}: ");
+        if let Some(offset) = frame.module_offset() {
+            let _ = write!(text, "{offset:#8x} - ");
+        }
+        let function =
+            || escaped(&|out| demangle_function_name_or_index(out, frame.func_name(), frame.func_index() as usize));
+        if frame.symbols().is_empty() {
+            let module = crate::text::escape_controls(frame.module().name().unwrap_or("<unknown>"));
+            let _ = write!(text, "{module}!{}", function());
+        }
+        for (i, symbol) in frame.symbols().iter().enumerate() {
+            if i > 0 {
+                text.push_str("\n                - ");
+            }
+            match symbol.name() {
+                Some(name) => text.push_str(&escaped(&|out| demangle_function_name(out, name))),
+                None if i == 0 => text.push_str(&function()),
+                None => text.push_str("<inlined function>"),
+            }
+            if let Some(file) = symbol.file() {
+                let _ = write!(text, "\n                    at {}", crate::text::escape_controls(file));
+                if let Some(line) = symbol.line() {
+                    let _ = write!(text, ":{line}");
+                    if let Some(column) = symbol.column() {
+                        let _ = write!(text, ":{column}");
+                    }
+                }
+            }
+        }
+    }
+    // Wasmtime's own note, when it gives one (whether it does is its own).
+    const NOTE: &str =
+        "note: using the `WASMTIME_BACKTRACE_DETAILS=1` environment variable may show more debugging information";
+    if backtrace.to_string().ends_with(NOTE) {
+        let _ = write!(text, "\n{NOTE}");
+    }
+    text
 }
 
 #[cfg(test)]
@@ -268,6 +324,39 @@ mod tests {
         assert_eq!(
             ended(unreachable, timeout, None),
             "trapped: unreachable: wasm trap: unreachable"
+        );
+    }
+
+    /// The error of calling `run` in `wat`, with its wasm backtrace.
+    fn trapped(wat: &str) -> wasmtime::Error {
+        let engine = wasmtime::Engine::default();
+        let module = wasmtime::Module::new(&engine, wat::parse_str(wat).unwrap()).unwrap();
+        let mut store = wasmtime::Store::new(&engine, ());
+        let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
+        let run = instance.get_typed_func::<(), ()>(&mut store, "run").unwrap();
+        run.call(&mut store, ()).unwrap_err()
+    }
+
+    #[test]
+    fn a_backtrace_reads_as_wasmtimes_with_the_modules_names_escaped() {
+        let plain = trapped(r#"(module $m (func $inner (unreachable)) (func (export "run") (call $inner)))"#);
+        let shown = plain.downcast_ref::<wasmtime::WasmBacktrace>().unwrap().to_string();
+        let Termination::Trapped(trap) = classify(plain) else {
+            panic!()
+        };
+        assert_eq!(trap.backtrace.as_deref(), Some(shown.as_str()));
+
+        let hostile = trapped(
+            r#"(module $"m\n" (func $"inner\nforged\u{1b}[31m" (unreachable)) (func (export "run") (call 0)))"#,
+        );
+        let Termination::Trapped(trap) = classify(hostile) else {
+            panic!()
+        };
+        let backtrace = trap.backtrace.unwrap();
+        assert_eq!(backtrace.lines().count(), 3, "{backtrace}");
+        assert!(
+            backtrace.contains(r"m\n!inner\nforged\u{1b}[31m") && !backtrace.contains('\u{1b}'),
+            "{backtrace}"
         );
     }
 }

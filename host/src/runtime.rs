@@ -65,6 +65,11 @@ pub struct RuntimeConfig {
     /// [`Proposal::Gc`], [`Proposal::Exceptions`] or [`Proposal::Threads`]
     /// allocate on demand: the pool holds neither GC heaps nor shared memories.
     pub proposals: BTreeSet<Proposal>,
+    /// How many of a trapped guest's innermost frames its
+    /// [`crate::Trap::backtrace`] keeps (0: none). Default 20, as
+    /// Wasmtime's: capturing them costs a trap time and memory in
+    /// proportion (a stack overflow has thousands).
+    pub backtrace_frames: usize,
 }
 
 setters!(
@@ -79,6 +84,7 @@ RuntimeConfig {
     compile_limits: CompileLimits,
     pooling: Option<Pooling>,
     epoch_interruption: bool,
+    backtrace_frames: usize,
 });
 
 impl RuntimeConfig {
@@ -134,6 +140,7 @@ impl Default for RuntimeConfig {
             pooling: Some(Pooling::default()),
             epoch_interruption: true,
             proposals: BTreeSet::new(),
+            backtrace_frames: 20,
         }
     }
 }
@@ -245,7 +252,8 @@ impl Flavour {
             // which must hold the whole wasm stack and the host calls beyond it.
             .async_stack_size(config.max_wasm_stack + ASYNC_STACK_MARGIN)
             // WASI 0.3 components lift and lower functions asynchronously.
-            .wasm_component_model_async(true);
+            .wasm_component_model_async(true)
+            .wasm_backtrace_max_frames(std::num::NonZeroUsize::new(config.backtrace_frames));
         proposals::configure(&mut wasm, &config.proposals);
         if let Some(pooling) = config.pooling.filter(|_| kind.pooled) {
             // Core modules only (components go to the on-demand engine), so

@@ -139,6 +139,16 @@ impl RuntimePlan {
             RuntimePlan::Own(config) => Runtime::new(config),
         }
     }
+
+    /// This plan with `frames` kept of a trap's backtrace: an engine of
+    /// its own unless that is the default.
+    pub fn backtrace_frames(self, frames: usize) -> RuntimePlan {
+        match self {
+            RuntimePlan::Shared if frames == RuntimeConfig::default().backtrace_frames => RuntimePlan::Shared,
+            RuntimePlan::Shared => RuntimePlan::Own(RuntimeConfig::default().backtrace_frames(frames)),
+            RuntimePlan::Own(config) => RuntimePlan::Own(config.backtrace_frames(frames)),
+        }
+    }
 }
 
 impl LimitArgs {

@@ -44,7 +44,7 @@ pub enum Backtrace {
 }
 
 impl Backtrace {
-    fn of(variable: Option<&str>) -> Backtrace {
+    pub fn of(variable: Option<&str>) -> Backtrace {
         match variable {
             None | Some("0") => Backtrace::Off,
             Some("full") => Backtrace::Full,

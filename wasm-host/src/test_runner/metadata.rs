@@ -4,7 +4,7 @@
 //! for the runner. Nothing is granted unless it says so.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -19,7 +19,7 @@ pub struct TestMetadata {
     /// the guest sees each at its absolute host path, so a test's
     /// `env!("CARGO_MANIFEST_DIR")` paths work unchanged, and one inside
     /// the package at its relative path too, as cargo's working directory
-    /// for tests makes it natively.
+    /// for tests makes it natively (each as spelt and as real: `guest_paths`).
     #[serde(default)]
     dirs_ro: Vec<PathBuf>,
     /// Directories granted read-write, likewise.
@@ -91,28 +91,71 @@ impl TestMetadata {
         let dirs = (self.dirs_ro.iter().map(|dir| (dir, DirAccess::ReadOnly)))
             .chain(self.dirs.iter().map(|dir| (dir, DirAccess::ReadWrite)));
         for (dir, access) in dirs {
-            let host_path = self.package_dir.join(dir);
-            let host_path = host_path
-                .canonicalize()
-                .with_context(|| format!("granting {}", host_path.display()))?;
-            let Some(guest_path) = host_path.to_str().map(str::to_owned) else {
-                bail!("granting {}: the path is not UTF-8", host_path.display());
-            };
-            // cargo runs a test in its package directory, so natively a
-            // relative path is relative to that: a directory inside the
-            // package is seen at its relative path too ("." for the
-            // package itself), the same directory with the same access.
-            let package_dir = (self.package_dir.canonicalize())
-                .with_context(|| format!("granting {}", self.package_dir.display()))?;
-            if let Ok(relative) = host_path.strip_prefix(&package_dir) {
-                let relative = relative.to_str().expect("a part of a UTF-8 path");
-                let relative = if relative.is_empty() { "." } else { relative };
-                sandbox = sandbox.dir(host_path.clone(), relative, access);
+            let (host_path, guest_paths) = guest_paths(&self.package_dir, dir)?;
+            for guest_path in guest_paths {
+                sandbox = sandbox.dir(host_path.clone(), guest_path, access);
             }
-            sandbox = sandbox.dir(host_path, guest_path, access);
         }
         Ok(sandbox)
     }
+}
+
+/// The directory `dir` of the package in `package_dir` names (its real
+/// path), and each path the guest sees it at: every one a test could name
+/// it by natively, absolute and, as cargo runs a test in its package
+/// directory, relative to the package ("." for the package itself,
+/// `../data` for a directory beside it as the manifest spells it); as
+/// the manifest spells it (through a link, or the package directory as
+/// cargo gave it) and by its real path. A spelling is kept only where
+/// the host resolves it to the same directory (`deep/..` through a link
+/// is not the package's "."), so no name shows one directory for another.
+fn guest_paths(package_dir: &Path, dir: &Path) -> Result<(PathBuf, Vec<String>)> {
+    let host_path = package_dir.join(dir);
+    let host_path = host_path
+        .canonicalize()
+        .with_context(|| format!("granting {}", host_path.display()))?;
+    let Some(real) = host_path.to_str().map(str::to_owned) else {
+        bail!("granting {}: the path is not UTF-8", host_path.display());
+    };
+    let real_package = (package_dir.canonicalize()).with_context(|| format!("granting {}", package_dir.display()))?;
+    let relative = [
+        Some(lexical(dir)).filter(|_| dir.is_relative()),
+        host_path.strip_prefix(&real_package).ok().map(Path::to_owned),
+    ];
+    let absolute = [Some(lexical(&package_dir.join(dir))), Some(host_path.clone())];
+    let mut paths: Vec<String> = Vec::new();
+    for path in relative.into_iter().chain(absolute).flatten() {
+        let same = package_dir.join(&path).canonicalize().is_ok_and(|it| it == host_path);
+        let path = match path.to_str() {
+            Some("") => ".",
+            Some(path) => path,
+            None => continue,
+        };
+        if same && !paths.iter().any(|seen| seen == path) {
+            paths.push(path.to_owned());
+        }
+    }
+    if !paths.contains(&real) {
+        paths.push(real);
+    }
+    Ok((host_path, paths))
+}
+
+/// `path` with its `.` parts left out and each `..` taking the part
+/// before it, as written (links are not followed): a relative path keeps
+/// the `..`s it starts with (`../data`), an absolute one stays at its root.
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match (part, out.components().next_back()) {
+            (Component::CurDir, _) | (Component::ParentDir, Some(Component::RootDir | Component::Prefix(_))) => {}
+            (Component::ParentDir, Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            (part, _) => out.push(part),
+        }
+    }
+    out
 }
 
 /// `timeout = "30s"` through humantime, as `--timeout` reads it.
@@ -171,5 +214,73 @@ mod tests {
             error.contains("[package.metadata.wasm-host.test]") && error.contains("dir-ro"),
             "{error}"
         );
+    }
+
+    /// A directory is seen by every path a test could name it by natively:
+    /// as the manifest spells it (through a link, or the package directory
+    /// as cargo gave it) and by its real path, absolute and relative to the
+    /// package; never by a spelling that names another directory.
+    #[test]
+    fn a_granted_directory_is_seen_by_its_spellings_and_its_real_path() {
+        let root = tempfile::tempdir().unwrap();
+        let root_path = root.path().canonicalize().unwrap();
+        let package = root_path.join("package");
+        std::fs::create_dir_all(package.join("real/inner")).unwrap();
+        std::fs::create_dir_all(root_path.join("outside")).unwrap();
+        std::os::unix::fs::symlink("real", package.join("link")).unwrap();
+        std::os::unix::fs::symlink(root_path.join("outside"), package.join("out")).unwrap();
+        std::os::unix::fs::symlink("real/inner", package.join("deep")).unwrap();
+        std::os::unix::fs::symlink(&package, root_path.join("package-link")).unwrap();
+        let seen = |package: &Path, dir: &str| {
+            let (host, mut paths) = guest_paths(package, Path::new(dir)).unwrap();
+            paths.sort();
+            (host, paths)
+        };
+        let at = |path: &Path| path.to_str().unwrap().to_owned();
+        let mut expected = vec![
+            "link".to_owned(),
+            "real".to_owned(),
+            at(&package.join("link")),
+            at(&package.join("real")),
+        ];
+        expected.sort();
+        assert_eq!(seen(&package, "link"), (package.join("real"), expected.clone()));
+        assert_eq!(seen(&package, "./link/"), (package.join("real"), expected));
+        let mut expected = vec![
+            "out".to_owned(),
+            at(&package.join("out")),
+            at(&root_path.join("outside")),
+        ];
+        expected.sort();
+        assert_eq!(seen(&package, "out"), (root_path.join("outside"), expected));
+        // `deep/..` is `real` on disk, not the package: never seen as ".".
+        let mut expected = vec!["real".to_owned(), at(&package.join("real"))];
+        expected.sort();
+        assert_eq!(seen(&package, "deep/.."), (package.join("real"), expected));
+        let mut expected = vec![
+            "real".to_owned(),
+            at(&package.join("real")),
+            at(&root_path.join("package-link/real")),
+        ];
+        expected.sort();
+        assert_eq!(
+            seen(&root_path.join("package-link"), "real"),
+            (package.join("real"), expected)
+        );
+        // Outside the package, as natively from the package directory:
+        // `../outside`, never a spelling that goes above the root.
+        let mut expected = vec!["../outside".to_owned(), at(&root_path.join("outside"))];
+        expected.sort();
+        assert_eq!(
+            seen(&package, "../outside"),
+            (root_path.join("outside"), expected.clone())
+        );
+        assert_eq!(
+            seen(&package, "real/../../outside/"),
+            (root_path.join("outside"), expected)
+        );
+        let mut expected = vec!["..".to_owned(), at(&root_path)];
+        expected.sort();
+        assert_eq!(seen(&package, ".."), (root_path.clone(), expected));
     }
 }

@@ -52,7 +52,8 @@ RUST_TEST_THREADS and RUST_BACKTRACE (a failed test's wasm frames, `1`
 those of its own code, `full` all); any other argument (--list, --bench, --format json)
 leaves the run to the harness itself in one instance, as does a module
 that is no harness, and rustdoc's merged doctests (edition 2024), whose
-arguments are compiled in.
+arguments are compiled in (no --timeout for them: it is each test's);
+such a run that traps gets all its frames under RUST_BACKTRACE.
 Each test's duration is remembered beside the binary
 (BINARY.wasm-host-durations): the next run starts the longest first.
 
@@ -94,18 +95,33 @@ pub struct TestArgs {
 /// libtest's status when a test failed.
 const FAILED: u8 = 101;
 
+/// The frames of a failed test's backtrace kept when `RUST_BACKTRACE`
+/// asks for it: std prints them all natively; a stack overflow has
+/// thousands, each captured at the trap.
+const BACKTRACE_FRAMES: usize = 1000;
+
 impl TestArgs {
     /// Every decision the options make, taken once, before anything is read.
     pub fn plan(self) -> Result<Plan, Failure> {
         let Some((module, args)) = self.module_and_args.split_first() else {
             return Err(Failure::Usage("no MODULE given".to_owned()));
         };
+        // RUST_BACKTRACE asks for a failed test's frames (a harness's test,
+        // or a program run whole): enough of them to reach its own code,
+        // which a panic's own frames and a test's helpers put past
+        // Wasmtime's default twenty.
+        let backtrace = Backtrace::of(std::env::var("RUST_BACKTRACE").ok().as_deref());
+        let frames = match backtrace {
+            Backtrace::Off => host::RuntimeConfig::default().backtrace_frames,
+            Backtrace::Short | Backtrace::Full => BACKTRACE_FRAMES,
+        };
         Ok(Plan {
             module: PathBuf::from(module),
             libtest: libtest::parse(args).map(|libtest| libtest.with_environment(|name| std::env::var(name).ok())),
             args: args.to_vec(),
-            runtime: self.limits.runtime(),
-            tests_runtime: self.limits.pooled_runtime_without_epochs(),
+            backtrace,
+            runtime: self.limits.runtime().backtrace_frames(frames),
+            tests_runtime: self.limits.pooled_runtime_without_epochs().backtrace_frames(frames),
             // Each test runs on a worker's stack: room for --max-stack of
             // wasm, and the host's own frames.
             stack_size: self.limits.max_stack() + (2 << 20),
@@ -122,6 +138,8 @@ pub struct Plan {
     module: PathBuf,
     /// libtest's arguments after MODULE.
     args: Vec<String>,
+    /// What RUST_BACKTRACE asks for.
+    backtrace: Backtrace,
     /// libtest's reading of them (and of its environment: its error, for
     /// a harness); `None` leaves the run to the harness.
     libtest: Option<Result<LibtestArgs, String>>,
@@ -184,12 +202,24 @@ impl Plan {
             None => {
                 let module = load(&self.runtime.build().map_err(Failure::load(&self.module))?)?;
                 let streamed = self.limits.limits_over(package, Output::Streamed);
-                let mut ended = run_whole(&module, &self.module, sandbox.limits(streamed), &self.args);
-                if let (Binary::MergedDoctests, Err(Failure::Trapped { message, .. })) = (binary, &mut ended) {
-                    message.push_str(
-                        "; under a runner rustdoc runs a crate's doctests in one instance, so this doctest's \
-                         trap ended the rest (`cargo test --doc -- --nocapture` shows its panic message)",
-                    );
+                let backtrace = self.backtrace != Backtrace::Off;
+                let mut ended = run_whole(&module, &self.module, sandbox.limits(streamed), &self.args, backtrace);
+                if let (Binary::MergedDoctests, Err(Failure::Trapped { message, trap, .. })) = (binary, &mut ended) {
+                    // Merged doctests are many tests in one instance: one's
+                    // trap ends them all, and the timeout, each test's, is
+                    // theirs together (one that never ends must still end).
+                    message.push_str(match status::for_trap(trap) {
+                        status::TIMEOUT => {
+                            "; under a runner rustdoc runs a crate's doctests in one instance, so the timeout of \
+                             one test is theirs together: raise it (--timeout, or the package's `timeout`) if \
+                             they need longer"
+                        }
+                        _ => {
+                            "; under a runner rustdoc runs a crate's doctests in one instance, so this \
+                             doctest's trap ended the rest (`cargo test --doc -- --nocapture` shows its panic \
+                             message)"
+                        }
+                    });
                 }
                 ended
             }
@@ -220,28 +250,34 @@ impl Binary {
     /// megabytes.
     fn of(mut file: impl Read) -> std::io::Result<Binary> {
         const ENTRY: &[u8] = b"test_main_static";
-        // What the merged doctests' `main` reads to run one doctest.
+        // What the merged doctests' `main` reads to run one doctest, and
+        // the crate rustdoc names their runner (`doctest_runner_2024`) in
+        // the name section: the variable alone may be named by any code.
         const DOCTEST_SELECTOR: &[u8] = b"RUSTDOC_DOCTEST_RUN_NB_TEST";
+        const DOCTEST_RUNNER: &[u8] = b"doctest_runner_";
+        const NAMES: [&[u8]; 3] = [ENTRY, DOCTEST_SELECTOR, DOCTEST_RUNNER];
         let mut buffer = vec![0; 256 << 10];
         // What is kept of each piece for the next: a name split between them.
         let mut kept = 0;
-        // The whole file is searched (the selector may come after the
-        // entry point): memchr's, a test binary's megabytes in a fraction
-        // of a millisecond.
-        let (entry_point, selector) = (memmem::Finder::new(ENTRY), memmem::Finder::new(DOCTEST_SELECTOR));
-        let mut entry = false;
+        // The whole file is searched (the doctests' names may come after
+        // the entry point): memchr's, a test binary's megabytes in a
+        // fraction of a millisecond.
+        let finders = NAMES.map(memmem::Finder::new);
+        let mut found = [false; NAMES.len()];
         loop {
             let read = match file.read(&mut buffer[kept..]) {
-                Ok(0) => return Ok(if entry { Binary::Harness } else { Binary::Program }),
+                Ok(0) => return Ok(if found[0] { Binary::Harness } else { Binary::Program }),
                 Ok(read) => read,
                 Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(error) => return Err(error),
             };
             let filled = kept + read;
-            if selector.find(&buffer[..filled]).is_some() {
+            for (found, finder) in found.iter_mut().zip(&finders) {
+                *found = *found || finder.find(&buffer[..filled]).is_some();
+            }
+            if found[1] && found[2] {
                 return Ok(Binary::MergedDoctests);
             }
-            entry = entry || entry_point.find(&buffer[..filled]).is_some();
             kept = filled.min(DOCTEST_SELECTOR.len() - 1);
             buffer.copy_within(filled - kept..filled, 0);
         }
@@ -249,8 +285,15 @@ impl Binary {
 }
 
 /// Runs the module once with `args`, as `wasm-host run` does: its streams
-/// are ours, its exit code our status.
-fn run_whole(module: &GuestModule, path: &Path, sandbox: Sandbox, args: &[String]) -> Result<u8, Failure> {
+/// are ours, its exit code our status; a trap's wasm frames, all of them,
+/// when `backtrace`.
+fn run_whole(
+    module: &GuestModule,
+    path: &Path,
+    sandbox: Sandbox,
+    args: &[String],
+    backtrace: bool,
+) -> Result<u8, Failure> {
     let sandbox = sandbox
         .args(args.iter().cloned())
         .inherit_stdin()
@@ -260,7 +303,7 @@ fn run_whole(module: &GuestModule, path: &Path, sandbox: Sandbox, args: &[String
     status::report_truncation(module.name(), &outcome);
     match &outcome.termination {
         Termination::Exited(code) => Ok(u8::try_from(*code).unwrap_or(status::TRAP)),
-        Termination::Trapped(trap) => Err(Failure::trapped(module.name(), &outcome, trap, false)),
+        Termination::Trapped(trap) => Err(Failure::trapped(module.name(), &outcome, trap, backtrace)),
     }
 }
 
@@ -346,6 +389,14 @@ impl Tests<'_> {
                     self.module.name(),
                     listings[ended.id].join(" "),
                     ended.ending
+                );
+            }
+            if let Ending::Ran(Ok(outcome)) = &ended.ending
+                && outcome.stdout_truncated
+            {
+                bail!(
+                    "listing the tests of {}: the list was cut at the --max-output limit (raise it with --max-output)",
+                    self.module.name()
                 );
             }
             listed[ended.id] = libtest::listed_tests(&ended.stdout);
@@ -518,13 +569,29 @@ impl Finished {
             }
             _ => None,
         };
+        let mut stderr = ended.stderr.clone();
+        let mut output = libtest::one_test_output(&ended.output).output.to_owned();
+        // As `wasm-host run` says it: natively libtest keeps it all.
+        if let Ending::Ran(Ok(outcome)) = &ended.ending {
+            for (stream, truncated) in [
+                ("stdout", outcome.stdout_truncated),
+                ("stderr", outcome.stderr_truncated),
+            ] {
+                if truncated {
+                    let note = format!("wasm-host: {name}: {stream} was cut at the --max-output limit");
+                    let note = status::escape_controls(&note) + "\n";
+                    stderr.push_str(&note);
+                    output.push_str(&note);
+                }
+            }
+        }
         Finished {
             name,
             verdict,
             backtrace,
             stdout,
-            stderr: ended.stderr.clone(),
-            output: libtest::one_test_output(&ended.output).output.to_owned(),
+            stderr,
+            output,
             started: ended.started.saturating_duration_since(run_started),
             duration: ended.duration,
         }
@@ -589,33 +656,49 @@ mod tests {
         let mut bytes = vec![7u8; 600 << 10];
         let entry: &[u8] = b"test_main_static";
         let selector: &[u8] = b"RUSTDOC_DOCTEST_RUN_NB_TEST";
+        let runner: &[u8] = b"doctest_runner_";
         let of = |bytes: &[u8], piece| Binary::of(Pieces { bytes, piece }).unwrap();
+        let with = |names: &[(usize, &[u8])]| {
+            let mut bytes = bytes.clone();
+            for (at, name) in names {
+                bytes[*at..at + name.len()].copy_from_slice(name);
+            }
+            bytes
+        };
         for at in [0, 5, (256 << 10) - 8, 300 << 10, bytes.len() - 32] {
-            let mut harness = bytes.clone();
-            harness[at..at + entry.len()].copy_from_slice(entry);
-            let mut doctests = bytes.clone();
-            doctests[at..at + selector.len()].copy_from_slice(selector);
+            let harness = with(&[(at, entry)]);
+            // Merged doctests link libtest too, its entry point before or
+            // after the others; each name may fall between reads.
+            let doctests = [
+                with(&[(at, selector), (3000, runner)]),
+                with(&[(at, runner), (3000, selector)]),
+                with(&[(at, entry), (3000, selector), (4000, runner)]),
+            ];
             for piece in [1, 7, 4096, 1 << 20] {
                 assert_eq!(of(&harness, piece), Binary::Harness, "at {at}, read {piece} at a time");
-                assert_eq!(
-                    of(&doctests, piece),
-                    Binary::MergedDoctests,
-                    "at {at}, read {piece} at a time"
-                );
-                // Merged doctests link libtest too, its entry point before
-                // or after the selector.
-                let mut both = harness.clone();
-                let other = if at < 1000 { 2000 } else { 1000 };
-                both[other..other + selector.len()].copy_from_slice(selector);
-                assert_eq!(
-                    of(&both, piece),
-                    Binary::MergedDoctests,
-                    "at {at}, read {piece} at a time"
-                );
+                for doctests in &doctests {
+                    assert_eq!(
+                        of(doctests, piece),
+                        Binary::MergedDoctests,
+                        "at {at}, read {piece} at a time"
+                    );
+                }
             }
         }
         bytes[1000..1015].copy_from_slice(&entry[..15]);
         bytes[2000..2026].copy_from_slice(&selector[..26]);
+        bytes[3000..3014].copy_from_slice(&runner[..14]);
         assert_eq!(of(&bytes, 5), Binary::Program);
+    }
+
+    /// Only rustdoc's runner is merged doctests: a harness whose own code
+    /// names the variable rustdoc's runner reads (a tool that runs
+    /// doctests, say) is a harness, its tests run one by one.
+    #[test]
+    fn a_harness_that_names_rustdocs_variable_is_no_merged_doctests() {
+        let mut harness = vec![7u8; 4096];
+        harness[100..116].copy_from_slice(b"test_main_static");
+        harness[1000..1027].copy_from_slice(b"RUSTDOC_DOCTEST_RUN_NB_TEST");
+        assert_eq!(Binary::of(&harness[..]).unwrap(), Binary::Harness);
     }
 }

@@ -697,6 +697,42 @@ fn a_program_that_is_no_harness_runs_as_wasm_host_run_runs_it() {
     assert_eq!(text(&output.stdout), "mode=test\nlog_level=info\n");
 }
 
+/// A program run whole (a `harness = false` test, merged doctests) that
+/// traps gets its wasm backtrace when `RUST_BACKTRACE` asks, as a test of
+/// a harness does (natively std prints a panic's), and none otherwise.
+#[test]
+fn rust_backtrace_shows_a_trapped_programs_wasm_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = dir.path().join("program.wat");
+    std::fs::write(
+        &program,
+        r#"(module (func $fails_here (unreachable)) (func (export "_start") (call $fails_here)))"#,
+    )
+    .unwrap();
+    let stderr = |backtrace: Option<&str>| {
+        let mut command = wasm_host();
+        command.arg("test").arg(&program).env_remove("CARGO_MANIFEST_DIR");
+        match backtrace {
+            Some(value) => command.env("RUST_BACKTRACE", value),
+            None => command.env_remove("RUST_BACKTRACE"),
+        };
+        let output = command.output().unwrap();
+        assert_eq!(output.status.code(), Some(134), "{}", text(&output.stderr));
+        text(&output.stderr)
+    };
+    for asked in ["1", "full"] {
+        let stderr = stderr(Some(asked));
+        assert!(
+            stderr.contains("wasm backtrace:") && stderr.contains("!fails_here"),
+            "RUST_BACKTRACE={asked}: {stderr}"
+        );
+    }
+    for unasked in [None, Some("0")] {
+        let stderr = stderr(unasked);
+        assert!(!stderr.contains("wasm backtrace:"), "{unasked:?}: {stderr}");
+    }
+}
+
 /// A program run whole reads wasm-host's own stdin through the worker that
 /// reads descriptor 0: its bytes, and an error where it cannot be read (a
 /// directory), not an end of input.
@@ -810,6 +846,100 @@ fn rust_backtrace_shows_a_failed_tests_wasm_frames() {
     }
 }
 
+/// A harness by its bytes (libtest's entry point named in them) whose one
+/// test, `the_test`, calls `$test` of `functions`.
+fn one_test_harness(functions: &str) -> String {
+    format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "args_sizes_get" (func $sizes (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "the_test: test\n")
+  (data (i32.const 200) "test_main_static")
+  {functions}
+  (func (export "_start")
+    ;; `--list --format terse` (3 arguments) lists the test; with
+    ;; `--ignored` (4) none; anything else runs it.
+    (drop (call $sizes (i32.const 0) (i32.const 4)))
+    (if (i32.eq (i32.load (i32.const 0)) (i32.const 4))
+      (then
+        (i32.store (i32.const 16) (i32.const 100))
+        (i32.store (i32.const 20) (i32.const 15))
+        (drop (call $write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 24)))
+        (call $exit (i32.const 0))))
+    (if (i32.eq (i32.load (i32.const 0)) (i32.const 5))
+      (then (call $exit (i32.const 0))))
+    (call $test)))"#
+    )
+}
+
+/// `wasm-host test HARNESS` (a WAT file in `dir`) with `RUST_BACKTRACE`
+/// set to `backtrace`: its report on stdout.
+fn failed_harness_report(dir: &std::path::Path, harness: &str, backtrace: &str) -> String {
+    let path = dir.join("harness.wat");
+    std::fs::write(&path, harness).unwrap();
+    let output = wasm_host()
+        .arg("test")
+        .arg(&path)
+        .env("RUST_BACKTRACE", backtrace)
+        .env_remove("CARGO_MANIFEST_DIR")
+        .output()
+        .unwrap();
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(101), "{stdout}");
+    assert!(stdout.contains("wasm backtrace:"), "{stdout}");
+    stdout
+}
+
+/// The name section is the module's: a function name holding a line
+/// break and other control characters must not forge a line of the report.
+const HOSTILE_NAME: &str = r#"$"evil\ntest forged ... ok\r\u{1b}[31m""#;
+
+#[test]
+fn a_function_name_cannot_forge_a_line_of_a_wasm_backtrace() {
+    let dir = tempfile::tempdir().unwrap();
+    let harness = one_test_harness(&format!(
+        "(func {HOSTILE_NAME} (unreachable)) (func $test (call {HOSTILE_NAME}))"
+    ));
+    for backtrace in ["1", "full"] {
+        let stdout = failed_harness_report(dir.path(), &harness, backtrace);
+        assert!(
+            !stdout.lines().any(|line| line.starts_with("test forged")),
+            "RUST_BACKTRACE={backtrace}: {stdout}"
+        );
+        assert!(stdout.contains(r"evil\ntest forged ... ok\r\u{1b}[31m"), "{stdout}");
+    }
+    // `wasm-host run` prints the same backtrace.
+    let output = wasm_host()
+        .arg("run")
+        .arg(dir.path().join("harness.wat"))
+        .output()
+        .unwrap();
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("wasm backtrace:"), "{stderr}");
+    assert!(!stderr.lines().any(|line| line.starts_with("test forged")), "{stderr}");
+}
+
+/// A test that fails deep in its helpers (as natively, where std prints
+/// every frame) still has its own frame in the backtrace RUST_BACKTRACE
+/// asks for: Wasmtime keeps only the 20 innermost by default, and a
+/// panic's own machinery takes half of them.
+#[test]
+fn rust_backtrace_reaches_a_test_that_failed_deep_in_its_helpers() {
+    let dir = tempfile::tempdir().unwrap();
+    let helpers: String = (1..40)
+        .map(|depth| format!("(func $helper{depth} (call $helper{}))", depth - 1))
+        .collect();
+    let harness = one_test_harness(&format!(
+        "(func $helper0 (unreachable)) {helpers} (func $test (call $helper39))"
+    ));
+    for backtrace in ["1", "full"] {
+        let stdout = failed_harness_report(dir.path(), &harness, backtrace);
+        assert!(stdout.contains("!test\n"), "RUST_BACKTRACE={backtrace}: {stdout}");
+    }
+}
+
 /// rustdoc's merged doctests (edition 2024) cannot be listed or run one at
 /// a time (their arguments are compiled in): through the runner they run
 /// whole in one instance, as under any runner, with the verdicts native
@@ -867,6 +997,93 @@ fn merged_doctests_run_whole_with_native_verdicts() {
             text(&wasm.stderr)
         );
     }
+}
+
+/// A test's output past `--max-output` (1 MiB by default) is dropped, as
+/// `wasm-host run` drops it, and said so, as `run` says it: natively
+/// libtest keeps it all. A listing cut so would lose tests: an error.
+#[test]
+fn output_cut_at_max_output_is_said_and_a_cut_listing_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let harness = dir.path().join("harness.wat");
+    // Its test writes its listing's line (15 bytes) three times.
+    let say = r#"(func $say
+        (i32.store (i32.const 16) (i32.const 100))
+        (i32.store (i32.const 20) (i32.const 15))
+        (drop (call $write (i32.const 1) (i32.const 16) (i32.const 1) (i32.const 24))))"#;
+    std::fs::write(
+        &harness,
+        one_test_harness(&format!("{say} (func $test (call $say) (call $say) (call $say))")),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        wasm_host()
+            .arg("test")
+            .args(args)
+            .arg(&harness)
+            .arg("--nocapture")
+            .env_remove("CARGO_MANIFEST_DIR")
+            .output()
+            .unwrap()
+    };
+    let cut = run(&["--max-output", "20"]);
+    let (stdout, stderr) = (text(&cut.stdout), text(&cut.stderr));
+    assert_eq!(cut.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("1 passed"), "{stdout}");
+    assert!(
+        stderr.contains("wasm-host: the_test: stdout was cut at the --max-output limit"),
+        "{stderr}"
+    );
+    let whole = run(&[]);
+    assert!(!text(&whole.stderr).contains("was cut"), "{}", text(&whole.stderr));
+
+    let listing = run(&["--max-output", "5"]);
+    let stderr = text(&listing.stderr);
+    assert_eq!(listing.status.code(), Some(126), "{}{stderr}", text(&listing.stdout));
+    assert!(stderr.contains("--max-output"), "{stderr}");
+}
+
+/// Merged doctests run whole in one instance, so a test's timeout (the
+/// package's or the runner's) is theirs together: one that never ends
+/// still ends, and the runner says how to give them longer. Here merged
+/// doctests by their bytes (the variable rustdoc's runner reads, and its
+/// crate's name), which sleep 300ms.
+#[test]
+fn merged_doctests_share_one_tests_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let doctests = dir.path().join("doctests.wat");
+    std::fs::write(
+        &doctests,
+        r#"(module
+  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 400) "RUSTDOC_DOCTEST_RUN_NB_TEST")
+  (func $doctest_runner_2024::main)
+  (func (export "_start")
+    ;; One subscription: the monotonic clock, 300ms from now.
+    (i32.store8 (i32.const 8) (i32.const 0))
+    (i32.store (i32.const 16) (i32.const 1))
+    (i64.store (i32.const 24) (i64.const 300000000))
+    (drop (call $poll (i32.const 0) (i32.const 128) (i32.const 1) (i32.const 256)))))"#,
+    )
+    .unwrap();
+    let run = |timeout: &str| {
+        wasm_host()
+            .args(["test", "--timeout", timeout])
+            .arg(&doctests)
+            .env_remove("CARGO_MANIFEST_DIR")
+            .output()
+            .unwrap()
+    };
+    let cut = run("100ms");
+    let stderr = text(&cut.stderr);
+    assert_eq!(cut.status.code(), Some(142), "{stderr}");
+    assert!(
+        stderr.contains("the timeout of one test is theirs together"),
+        "{stderr}"
+    );
+    let given_longer = run("2s");
+    assert_eq!(given_longer.status.code(), Some(0), "{}", text(&given_longer.stderr));
 }
 
 /// nextest lists through the runner, then runs one test per invocation
