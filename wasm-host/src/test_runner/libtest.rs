@@ -664,6 +664,44 @@ note: using the `WASMTIME_BACKTRACE_DETAILS=1` environment variable may show mor
         assert_eq!(Backtrace::Short.frames("error while executing"), None);
     }
 
+    /// A function's first line is Wasmtime's `N: ...` or `- name`; a
+    /// line that starts with a number or a colon otherwise is none.
+    #[test]
+    fn only_a_frames_own_line_starts_a_function() {
+        assert!(is_function("   12:  0x3b2a9 - m!f"));
+        assert!(is_function("                - inlined"));
+        for line in [
+            "          at src/lib.rs:3:9",
+            "note: more",
+            "2 frames left out",
+            ": no number",
+            "",
+        ] {
+            assert!(!is_function(line), "{line:?}");
+        }
+    }
+
+    /// Only a crate's disambiguator (16 hex digits in brackets) and a
+    /// legacy hash (`::h` and 16 hex digits ending a name) go: a name's
+    /// own brackets and segments like a hash stay, short ones too.
+    #[test]
+    fn only_hashes_are_taken_off_a_name() {
+        for kept in [
+            "m!<[u8]>::len",
+            "m!<[T; 16]>::f",
+            "m!a::hi",
+            "m!a::h0123456789abcde",
+            "m!a::h0123456789abcdef_x",
+            "m![0123456789abcdef0]::f",
+        ] {
+            assert_eq!(without_hashes(kept), kept);
+        }
+        assert_eq!(
+            without_hashes("m!core[0123456789abcdef]::f::h0123456789abcdef"),
+            "m!core::f"
+        );
+    }
+
     #[test]
     fn arguments_for_the_harness_alone_leave_the_run_to_it() {
         for harness_only in [
