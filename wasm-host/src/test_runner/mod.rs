@@ -691,6 +691,34 @@ mod tests {
         assert_eq!(of(&bytes, 5), Binary::Program);
     }
 
+    /// A read the signal interrupted is tried again; any other failure
+    /// is the answer, not a binary read from what comes after it.
+    #[test]
+    fn an_interrupted_read_is_tried_again_and_a_failed_one_is_an_error() {
+        struct Failing<'a> {
+            first: Option<std::io::ErrorKind>,
+            bytes: &'a [u8],
+        }
+        impl Read for Failing<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if let Some(kind) = self.first.take() {
+                    return Err(kind.into());
+                }
+                self.bytes.read(buf)
+            }
+        }
+        let bytes = b"...test_main_static...";
+        let of = |kind| {
+            Binary::of(Failing {
+                first: Some(kind),
+                bytes,
+            })
+        };
+        assert_eq!(of(std::io::ErrorKind::Interrupted).unwrap(), Binary::Harness);
+        let error = of(std::io::ErrorKind::PermissionDenied).unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::PermissionDenied);
+    }
+
     /// Only rustdoc's runner is merged doctests: a harness whose own code
     /// names the variable rustdoc's runner reads (a tool that runs
     /// doctests, say) is a harness, its tests run one by one.
