@@ -216,6 +216,30 @@ mod tests {
         );
     }
 
+    /// The section's variables are granted, and its directories, each as
+    /// it says (read-only or read-write) at every path `guest_paths` gives.
+    #[test]
+    fn the_section_grants_its_variables_and_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let package = dir.path().canonicalize().unwrap();
+        std::fs::create_dir_all(package.join("data")).unwrap();
+        std::fs::create_dir_all(package.join("out")).unwrap();
+        write_manifest(
+            &package,
+            "[package]\nname = \"a\"\n[package.metadata.wasm-host.test]\n\
+             dirs-ro = [\"data\"]\ndirs = [\"out\"]\nenv = { A = \"1\" }\n",
+        );
+        let granted = TestMetadata::read(&package).unwrap().grant(Sandbox::new()).unwrap();
+        let at = |name: &str| package.join(name).to_str().unwrap().to_owned();
+        let expected = Sandbox::new()
+            .env("A", "1")
+            .dir(package.join("data"), "data", DirAccess::ReadOnly)
+            .dir(package.join("data"), at("data"), DirAccess::ReadOnly)
+            .dir(package.join("out"), "out", DirAccess::ReadWrite)
+            .dir(package.join("out"), at("out"), DirAccess::ReadWrite);
+        assert_eq!(format!("{granted:?}"), format!("{expected:?}"));
+    }
+
     /// A directory is seen by every path a test could name it by natively:
     /// as the manifest spells it (through a link, or the package directory
     /// as cargo gave it) and by its real path, absolute and relative to the
