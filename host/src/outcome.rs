@@ -329,9 +329,13 @@ mod tests {
 
     /// The error of calling `run` in `wat`, with its wasm backtrace.
     fn trapped(wat: &str) -> wasmtime::Error {
-        let engine = wasmtime::Engine::default();
-        let module = wasmtime::Module::new(&engine, wat::parse_str(wat).unwrap()).unwrap();
-        let mut store = wasmtime::Store::new(&engine, ());
+        trapped_in(&wasmtime::Engine::default(), &wat::parse_str(wat).unwrap())
+    }
+
+    /// The error of calling `run` in `wasm` compiled by `engine`.
+    fn trapped_in(engine: &wasmtime::Engine, wasm: &[u8]) -> wasmtime::Error {
+        let module = wasmtime::Module::new(engine, wasm).unwrap();
+        let mut store = wasmtime::Store::new(engine, ());
         let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
         let run = instance.get_typed_func::<(), ()>(&mut store, "run").unwrap();
         run.call(&mut store, ()).unwrap_err()
@@ -356,6 +360,114 @@ mod tests {
         assert_eq!(backtrace.lines().count(), 3, "{backtrace}");
         assert!(
             backtrace.contains(r"m\n!inner\nforged\u{1b}[31m") && !backtrace.contains('\u{1b}'),
+            "{backtrace}"
+        );
+    }
+
+    /// `wasm` with a custom section `name` holding `data` after the others.
+    fn with_section(mut wasm: Vec<u8>, name: &str, data: &[u8]) -> Vec<u8> {
+        let mut payload = vec![u8::try_from(name.len()).unwrap()];
+        payload.extend(name.as_bytes());
+        payload.extend(data);
+        wasm.push(0);
+        let mut size = payload.len();
+        while size >= 0x80 {
+            wasm.push(0x80 | (size & 0x7f) as u8);
+            size >>= 7;
+        }
+        wasm.push(size as u8);
+        wasm.extend(payload);
+        wasm
+    }
+
+    /// DWARF (version 4) for a module of one function: `names` nested,
+    /// the first its subprogram and each next one inlined into the one
+    /// before, each named or not, every one covering all the code.
+    fn dwarf(names: &[Option<&str>]) -> [(&'static str, Vec<u8>); 2] {
+        // Each abbreviation: code, tag, has children, (attribute, form)s.
+        let abbrev = vec![
+            1, 0x11, 1, 0x11, 0x01, 0x12, 0x06, 0, 0, // compile unit: low_pc, high_pc
+            2, 0x2e, 1, 0x03, 0x08, 0x11, 0x01, 0x12, 0x06, 0, 0, // subprogram: name, low_pc, high_pc
+            3, 0x2e, 1, 0x11, 0x01, 0x12, 0x06, 0, 0, // subprogram without a name
+            4, 0x1d, 1, 0x03, 0x08, 0x11, 0x01, 0x12, 0x06, 0, 0, // inlined subroutine: name, ...
+            5, 0x1d, 1, 0x11, 0x01, 0x12, 0x06, 0, 0, // inlined subroutine without a name
+            0,
+        ];
+        let everything = |die: &mut Vec<u8>| {
+            die.extend(0u32.to_le_bytes());
+            die.extend(0x10000u32.to_le_bytes());
+        };
+        let mut dies = vec![1];
+        everything(&mut dies);
+        for (depth, name) in names.iter().enumerate() {
+            let inlined = if depth == 0 { 0 } else { 2 };
+            match name {
+                Some(name) => {
+                    dies.push(2 + inlined);
+                    dies.extend(name.as_bytes());
+                    dies.push(0);
+                }
+                None => dies.push(3 + inlined),
+            }
+            everything(&mut dies);
+        }
+        // The end of each one's children, the unit's last.
+        dies.extend(vec![0; names.len() + 1]);
+        // After the length: version 4, abbreviations at 0, 4-byte addresses.
+        let mut info = u32::try_from(dies.len() + 7).unwrap().to_le_bytes().to_vec();
+        info.extend(4u16.to_le_bytes());
+        info.extend(0u32.to_le_bytes());
+        info.push(4);
+        info.extend(dies);
+        [(".debug_abbrev", abbrev), (".debug_info", info)]
+    }
+
+    /// A module whose `run` traps at once, with `dwarf(names)`.
+    fn run_with_dwarf(names: &[Option<&str>]) -> Vec<u8> {
+        let mut wasm = wat::parse_str(r#"(module (func $run (export "run") (unreachable)))"#).unwrap();
+        for (name, data) in dwarf(names) {
+            wasm = with_section(wasm, name, &data);
+        }
+        wasm
+    }
+
+    /// With the module's DWARF read (WASMTIME_BACKTRACE_DETAILS), a frame
+    /// shows each function inlined into it on a line of its own, and one
+    /// the DWARF leaves unnamed as Wasmtime names it: by its wasm name
+    /// where it is the frame's innermost, `<inlined function>` elsewhere.
+    #[test]
+    fn a_backtrace_with_inlined_functions_reads_as_wasmtimes() {
+        let mut config = wasmtime::Config::new();
+        config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Enable);
+        let engine = wasmtime::Engine::new(&config).unwrap();
+        let inlined = [None, Some("inner")].map(|innermost| [Some("outer"), None, innermost]);
+        for (names, frame) in [
+            (
+                &inlined[0][..],
+                "run\n                - <inlined function>\n                - outer",
+            ),
+            (
+                &inlined[1][..],
+                "inner\n                - <inlined function>\n                - outer",
+            ),
+        ] {
+            let error = trapped_in(&engine, &run_with_dwarf(names));
+            let shown = error.downcast_ref::<wasmtime::WasmBacktrace>().unwrap().to_string();
+            assert!(shown.ends_with(&format!(" - {frame}")), "{names:?}: {shown}");
+            let Termination::Trapped(trap) = classify(error) else {
+                panic!()
+            };
+            assert_eq!(trap.backtrace.as_deref(), Some(shown.as_str()), "{names:?}");
+        }
+        // The DWARF's names are the module's too.
+        let hostile = run_with_dwarf(&[Some("outer\nforged\u{1b}"), Some("inner\n")]);
+        let Termination::Trapped(trap) = classify(trapped_in(&engine, &hostile)) else {
+            panic!()
+        };
+        let backtrace = trap.backtrace.unwrap();
+        assert_eq!(backtrace.lines().count(), 3, "{backtrace}");
+        assert!(
+            backtrace.ends_with(" - inner\\n\n                - outer\\nforged\\u{1b}"),
             "{backtrace}"
         );
     }
