@@ -103,7 +103,8 @@ fn is_function(line: &str) -> bool {
 }
 
 /// `std[a88812da5ee6ad9e]::f::h06184268c71ac9d0` as `std::f`: a symbol's
-/// crate disambiguators (v0 mangling) and its hash (legacy mangling).
+/// crate disambiguators (v0 mangling) and its hash (legacy mangling, the
+/// name's last part: a module named like one is kept, as std keeps it).
 fn without_hashes(line: &str) -> String {
     let hex16 = |text: &str| text.len() >= 16 && text.as_bytes()[..16].iter().all(u8::is_ascii_hexdigit);
     let mut out = String::with_capacity(line.len());
@@ -116,10 +117,9 @@ fn without_hashes(line: &str) -> String {
             .filter(|hash| hex16(hash) && hash[16..].starts_with(']'))
         {
             rest = &hash[17..];
-        } else if let Some(hash) = from
-            .strip_prefix("::h")
-            .filter(|hash| hex16(hash) && !hash[16..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
-        {
+        } else if let Some(hash) = from.strip_prefix("::h").filter(|hash| {
+            hex16(hash) && !hash[16..].starts_with(|c: char| c.is_ascii_alphanumeric() || "_:".contains(c))
+        }) {
             rest = &hash[16..];
         } else {
             out.push_str(&from[..1]);
@@ -692,6 +692,7 @@ note: using the `WASMTIME_BACKTRACE_DETAILS=1` environment variable may show mor
             "m!a::hi",
             "m!a::h0123456789abcde",
             "m!a::h0123456789abcdef_x",
+            "m!a::h0123456789abcdef::f",
             "m![0123456789abcdef0]::f",
         ] {
             assert_eq!(without_hashes(kept), kept);
