@@ -144,14 +144,26 @@ pub fn report(ended: Result<u8, Failure>) -> u8 {
 /// Says which stream, captured or streamed, was cut at --max-output (a
 /// notice: the guest is not failed for it).
 pub fn report_truncation(module: &str, outcome: &RunOutcome) {
-    for (stream, truncated) in [
+    for note in truncation_notes(module, outcome) {
+        eprintln!("{note}");
+    }
+}
+
+/// A line for each stream of `outcome` cut at --max-output, `subject` (a
+/// module, a test) escaped.
+pub fn truncation_notes(subject: &str, outcome: &RunOutcome) -> Vec<String> {
+    [
         ("stdout", outcome.stdout_truncated),
         ("stderr", outcome.stderr_truncated),
-    ] {
-        if truncated {
-            eprintln!("wasm-host: {module}: {stream} was cut at the --max-output limit");
-        }
-    }
+    ]
+    .into_iter()
+    .filter(|(_, truncated)| *truncated)
+    .map(|(stream, _)| {
+        escape_controls(&format!(
+            "wasm-host: {subject}: {stream} was cut at the --max-output limit"
+        ))
+    })
+    .collect()
 }
 
 /// The status for a guest that ended with `trap`.

@@ -261,40 +261,39 @@ mod tests {
             (host, paths)
         };
         let at = |path: &Path| path.to_str().unwrap().to_owned();
-        let mut expected = vec![
+        let sorted = |mut paths: Vec<String>| {
+            paths.sort();
+            paths
+        };
+        let expected = sorted(vec![
             "link".to_owned(),
             "real".to_owned(),
             at(&package.join("link")),
             at(&package.join("real")),
-        ];
-        expected.sort();
+        ]);
         assert_eq!(seen(&package, "link"), (package.join("real"), expected.clone()));
         assert_eq!(seen(&package, "./link/"), (package.join("real"), expected));
-        let mut expected = vec![
+        let expected = sorted(vec![
             "out".to_owned(),
             at(&package.join("out")),
             at(&root_path.join("outside")),
-        ];
-        expected.sort();
+        ]);
         assert_eq!(seen(&package, "out"), (root_path.join("outside"), expected));
         // `deep/..` is `real` on disk, not the package: never seen as ".".
-        let mut expected = vec!["real".to_owned(), at(&package.join("real"))];
-        expected.sort();
+        let expected = sorted(vec!["real".to_owned(), at(&package.join("real"))]);
         assert_eq!(seen(&package, "deep/.."), (package.join("real"), expected));
-        let mut expected = vec![
+        let expected = sorted(vec![
             "real".to_owned(),
             at(&package.join("real")),
             at(&root_path.join("package-link/real")),
-        ];
-        expected.sort();
+        ]);
         assert_eq!(
             seen(&root_path.join("package-link"), "real"),
             (package.join("real"), expected)
         );
         // Outside the package, as natively from the package directory:
         // `../outside`, never a spelling that goes above the root.
-        let mut expected = vec!["../outside".to_owned(), at(&root_path.join("outside"))];
-        expected.sort();
+        let expected = sorted(vec!["../outside".to_owned(), at(&root_path.join("outside"))]);
         assert_eq!(
             seen(&package, "../outside"),
             (root_path.join("outside"), expected.clone())
@@ -303,8 +302,7 @@ mod tests {
             seen(&package, "real/../../outside/"),
             (root_path.join("outside"), expected)
         );
-        let mut expected = vec!["..".to_owned(), at(&root_path)];
-        expected.sort();
+        let expected = sorted(vec!["..".to_owned(), at(&root_path)]);
         assert_eq!(seen(&package, ".."), (root_path.clone(), expected));
     }
 }

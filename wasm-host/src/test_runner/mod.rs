@@ -573,16 +573,10 @@ impl Finished {
         let mut output = libtest::one_test_output(&ended.output).output.to_owned();
         // As `wasm-host run` says it: natively libtest keeps it all.
         if let Ending::Ran(Ok(outcome)) = &ended.ending {
-            for (stream, truncated) in [
-                ("stdout", outcome.stdout_truncated),
-                ("stderr", outcome.stderr_truncated),
-            ] {
-                if truncated {
-                    let note = format!("wasm-host: {name}: {stream} was cut at the --max-output limit");
-                    let note = status::escape_controls(&note) + "\n";
-                    stderr.push_str(&note);
-                    output.push_str(&note);
-                }
+            for note in status::truncation_notes(&name, outcome) {
+                let note = note + "\n";
+                stderr.push_str(&note);
+                output.push_str(&note);
             }
         }
         Finished {

@@ -64,6 +64,15 @@ fn runner_variable(target: &str) -> String {
     format!("CARGO_TARGET_{}_RUNNER", target.to_uppercase().replace('-', "_"))
 }
 
+/// `cargo ARGS --target TARGET` on the fixture, wasm-host that target's runner.
+fn cargo_through_runner(target: &str, args: &[&str]) -> Command {
+    let mut command = cargo_on_fixture(args);
+    command
+        .args(["--target", target])
+        .env(runner_variable(target), runner());
+    command
+}
+
 /// `wasm-host test BINARY ARGS` as cargo runs it for the fixture (the
 /// package directory in CARGO_MANIFEST_DIR).
 fn run_fixture(target: &'static str, args: &[&str]) -> Output {
@@ -281,9 +290,8 @@ fn the_report_reads_as_native_libtests() {
         );
         assert_eq!(native_counts, "ok. 1 passed; 0 failed; 1 ignored; 0 measured");
         for target in TARGETS {
-            let wasm = cargo_on_fixture(&["test", "--lib", "--target", target])
+            let wasm = cargo_through_runner(target, &["test", "--lib"])
                 .args(&libtest_args)
-                .env(runner_variable(target), runner())
                 .output()
                 .unwrap();
             assert_eq!(
@@ -330,8 +338,8 @@ fn native_and_wasm_reports_with(args: &[&str], until: &str, with: impl Fn(&mut C
     with(native.arg("--").args(args));
     let native = native.output().unwrap();
     let wasm = TARGETS.iter().map(|target| {
-        let mut wasm = cargo_on_fixture(&["test", "--lib", "--target", target]);
-        with(wasm.arg("--").args(args).env(runner_variable(target), runner()));
+        let mut wasm = cargo_through_runner(target, &["test", "--lib"]);
+        with(wasm.arg("--").args(args));
         report(&wasm.output().unwrap())
     });
     (report(&native), wasm.collect())
@@ -403,10 +411,9 @@ fn arguments_are_read_as_libtest_reads_them() {
     let report = |output: &Output| text(&output.stdout).split("\ntest result: ").next().unwrap().to_owned();
     assert_eq!(report(&native), "\nrunning 1 test\ntest tests::passes ... ok\n");
     for target in TARGETS {
-        let wasm = cargo_on_fixture(&["test", "--lib", "-q", "--target", target])
+        let wasm = cargo_through_runner(target, &["test", "--lib", "-q"])
             .arg("--")
             .args(args)
-            .env(runner_variable(target), runner())
             .output()
             .unwrap();
         assert_eq!(report(&wasm), report(&native), "{target}");
@@ -774,9 +781,8 @@ fn cargo_test_with_the_runner_gives_native_verdicts() {
     );
     assert_eq!(native_verdicts.len(), 6, "{}", text(&native.stdout));
     for target in TARGETS {
-        let wasm = cargo_on_fixture(&["test", "--target", target])
+        let wasm = cargo_through_runner(target, &["test"])
             .args(libtest_args)
-            .env(runner_variable(target), runner())
             .output()
             .unwrap();
         let mut wasm_verdicts = verdicts(&text(&wasm.stdout));
@@ -948,10 +954,10 @@ fn rust_backtrace_reaches_a_test_that_failed_deep_in_its_helpers() {
 #[test]
 fn merged_doctests_run_whole_with_native_verdicts() {
     let doctests = |target: Option<&'static str>, args: &[&str]| {
-        let mut cargo = cargo_on_fixture(&["test", "--doc"]);
-        if let Some(target) = target {
-            cargo.args(["--target", target]).env(runner_variable(target), runner());
-        }
+        let mut cargo = match target {
+            Some(target) => cargo_through_runner(target, &["test", "--doc"]),
+            None => cargo_on_fixture(&["test", "--doc"]),
+        };
         cargo.arg("--").args(args).output().unwrap()
     };
     let native = doctests(None, &[]);
@@ -1107,8 +1113,7 @@ fn nextest_with_the_runner_gives_native_verdicts() {
         ("sees_its_granted_variable", "ok"),
     ]));
     for target in TARGETS {
-        let nextest = cargo_on_fixture(&["nextest", "run", "--no-fail-fast", "--target", target])
-            .env(runner_variable(target), runner())
+        let nextest = cargo_through_runner(target, &["nextest", "run", "--no-fail-fast"])
             .output()
             .unwrap();
         let mut got = nextest_verdicts(&text(&nextest.stderr));
